@@ -105,7 +105,7 @@ def _follow(stream: Iterable[dict[str, Any]], action: str, ref: str,
 
 
 def split_ref(ref: str) -> tuple[str, str]:
-    """Split ``host:port/repo:tag`` into (``host:port/repo``, ``tag``); the tag defaults to latest."""
+    """Split ``host:port/repo:tag`` into (``host:port/repo``, ``tag``); default tag latest."""
     name, _, tag = ref.rpartition(":")
     if not name or "/" in tag:
         return ref, "latest"
@@ -219,7 +219,7 @@ def ensure_images(client: docker.DockerClient, *, offline: bool | None = None,
 
 
 def find_registry_binary(binary: str | Path | None = None) -> Path:
-    """Locate the registry server binary: the given path, ``REGLAB_REGISTRY_BINARY``, or Debian's."""
+    """Find the registry server binary: given path, ``REGLAB_REGISTRY_BINARY``, or Debian's."""
     candidates = [binary] if binary else [os.environ.get("REGLAB_REGISTRY_BINARY"),
                                           *REGISTRY_BINARY_CANDIDATES]
     for candidate in candidates:

@@ -1,0 +1,185 @@
+"""The ``reglab`` command: doctor, images, up, status, down.
+
+Every user error ends with a non-zero exit and one line on stderr naming the problem and the fix;
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import images, settings
+from .engine import connect, preflight
+from .errors import ConfigError, HtpasswdError, ReglabError
+from .htpasswd import Htpasswd
+from .progress import TextProgress
+from .registry import Registry, RegistryConfig, Stage, owned_registries
+
+
+def _port(value: str) -> int:
+    try:
+        return settings.check_port(value)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reglab", description="Run your own Docker image registry, stage by stage.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser, port: bool = True, workdir: bool = True) -> None:
+        if port:
+            p.add_argument("--port", type=_port, default=None,
+                           help="host port (default: REGLAB_PORT or 5000)")
+        if workdir:
+            p.add_argument("--workdir", type=Path, default=None,
+                           help="working folder (default: REGLAB_WORKDIR or ./workdir)")
+        p.add_argument("--name", default=None,
+                       help="container name (default: REGLAB_NAME or reglab-registry)")
+
+    p = sub.add_parser("doctor", help="check that the workshop can run here")
+    common(p)
+
+    p = sub.add_parser("images", help="make registry:2 and hello-world available")
+    p.add_argument("--offline", action="store_true", default=None,
+                   help="never contact Docker Hub; build the images locally")
+    p.add_argument("--registry-binary", type=Path, default=None,
+                   help="registry server binary to build registry:2 from")
+    p.add_argument("--save", type=Path, metavar="FILE.tar",
+                   help="also write both images to a tarball for rooms without network")
+    p.add_argument("--load", type=Path, metavar="FILE.tar",
+                   help="load the images from a tarball instead")
+
+    p = sub.add_parser("up", help="start (or replace) the registry of a stage")
+    p.add_argument("stage", choices=[s.value for s in Stage], metavar="STAGE",
+                   help="local, persistent, tls or auth")
+    common(p)
+    p.add_argument("--user", help="(auth) add this user, or change their password")
+    p.add_argument("--password-stdin", action="store_true",
+                   help="(auth) read the user's password from standard input")
+    p.add_argument("--timeout", type=float, default=30.0,
+                   help="seconds to wait for the registry to answer (default 30)")
+
+    p = sub.add_parser("status", help="show reglab's registries")
+    p.add_argument("--name", default=None, help="only this container")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("down", help="remove the registry container (data stays)")
+    common(p, port=False)
+    p.add_argument("--purge", action="store_true",
+                   help="also delete the working folder: data, certificates, users")
+    return parser
+
+
+def _config(args: argparse.Namespace, stage: str = "local") -> RegistryConfig:
+    return RegistryConfig(
+        stage=Stage.parse(stage),
+        port=args.port if getattr(args, "port", None) is not None else settings.port(),
+        workdir=args.workdir if getattr(args, "workdir", None) is not None else settings.workdir(),
+        name=args.name or settings.name(),
+    )
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    problems = preflight(cfg.port, cfg.workdir, cfg.name)
+    for problem in problems:
+        print(f"problem: {problem}")
+    if not problems:
+        print(f"ready: engine answers, images present, port {cfg.port} free, "
+              f"{cfg.workdir} writable")
+    return 1 if problems else 0
+
+
+def _images(args: argparse.Namespace) -> int:
+    engine = connect()
+    if args.load:
+        names = images.load_images(engine, args.load)
+        print(f"loaded {', '.join(names) or 'no named images'} from {args.load}")
+    else:
+        how = images.ensure_images(engine, offline=args.offline,
+                                   registry_binary=args.registry_binary, progress=TextProgress())
+        for ref, way in how.items():
+            print(f"{ref}: {way}")
+    if args.save:
+        images.save_images(engine, args.save)
+        print(f"saved {', '.join(images.WORKSHOP_IMAGES)} to {args.save} "
+              f"(load it elsewhere with: reglab images --load {args.save.name})")
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if sys.stdin.isatty():
+        return getpass.getpass(f"password for {args.user}: ")
+    raise HtpasswdError("no password given for --user", "pipe it in with --password-stdin")
+
+
+def _up(args: argparse.Namespace) -> int:
+    cfg = _config(args, args.stage)
+    if args.password_stdin and not args.user:
+        raise ConfigError("--password-stdin needs --user", "add --user NAME")
+    if args.user:
+        if not cfg.stage.auth:
+            raise ConfigError("--user only applies to the auth stage", "run: reglab up auth "
+                              "--user NAME --password-stdin")
+        users = Htpasswd.load(cfg.paths.htpasswd)  # refuses a corrupt file before any change
+        users.set(args.user, _read_password(args))
+        users.save()
+    registry = Registry(cfg).start(timeout=args.timeout)
+    print(f"registry {cfg.name} (stage {cfg.stage.value}) answers at {registry.url}")
+    if cfg.stage.tls:
+        print(f"CA certificate for clients: {cfg.paths.ca_cert}")
+    print("equivalent command:")
+    print(cfg.docker_run_command())
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    found = [r for r in owned_registries() if args.name in (None, r["name"])]
+    if args.json:
+        print(json.dumps(found, indent=1))
+    elif not found:
+        print("no reglab registry" + (f" named {args.name}" if args.name else ""))
+    for r in [] if args.json else found:
+        ports = ", ".join(r["ports"]) or "-"
+        print(f"{r['name']}: {r['state']}, stage {r['stage']}, port {ports}, "
+              f"tls {'on' if r['tls'] else 'off'}, auth {'on' if r['auth'] else 'off'}")
+    return 0 if found or args.json else 1
+
+
+def _down(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    removed = Registry(cfg).remove(purge=args.purge)
+    print(f"removed {cfg.name}" if removed else f"no container named {cfg.name}")
+    if args.purge:
+        print(f"deleted {cfg.workdir}")
+    elif cfg.paths.data.exists():
+        print(f"data kept in {cfg.paths.data}")
+    return 0
+
+
+COMMANDS = {"doctor": _doctor, "images": _images, "up": _up, "status": _status, "down": _down}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ReglabError as exc:
+        print(f"reglab: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("reglab: interrupted; run the same command again to finish", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""A small client for the registry's HTTP API v2, used to *prove* each workshop step worked.
+
+Unlike Docker on 127.0.0.0/8 (which never verifies TLS there), this client verifies the
+registry's certificate against the CA file you give it, so a TLS check here is a real check.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from .errors import AuthenticationRequired, ClientError, TLSVerificationFailed
+
+#: Manifest media types we accept, so the registry answers with the digest ``docker push`` showed.
+MANIFEST_TYPES = ", ".join((
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+))
+
+
+class RegistryClient:
+    """Talk to one registry.
+
+    ``url`` is ``http://HOST:PORT`` or ``https://HOST:PORT``; ``ca`` the CA file that must have
+    signed the registry's certificate (None: system trust store); ``auth`` a (user, password) pair.
+    """
+
+    def __init__(self, url: str, *, ca: str | Path | None = None,
+                 auth: tuple[str, str] | None = None, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.session = requests.Session()
+        # Passed with every request: a session-wide verify is overridden by REQUESTS_CA_BUNDLE.
+        self.verify: str | bool = str(ca) if ca else True
+        self.session.auth = auth
+        self.timeout = timeout
+
+    def __repr__(self) -> str:  # never shows the password
+        user = self.session.auth[0] if self.session.auth else None
+        return f"RegistryClient({self.url!r}, user={user!r})"
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Send a request; raise ClientError (or a subclass) with the fix on failure."""
+        url = f"{self.url}{path}"
+        try:
+            response = self.session.request(method, url, timeout=self.timeout,
+                                            verify=self.verify, **kwargs)
+        except requests.exceptions.SSLError as exc:
+            reason = _ssl_reason(exc)
+            raise TLSVerificationFailed(
+                f"TLS verification of {self.url} failed: {reason}",
+                "pass the CA that signed the registry's certificate (ca=.../ca.crt) and make sure "
+                "the certificate lists this host name or IP as a SAN") from None
+        except requests.exceptions.ConnectionError:
+            raise ClientError(f"cannot connect to {self.url}",
+                              "start the registry (reglab up STAGE) and check the port") from None
+        except requests.exceptions.Timeout:
+            raise ClientError(f"{self.url} did not answer in {self.timeout:g} s",
+                              "check the registry's logs (reglab status)") from None
+        if response.status_code == 401:
+            raise AuthenticationRequired(
+                f"{method} {path} was refused: 401 Unauthorized "
+                f"({'wrong user or password' if self.session.auth else 'no credentials sent'})",
+                "give the right user and password", status=401)
+        if response.status_code >= 400:
+            raise ClientError(f"{method} {path} answered {response.status_code}: "
+                              f"{response.text.strip()[:200]}", status=response.status_code)
+        return response
+
+    def ping(self) -> int:
+        """``GET /v2/``: 200 when the registry answers (raises on 401 / TLS / connection)."""
+        return self.request("GET", "/v2/").status_code
+
+    def status(self) -> int:
+        """The status code of ``GET /v2/``, whatever it is (401 included); raises only when
+        there is no answer at all. Useful to show a refusal without catching it."""
+        try:
+            return self.ping()
+        except ClientError as exc:
+            if exc.status is None:
+                raise
+            return exc.status
+
+    def catalog(self) -> list[str]:
+        """Repository names the registry holds.  CLI: ``curl HOST:PORT/v2/_catalog``."""
+        return list(self.request("GET", "/v2/_catalog").json().get("repositories") or [])
+
+    def tags(self, repository: str) -> list[str]:
+        """Tags of ``repository``.  CLI: ``curl HOST:PORT/v2/REPO/tags/list``."""
+        return list(self.request("GET", f"/v2/{repository}/tags/list").json().get("tags") or [])
+
+    def manifest(self, repository: str, reference: str = "latest") -> dict[str, Any]:
+        """The manifest of ``repository:reference`` (a tag or a digest)."""
+        response = self.request("GET", f"/v2/{repository}/manifests/{reference}",
+                                headers={"Accept": MANIFEST_TYPES})
+        return response.json()
+
+    def manifest_digest(self, repository: str, reference: str = "latest") -> str:
+        """The digest (``sha256:...``) the registry serves for ``repository:reference``.
+
+        It equals the digest ``docker push`` printed, so comparing them proves a round trip.
+        """
+        response = self.request("HEAD", f"/v2/{repository}/manifests/{reference}",
+                                headers={"Accept": MANIFEST_TYPES})
+        return response.headers["Docker-Content-Digest"]
+
+
+def _ssl_reason(exc: Exception) -> str:
+    text = str(exc)
+    for needle in ("certificate verify failed: ", "SSLError("):
+        if needle in text:
+            text = text.split(needle, 1)[1]
+            break
+    return text.split("(_ssl.c")[0].strip(" ('\")") or "certificate not trusted"

@@ -1,0 +1,66 @@
+"""Progress reporting for pulls, pushes and image builds.
+
+reglab's push/pull/build functions take a ``progress`` callback that receives
+:class:`reglab.images.Progress` events (per-layer bytes). :class:`LayerTotals` adds them up;
+:class:`TextProgress` prints a plain line on the command line.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from .images import Progress
+
+DONE = {"Pushed", "Pull complete", "Layer already exists", "Already exists", "Download complete"}
+
+
+class LayerTotals:
+    """Bytes done and total over all layers seen so far."""
+
+    def __init__(self) -> None:
+        self.layers: dict[str, tuple[int, int]] = {}
+        self.done: set[str] = set()
+
+    def add(self, event: Progress) -> None:
+        if not event.layer:
+            return
+        if event.status in DONE:
+            self.done.add(event.layer)
+        if event.total:
+            self.layers[event.layer] = (event.current or 0, event.total)
+
+    @property
+    def current(self) -> int:
+        return sum(self.layers[k][1] if k in self.done else self.layers[k][0]
+                   for k in self.layers)
+
+    @property
+    def total(self) -> int:
+        return sum(total for _, total in self.layers.values())
+
+    def summary(self, action: str) -> str:
+        return (f"{action}: {len(self.done)} layer(s) done, "
+                f"{self.current / 1e6:.1f}/{self.total / 1e6:.1f} MB")
+
+
+class TextProgress:
+    """A progress callback that prints at most one line per ``interval`` seconds."""
+
+    def __init__(self, out: TextIO | None = None, interval: float = 1.0) -> None:
+        self.out = out or sys.stderr
+        self.interval = interval
+        self.totals = LayerTotals()
+        self._last = 0.0
+
+    def __call__(self, event: Progress) -> None:
+        if event.action == "build":
+            if event.status.startswith("Step "):
+                print(f"build: {event.status}", file=self.out)
+            return
+        self.totals.add(event)
+        now = time.monotonic()
+        if now - self._last >= self.interval and self.totals.total:
+            self._last = now
+            print(self.totals.summary(event.action), file=self.out)
