@@ -45,7 +45,7 @@ PrivateKey = ec.EllipticCurvePrivateKey
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _new_key() -> PrivateKey:

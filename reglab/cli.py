@@ -28,10 +28,20 @@ def _port(value: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line naming the fix, like every other error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        if " - fix: " not in message:
+            message += f" - fix: see '{self.prog} --help'"
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="reglab", description="Run your own Docker image registry, stage by stage.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=_Parser)
 
     def common(p: argparse.ArgumentParser, port: bool = True, workdir: bool = True) -> None:
         if port:

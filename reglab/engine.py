@@ -66,8 +66,13 @@ def port_owner(client: docker.DockerClient | None, port: int) -> str | None:
 
 
 def port_is_free(port: int) -> bool:
-    """True when nothing listens on ``port`` (checked by binding it on all interfaces)."""
+    """True when nothing listens on ``port`` (checked by binding it on all interfaces).
+
+    SO_REUSEADDR makes the check ignore connections still closing (TIME_WAIT), which do not
+    stop a new listener, while a real listener still makes the bind fail.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("0.0.0.0", port))
         except OSError as exc:

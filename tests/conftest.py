@@ -1,0 +1,94 @@
+"""Shared fixtures.
+
+Docker-backed tests need a real engine. Outside CI they skip with a clear reason when none
+answers; in CI (``CI=true``) or with ``REGLAB_REQUIRE_DOCKER=1`` a missing engine FAILS them,
+and any skipped test at all fails the run: a green CI must have run every test.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import reglab
+from reglab import images
+from reglab.registry import Registry, RegistryConfig
+
+
+def strict() -> bool:
+    return any(os.environ.get(v, "").lower() in {"1", "true", "yes"}
+               for v in ("CI", "REGLAB_REQUIRE_DOCKER"))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
+    if strict() and skipped and session.exitstatus == 0:
+        reporter.write_line(f"FAILED: {skipped} test(s) skipped; in CI every test must run",
+                            red=True)
+        session.exitstatus = 1
+
+
+def free_port() -> int:
+    """A port nothing listens on, from the ephemeral range: never a learner's 5000."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def engine():
+    try:
+        return reglab.connect()
+    except reglab.EngineError as exc:
+        if strict():
+            pytest.fail(f"Docker tests must run here: {exc}")
+        pytest.skip(f"no Docker engine: {exc}")
+
+
+@pytest.fixture(scope="session")
+def workshop_images(engine) -> dict[str, str]:
+    """registry:2 and hello-world, built offline when missing (never contacts Docker Hub)."""
+    return images.ensure_images(engine, offline=True)
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def make_registry(engine, workshop_images, tmp_path: Path) -> Iterator[Callable[..., Registry]]:
+    """Factory: a started registry with a unique name; every one is removed afterwards."""
+    made: list[Registry] = []
+
+    def make(stage: str = "local", start: bool = True, **kwargs) -> Registry:
+        kwargs.setdefault("port", free_port())
+        kwargs.setdefault("workdir", tmp_path / "workdir")
+        kwargs.setdefault("name", f"reglab-test-{uuid.uuid4().hex[:8]}")
+        registry = Registry(RegistryConfig(stage=stage, **kwargs), engine)
+        made.append(registry)
+        return registry.start() if start else registry
+
+    yield make
+    for registry in made:
+        registry.remove()
+
+
+@pytest.fixture
+def unique_repo() -> str:
+    return f"test-{uuid.uuid4().hex[:8]}/hello-world"
+
+
+@pytest.fixture
+def cleanup_images(engine) -> Iterator[list[str]]:
+    """Image names a test adds; removed afterwards."""
+    refs: list[str] = []
+    yield refs
+    for ref in refs:
+        images.remove(engine, ref)

@@ -1,0 +1,136 @@
+"""Every stage, started through the library, proven through the registry's HTTP API."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import reglab
+from reglab import images
+from reglab.htpasswd import Htpasswd
+
+pytestmark = pytest.mark.docker
+
+
+def round_trip(engine, registry, repo, cleanup, auth=None) -> str:
+    """Tag, push, remove locally, pull back; return the digest, checked at every step."""
+    ref = registry.ref(repo)
+    cleanup.append(ref)
+    images.tag(engine, "hello-world", ref)
+    pushed = images.push(engine, ref, auth=auth)
+    with registry.client(auth=auth and (auth["username"], auth["password"])) as api:
+        assert api.manifest_digest(repo) == pushed
+        assert repo in api.catalog()
+        assert api.tags(repo) == ["latest"]
+    assert images.remove(engine, ref)
+    assert not images.exists(engine, ref)
+    pulled = images.pull(engine, ref, auth=auth)
+    assert pulled == pushed
+    assert f"{registry.address}/{repo}@{pushed}" in engine.images.get(ref).attrs["RepoDigests"]
+    return pushed
+
+
+def test_local_stage_round_trip(engine, make_registry, unique_repo, cleanup_images):
+    registry = make_registry("local")
+    assert registry.client().ping() == 200
+    round_trip(engine, registry, unique_repo, cleanup_images)
+    assert registry.status()["stage"] == "local"
+
+
+def test_local_stage_loses_data_with_the_container(engine, make_registry, unique_repo,
+                                                   cleanup_images):
+    registry = make_registry("local")
+    round_trip(engine, registry, unique_repo, cleanup_images)
+    registry.start()  # replaces the container
+    assert unique_repo not in registry.client().catalog()
+
+
+def test_persistent_stage_survives_recreation(engine, make_registry, unique_repo,
+                                              cleanup_images):
+    registry = make_registry("persistent")
+    digest = round_trip(engine, registry, unique_repo, cleanup_images)
+    old_id = registry.container.id
+    registry.remove()
+    assert registry.container is None
+    registry.start()
+    assert registry.container.id != old_id
+    assert registry.client().manifest_digest(unique_repo) == digest
+    blobs = registry.config.paths.data / "docker/registry/v2/blobs/sha256"
+    assert (blobs / digest[7:9] / digest[7:] / "data").is_file()
+
+
+def test_tls_stage_is_verified_with_the_ca_and_refused_without(engine, make_registry,
+                                                               unique_repo, cleanup_images):
+    registry = make_registry("tls")
+    assert registry.url.startswith("https://")
+    assert registry.client().ping() == 200  # verified against the workshop CA
+    with pytest.raises(reglab.TLSVerificationFailed, match="fix:"):
+        reglab.RegistryClient(registry.url).ping()  # system trust store only
+    with pytest.raises(reglab.ClientError):
+        reglab.RegistryClient(registry.url.replace("https", "http")).ping()
+    round_trip(engine, registry, unique_repo, cleanup_images)
+    container = registry.container
+    assert container.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+
+
+def test_tls_refused_for_a_name_missing_from_the_certificate(make_registry, tmp_path):
+    registry = make_registry("tls", extra_names=())
+    other = reglab.CA.load(registry.config.paths.ca_cert, registry.config.paths.ca_key)
+    # "localhost" is in the certificate; an address that is not must be refused by a verifier.
+    reissued = other.issue_cert("registry.invalid")
+    reissued.write(registry.config.paths.server_cert, registry.config.paths.server_key)
+    registry.container.restart()
+    registry.wait_ready()
+    with pytest.raises(reglab.TLSVerificationFailed, match="127.0.0.1"):
+        registry.client().ping()
+
+
+def test_auth_stage_401_without_and_with_wrong_password_200_with_right(
+        engine, make_registry, unique_repo, cleanup_images, tmp_path):
+    good = reglab.Credentials.generate("moby")
+    users = Htpasswd(tmp_path / "workdir" / "auth" / "htpasswd")
+    users.add(good.user, good.password)
+    users.save()
+    registry = make_registry("auth")
+    assert registry.client().status() == 401
+    with pytest.raises(reglab.AuthenticationRequired, match="no credentials sent"):
+        registry.client().catalog()
+    with pytest.raises(reglab.AuthenticationRequired, match="wrong user or password"):
+        registry.client(auth=(good.user, "wrong-password")).catalog()
+    assert registry.client(auth=good.as_tuple()).ping() == 200
+
+    ref = registry.ref(unique_repo)
+    cleanup_images.append(ref)
+    images.tag(engine, "hello-world", ref)
+    with pytest.raises(reglab.ImageError, match="no basic auth credentials"):
+        images.push(engine, ref)  # a refused push raises; it never looks like success
+    round_trip(engine, registry, unique_repo, cleanup_images, auth=good.auth_config())
+
+
+def test_docker_login_through_the_engine(engine, make_registry, tmp_path):
+    good = reglab.Credentials.generate("moby")
+    users = Htpasswd(tmp_path / "workdir" / "auth" / "htpasswd")
+    users.add(good.user, good.password)
+    users.save()
+    registry = make_registry("auth")
+    with pytest.raises(reglab.AuthenticationRequired):
+        reglab.login(engine, registry.address, reglab.Credentials(good.user, "wrong"))
+    assert reglab.login(engine, registry.address, good) == "Login Succeeded"
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"auths": {registry.address: {"auth": "eA=="}, "other:1": {}}}))
+    assert reglab.logout(engine, registry.address, config_path=config)
+    assert registry.address not in config.read_text() and "other:1" in config.read_text()
+
+
+def test_auth_stage_without_users_is_refused(make_registry):
+    with pytest.raises(reglab.HtpasswdError, match="has no users"):
+        make_registry("auth")
+
+
+def test_context_manager_removes_the_container(engine, workshop_images, tmp_path, port):
+    config = reglab.RegistryConfig(stage="local", port=port, workdir=tmp_path,
+                                   name="reglab-test-ctx")
+    with reglab.Registry(config, engine) as registry:
+        assert registry.client().ping() == 200
+    assert reglab.Registry(config, engine).container is None

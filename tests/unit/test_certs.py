@@ -1,0 +1,124 @@
+"""Certificates: SANs, key files, inspection, and the checks that refuse bad ones."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ssl
+import stat
+
+import pytest
+
+from reglab.certs import (
+    CA,
+    Certificate,
+    docker_ca_path,
+    install_ca_for_docker,
+    uninstall_ca_for_docker,
+)
+from reglab.errors import CertificateError
+
+
+@pytest.fixture(scope="module")
+def ca() -> CA:
+    return CA.create()
+
+
+def test_server_certificate_has_the_sans_and_is_signed_by_the_ca(ca, tmp_path):
+    cert = ca.issue_cert("localhost", "127.0.0.1", "::1", "registry.example")
+    assert sorted(cert.sans) == sorted(["localhost", "127.0.0.1", "::1", "registry.example"])
+    assert cert.issuer == ca.certificate.subject
+    # A real TLS library must accept the chain: load both into an ssl context.
+    ca_file, cert_file, key_file = tmp_path / "ca.crt", tmp_path / "d.crt", tmp_path / "d.key"
+    ca.certificate.write(ca_file)
+    cert.write(cert_file, key_file)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert_file, key_file)
+    client = ssl.create_default_context(cafile=str(ca_file))
+    assert client.cert_store_stats()["x509_ca"] == 1
+
+
+def test_key_file_is_private_and_cert_is_readable(ca, tmp_path):
+    cert = ca.issue_cert("localhost")
+    cert.write(tmp_path / "domain.crt", tmp_path / "domain.key")
+    assert stat.S_IMODE((tmp_path / "domain.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "domain.crt").stat().st_mode) == 0o644
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_load_round_trip_and_describe(ca, tmp_path):
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    cert.write(tmp_path / "c.crt", tmp_path / "c.key")
+    loaded = Certificate.load(tmp_path / "c.crt", tmp_path / "c.key")
+    info = loaded.describe()
+    assert info["sans"] == ["localhost", "127.0.0.1"]
+    assert info["fingerprint_sha256"] == cert.fingerprint
+    assert len(cert.fingerprint.split(":")) == 32
+    loaded.check(["localhost", "127.0.0.1"])  # valid: no exception
+
+
+def test_covers_compares_ips_and_names_exactly(ca):
+    cert = ca.issue_cert("localhost", "::1")
+    assert cert.covers("localhost")
+    assert cert.covers("0:0:0:0:0:0:0:1")  # the same IPv6 address, written out
+    assert not cert.covers("127.0.0.1")
+    assert not cert.covers("localhost.localdomain")
+
+
+def test_expired_certificate_is_refused(ca):
+    old = ca.issue_cert("localhost", days=1,
+                        not_before=dt.datetime.now(dt.UTC) - dt.timedelta(days=3))
+    with pytest.raises(CertificateError, match="expired"):
+        old.check(["localhost"])
+
+
+def test_certificate_without_the_host_is_refused(ca):
+    with pytest.raises(CertificateError, match="does not cover 127.0.0.1"):
+        ca.issue_cert("localhost").check(["localhost", "127.0.0.1"])
+
+
+def test_key_that_does_not_match_is_refused(ca):
+    one, other = ca.issue_cert("localhost"), ca.issue_cert("localhost")
+    with pytest.raises(CertificateError, match="key does not match"):
+        Certificate(one.cert, other.key).check()
+
+
+def test_garbage_files_give_one_line_errors(tmp_path):
+    (tmp_path / "bad.crt").write_text("not a certificate")
+    with pytest.raises(CertificateError, match="is not a PEM certificate") as err:
+        Certificate.load(tmp_path / "bad.crt")
+    assert "\n" not in str(err.value) and "fix:" in str(err.value)
+    with pytest.raises(CertificateError, match="does not exist"):
+        Certificate.load(tmp_path / "missing.crt")
+
+
+def test_ca_round_trip_issues_from_loaded_key(ca, tmp_path):
+    ca.write(tmp_path / "ca.crt", tmp_path / "ca.key")
+    again = CA.load(tmp_path / "ca.crt", tmp_path / "ca.key")
+    assert again.issue_cert("localhost").issuer == ca.certificate.subject
+    with pytest.raises(CertificateError, match="needs its private key"):
+        CA(Certificate.load(tmp_path / "ca.crt"))
+
+
+def test_docker_ca_path_uses_exact_host_port():
+    assert str(docker_ca_path("127.0.0.1", 5000, "/d")) == "/d/127.0.0.1:5000/ca.crt"
+    assert str(docker_ca_path("::1", 5000, "/d")) == "/d/[::1]:5000/ca.crt"
+
+
+def test_install_and_uninstall_ca_for_docker(ca, tmp_path):
+    ca.certificate.write(tmp_path / "ca.crt")
+    target = install_ca_for_docker(tmp_path / "ca.crt", "10.0.0.1", 5443, tmp_path / "certs.d")
+    assert target.read_bytes() == ca.cert_pem
+    assert uninstall_ca_for_docker("10.0.0.1", 5443, tmp_path / "certs.d")
+    assert not target.parent.exists()
+    assert not uninstall_ca_for_docker("10.0.0.1", 5443, tmp_path / "certs.d")
+
+
+def test_install_ca_not_writable_says_the_exact_command(ca, tmp_path, monkeypatch):
+    ca.certificate.write(tmp_path / "ca.crt")
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("reglab.certs.write_private", refuse)
+    with pytest.raises(CertificateError, match=r"sudo mkdir -p .*5443.* && sudo cp"):
+        install_ca_for_docker(tmp_path / "ca.crt", "10.0.0.1", 5443, tmp_path / "certs.d")

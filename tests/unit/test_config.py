@@ -1,0 +1,106 @@
+"""Stage descriptions, settings and error explanations: pure logic, no Docker."""
+
+from __future__ import annotations
+
+import pytest
+
+from reglab import settings
+from reglab.errors import ConfigError
+from reglab.images import explain, split_ref
+from reglab.registry import RegistryConfig
+
+
+def config(stage: str, **kw) -> RegistryConfig:
+    return RegistryConfig(stage=stage, port=5055, workdir=kw.pop("workdir", "/srv/w"),
+                          name="reg", **kw)
+
+
+def test_each_stage_adds_one_feature():
+    local, persistent, tls, auth = (config(s) for s in ("local", "persistent", "tls", "auth"))
+    assert local.volumes() == {} and local.environment() == {} and local.restart_policy is None
+    assert persistent.volumes() == {"/srv/w/registry-data":
+                                    {"bind": "/var/lib/registry", "mode": "rw"}}
+    assert tls.environment() == {"REGISTRY_HTTP_TLS_CERTIFICATE": "/certs/domain.crt",
+                                 "REGISTRY_HTTP_TLS_KEY": "/certs/domain.key"}
+    assert tls.restart_policy == {"Name": "unless-stopped"}
+    assert auth.environment()["REGISTRY_AUTH"] == "htpasswd"
+    assert auth.environment()["REGISTRY_AUTH_HTPASSWD_PATH"] == "/auth/htpasswd"
+    assert set(auth.volumes()) == set(tls.volumes()) | {"/srv/w/auth"}
+    assert tls.url == "https://127.0.0.1:5055" and local.url == "http://127.0.0.1:5055"
+
+
+def test_only_the_server_certificate_and_key_are_mounted():
+    vols = config("auth").volumes()
+    mounted = {spec["bind"]: host for host, spec in vols.items()}
+    assert mounted["/certs/domain.crt"] == "/srv/w/certs/domain.crt"
+    assert mounted["/certs/domain.key"] == "/srv/w/certs/domain.key"
+    assert not any("ca" in host.split("/")[-1] for host in vols)  # neither ca.crt nor ca/ca.key
+    assert all(spec["mode"] == "ro" for spec in vols.values() if spec["bind"].startswith("/certs"))
+
+
+def test_docker_run_command_matches_the_container_settings():
+    cmd = config("auth").docker_run_command()
+    assert cmd.startswith("docker run -d")
+    assert "-p 127.0.0.1:5055:5000" in cmd
+    assert "--restart unless-stopped" in cmd
+    assert "-v /srv/w/certs/domain.key:/certs/domain.key:ro" in cmd
+    assert "-e 'REGISTRY_AUTH_HTPASSWD_REALM=Registry Realm'" in cmd  # quoted for the shell
+    assert cmd.rstrip().endswith("registry:2")
+    assert "--restart" not in config("local").docker_run_command()
+
+
+def test_the_registry_image_is_pinned_to_v2():
+    assert settings.REGISTRY_IMAGE == "registry:2"
+    assert config("local").image == "registry:2"
+
+
+def test_bind_addresses_go_into_the_certificate_names():
+    cfg = config("tls", bind=("127.0.0.1", "172.30.0.1"), extra_names=("reg.test",))
+    assert cfg.cert_names == ("localhost", "127.0.0.1", "::1", "172.30.0.1", "reg.test")
+    assert cfg.ports() == {"5000/tcp": [("127.0.0.1", 5055), ("172.30.0.1", 5055)]}
+
+
+@pytest.mark.parametrize("port, message", [
+    ("abc", "is not a number"), (0, "out of range"), (70000, "out of range"), (-1, "out of range"),
+])
+def test_bad_ports_are_refused(port, message):
+    with pytest.raises(ConfigError, match=message):
+        RegistryConfig(stage="local", port=port)
+
+
+def test_bad_stage_and_name_are_refused():
+    with pytest.raises(ConfigError, match="unknown stage 'secure'.*local, persistent, tls, auth"):
+        RegistryConfig(stage="secure")
+    with pytest.raises(ConfigError, match="not valid"):
+        RegistryConfig(name="-bad name")
+
+
+def test_settings_come_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("REGLAB_PORT", "5123")
+    monkeypatch.setenv("REGLAB_WORKDIR", str(tmp_path))
+    monkeypatch.setenv("REGLAB_OFFLINE", "1")
+    assert settings.port() == 5123 and settings.workdir() == tmp_path and settings.offline()
+    monkeypatch.setenv("REGLAB_PORT", "five")
+    with pytest.raises(ConfigError):
+        settings.port()
+
+
+@pytest.mark.parametrize("message, fix", [
+    ("no basic auth credentials", "docker login HOST:PORT"),
+    ("unauthorized: authentication required", "bcrypt"),
+    ("http: server gave HTTP response to HTTPS client", "insecure-registries"),
+    ("x509: certificate signed by unknown authority", "/etc/docker/certs.d/HOST:PORT/ca.crt"),
+    ("cannot validate certificate for 1.2.3.4 because it doesn't contain any IP SANs", "IP"),
+])
+def test_common_errors_are_explained(message, fix):
+    assert fix in explain(message)
+
+
+def test_unknown_errors_are_not_guessed():
+    assert explain("something else entirely") is None
+
+
+def test_split_ref():
+    assert split_ref("127.0.0.1:5000/hello-world") == ("127.0.0.1:5000/hello-world", "latest")
+    assert split_ref("127.0.0.1:5000/hello-world:v1") == ("127.0.0.1:5000/hello-world", "v1")
+    assert split_ref("hello-world:latest") == ("hello-world", "latest")
