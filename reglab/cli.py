@@ -16,7 +16,7 @@ from pathlib import Path
 from . import images, settings
 from .engine import connect, preflight
 from .errors import ConfigError, HtpasswdError, ReglabError
-from .htpasswd import Htpasswd
+from .htpasswd import Htpasswd, check_username
 from .progress import TextProgress
 from .registry import Registry, RegistryConfig, Stage, owned_registries
 
@@ -140,6 +140,7 @@ def _up(args: argparse.Namespace) -> int:
         if not cfg.stage.auth:
             raise ConfigError("--user only applies to the auth stage", "run: reglab up auth "
                               "--user NAME --password-stdin")
+        check_username(args.user)  # before asking for a password
         users = Htpasswd.load(cfg.paths.htpasswd)  # refuses a corrupt file before any change
         users.set(args.user, _read_password(args))
         users.save()

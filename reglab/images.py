@@ -39,6 +39,9 @@ from . import settings
 from .errors import ImageError
 
 WORKSHOP_IMAGES = (settings.REGISTRY_IMAGE, settings.HELLO_IMAGE)
+#: Marks images reglab built. Not the container owner label: containers inherit image labels,
+#: and every container started from hello-world would then look like reglab's own.
+BUILT_LABEL = "org.reglab.built"
 REGISTRY_BINARY_CANDIDATES = ("/usr/bin/docker-registry", "/usr/bin/registry", "/bin/registry")
 
 
@@ -272,7 +275,7 @@ def _build(client: docker.DockerClient, context: bytes, ref: str,
     try:
         stream = client.api.build(fileobj=io.BytesIO(context), custom_context=True, tag=ref,
                                   rm=True, forcerm=True, decode=True,
-                                  labels={settings.OWNER_LABEL: "true"})
+                                  labels={BUILT_LABEL: "offline"})
         _follow(stream, "build", ref, progress)
     except docker.errors.APIError as exc:
         raise ImageError(f"build of {ref} failed: {exc.explanation or exc}",
@@ -388,7 +391,8 @@ def load_images(client: docker.DockerClient, path: str | Path) -> list[str]:
     try:
         with path.open("rb") as data:
             images = client.images.load(data)
-    except docker.errors.APIError as exc:
-        raise ImageError(f"{path} is not an image tarball ({exc.explanation or exc})",
+    except docker.errors.DockerException as exc:
+        reason = getattr(exc, "explanation", None) or str(exc)
+        raise ImageError(f"{path} is not an image tarball ({reason})",
                          "make it with 'reglab images --save FILE.tar' or 'docker save'") from None
     return sorted(tag for image in images for tag in image.tags)

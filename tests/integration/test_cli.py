@@ -1,0 +1,171 @@
+"""The reglab command as a user runs it: exit codes, one-line errors, data and users kept."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+import reglab
+from reglab import images
+from reglab.htpasswd import Htpasswd
+
+pytestmark = pytest.mark.docker
+
+
+def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None):
+    return subprocess.run([sys.executable, "-m", "reglab", *args], input=stdin,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
+
+
+def assert_one_line_error(result, *needles: str) -> None:
+    assert result.returncode != 0, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr  # one line: no traceback
+    assert "Traceback" not in result.stderr
+    assert "fix:" in lines[0]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture
+def cli(engine, workshop_images, tmp_path, port):
+    """Common arguments for a CLI registry that is removed afterwards."""
+    name = f"reglab-test-{uuid.uuid4().hex[:8]}"
+    args = ["--port", str(port), "--workdir", str(tmp_path / "w"), "--name", name]
+    yield args
+    run("down", "--workdir", str(tmp_path / "w"), "--name", name)
+
+
+def test_up_twice_keeps_data_certificates_and_users(engine, cli, tmp_path, cleanup_images):
+    first = run("up", "auth", *cli, "--user", "moby", "--password-stdin", stdin="pw-one\n")
+    assert first.returncode == 0, first.stderr
+    assert "docker run -d" in first.stdout and "REGISTRY_AUTH=htpasswd" in first.stdout
+    workdir = tmp_path / "w"
+    cert_before = (workdir / "certs" / "domain.crt").read_bytes()
+
+    port = cli[1]
+    registry = reglab.Registry(reglab.RegistryConfig(stage="auth", port=port, workdir=workdir,
+                                                     name=cli[5]), engine)
+    ref = registry.ref("kept/hello-world")
+    cleanup_images.append(ref)
+    images.tag(engine, "hello-world", ref)
+    digest = images.push(engine, ref, auth={"username": "moby", "password": "pw-one"})
+
+    second = run("up", "auth", *cli, "--user", "alice", "--password-stdin", stdin="pw-two\n")
+    assert second.returncode == 0, second.stderr
+    assert (workdir / "certs" / "domain.crt").read_bytes() == cert_before
+    users = Htpasswd.load(workdir / "auth" / "htpasswd")
+    assert users.names() == ["moby", "alice"]
+    for user, pw in (("moby", "pw-one"), ("alice", "pw-two")):
+        assert registry.client(auth=(user, pw)).manifest_digest("kept/hello-world") == digest
+
+
+def test_status_and_down_leave_no_container(engine, cli):
+    assert run("up", "local", *cli).returncode == 0
+    status = run("status", "--name", cli[5])
+    assert status.returncode == 0 and "running, stage local" in status.stdout
+    down = run("down", "--workdir", cli[3], "--name", cli[5])
+    assert down.returncode == 0 and "removed" in down.stdout
+    assert reglab.Registry(reglab.RegistryConfig(name=cli[5]), engine).container is None
+    assert run("status", "--name", cli[5]).returncode == 1
+
+
+def test_down_keeps_data_unless_purged(cli, tmp_path):
+    assert run("up", "persistent", *cli).returncode == 0
+    assert "data kept" in run("down", "--workdir", cli[3], "--name", cli[5]).stdout
+    assert (tmp_path / "w" / "registry-data").is_dir()
+    assert run("down", "--workdir", cli[3], "--name", cli[5], "--purge").returncode == 0
+    assert not (tmp_path / "w").exists()
+
+
+def test_port_in_use_by_another_program(cli):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", int(cli[1])))
+        sock.listen()
+        assert_one_line_error(run("up", "local", *cli), f"port {cli[1]} is already in use",
+                              "another program")
+        doctor = run("doctor", "--port", cli[1], "--workdir", cli[3])
+        assert doctor.returncode == 1 and f"port {cli[1]} is already in use" in doctor.stdout
+
+
+def test_port_in_use_by_another_registry(cli, make_registry):
+    other = make_registry("local", port=int(cli[1]))
+    assert_one_line_error(run("up", "local", *cli), f"container {other.config.name}",
+                          f"docker rm -f {other.config.name}")
+    assert other.container.status == "running"  # left alone
+
+
+def test_name_taken_by_a_container_reglab_does_not_own(engine, cli):
+    foreign = engine.containers.create("hello-world", name=cli[5])
+    try:
+        assert_one_line_error(run("up", "local", *cli), "was not created by reglab")
+        assert_one_line_error(run("down", "--name", cli[5]), "was not created by reglab")
+        foreign.reload()
+        assert foreign.id == engine.containers.get(cli[5]).id  # untouched
+    finally:
+        foreign.remove(force=True)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["up", "local", "--port", "0"], "out of range"),
+    (["up", "local", "--port", "http"], "is not a number"),
+    (["up", "nonsense"], "invalid choice"),
+    (["up", "auth", "--user", "mo:by", "--password-stdin"], "contains ':'"),
+    (["up", "auth", "--user", "", "--password-stdin"], "--password-stdin needs --user"),
+    (["up", "auth", "--user", "moby", "--password-stdin"], "password is empty"),
+    (["up", "local", "--user", "moby", "--password-stdin"], "only applies to the auth stage"),
+])
+def test_bad_input_is_one_line(args, needle, tmp_path):
+    result = run(*args, "--workdir", str(tmp_path / "w"), stdin="\n")
+    assert_one_line_error(result, needle)
+    assert not (tmp_path / "w" / "auth" / "htpasswd").exists()  # nothing half-written
+
+
+def test_workdir_not_writable(cli, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    result = run("up", "persistent", "--port", cli[1], "--workdir", str(blocker / "w"),
+                 "--name", cli[5])
+    assert_one_line_error(result, "is not writable")
+
+
+def test_corrupt_htpasswd_is_refused_and_kept(cli, tmp_path):
+    htpasswd = tmp_path / "w" / "auth" / "htpasswd"
+    htpasswd.parent.mkdir(parents=True)
+    htpasswd.write_text("moby:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n")
+    result = run("up", "auth", *cli, "--user", "alice", "--password-stdin", stdin="pw\n")
+    assert_one_line_error(result, "not a bcrypt hash")
+    assert htpasswd.read_text() == "moby:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n"
+
+
+def test_engine_unreachable(tmp_path):
+    env = {"DOCKER_HOST": f"unix://{tmp_path}/no-such.sock"}
+    assert_one_line_error(run("up", "local", "--workdir", str(tmp_path), env=env),
+                          "no Docker engine answers", "start Docker")
+    doctor = run("doctor", "--workdir", str(tmp_path), env=env)
+    assert doctor.returncode == 1 and "no Docker engine answers" in doctor.stdout
+
+
+def test_doctor_ready(cli):
+    result = run("doctor", *cli)
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.startswith("ready:")
+
+
+def test_certificate_problems_are_one_line_and_files_kept(cli, tmp_path):
+    workdir = tmp_path / "w"
+    assert run("up", "tls", *cli).returncode == 0
+    ca = reglab.CA.load(workdir / "certs" / "ca.crt", workdir / "ca" / "ca.key")
+    wrong_host = ca.issue_cert("registry.invalid")
+    wrong_host.write(workdir / "certs" / "domain.crt", workdir / "certs" / "domain.key")
+    assert_one_line_error(run("up", "tls", *cli), "does not cover localhost")
+    mismatched = ca.issue_cert("localhost", "127.0.0.1", "::1")
+    (workdir / "certs" / "domain.crt").write_bytes(mismatched.cert_pem)
+    assert_one_line_error(run("up", "tls", *cli), "private key does not match")
+    assert (workdir / "certs" / "domain.crt").read_bytes() == mismatched.cert_pem  # kept

@@ -1,0 +1,83 @@
+"""Offline image builds, the air-gap tarball, and push failures that must raise."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+import reglab
+from reglab import images
+
+pytestmark = pytest.mark.docker
+
+
+def test_offline_builds_give_working_images(engine, cleanup_images, make_registry):
+    tag = uuid.uuid4().hex[:8]
+    hello = images.build_hello_image(engine, ref=f"reglab-test-hello:{tag}")
+    registry_ref = images.build_registry_image(engine, ref=f"reglab-test-registry:{tag}")
+    cleanup_images += [hello, registry_ref]
+    output = engine.containers.run(hello, remove=True)
+    assert b"Hello from Docker!" in output
+    registry = make_registry("local", image=registry_ref)
+    assert registry.client().ping() == 200
+    labels = engine.images.get(registry_ref).labels
+    assert labels[images.BUILT_LABEL] == "offline"
+    assert "org.reglab.owned" not in labels  # containers inherit image labels
+
+
+def test_missing_registry_binary_is_one_clear_error(engine, tmp_path):
+    with pytest.raises(reglab.ImageError, match="no registry server binary found") as err:
+        images.build_registry_image(engine, binary=tmp_path / "nope", ref="reglab-test-x:1")
+    assert "apt-get install docker-registry" in str(err.value)
+
+
+def test_save_and_load_round_trip(engine, workshop_images, tmp_path):
+    path = images.save_images(engine, tmp_path / "classroom.tar")
+    assert path.stat().st_size > 1_000_000
+    ids = {ref: engine.images.get(ref).id for ref in images.WORKSHOP_IMAGES}
+    loaded = images.load_images(engine, path)
+    assert set(images.WORKSHOP_IMAGES) <= set(loaded)
+    assert {ref: engine.images.get(ref).id for ref in images.WORKSHOP_IMAGES} == ids
+
+
+def test_load_rejects_a_file_that_is_not_a_tarball(engine, tmp_path):
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(b"not a tar")
+    with pytest.raises(reglab.ImageError, match="is not an image tarball"):
+        images.load_images(engine, bad)
+    with pytest.raises(reglab.ImageError, match="does not exist"):
+        images.load_images(engine, tmp_path / "missing.tar")
+
+
+def test_push_to_nothing_raises_instead_of_looking_fine(engine, workshop_images, port,
+                                                        cleanup_images):
+    ref = f"127.0.0.1:{port}/nothing/hello-world"
+    cleanup_images.append(ref)
+    images.tag(engine, "hello-world", ref)
+    with pytest.raises(reglab.ImageError, match="push of .* failed") as err:
+        images.push(engine, ref)
+    assert "connection refused" in str(err.value)
+
+
+def test_progress_reports_layer_bytes(engine, make_registry, cleanup_images):
+    registry = make_registry("local")
+    ref = registry.ref("progress/hello-world")
+    cleanup_images.append(ref)
+    images.tag(engine, "hello-world", ref)
+    events: list[reglab.Progress] = []
+    images.push(engine, ref, progress=events.append)
+    assert any(e.status == "Pushed" and e.layer for e in events)
+    assert any(e.total for e in events)
+
+
+def test_tag_of_a_missing_image(engine):
+    with pytest.raises(reglab.ImageError, match="is not present"):
+        images.tag(engine, "reglab-no-such-image:1", "127.0.0.1:1/x")
+
+
+def test_registry_that_never_answers_reports_its_logs(engine, make_registry):
+    registry = make_registry("local", start=False, image="hello-world")  # prints and exits
+    with pytest.raises(reglab.RegistryNotReady, match="stopped before answering") as err:
+        registry.start(timeout=20)
+    assert "Hello from Docker!" in err.value.logs
