@@ -107,6 +107,25 @@ def _follow(stream: Iterable[dict[str, Any]], action: str, ref: str,
     return events
 
 
+def parse_reference(name: str) -> tuple[str, str, str]:
+    """Split an image name into (registry host, repository, tag) the way Docker reads it.
+
+    The first part is a registry host only if it has a '.' or ':' or is ``localhost``;
+    otherwise the image is on Docker Hub (``docker.io``), where one-word names live under
+    ``library/``: ``hello-world`` is ``docker.io/library/hello-world:latest``.
+    """
+    name = name.split("@", 1)[0]
+    first, _, rest = name.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        host, remainder = first, rest
+    else:
+        host, remainder = "docker.io", name
+    if host == "docker.io" and "/" not in remainder:
+        remainder = f"library/{remainder}"
+    repository, tag_ = split_ref(remainder)
+    return host, repository, tag_
+
+
 def split_ref(ref: str) -> tuple[str, str]:
     """Split ``host:port/repo:tag`` into (``host:port/repo``, ``tag``); default tag latest."""
     name, _, tag = ref.rpartition(":")
@@ -173,6 +192,9 @@ def remove(client: docker.DockerClient, ref: str) -> bool:
         client.images.remove(ref)
     except docker.errors.ImageNotFound:
         return False
+    except docker.errors.APIError as exc:  # 409: a container still uses it
+        raise ImageError(f"cannot remove {ref}: {exc.explanation or exc}",
+                         "remove the containers that use it first (docker ps -a)") from None
     return True
 
 

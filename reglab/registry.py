@@ -115,20 +115,32 @@ class Workdir:
     def htpasswd(self) -> Path:
         return self.root / "auth" / "htpasswd"
 
-    def server_certificate(self, names: tuple[str, ...] = DEFAULT_NAMES) -> Certificate:
-        """The registry's certificate: reused when valid for ``names``, issued when absent.
-
-        An existing certificate that is expired, mismatched or not covering a name raises
-        CertificateError rather than being overwritten silently.
-        """
-        if self.server_cert.exists() or self.server_key.exists():
-            cert = Certificate.load(self.server_cert, self.server_key)
-            cert.check(names)
-            return cert
+    def _ca(self) -> CA | None:
         if self.ca_key.exists() and self.ca_cert.exists():
             ca = CA.load(self.ca_cert, self.ca_key)
             ca.certificate.check()
-        else:
+            return ca
+        return None
+
+    def server_certificate(self, names: tuple[str, ...] = DEFAULT_NAMES) -> Certificate:
+        """The registry's certificate: reused when valid for ``names``, issued when absent.
+
+        A certificate the workshop CA issued that lacks one of ``names`` is reissued for all of
+        its old names plus the new ones. Any other problem (expired, key mismatch, a certificate
+        you brought that does not cover a name) raises CertificateError: files are never
+        overwritten silently.
+        """
+        ca = self._ca()
+        if self.server_cert.exists() or self.server_key.exists():
+            cert = Certificate.load(self.server_cert, self.server_key)
+            missing = [n for n in names if not cert.covers(n)]
+            if missing and ca is not None and cert.issuer == ca.certificate.subject:
+                cert.check()  # expiry and key still must be right
+                cert = ca.issue_cert(*dict.fromkeys((*cert.sans, *names)))
+                cert.write(self.server_cert, self.server_key)
+            cert.check(names)
+            return cert
+        if ca is None:
             ca = CA.create()
             ca.write(self.ca_cert, self.ca_key)
         cert = ca.issue_cert(*names)
@@ -437,6 +449,40 @@ def describe(container: Any) -> dict[str, Any]:
     return {"name": container.name, "state": container.status, "stage": stage.value,
             "ports": ports, "tls": stage.tls, "auth": stage.auth,
             "owned": _owned(container)}
+
+
+NETWORK = "reglab-net"
+
+
+def project_network(engine: docker.DockerClient, name: str = NETWORK) -> str:
+    """The workshop's own bridge network (created if needed); return its gateway address.
+
+    The gateway is an address of this machine that is *not* loopback, so Docker applies its
+    normal TLS rules there: the TLS stage uses it to show Docker verifying a certificate.
+    """
+    found = engine.networks.list(names=[name])
+    network = found[0] if found else engine.networks.create(
+        name, driver="bridge", labels={settings.OWNER_LABEL: "true"})
+    network.reload()
+    if (network.attrs.get("Labels") or {}).get(settings.OWNER_LABEL) != "true":
+        raise NotOwned(f"a network named {name} exists and was not created by reglab",
+                       f"remove it yourself (docker network rm {name}) or pass another name")
+    configs = network.attrs["IPAM"]["Config"] or [{}]
+    gateway = configs[0].get("Gateway")
+    if not gateway:
+        raise RegistryError(f"network {name} has no gateway address",
+                            f"remove it (docker network rm {name}) and try again")
+    return str(gateway)
+
+
+def remove_project_network(engine: docker.DockerClient, name: str = NETWORK) -> bool:
+    """Remove the workshop's network if reglab created it; True when removed."""
+    for network in engine.networks.list(names=[name]):
+        network.reload()
+        if (network.attrs.get("Labels") or {}).get(settings.OWNER_LABEL) == "true":
+            network.remove()
+            return True
+    return False
 
 
 def owned_registries(engine: docker.DockerClient | None = None) -> list[dict[str, Any]]:

@@ -162,10 +162,21 @@ def test_certificate_problems_are_one_line_and_files_kept(cli, tmp_path):
     workdir = tmp_path / "w"
     assert run("up", "tls", *cli).returncode == 0
     ca = reglab.CA.load(workdir / "certs" / "ca.crt", workdir / "ca" / "ca.key")
-    wrong_host = ca.issue_cert("registry.invalid")
-    wrong_host.write(workdir / "certs" / "domain.crt", workdir / "certs" / "domain.key")
+    brought = reglab.CA.create("someone else's CA").issue_cert("registry.invalid")
+    brought.write(workdir / "certs" / "domain.crt", workdir / "certs" / "domain.key")
     assert_one_line_error(run("up", "tls", *cli), "does not cover localhost")
+    assert (workdir / "certs" / "domain.crt").read_bytes() == brought.cert_pem  # not replaced
     mismatched = ca.issue_cert("localhost", "127.0.0.1", "::1")
     (workdir / "certs" / "domain.crt").write_bytes(mismatched.cert_pem)
     assert_one_line_error(run("up", "tls", *cli), "private key does not match")
     assert (workdir / "certs" / "domain.crt").read_bytes() == mismatched.cert_pem  # kept
+
+
+def test_workshop_certificate_gains_a_new_name_keeping_the_ca(cli, tmp_path):
+    workdir = tmp_path / "w"
+    assert run("up", "tls", *cli).returncode == 0
+    ca_before = (workdir / "certs" / "ca.crt").read_bytes()
+    config = reglab.RegistryConfig(stage="tls", workdir=workdir, extra_names=("reg.test",))
+    cert = config.paths.server_certificate(config.cert_names)
+    assert cert.covers("reg.test") and cert.covers("127.0.0.1")
+    assert (workdir / "certs" / "ca.crt").read_bytes() == ca_before  # clients still trust it

@@ -104,3 +104,16 @@ def test_split_ref():
     assert split_ref("127.0.0.1:5000/hello-world") == ("127.0.0.1:5000/hello-world", "latest")
     assert split_ref("127.0.0.1:5000/hello-world:v1") == ("127.0.0.1:5000/hello-world", "v1")
     assert split_ref("hello-world:latest") == ("hello-world", "latest")
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("hello-world", ("docker.io", "library/hello-world", "latest")),
+    ("docker.io/hello-world:latest", ("docker.io", "library/hello-world", "latest")),
+    ("moby/buildkit:v1", ("docker.io", "moby/buildkit", "v1")),
+    ("127.0.0.1:5000/hello-world", ("127.0.0.1:5000", "hello-world", "latest")),
+    ("localhost/team/app:2", ("localhost", "team/app", "2")),
+    ("registry.example/app@sha256:00", ("registry.example", "app", "latest")),
+])
+def test_image_names_are_read_as_docker_reads_them(name, expected):
+    from reglab.images import parse_reference
+    assert parse_reference(name) == expected

@@ -1,0 +1,227 @@
+"""The notebooks' one helper: each action does the work through reglab AND prints the ``docker``
+command that does the same, so learners see both.
+
+    ws = Workshop.setup()            # engine, images, port and folder from the environment
+    reg = ws.up("local")             # $ docker run -d ... registry:2
+    ws.tag("hello-world", reg.ref("hello-world"))
+    digest = ws.push(reg.ref("hello-world"))
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker
+
+from . import images, settings
+from .certs import Certificate, install_ca_for_docker, uninstall_ca_for_docker
+from .engine import connect
+from .errors import ReglabError
+from .htpasswd import DEFAULT_COST, Htpasswd
+from .login import Credentials, login, logout
+from .registry import (
+    NETWORK,
+    Registry,
+    RegistryConfig,
+    Stage,
+    project_network,
+    remove_project_network,
+)
+
+
+def cli(command: str) -> None:
+    """Show the equivalent command line."""
+    print(f"$ {command}")
+
+
+def one_line_errors() -> None:
+    """In IPython/Jupyter, show reglab's errors as their one line (problem and fix) instead of
+    a traceback. The cell still fails, so a notebook run under nbval still fails too."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - plain Python
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+
+    def show(shell: Any, etype: type, value: BaseException, tb: Any,
+             tb_offset: int | None = None) -> list[str]:
+        return [f"{etype.__name__}: {value}"]
+
+    shell.set_custom_exc((ReglabError,), show)
+
+
+@dataclass
+class Workshop:
+    """Settings shared by a notebook's cells, and the actions they run."""
+
+    engine: docker.DockerClient
+    port: int = field(default_factory=settings.port)
+    workdir: Any = field(default_factory=settings.workdir)
+    name: str = field(default_factory=settings.name)
+    registry: Registry | None = None
+    _refs: list[str] = field(default_factory=list)
+
+    @classmethod
+    def setup(cls) -> Workshop:
+        """Connect to the engine and make sure the images exist (built offline if needed)."""
+        one_line_errors()
+        ws = cls(connect())
+        how = images.ensure_images(ws.engine)
+        print(f"Docker engine {ws.engine.version()['Version']} answers")
+        for ref in how:
+            print(f"image {ref} is available")
+        print(f"registry port: {ws.port}, working folder: {ws.workdir}")
+        return ws
+
+    def config(self, stage: str | Stage, **kwargs: Any) -> RegistryConfig:
+        return RegistryConfig(stage=Stage.parse(stage), port=self.port, workdir=self.workdir,
+                              name=self.name, **kwargs)
+
+    def up(self, stage: str | Stage, **kwargs: Any) -> Registry:
+        """Start (or replace) the stage's registry; return once ``GET /v2/`` answers."""
+        config = self.config(stage, **kwargs)
+        cli(config.docker_run_command())
+        self.registry = Registry(config, self.engine).start()
+        print(f"registry {config.name} answers at {self.registry.url}")
+        return self.registry
+
+    def certificate(self, stage: str | Stage = "tls", **kwargs: Any) -> Certificate:
+        """Issue (or reuse) the registry's certificate and show what is in it."""
+        config = self.config(stage, **kwargs)
+        paths = config.paths
+        cli(f"openssl req -x509 ... -addext 'subjectAltName={_san_list(config.cert_names)}' "
+            f"-keyout {paths.server_key} -out {paths.server_cert}   # roughly; see the text")
+        cert = paths.server_certificate(config.cert_names)
+        for key, value in cert.describe().items():
+            print(f"{key:>18}: {', '.join(value) if isinstance(value, list) else value}")
+        return cert
+
+    def network(self) -> str:
+        """The workshop's own Docker network; return its gateway (a non-loopback address)."""
+        cli(f"docker network create {NETWORK}")
+        gateway = project_network(self.engine)
+        print(f"gateway address of {NETWORK}: {gateway}")
+        return gateway
+
+    def trust_ca(self, host: str) -> None:
+        """Make Docker trust the workshop CA for HOST:PORT (no daemon restart needed)."""
+        ca = self.config("tls").paths.ca_cert
+        target = f"/etc/docker/certs.d/{host}:{self.port}"
+        cli(f"sudo mkdir -p {target} && sudo cp {ca} {target}/ca.crt")
+        install_ca_for_docker(ca, host, self.port)
+        print(f"Docker now trusts the workshop CA for {host}:{self.port}")
+
+    def untrust_ca(self, host: str) -> None:
+        cli(f"sudo rm -r /etc/docker/certs.d/{host}:{self.port}")
+        uninstall_ca_for_docker(host, self.port)
+
+    def remove_network(self) -> None:
+        cli(f"docker network rm {NETWORK}")
+        remove_project_network(self.engine)
+
+    def add_user(self, credentials: Credentials, cost: int = DEFAULT_COST) -> None:
+        """Add the user to auth/htpasswd (or change their password), with bcrypt."""
+        path = self.config("auth").paths.htpasswd
+        cli(f"htpasswd -B -C {cost} {path} {credentials.user}   # asks for the password")
+        users = Htpasswd.load(path)
+        users.set(credentials.user, credentials.password, cost)
+        users.save()
+        print(f"{path.name} now has {len(users)} user(s): {', '.join(users.names())}")
+
+    def storage(self) -> dict[str, Any]:
+        """What the persistent registry keeps on disk: repositories, tags and blob count."""
+        root = self.config("persistent").paths.data / "docker" / "registry" / "v2"
+        cli(f"find {self.config('persistent').paths.data} -type f")
+        blobs = sorted(p for p in (root / "blobs").rglob("data"))
+        repos = sorted(p.parent.parent.relative_to(root / "repositories").as_posix()
+                       for p in (root / "repositories").rglob("_manifests/tags"))
+        info: dict[str, Any] = {"blobs": len(blobs), "repositories": repos}
+        for repo in repos:
+            link = root / "repositories" / repo / "_manifests/tags/latest/current/link"
+            if link.exists():
+                info[f"{repo}:latest"] = link.read_text().strip()
+        return info
+
+    def tag(self, source: str, target: str) -> None:
+        cli(f"docker tag {source} {target}")
+        images.tag(self.engine, source, target)
+        self._refs.append(target)
+
+    def push(self, ref: str, credentials: Credentials | None = None) -> str:
+        cli(f"docker push {ref}")
+        digest = images.push(self.engine, ref,
+                             auth=credentials.auth_config() if credentials else None)
+        print(f"pushed {ref}: digest {digest}")
+        return digest
+
+    def pull(self, ref: str, credentials: Credentials | None = None) -> str:
+        cli(f"docker pull {ref}")
+        digest = images.pull(self.engine, ref,
+                             auth=credentials.auth_config() if credentials else None)
+        print(f"pulled {ref}: digest {digest}")
+        self._refs.append(ref)
+        return digest
+
+    def rmi(self, *refs: str) -> None:
+        cli(f"docker rmi {' '.join(refs)}")
+        for ref in refs:
+            images.remove(self.engine, ref)
+
+    def try_push(self, ref: str, credentials: Credentials | None = None) -> str:
+        """Push, expecting it may be refused: show the engine's error instead of raising."""
+        try:
+            return self.push(ref, credentials)
+        except ReglabError as exc:
+            print(f"refused: {exc.problem}")
+            return ""
+
+    def login(self, credentials: Credentials, registry: Registry | None = None) -> None:
+        address = (registry or self._current()).address
+        cli(f"docker login {address} --username {shlex.quote(credentials.user)} "
+            "--password-stdin")
+        print(login(self.engine, address, credentials))
+
+    def logout(self, registry: Registry | None = None) -> None:
+        address = (registry or self._current()).address
+        cli(f"docker logout {address}")
+        logout(self.engine, address)
+        print(f"credentials for {address} removed")
+
+    def _current(self) -> Registry:
+        if self.registry is None:
+            raise ReglabError("no registry started in this notebook", "run the ws.up(...) cell")
+        return self.registry
+
+    def cleanup(self, keep_running: bool = False) -> None:
+        """Remove the image names this notebook made and, unless kept, the registry container.
+
+        Data in the working folder stays: the next stage builds on it.
+        """
+        for ref in dict.fromkeys(self._refs):
+            images.remove(self.engine, ref)
+        self._refs.clear()
+        if self.registry is None:
+            return
+        if keep_running:
+            print(f"registry {self.name} keeps running at {self.registry.url}")
+            return
+        cli(f"docker rm -f {self.name}")
+        self.registry.remove()
+        print(f"registry {self.name} removed; data stays in {self.workdir}")
+
+
+def _san_list(names: tuple[str, ...]) -> str:
+    """``DNS:localhost,IP:127.0.0.1,...`` as openssl's subjectAltName wants it."""
+    def kind(name: str) -> str:
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return "DNS"
+        return "IP"
+
+    return ",".join(f"{kind(n)}:{n}" for n in names)
