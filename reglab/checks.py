@@ -10,9 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import docker
+import docker.errors
 
 from .errors import ClientError, ReglabError, TLSVerificationFailed
+from .htpasswd import Htpasswd, cost_of
 from .images import exists
+from .login import Credentials
 from .registry import Registry
 
 
@@ -25,7 +28,7 @@ def _ok(message: str) -> None:
 
 
 def registry_answers(registry: Registry, expect: int = 200,
-                     auth: tuple[str, str] | None = None) -> int:
+                     auth: tuple[str, str] | None = None) -> None:
     """``GET /v2/`` answers with ``expect`` (200 open, 401 when auth is on and none is sent)."""
     try:
         with registry.client(auth=auth) as api:
@@ -37,7 +40,6 @@ def registry_answers(registry: Registry, expect: int = 200,
         raise CheckFailed(f"GET {registry.url}/v2/ answered {status}, expected {expect}",
                           "check the stage you started and the credentials")
     _ok(f"GET {registry.url}/v2/ -> {status}")
-    return status
 
 
 def registry_serves(registry: Registry, repository: str, digest: str,
@@ -122,3 +124,42 @@ def file_exists(path: str | Path, what: str) -> None:
     if not path.is_file() or path.stat().st_size == 0:
         raise CheckFailed(f"{what} {path.name} is missing or empty", "run the step above again")
     _ok(f"{what} {path.name} written ({path.stat().st_size} bytes)")
+
+
+def container_says(engine: docker.DockerClient, image: str, text: str) -> None:
+    """A container from ``image`` runs and prints ``text``."""
+    try:
+        output = engine.containers.run(image, remove=True).decode(errors="replace")
+    except docker.errors.DockerException as exc:
+        raise CheckFailed(f"{image} did not run: {exc}", "run 'reglab images' again") from None
+    if text not in output:
+        raise CheckFailed(f"{image} ran but did not print {text!r}", "run 'reglab images' again")
+    _ok(f"{image} ran and printed {text!r}")
+
+
+def push_refused(error: str | None, expected: str) -> None:
+    """A push that should have been refused was, for the expected reason."""
+    if error is None:
+        raise CheckFailed("the push was accepted, but it should have been refused",
+                          "check the registry's stage and Docker's insecure-registries setting")
+    if expected not in error:
+        raise CheckFailed(f"the push was refused for another reason: {error}",
+                          "read the message; the troubleshooting table below may help")
+    _ok(f"refused as expected: {expected}")
+
+
+def same(actual: object, expected: object, what: str, fix: str) -> None:
+    """``actual`` equals ``expected``; says so with ``what``."""
+    if actual != expected:
+        raise CheckFailed(f"{what}: got {actual}, expected {expected}", fix)
+    _ok(f"{what}: {actual}")
+
+
+def htpasswd_matches(path: str | Path, credentials: Credentials) -> None:
+    """The htpasswd file has a bcrypt entry for the user that matches the password."""
+    users = Htpasswd.load(path)  # refuses non-bcrypt entries
+    if not users.verify(credentials.user, credentials.password):
+        raise CheckFailed(f"{Path(path).name} has no matching entry for {credentials.user}",
+                          "add the user again")
+    _ok(f"{credentials.user}'s entry is bcrypt (cost {cost_of(users.users[credentials.user])}) "
+        "and matches the password")

@@ -125,8 +125,8 @@ class Workdir:
     def server_certificate(self, names: tuple[str, ...] = DEFAULT_NAMES) -> Certificate:
         """The registry's certificate: reused when valid for ``names``, issued when absent.
 
-        A certificate the workshop CA issued that lacks one of ``names`` is reissued for all of
-        its old names plus the new ones. Any other problem (expired, key mismatch, a certificate
+        A certificate the workshop CA issued that lacks one of ``names`` is reissued for
+        ``names`` by the same CA, so clients that trust ``ca.crt`` still do. Any other problem (expired, key mismatch, a certificate
         you brought that does not cover a name) raises CertificateError: files are never
         overwritten silently.
         """
@@ -136,7 +136,7 @@ class Workdir:
             missing = [n for n in names if not cert.covers(n)]
             if missing and ca is not None and cert.issuer == ca.certificate.subject:
                 cert.check()  # expiry and key still must be right
-                cert = ca.issue_cert(*dict.fromkeys((*cert.sans, *names)))
+                cert = ca.issue_cert(*names)
                 cert.write(self.server_cert, self.server_key)
             cert.check(names)
             return cert

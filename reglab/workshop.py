@@ -94,8 +94,8 @@ class Workshop:
         """Issue (or reuse) the registry's certificate and show what is in it."""
         config = self.config(stage, **kwargs)
         paths = config.paths
-        cli(f"openssl req -x509 ... -addext 'subjectAltName={_san_list(config.cert_names)}' "
-            f"-keyout {paths.server_key} -out {paths.server_cert}   # roughly; see the text")
+        cli(f"openssl req ... -addext 'subjectAltName={_san_list(config.cert_names)}' "
+            f"-keyout {paths.server_key} -out {paths.server_cert}   # full command above")
         cert = paths.server_certificate(config.cert_names)
         for key, value in cert.describe().items():
             print(f"{key:>18}: {', '.join(value) if isinstance(value, list) else value}")
@@ -150,7 +150,8 @@ class Workshop:
     def tag(self, source: str, target: str) -> None:
         cli(f"docker tag {source} {target}")
         images.tag(self.engine, source, target)
-        self._refs.append(target)
+        if images.parse_reference(target)[0] != "docker.io":  # never clean up hello-world
+            self._refs.append(target)
 
     def push(self, ref: str, credentials: Credentials | None = None) -> str:
         cli(f"docker push {ref}")
@@ -164,7 +165,8 @@ class Workshop:
         digest = images.pull(self.engine, ref,
                              auth=credentials.auth_config() if credentials else None)
         print(f"pulled {ref}: digest {digest}")
-        self._refs.append(ref)
+        if images.parse_reference(ref)[0] != "docker.io":
+            self._refs.append(ref)
         return digest
 
     def rmi(self, *refs: str) -> None:
@@ -172,13 +174,14 @@ class Workshop:
         for ref in refs:
             images.remove(self.engine, ref)
 
-    def try_push(self, ref: str, credentials: Credentials | None = None) -> str:
-        """Push, expecting it may be refused: show the engine's error instead of raising."""
+    def try_push(self, ref: str, credentials: Credentials | None = None) -> str | None:
+        """Push, expecting a refusal: show and return the engine's error (None if it worked)."""
         try:
-            return self.push(ref, credentials)
+            self.push(ref, credentials)
         except ReglabError as exc:
             print(f"refused: {exc.problem}")
-            return ""
+            return exc.problem
+        return None
 
     def login(self, credentials: Credentials, registry: Registry | None = None) -> None:
         address = (registry or self._current()).address
@@ -197,6 +200,11 @@ class Workshop:
             raise ReglabError("no registry started in this notebook", "run the ws.up(...) cell")
         return self.registry
 
+    def down(self) -> None:
+        """Remove the registry container; its data folder stays."""
+        cli(f"docker rm -f {self.name}")
+        self._current().remove()
+
     def cleanup(self, keep_running: bool = False) -> None:
         """Remove the image names this notebook made and, unless kept, the registry container.
 
@@ -210,8 +218,7 @@ class Workshop:
         if keep_running:
             print(f"registry {self.name} keeps running at {self.registry.url}")
             return
-        cli(f"docker rm -f {self.name}")
-        self.registry.remove()
+        self.down()
         print(f"registry {self.name} removed; data stays in {self.workdir}")
 
 
