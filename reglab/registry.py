@@ -126,9 +126,9 @@ class Workdir:
         """The registry's certificate: reused when valid for ``names``, issued when absent.
 
         A certificate the workshop CA issued that lacks one of ``names`` is reissued for
-        ``names`` by the same CA, so clients that trust ``ca.crt`` still do. Any other problem (expired, key mismatch, a certificate
-        you brought that does not cover a name) raises CertificateError: files are never
-        overwritten silently.
+        ``names`` by the same CA, so clients that trust ``ca.crt`` still do. Any other problem
+        (expired, key mismatch, a certificate you brought that does not cover a name) raises
+        CertificateError: files are never overwritten silently.
         """
         ca = self._ca()
         if self.server_cert.exists() or self.server_key.exists():

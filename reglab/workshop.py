@@ -50,7 +50,9 @@ def one_line_errors() -> None:
 
     def show(shell: Any, etype: type, value: BaseException, tb: Any,
              tb_offset: int | None = None) -> list[str]:
-        return [f"{etype.__name__}: {value}"]
+        stb = [f"{etype.__name__}: {value}"]
+        shell._showtraceback(etype, value, stb)  # an error output: the cell counts as failed
+        return stb
 
     shell.set_custom_exc((ReglabError,), show)
 

@@ -1,0 +1,151 @@
+"""Every checkpoint the notebooks use fails when its step is broken.
+
+First each check function against a real broken state; then whole notebooks run with one step
+broken, to show the checkpoint cell is what stops them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+from conftest import free_port
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+import reglab
+from reglab import checks, images
+from reglab.htpasswd import Htpasswd
+
+pytestmark = pytest.mark.docker
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+WRONG_DIGEST = "sha256:" + "0" * 64
+
+
+def test_registry_answers_fails_when_no_registry_runs(make_registry):
+    registry = make_registry("local")
+    checks.registry_answers(registry)
+    registry.remove()
+    with pytest.raises(checks.CheckFailed, match="does not answer"):
+        checks.registry_answers(registry)
+
+
+def test_registry_serves_fails_without_push_and_for_another_digest(engine, make_registry,
+                                                                   cleanup_images):
+    registry = make_registry("local")
+    with pytest.raises(checks.CheckFailed, match="not in the registry's catalog"):
+        checks.registry_serves(registry, "hello-world", WRONG_DIGEST)
+    ref = registry.ref("hello-world")
+    cleanup_images.append(ref)
+    images.tag(engine, "hello-world", ref)
+    digest = images.push(engine, ref)
+    checks.registry_serves(registry, "hello-world", digest)
+    with pytest.raises(checks.CheckFailed, match="not sha256:0000"):
+        checks.registry_serves(registry, "hello-world", WRONG_DIGEST)
+
+
+def test_image_checks_fail_on_the_wrong_state(engine, workshop_images):
+    with pytest.raises(checks.CheckFailed, match="still in the engine"):
+        checks.image_absent(engine, "hello-world")
+    with pytest.raises(checks.CheckFailed, match="has no image"):
+        checks.image_present(engine, "reglab-no-such-image:1")
+    with pytest.raises(checks.CheckFailed, match="does not have digest"):
+        checks.image_present(engine, "hello-world", WRONG_DIGEST)
+    with pytest.raises(checks.CheckFailed, match="did not print"):
+        checks.container_says(engine, "hello-world", "Goodbye")
+
+
+def test_tls_verified_fails_for_plain_http_and_for_a_foreign_certificate(make_registry):
+    plain = make_registry("local")
+    with pytest.raises(checks.CheckFailed, match="is not HTTPS"):
+        checks.tls_verified(plain)
+    plain.remove()
+    tls = make_registry("tls")
+    checks.tls_verified(tls)
+    foreign = reglab.CA.create("not the workshop CA")
+    foreign.certificate.write(tls.config.paths.ca_cert)  # clients now trust another CA
+    with pytest.raises(checks.CheckFailed, match="with the workshop CA, verification still"):
+        checks.tls_verified(tls)
+
+
+def test_refused_fails_when_auth_is_off(make_registry):
+    registry = make_registry("tls")
+    with pytest.raises(checks.CheckFailed, match="answered 200 to no credentials"):
+        checks.refused(registry)
+
+
+def test_pure_checks_fail(tmp_path):
+    with pytest.raises(checks.CheckFailed, match="was accepted"):
+        checks.push_refused(None, "no basic auth credentials")
+    with pytest.raises(checks.CheckFailed, match="another reason"):
+        checks.push_refused("connection refused", "no basic auth credentials")
+    with pytest.raises(checks.CheckFailed, match="got 1, expected 2"):
+        checks.same(1, 2, "count", "fix it")
+    with pytest.raises(checks.CheckFailed, match="missing or empty"):
+        checks.file_exists(tmp_path / "nope", "file")
+    users = Htpasswd(tmp_path / "htpasswd")
+    users.add("moby", "right")
+    users.save()
+    with pytest.raises(checks.CheckFailed, match="no matching entry"):
+        checks.htpasswd_matches(users.path, reglab.Credentials("moby", "wrong"))
+
+
+def run_notebook(name: str, tmp_path: Path, break_step: tuple[str, str] | None = None):
+    """Execute a notebook in a fresh working folder, optionally with one line of code replaced."""
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    if break_step:
+        old, new = break_step
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        cells = [c for c in code if c.source == old] or [c for c in code if old in c.source]
+        assert len(cells) == 1, f"{old!r} is not in exactly one cell of {name}"
+        cells[0].source = cells[0].source.replace(old, new)
+    env = {"REGLAB_WORKDIR": str(tmp_path / "workdir"), "REGLAB_NAME": "reglab-test-broken"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        NotebookClient(nb, timeout=120, resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        reglab.Registry(reglab.RegistryConfig(name="reglab-test-broken",
+                                              workdir=tmp_path)).remove()
+    return nb
+
+
+@pytest.mark.parametrize("notebook, old, new, message", [
+    # the push never happens: the digest is made up
+    ("01-local-registry.ipynb", "digest = ws.push(ref)", f'digest = "{WRONG_DIGEST}"',
+     "CheckFailed"),
+    # the registry is recreated WITHOUT its data folder: the local stage instead of persistent
+    ("02-persistent-storage.ipynb", 'reg = ws.up("persistent")', 'reg = ws.up("local")',
+     "CheckFailed"),
+    # auth is never turned on: the tls stage instead of auth
+    ("04-basic-auth.ipynb", 'reg = ws.up("auth")', 'reg = ws.up("tls")', "CheckFailed"),
+])
+def test_a_broken_step_stops_the_notebook_at_its_checkpoint(engine, workshop_images, tmp_path,
+                                                             notebook, old, new, message,
+                                                             monkeypatch):
+    monkeypatch.setenv("REGLAB_PORT", str(free_port()))
+    with pytest.raises(CellExecutionError) as err:
+        run_notebook(notebook, tmp_path, (old, new))
+    assert err.value.ename == message
+    assert "checks." in str(err.value)  # the cell that stopped it is a checkpoint
+    assert "fix:" in err.value.evalue
+
+
+@pytest.mark.parametrize("notebook", sorted(p.name for p in NOTEBOOKS.glob("0*.ipynb")))
+def test_each_notebook_runs_alone_twice_from_a_clean_state(engine, workshop_images, tmp_path,
+                                                          notebook, monkeypatch):
+    monkeypatch.setenv("REGLAB_PORT", str(free_port()))
+    for _ in range(2):
+        nb = run_notebook(notebook, tmp_path)
+        errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
+        assert errors == []
+    assert engine.containers.list(all=True, filters={"name": "reglab-test-broken"}) == []
+    assert not any(n.name == "reglab-net" for n in engine.networks.list())
+    assert not images.exists(engine, f"127.0.0.1:{os.environ['REGLAB_PORT']}/hello-world")
