@@ -6,6 +6,7 @@ registry's certificate against the CA file you give it, so a TLS check here is a
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,27 @@ class RegistryClient:
         response = self.request("GET", f"/v2/{repository}/manifests/{reference}",
                                 headers={"Accept": MANIFEST_TYPES})
         return response.json()
+
+    def verify_image(self, repository: str, reference: str = "latest") -> int:
+        """Download the manifest and every blob it names, checking each blob's SHA-256.
+
+        Returns the bytes downloaded. Raises ClientError when any blob does not match its
+        digest: what a pulling client must refuse.
+        """
+        manifest = self.manifest(repository, reference)
+        blobs = [manifest["config"], *manifest.get("layers", [])]
+        total = 0
+        for blob in blobs:
+            digest = blob["digest"]
+            sha = hashlib.sha256()
+            response = self.request("GET", f"/v2/{repository}/blobs/{digest}", stream=True)
+            for chunk in response.iter_content(1 << 20):
+                sha.update(chunk)
+                total += len(chunk)
+            if f"sha256:{sha.hexdigest()}" != digest:
+                raise ClientError(f"blob {digest} of {repository} does not match its digest",
+                                  "the registry's storage is damaged; push the image again")
+        return total
 
     def manifest_digest(self, repository: str, reference: str = "latest") -> str:
         """The digest (``sha256:...``) the registry serves for ``repository:reference``.

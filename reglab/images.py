@@ -367,6 +367,28 @@ def build_hello_image(client: docker.DockerClient, *, ref: str = settings.HELLO_
     return ref
 
 
+def build_random_image(client: docker.DockerClient, ref: str, layers: int = 8,
+                       layer_bytes: int = 8 << 20, seed: int | None = None,
+                       progress: ProgressCallback | None = None) -> str:
+    """Build an image of ``layers`` layers of random data (for load tests and benchmarks).
+
+    Random data does not compress, so pushes move every byte. Distinct seeds give distinct
+    images; no seed gives a fresh random image each time.
+    """
+    import random
+
+    rng = random.Random(seed)
+    buf = io.BytesIO()
+    steps = ["FROM scratch"]
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for n in range(layers):
+            _add_bytes(tar, rng.randbytes(layer_bytes), f"layer{n}.bin")
+            steps.append(f"COPY layer{n}.bin /data/layer{n}.bin")
+        _add_bytes(tar, ("\n".join(steps) + "\n").encode(), "Dockerfile")
+    _build(client, buf.getvalue(), ref, progress)
+    return ref
+
+
 # --- a tarball for rooms without network --------------------------------------------------------
 
 def save_images(client: docker.DockerClient, path: str | Path,

@@ -119,7 +119,7 @@ class Workshop:
         print(f"Docker now trusts the workshop CA for {host}:{self.port}")
 
     def untrust_ca(self, host: str) -> None:
-        cli(f"sudo rm -r /etc/docker/certs.d/{host}:{self.port}")
+        cli(f"sudo rm -rf /etc/docker/certs.d/{host}:{self.port}")
         uninstall_ca_for_docker(host, self.port)
 
     def remove_network(self) -> None:

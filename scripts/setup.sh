@@ -23,8 +23,8 @@ missing_packages() {
 ensure_packages() {
   command -v dpkg-query >/dev/null || return 0   # not Debian/Ubuntu: the user installs Docker
   local missing
-  missing=$(missing_packages)
-  [ -z "$missing" ] && return 0
+  missing=$(missing_packages | tr "\n" " ")
+  [ -z "${missing// /}" ] && return 0
   if [ "$(id -u)" != 0 ]; then
     die "missing packages: $missing - fix: sudo apt-get install -y $missing"
   fi

@@ -25,6 +25,17 @@ def strict() -> bool:
                for v in ("CI", "REGLAB_REQUIRE_DOCKER"))
 
 
+#: Measurements tests report (load test wall times), printed at the end of the run.
+REPORT: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if REPORT:
+        terminalreporter.section("reglab measurements")
+        for line in REPORT:
+            terminalreporter.write_line(line)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
@@ -92,3 +103,49 @@ def cleanup_images(engine) -> Iterator[list[str]]:
     yield refs
     for ref in refs:
         images.remove(engine, ref)
+
+
+def engine_pid() -> int | None:
+    """The PID of a dockerd this test run may restart (started by scripts/setup.sh), or None."""
+    if os.environ.get("DOCKER_HOST") or os.geteuid() != 0:
+        return None
+    try:
+        pid = int(Path("/var/run/docker.pid").read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+    except (OSError, ValueError):
+        return None
+    if Path(cmdline.decode()).name != "dockerd":
+        return None
+    if Path(f"/proc/{pid}/cgroup").exists() and "docker.service" in Path(
+            f"/proc/{pid}/cgroup").read_text():
+        return None  # systemd's dockerd: not ours to restart
+    return pid
+
+
+def restart_engine(pid: int, timeout: float = 60.0) -> None:
+    """Stop dockerd with SIGTERM and start it again the way scripts/setup.sh does."""
+    import signal
+    import subprocess
+    import time
+
+    def alive() -> bool:  # a zombie (state Z) has stopped; its parent may never reap it
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while alive():
+        assert time.monotonic() < deadline, "dockerd did not stop"
+        time.sleep(0.1)
+    with open("/var/log/reglab-dockerd.log", "ab") as log:
+        subprocess.Popen(["dockerd"], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                         start_new_session=True)
+    while True:
+        try:
+            reglab.connect(timeout=5)
+            return
+        except reglab.EngineError:
+            assert time.monotonic() < deadline, "dockerd did not come back"
+            time.sleep(0.1)

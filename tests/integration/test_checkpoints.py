@@ -7,20 +7,17 @@ broken, to show the checkpoint cell is what stops them.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-import nbformat
 import pytest
 from conftest import free_port
-from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+from notebook_runner import NOTEBOOKS, run_notebook
 
 import reglab
 from reglab import checks, images
 from reglab.htpasswd import Htpasswd
 
 pytestmark = pytest.mark.docker
-NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 WRONG_DIGEST = "sha256:" + "0" * 64
 
 
@@ -90,31 +87,6 @@ def test_pure_checks_fail(tmp_path):
     users.save()
     with pytest.raises(checks.CheckFailed, match="no matching entry"):
         checks.htpasswd_matches(users.path, reglab.Credentials("moby", "wrong"))
-
-
-def run_notebook(name: str, tmp_path: Path, break_step: tuple[str, str] | None = None):
-    """Execute a notebook in a fresh working folder, optionally with one line of code replaced."""
-    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
-    if break_step:
-        old, new = break_step
-        code = [c for c in nb.cells if c.cell_type == "code"]
-        cells = [c for c in code if c.source == old] or [c for c in code if old in c.source]
-        assert len(cells) == 1, f"{old!r} is not in exactly one cell of {name}"
-        cells[0].source = cells[0].source.replace(old, new)
-    env = {"REGLAB_WORKDIR": str(tmp_path / "workdir"), "REGLAB_NAME": "reglab-test-broken"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        NotebookClient(nb, timeout=120, resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        reglab.Registry(reglab.RegistryConfig(name="reglab-test-broken",
-                                              workdir=tmp_path)).remove()
-    return nb
 
 
 @pytest.mark.parametrize("notebook, old, new, message", [

@@ -180,3 +180,38 @@ def test_workshop_certificate_gains_a_new_name_keeping_the_ca(cli, tmp_path):
     cert = config.paths.server_certificate(config.cert_names)
     assert cert.covers("reg.test") and cert.covers("127.0.0.1")
     assert (workdir / "certs" / "ca.crt").read_bytes() == ca_before  # clients still trust it
+
+
+def test_images_missing_while_offline(engine, workshop_images, tmp_path):
+    """hello-world gone, no network, no compiler: doctor and images say so in one line."""
+    backup = f"reglab-test-backup/hello-world:{uuid.uuid4().hex[:8]}"
+    images.tag(engine, "hello-world", backup)
+    try:
+        assert images.remove(engine, "hello-world")
+        doctor = run("doctor", "--workdir", str(tmp_path), "--port", "1")
+        assert doctor.returncode == 1
+        assert "image hello-world:latest is missing - fix: run 'reglab images'" in doctor.stdout
+        no_compiler = run("images", "--offline", env={"PATH": str(tmp_path)})
+        assert_one_line_error(no_compiler, "no C compiler found", "reglab images --load")
+        assert not images.exists(engine, "hello-world")
+    finally:
+        images.tag(engine, backup, "hello-world")
+        images.remove(engine, backup)
+
+
+def test_expired_certificate_is_one_line_and_kept(cli, tmp_path):
+    import datetime as dt
+
+    workdir = tmp_path / "w"
+    assert run("up", "tls", *cli).returncode == 0
+    ca = reglab.CA.load(workdir / "certs" / "ca.crt", workdir / "ca" / "ca.key")
+    old = ca.issue_cert("localhost", "127.0.0.1", "::1", days=1,
+                        not_before=dt.datetime.now(dt.UTC) - dt.timedelta(days=2))
+    old.write(workdir / "certs" / "domain.crt", workdir / "certs" / "domain.key")
+    assert_one_line_error(run("up", "tls", *cli), "the certificate expired on")
+    assert (workdir / "certs" / "domain.crt").read_bytes() == old.cert_pem
+
+
+def test_whitespace_in_user_name(tmp_path):
+    assert_one_line_error(run("up", "auth", "--user", "mo by", "--password-stdin",
+                              "--workdir", str(tmp_path)), "contains white space")

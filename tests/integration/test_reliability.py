@@ -1,0 +1,159 @@
+"""Faults a workshop meets: a registry killed mid-push, an engine restart, interrupted runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import nbformat
+import pytest
+from conftest import engine_pid, free_port, restart_engine, strict
+from nbclient import NotebookClient
+from notebook_runner import NOTEBOOKS, run_notebook
+
+import reglab
+from reglab import images
+
+pytestmark = pytest.mark.docker
+
+
+def push_hello(engine, registry, repo, cleanup) -> str:
+    ref = registry.ref(repo)
+    cleanup.append(ref)
+    images.tag(engine, "hello-world", ref)
+    return images.push(engine, ref)
+
+
+def test_registry_killed_mid_push_loses_nothing(engine, make_registry, cleanup_images):
+    registry = make_registry("persistent")
+    before = push_hello(engine, registry, "before/hello-world", cleanup_images)
+
+    big = f"reglab-test-big:{uuid.uuid4().hex[:8]}"
+    images.build_random_image(engine, big, layers=4, layer_bytes=16 << 20)
+    ref = registry.ref("big/data")
+    cleanup_images += [big, ref]
+    images.tag(engine, big, ref)
+
+    uploading = threading.Event()
+    outcome: dict[str, object] = {}
+
+    def on_progress(event: reglab.Progress) -> None:
+        if event.status == "Pushing" and (event.current or 0) > 0:
+            uploading.set()
+
+    def push() -> None:
+        try:
+            outcome["digest"] = images.push(reglab.connect(), ref, progress=on_progress)
+        except reglab.ImageError as exc:
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=push)
+    worker.start()
+    assert uploading.wait(60), "the push never started uploading"
+    registry.container.kill()  # SIGKILL, in the middle of the upload
+    registry.start()  # through reglab: replaces the dead container, same data
+    worker.join(180)
+    assert not worker.is_alive()
+
+    with registry.client() as api:
+        assert api.manifest_digest("before/hello-world") == before  # intact
+        api.verify_image("before/hello-world")
+    # The engine retries a failed upload by itself; if it gave up, retry the push once.
+    digest = outcome.get("digest") or images.push(engine, ref)
+    with registry.client() as api:
+        assert api.manifest_digest("big/data") == digest
+        assert api.verify_image("big/data") > 64_000_000  # every blob, checked by SHA-256
+
+
+def test_engine_restart_brings_the_tls_registry_back_with_its_data(engine, make_registry,
+                                                                  cleanup_images):
+    pid = engine_pid()
+    if pid is None:
+        if strict():
+            pytest.fail("CI must be able to restart the dockerd it started")
+        pytest.skip("dockerd was not started by this project, so it is not restarted here")
+    registry = make_registry("tls")
+    digest = push_hello(engine, registry, "restart/hello-world", cleanup_images)
+    old_id = registry.container.id
+
+    restart_engine(pid)
+
+    registry = reglab.Registry(registry.config, reglab.connect())
+    registry.wait_ready(30)  # came back by itself: --restart unless-stopped
+    assert registry.container.id == old_id
+    assert registry.client().manifest_digest("restart/hello-world") == digest
+
+
+def test_interrupted_command_is_recovered_by_running_it_again(engine, workshop_images,
+                                                              tmp_path):
+    name = f"reglab-test-{uuid.uuid4().hex[:8]}"
+    args = ["tls", "--port", str(free_port()), "--workdir", str(tmp_path / "w"),
+            "--name", name]
+    cmd = [sys.executable, "-m", "reglab", "up", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not engine.containers.list(all=True, filters={"name": name}):
+            assert proc.poll() is None, "finished before it could be interrupted"
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C while it waits for the registry
+        _, err = proc.communicate(timeout=30)
+        if proc.returncode != 0:  # interrupted (it may also have just finished)
+            assert proc.returncode == 130
+            assert err.strip().splitlines() == [
+                "reglab: interrupted; run the same command again to finish"]
+        again = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert again.returncode == 0, again.stderr
+    finally:
+        reglab.Registry(reglab.RegistryConfig(name=name, workdir=tmp_path)).remove()
+
+
+@pytest.mark.parametrize("notebook, stop_after", [
+    ("03-tls.ipynb", "ws.trust_ca(gateway)"),  # leaves a network, a trusted CA, a container
+    ("04-basic-auth.ipynb", "ws.login(moby)"),  # leaves a login and a running registry
+])
+def test_interrupted_notebook_is_recovered_by_running_it_again(engine, workshop_images,
+                                                               tmp_path, monkeypatch,
+                                                               notebook, stop_after):
+    port = free_port()
+    monkeypatch.setenv("REGLAB_PORT", str(port))
+    nb = nbformat.read(NOTEBOOKS / notebook, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    cut = next(i for i, c in enumerate(code) if stop_after in c.source)
+    partial = nbformat.v4.new_notebook(cells=code[:cut + 1], metadata=nb.metadata)
+    monkeypatch.setenv("REGLAB_WORKDIR", str(tmp_path / "workdir"))
+    monkeypatch.setenv("REGLAB_NAME", "reglab-test-broken")
+    NotebookClient(partial, timeout=120,
+                   resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    assert engine.containers.list(filters={"name": "reglab-test-broken"})  # left running
+
+    full = run_notebook(notebook, tmp_path)  # the whole notebook, as a learner would rerun it
+    assert not [o for c in full.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert engine.containers.list(all=True, filters={"name": "reglab-test-broken"}) == []
+    assert not any(n.name == "reglab-net" for n in engine.networks.list())
+    assert not any(p.name.endswith(f":{port}") for p in
+                   (reglab.certs.DOCKER_CERTS_D.iterdir() if reglab.certs.DOCKER_CERTS_D.exists()
+                    else []))
+
+
+def test_leftover_half_written_files_do_not_break_a_run(engine, workshop_images, tmp_path):
+    """Temp files from an interrupted atomic write are ignored and the real files kept."""
+    workdir = tmp_path / "w"
+    name = f"reglab-test-{uuid.uuid4().hex[:8]}"
+    config = reglab.RegistryConfig(stage="tls", port=free_port(), workdir=workdir, name=name)
+    reglab.Registry(config, engine).start()
+    cert = (workdir / "certs" / "domain.crt").read_bytes()
+    (workdir / "certs" / ".domain.crt.abc123").write_bytes(b"-----BEGIN CERT")  # half-written
+    try:
+        registry = reglab.Registry(config, engine).start()
+        assert registry.client().ping() == 200
+        assert (workdir / "certs" / "domain.crt").read_bytes() == cert
+    finally:
+        reglab.Registry(config, engine).remove()
+    assert os.stat(workdir / "certs" / "domain.key").st_mode & 0o777 == 0o600
