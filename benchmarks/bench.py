@@ -1,0 +1,271 @@
+"""reglab measured against the plain docker CLI doing the same work, on the real engine.
+
+    python benchmarks/bench.py            # full run (several minutes)
+    python benchmarks/bench.py --quick    # fewer rounds, smaller image, fewer bcrypt costs
+
+Each pair is measured in the same run, alternating which goes first, over several rounds; the
+median is reported. The last line is machine-readable:
+
+    BENCH push_ratio=R pull_ratio=R ready_overhead_ms=N auth_push_ratio=R notebooks_ratio=R
+
+(ratios = reglab / CLI). It also writes the bcrypt cost curve to notebooks/images/.
+Traffic goes only to registries on 127.0.0.1 started here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+
+import reglab
+from reglab import images
+from reglab.htpasswd import DEFAULT_COST, Htpasswd
+
+ROOT = Path(__file__).resolve().parents[1]
+NAME = "reglab-registry-bench"
+PLOT = ROOT / "notebooks" / "images" / "bcrypt-cost.png"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def timed(action: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def docker(*args: str) -> None:
+    subprocess.run(["docker", *args], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE)
+
+
+def alternate(rounds: int, prepare: Callable[[], None], a: Callable[[], object],
+              b: Callable[[], object]) -> tuple[float, float]:
+    """Median times of ``a`` and ``b``, alternating which runs first; ``prepare`` before each."""
+    times_a, times_b = [], []
+    for n in range(rounds):
+        order = [(a, times_a), (b, times_b)] if n % 2 == 0 else [(b, times_b), (a, times_a)]
+        for action, sink in order:
+            prepare()
+            sink.append(timed(action))
+    return statistics.median(times_a), statistics.median(times_b)
+
+
+class Bench:
+    def __init__(self, quick: bool) -> None:
+        self.quick = quick
+        self.rounds = 3 if quick else 7
+        self.engine = reglab.connect()
+        images.ensure_images(self.engine)
+        self.tmp = Path(tempfile.mkdtemp(prefix="reglab-bench-"))
+        self.port = free_port()
+        layers, size = (4, 4 << 20) if quick else (8, 8 << 20)
+        self.source = images.build_random_image(self.engine, f"reglab-bench-src:{os.getpid()}",
+                                                layers=layers, layer_bytes=size)
+        self.image_mb = layers * size / 2**20
+        self.rows: list[tuple[str, str, str, str]] = []
+
+    def registry(self, stage: str = "local", **kwargs: object) -> reglab.Registry:
+        config = reglab.RegistryConfig(stage=stage, port=self.port, workdir=self.tmp / "w",
+                                       name=NAME, **kwargs)
+        return reglab.Registry(config, self.engine)
+
+    def fresh(self, stage: str = "local") -> reglab.Registry:
+        """A registry with empty storage (the local stage keeps data in the container)."""
+        return self.registry(stage).start()
+
+    def row(self, what: str, reglab_s: float, cli_s: float, unit: str = "ratio") -> float:
+        value = reglab_s / cli_s if unit == "ratio" else (reglab_s - cli_s) * 1000
+        shown = f"{value:.3f}" if unit == "ratio" else f"{value:+.0f} ms"
+        self.rows.append((what, f"{reglab_s:.3f} s", f"{cli_s:.3f} s", shown))
+        return value
+
+    # --- the measurements ---
+    def push(self) -> float:
+        ref = f"127.0.0.1:{self.port}/bench/data:latest"
+        images.tag(self.engine, self.source, ref)
+        r, c = alternate(self.rounds, lambda: self.fresh(),
+                         lambda: images.push(self.engine, ref),
+                         lambda: docker("push", ref))
+        return self.row(f"push {self.image_mb:.0f} MiB", r, c)
+
+    def pull(self) -> float:
+        ref = f"127.0.0.1:{self.port}/bench/data:latest"
+        self.fresh()
+        images.push(self.engine, ref)
+        images.remove(self.engine, self.source)  # only the registry's name is left
+
+        def forget() -> None:  # remove the image and its layers, so a pull moves every byte
+            images.remove(self.engine, ref)
+
+        r, c = alternate(self.rounds, forget, lambda: images.pull(self.engine, ref),
+                         lambda: docker("pull", ref))
+        images.tag(self.engine, ref, self.source)
+        return self.row(f"pull {self.image_mb:.0f} MiB", r, c)
+
+    def ready(self) -> float:
+        url = f"http://127.0.0.1:{self.port}/v2/"
+
+        def remove() -> None:
+            self.registry().remove()
+
+        def cli_run_and_poll() -> None:
+            docker("run", "-d", "--name", NAME, "-p", f"127.0.0.1:{self.port}:5000",
+                   "--label", "org.reglab.owned=true", "registry:2")
+            with requests.Session() as session:
+                while True:
+                    try:
+                        if session.get(url, timeout=1).status_code in (200, 401):
+                            return
+                    except requests.ConnectionError:
+                        pass
+                    time.sleep(0.01)
+
+        r, c = alternate(self.rounds * 2, remove, lambda: self.registry().start(),
+                         cli_run_and_poll)
+        return self.row("start to first answer", r, c, unit="ms")
+
+    def auth_registry(self, cost: int) -> tuple[reglab.Registry, reglab.Credentials]:
+        creds = reglab.Credentials.generate("bench")
+        users = Htpasswd(self.tmp / "w" / "auth" / "htpasswd")
+        users.set(creds.user, creds.password, cost)
+        users.save()
+        return self.registry("auth"), creds
+
+    def auth_push(self) -> float:
+        ref = f"127.0.0.1:{self.port}/bench/data:latest"
+        registry, creds = self.auth_registry(DEFAULT_COST)
+
+        def fresh_auth() -> None:
+            shutil.rmtree(self.tmp / "w" / "registry-data", ignore_errors=True)
+            registry.start()
+
+        times_auth, times_plain = [], []
+        for n in range(self.rounds):
+            pair = [("auth", times_auth), ("plain", times_plain)]
+            for kind, sink in pair if n % 2 == 0 else pair[::-1]:
+                if kind == "auth":
+                    fresh_auth()
+                    sink.append(timed(lambda: images.push(self.engine, ref,
+                                                          auth=creds.auth_config())))
+                else:
+                    self.fresh()
+                    sink.append(timed(lambda: images.push(self.engine, ref)))
+        return self.row(f"TLS+auth push (cost {DEFAULT_COST}) / plain push",
+                        statistics.median(times_auth), statistics.median(times_plain))
+
+    def cost_curve(self) -> list[tuple[int, float]]:
+        ref = f"127.0.0.1:{self.port}/bench/data:latest"
+        costs = [4, 6, 8, 10, 12] if self.quick else list(range(4, 13))
+        curve = []
+        for cost in costs:
+            registry, creds = self.auth_registry(cost)
+            samples = []
+            for _ in range(1 if self.quick else 3):
+                shutil.rmtree(self.tmp / "w" / "registry-data", ignore_errors=True)
+                registry.start()
+                auth = creds.auth_config()
+                samples.append(timed(lambda auth=auth: images.push(self.engine, ref, auth=auth)))
+            curve.append((cost, statistics.median(samples)))
+        self.fresh()
+        plain = timed(lambda: images.push(self.engine, ref))
+        self.plot(curve, plain)
+        return curve
+
+    def plot(self, curve: list[tuple[int, float]], plain: float) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
+        ax.plot([c for c, _ in curve], [t for _, t in curve], "o-", label="TLS + basic auth")
+        ax.axhline(plain, color="grey", linestyle="--", label="plain registry")
+        ax.axvline(DEFAULT_COST, color="tab:green", linestyle=":",
+                   label=f"reglab default (cost {DEFAULT_COST})")
+        ax.set_xlabel("bcrypt cost factor")
+        ax.set_ylabel(f"push time of {self.image_mb:.0f} MiB (s)")
+        ax.set_title("The registry checks bcrypt on every request")
+        ax.legend()
+        fig.tight_layout()
+        PLOT.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(PLOT)
+
+    def notebooks(self) -> float:
+        cell_seconds: list[float] = []
+
+        def nbval() -> None:
+            env = {**os.environ, "REGLAB_PORT": str(self.port), "REGLAB_NAME": NAME,
+                   "REGLAB_WORKDIR": str(self.tmp / f"nb-{uuid.uuid4().hex[:6]}" / "workdir")}
+            out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                  "--durations=0", "--nbval", "--nbval-current-env",
+                                  "--nbval-sanitize-with", str(ROOT / "tests/nbval-sanitize.cfg"),
+                                  str(ROOT / "notebooks")],
+                                 check=True, cwd=ROOT, env=env, capture_output=True, text=True)
+            # "0.25s call  notebooks/...::Cell 3": the time the cells' own code took
+            cell_seconds.append(sum(float(line.split("s", 1)[0]) for line in
+                                    out.stdout.splitlines() if " call " in line))
+
+        def cli() -> None:
+            subprocess.run(["bash", str(ROOT / "benchmarks" / "workshop-cli.sh"),
+                            str(self.port), str(self.tmp / f"cli-{uuid.uuid4().hex[:6]}")],
+                           check=True, stdout=subprocess.DEVNULL)
+
+        r, c = alternate(max(2, self.rounds // 2), lambda: self.registry().remove(), nbval, cli)
+        ratio = self.row("whole workshop: notebooks / CLI script", r, c)
+        self.row("  of which notebook cells (no Jupyter)", statistics.median(cell_seconds), c)
+        return ratio
+
+    def close(self) -> None:
+        self.registry().remove()
+        for ref in (self.source, f"127.0.0.1:{self.port}/bench/data:latest"):
+            images.remove(self.engine, ref)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a shorter run")
+    args = parser.parse_args()
+    bench = Bench(args.quick)
+    try:
+        push = bench.push()
+        pull = bench.pull()
+        ready = bench.ready()
+        auth = bench.auth_push()
+        curve = bench.cost_curve()
+        notebooks = bench.notebooks()
+    finally:
+        bench.close()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+          f"{platform.python_version()}, Docker engine {bench.engine.version()['Version']}; "
+          f"{bench.rounds} rounds, medians")
+    print(f"{'measurement':44} {'reglab':>10} {'CLI':>10} {'result':>10}")
+    for row in bench.rows:
+        print(f"{row[0]:44} {row[1]:>10} {row[2]:>10} {row[3]:>10}")
+    print("bcrypt cost -> TLS+auth push time: "
+          + ", ".join(f"{cost}: {t:.2f} s" for cost, t in curve) + f"  (plot: {PLOT})")
+    print(f"BENCH push_ratio={push:.3f} pull_ratio={pull:.3f} ready_overhead_ms={ready:.0f} "
+          f"auth_push_ratio={auth:.3f} notebooks_ratio={notebooks:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
