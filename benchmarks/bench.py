@@ -95,6 +95,8 @@ class Bench:
         value = reglab_s / cli_s if unit == "ratio" else (reglab_s - cli_s) * 1000
         shown = f"{value:.3f}" if unit == "ratio" else f"{value:+.0f} ms"
         self.rows.append((what, f"{reglab_s:.3f} s", f"{cli_s:.3f} s", shown))
+        print(f"measured: {what}: reglab {reglab_s:.3f} s, CLI {cli_s:.3f} s -> {shown}",
+              flush=True)  # as it goes, so a long run that fails late still shows its numbers
         return value
 
     # --- the measurements ---

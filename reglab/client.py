@@ -108,6 +108,16 @@ class RegistryClient:
                                 headers={"Accept": MANIFEST_TYPES})
         return response.json()
 
+    def image_summary(self, repository: str, reference: str = "latest") -> dict[str, Any]:
+        """Digest, total size and layers of ``repository:reference``, from its manifest."""
+        digest = self.manifest_digest(repository, reference)
+        manifest = self.manifest(repository, digest)
+        layers = [(layer["digest"], int(layer["size"])) for layer in manifest.get("layers", [])]
+        config = manifest.get("config", {})
+        return {"repository": repository, "tag": reference, "digest": digest,
+                "size": sum(size for _, size in layers) + int(config.get("size", 0)),
+                "layers": layers, "media_type": manifest.get("mediaType", "")}
+
     def verify_image(self, repository: str, reference: str = "latest") -> int:
         """Download the manifest and every blob it names, checking each blob's SHA-256.
 

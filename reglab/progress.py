@@ -64,3 +64,51 @@ class TextProgress:
         if now - self._last >= self.interval and self.totals.total:
             self._last = now
             print(self.totals.summary(event.action), file=self.out)
+
+
+class NotebookProgress:
+    """A progress bar in Jupyter (ipywidgets), fed by reglab's progress events.
+
+    It is displayed once, at the first event, with the same initial state every time; later
+    updates travel as widget messages, not as new outputs, so a notebook's stored outputs stay
+    the same from run to run.
+    """
+
+    def __init__(self, action: str) -> None:
+        self.action = action
+        self.totals = LayerTotals()
+        self.bar: object | None = None
+
+    def _show(self) -> None:
+        import ipywidgets as widgets
+        from IPython.display import display
+
+        self.bar = widgets.IntProgress(value=0, max=100, description=self.action)
+        self.label = widgets.Label(value="")
+        display(widgets.HBox([self.bar, self.label]))
+
+    def __call__(self, event: Progress) -> None:
+        if self.bar is None:
+            self._show()
+        if event.action == "build":
+            self.label.value = event.status[:80]
+            return
+        self.totals.add(event)
+        if self.totals.total:
+            self.bar.value = int(100 * self.totals.current / self.totals.total)  # type: ignore[attr-defined]
+            self.label.value = self.totals.summary(event.action)
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (where widgets can be shown)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return False
+    shell = get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
+
+
+def for_display(action: str) -> NotebookProgress | TextProgress | None:
+    """The progress reporter that suits where we run: a bar in Jupyter, none elsewhere."""
+    return NotebookProgress(action) if in_notebook() else None

@@ -22,6 +22,7 @@ from .engine import connect
 from .errors import ReglabError
 from .htpasswd import DEFAULT_COST, Htpasswd
 from .login import Credentials, login, logout
+from .progress import for_display
 from .registry import (
     NETWORK,
     Registry,
@@ -73,7 +74,7 @@ class Workshop:
         """Connect to the engine and make sure the images exist (built offline if needed)."""
         one_line_errors()
         ws = cls(connect())
-        how = images.ensure_images(ws.engine)
+        how = images.ensure_images(ws.engine, progress=for_display("images"))
         print(f"Docker engine {ws.engine.version()['Version']} answers")
         for ref in how:
             print(f"image {ref} is available")
@@ -133,21 +134,25 @@ class Workshop:
         users = Htpasswd.load(path)
         users.set(credentials.user, credentials.password, cost)
         users.save()
-        print(f"{path.name} now has {len(users)} user(s): {', '.join(users.names())}")
+        print(f"{credentials.user} is in {path.name} (bcrypt, cost {cost})")
 
-    def storage(self) -> dict[str, Any]:
-        """What the persistent registry keeps on disk: repositories, tags and blob count."""
-        root = self.config("persistent").paths.data / "docker" / "registry" / "v2"
-        cli(f"find {self.config('persistent').paths.data} -type f")
-        blobs = sorted(p for p in (root / "blobs").rglob("data"))
-        repos = sorted(p.parent.parent.relative_to(root / "repositories").as_posix()
-                       for p in (root / "repositories").rglob("_manifests/tags"))
-        info: dict[str, Any] = {"blobs": len(blobs), "repositories": repos}
-        for repo in repos:
-            link = root / "repositories" / repo / "_manifests/tags/latest/current/link"
-            if link.exists():
-                info[f"{repo}:latest"] = link.read_text().strip()
-        return info
+    def storage(self, repository: str = "hello-world") -> dict[str, Any]:
+        """What the persistent registry keeps on disk for ``repository``.
+
+        Blobs live once, by digest, under ``blobs/``; a repository holds only links: to its
+        layers (and config) under ``_layers/``, and per tag to its manifest.
+        """
+        data = self.config("persistent").paths.data
+        repo = data / "docker/registry/v2/repositories" / repository
+        cli(f"find {data}/docker/registry/v2/repositories/{repository} -name link")
+        link = repo / "_manifests/tags/latest/current/link"
+        return {"repository": repository,
+                "layer and config links": len(list((repo / "_layers").rglob("link"))),
+                "blob files for them": sum(
+                    (data / "docker/registry/v2/blobs/sha256" / p.parent.name[:2]
+                     / p.parent.name / "data").is_file()
+                    for p in (repo / "_layers").rglob("link")),
+                "tag latest": link.read_text().strip() if link.exists() else None}
 
     def tag(self, source: str, target: str) -> None:
         cli(f"docker tag {source} {target}")
@@ -157,14 +162,14 @@ class Workshop:
 
     def push(self, ref: str, credentials: Credentials | None = None) -> str:
         cli(f"docker push {ref}")
-        digest = images.push(self.engine, ref,
+        digest = images.push(self.engine, ref, progress=for_display("push"),
                              auth=credentials.auth_config() if credentials else None)
         print(f"pushed {ref}: digest {digest}")
         return digest
 
     def pull(self, ref: str, credentials: Credentials | None = None) -> str:
         cli(f"docker pull {ref}")
-        digest = images.pull(self.engine, ref,
+        digest = images.pull(self.engine, ref, progress=for_display("pull"),
                              auth=credentials.auth_config() if credentials else None)
         print(f"pulled {ref}: digest {digest}")
         if images.parse_reference(ref)[0] != "docker.io":

@@ -7,6 +7,9 @@ broken, to show the checkpoint cell is what stops them.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from conftest import free_port
@@ -19,6 +22,7 @@ from reglab.htpasswd import Htpasswd
 
 pytestmark = pytest.mark.docker
 WRONG_DIGEST = "sha256:" + "0" * 64
+SANITIZE = Path(__file__).resolve().parents[1] / "nbval-sanitize.cfg"
 
 
 def test_registry_answers_fails_when_no_registry_runs(make_registry):
@@ -111,13 +115,17 @@ def test_a_broken_step_stops_the_notebook_at_its_checkpoint(engine, workshop_ima
 
 
 @pytest.mark.parametrize("notebook", sorted(p.name for p in NOTEBOOKS.glob("0*.ipynb")))
-def test_each_notebook_runs_alone_twice_from_a_clean_state(engine, workshop_images, tmp_path,
-                                                          notebook, monkeypatch):
-    monkeypatch.setenv("REGLAB_PORT", str(free_port()))
-    for _ in range(2):
-        nb = run_notebook(notebook, tmp_path)
-        errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
-        assert errors == []
-    assert engine.containers.list(all=True, filters={"name": "reglab-test-broken"}) == []
+def test_each_notebook_passes_nbval_alone_twice_from_a_clean_state(engine, workshop_images,
+                                                                   tmp_path, notebook):
+    """nbval compares every output with the committed one, twice, in one fresh folder."""
+    env = {**os.environ, "REGLAB_PORT": str(free_port()), "REGLAB_NAME": "reglab-test-alone",
+           "REGLAB_WORKDIR": str(tmp_path / "workdir")}
+    for run in (1, 2):
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval",
+             "--nbval-current-env", "--nbval-sanitize-with", str(SANITIZE),
+             str(NOTEBOOKS / notebook)], env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, f"run {run}:\n{result.stdout[-3000:]}"
+    assert engine.containers.list(all=True, filters={"name": "reglab-test-alone"}) == []
     assert not any(n.name == "reglab-net" for n in engine.networks.list())
-    assert not images.exists(engine, f"127.0.0.1:{os.environ['REGLAB_PORT']}/hello-world")
+    assert not images.exists(engine, f"127.0.0.1:{env['REGLAB_PORT']}/hello-world")

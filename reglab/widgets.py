@@ -1,0 +1,136 @@
+"""Widgets for JupyterLab: a login form, a registry browser and a status panel.
+
+Each is a thin layer over plain reglab functions (which the tests call directly): the widget
+only collects input and shows results.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import docker
+import ipywidgets as widgets
+
+from .errors import ReglabError
+from .htpasswd import Htpasswd
+from .login import Credentials, login
+from .registry import Registry, owned_registries
+
+
+def add_user_and_login(engine: docker.DockerClient, registry: Registry, user: str,
+                       password: str) -> str:
+    """Add (or update) a user in the registry's htpasswd, then log the engine in as them.
+
+    Returns a one-line report; raises ReglabError (one line) when anything is wrong.
+    """
+    credentials = Credentials(user, password)
+    users = Htpasswd.load(registry.config.paths.htpasswd)
+    users.set(credentials.user, credentials.password)
+    users.save()
+    answer = login(engine, registry.address, credentials)
+    return f"✔ {credentials.user} is in {users.path.name} and can log in: {answer}"
+
+
+class LoginForm(widgets.VBox):
+    """User name, password (never echoed) and a button that calls :func:`add_user_and_login`.
+
+    The password field is emptied as soon as it has been read, so the password stays neither
+    in the widget nor in any variable of the notebook.
+    """
+
+    def __init__(self, engine: docker.DockerClient, registry: Registry) -> None:
+        self.engine, self.registry = engine, registry
+        self.user = widgets.Text(description="user", placeholder="e.g. alice")
+        self.password = widgets.Password(description="password")
+        self.button = widgets.Button(description="Add user and log in", button_style="primary")
+        self.message = widgets.HTML(value="")
+        self.button.on_click(self.submit)
+        super().__init__([self.user, self.password, self.button, self.message])
+
+    def submit(self, _: Any = None) -> None:
+        password, self.password.value = self.password.value, ""
+        try:
+            text = add_user_and_login(self.engine, self.registry, self.user.value.strip(),
+                                      password)
+        except ReglabError as exc:
+            text = f"✘ {exc}"
+        finally:
+            del password
+        self.message.value = html.escape(text)
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    cells = "".join(f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(k)}</th>"
+                    f"<td><code>{html.escape(v)}</code></td></tr>" for k, v in rows)
+    return f"<table>{cells}</table>"
+
+
+class RegistryBrowser(widgets.VBox):
+    """Repositories -> tags -> digest, size and layers, read through the registry's HTTP API.
+
+    Works with TLS (verified against the workshop CA) and with auth (pass ``auth``).
+    """
+
+    def __init__(self, registry: Registry, auth: tuple[str, str] | None = None) -> None:
+        self.api = registry.client(auth=auth)
+        self.repositories = widgets.Select(description="repository", rows=6)
+        self.tags = widgets.Select(description="tag", rows=6)
+        self.details = widgets.HTML(value="")
+        self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
+        self.refresh_button.on_click(lambda _: self.refresh())
+        self.repositories.observe(lambda _: self._show_tags(), names="value")
+        self.tags.observe(lambda _: self._show_details(), names="value")
+        super().__init__([self.refresh_button, widgets.HBox([self.repositories, self.tags]),
+                          self.details])
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read the catalog again (after a push, say)."""
+        try:
+            self.repositories.options = self.api.catalog()
+        except ReglabError as exc:
+            self.repositories.options = []
+            self.details.value = html.escape(f"✘ {exc}")
+
+    def _show_tags(self) -> None:
+        repo = self.repositories.value
+        self.tags.options = self.api.tags(repo) if repo else []
+
+    def _show_details(self) -> None:
+        repo, tag = self.repositories.value, self.tags.value
+        if not (repo and tag):
+            self.details.value = ""
+            return
+        info = self.api.image_summary(repo, tag)
+        rows = [("image", f"{repo}:{tag}"), ("digest", info["digest"]),
+                ("size", f"{info['size']:,} bytes"), ("layers", str(len(info["layers"])))]
+        rows += [(f"layer {n + 1}", f"{d} ({s:,} bytes)") for n, (d, s) in
+                 enumerate(info["layers"])]
+        self.details.value = _table(rows)
+
+
+class StatusPanel(widgets.VBox):
+    """Which reglab registries exist: stage, port, TLS, auth. Refreshed on demand."""
+
+    def __init__(self, engine: docker.DockerClient | None = None) -> None:
+        self.engine = engine
+        self.table = widgets.HTML(value="")
+        self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
+        self.refresh_button.on_click(lambda _: self.refresh())
+        super().__init__([self.refresh_button, self.table])
+        self.refresh()
+
+    def refresh(self) -> None:
+        found = owned_registries(self.engine)
+        if not found:
+            self.table.value = "no reglab registry is running"
+            return
+        head = "".join(f"<th style='padding-right:1em'>{h}</th>" for h in
+                       ("name", "state", "stage", "port", "TLS", "auth"))
+        body = "".join(
+            "<tr>" + "".join(f"<td style='padding-right:1em'>{html.escape(str(v))}</td>" for v in (
+                r["name"], r["state"], r["stage"], ", ".join(r["ports"]) or "-",
+                "on" if r["tls"] else "off", "on" if r["auth"] else "off")) + "</tr>"
+            for r in found)
+        self.table.value = f"<table><tr>{head}</tr>{body}</table>"
