@@ -146,19 +146,26 @@ def tag(client: docker.DockerClient, source: str, target: str) -> None:
                          "run 'reglab images' or pull/build it first") from None
 
 
+def _transfer(client: docker.DockerClient, action: str, ref: str,
+              auth: dict[str, str] | None, progress: ProgressCallback | None) -> list[dict]:
+    """Run ``docker push`` or ``docker pull`` through the engine API; return its events."""
+    repository, tag_ = split_ref(ref)
+    call = client.api.push if action == "push" else client.api.pull
+    try:
+        stream = call(repository, tag_, stream=True, decode=True, auth_config=auth)
+        return _follow(stream, action, ref, progress)
+    except docker.errors.APIError as exc:
+        message = exc.explanation or str(exc)
+        raise ImageError(f"{action} of {ref} failed: {message}", explain(message)) from None
+
+
 def push(client: docker.DockerClient, ref: str, auth: dict[str, str] | None = None,
          progress: ProgressCallback | None = None) -> str:
     """Push ``ref`` and return the manifest digest the registry stored.
 
     CLI: ``docker push REF``. Raises ImageError when the engine reports any error.
     """
-    repository, tag_ = split_ref(ref)
-    try:
-        stream = client.api.push(repository, tag_, stream=True, decode=True, auth_config=auth)
-        events = _follow(stream, "push", ref, progress)
-    except docker.errors.APIError as exc:
-        message = exc.explanation or str(exc)
-        raise ImageError(f"push of {ref} failed: {message}", explain(message)) from None
+    events = _transfer(client, "push", ref, auth, progress)
     for event in reversed(events):
         digest = (event.get("aux") or {}).get("Digest")
         if digest:
@@ -169,13 +176,7 @@ def push(client: docker.DockerClient, ref: str, auth: dict[str, str] | None = No
 def pull(client: docker.DockerClient, ref: str, auth: dict[str, str] | None = None,
          progress: ProgressCallback | None = None) -> str:
     """Pull ``ref`` and return its manifest digest (``sha256:...``).  CLI: ``docker pull REF``."""
-    repository, tag_ = split_ref(ref)
-    try:
-        stream = client.api.pull(repository, tag_, stream=True, decode=True, auth_config=auth)
-        events = _follow(stream, "pull", ref, progress)
-    except docker.errors.APIError as exc:
-        message = exc.explanation or str(exc)
-        raise ImageError(f"pull of {ref} failed: {message}", explain(message)) from None
+    events = _transfer(client, "pull", ref, auth, progress)
     for event in events:
         match = re.search(r"Digest: (sha256:[0-9a-f]{64})", event.get("status", ""))
         if match:

@@ -7,6 +7,8 @@ VENV="$ROOT/.venv"
 # Debian packages: the engine; the registry server binary and a C toolchain (to build
 # registry:2 and hello-world when Docker Hub is out of reach); htpasswd to cross-check ours.
 APT_PACKAGES=(docker.io docker-registry gcc libc6-dev apache2-utils)
+# The test suite also drives JupyterLab in a real browser: Debian's Chromium (no download).
+TEST_APT_PACKAGES=(chromium)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -15,15 +17,15 @@ engine_answers() { timeout 10 docker info >/dev/null 2>&1; }
 
 missing_packages() {
   local pkg
-  for pkg in "${APT_PACKAGES[@]}"; do
+  for pkg in "$@"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || echo "$pkg"
   done
 }
 
-ensure_packages() {
-  command -v dpkg-query >/dev/null || return 0   # not Debian/Ubuntu: the user installs Docker
+ensure_packages() {  # ensure_packages PKG...
+  command -v dpkg-query >/dev/null || return 0   # not Debian/Ubuntu: the user installs them
   local missing
-  missing=$(missing_packages | tr "\n" " ")
+  missing=$(missing_packages "$@" | tr "\n" " ")
   [ -z "${missing// /}" ] && return 0
   if [ "$(id -u)" != 0 ]; then
     die "missing packages: $missing - fix: sudo apt-get install -y $missing"
@@ -37,7 +39,7 @@ ensure_packages() {
 ensure_engine() {
   if engine_answers; then return 0; fi
   [ -n "${DOCKER_HOST:-}" ] && die "no Docker engine answers at DOCKER_HOST=$DOCKER_HOST - fix: start it, or unset DOCKER_HOST"
-  ensure_packages
+  ensure_packages "${APT_PACKAGES[@]}"
   if engine_answers; then return 0; fi
   [ "$(id -u)" = 0 ] || die "no Docker engine answers - fix: sudo systemctl start docker (or start Docker Desktop)"
   say "starting dockerd (log: /var/log/reglab-dockerd.log)"

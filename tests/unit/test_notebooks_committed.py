@@ -1,0 +1,44 @@
+"""The committed notebooks hold what nbval compares, and keep the workshop's structure."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+from check_notebooks import problems  # noqa: E402
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("0*.ipynb"))
+
+
+def test_there_is_a_preflight_and_four_stages():
+    assert [p.name[:2] for p in NOTEBOOKS] == ["00", "01", "02", "03", "04"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_with_outputs(path):
+    assert problems(path) == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_sections_and_cli_lines(path):
+    cells = json.loads(path.read_text())["cells"]
+    text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    for heading in ("## Overview", "## Prerequisites", "## Troubleshooting", "## Summary",
+                    "## What's next", "## Clean-up"):
+        assert heading in text, f"{path.name} lacks {heading}"
+    outputs = json.dumps([c.get("outputs", []) for c in cells])
+    if path.name != "00-preflight.ipynb":
+        assert "$ docker " in outputs  # the learner sees the docker CLI line for each step
+        assert "Checkpoint" in text and "## Exercise" in text
+
+
+def test_check_finds_unrun_cells(tmp_path):
+    nb = {"cells": [{"cell_type": "code", "execution_count": None, "outputs": [],
+                     "source": "1"}]}
+    (tmp_path / "x.ipynb").write_text(json.dumps(nb))
+    assert problems(tmp_path / "x.ipynb") == [f"{tmp_path / 'x.ipynb'}: code cell 1 was never run"]
