@@ -57,6 +57,8 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+#: The status of the last event of a push, pull or build that succeeded.
+COMPLETE = "complete"
 
 
 # --- what the engine's error lines mean --------------------------------------------------------
@@ -104,6 +106,8 @@ def _follow(stream: Iterable[dict[str, Any]], action: str, ref: str,
             detail = event.get("progressDetail") or {}
             progress(Progress(action, event.get("status") or event.get("stream", "").strip(),
                               event.get("id"), detail.get("current"), detail.get("total")))
+    if progress is not None:
+        progress(Progress(action, COMPLETE))
     return events
 
 

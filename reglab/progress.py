@@ -11,7 +11,7 @@ import sys
 import time
 from typing import TextIO
 
-from .images import Progress
+from .images import COMPLETE, Progress
 
 DONE = {"Pushed", "Pull complete", "Layer already exists", "Already exists", "Download complete"}
 
@@ -55,6 +55,10 @@ class TextProgress:
         self._last = 0.0
 
     def __call__(self, event: Progress) -> None:
+        if event.status == COMPLETE:
+            if self.totals.total:
+                print(self.totals.summary(event.action), file=self.out)
+            return
         if event.action == "build":
             if event.status.startswith("Step "):
                 print(f"build: {event.status}", file=self.out)
@@ -90,6 +94,10 @@ class NotebookProgress:
     def __call__(self, event: Progress) -> None:
         if self.bar is None:
             self._show()
+        if event.status == COMPLETE:  # small layers may never report byte totals
+            self.bar.value = 100  # type: ignore[attr-defined]
+            self.label.value = self.totals.summary(event.action) if self.totals.total else "done"
+            return
         if event.action == "build":
             self.label.value = event.status[:80]
             return

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import nbformat
 import pytest
 import requests
 from conftest import free_port, strict
@@ -44,6 +45,19 @@ def jupyterlab(engine, workshop_images, tmp_path):
     """A JupyterLab server on loopback over a copy of notebooks/; yields (url, token, env)."""
     root = tmp_path / "notebooks"
     shutil.copytree(NOTEBOOKS, root, ignore=shutil.ignore_patterns("workdir", ".ipynb_*"))
+    for path in root.glob("*.ipynb"):  # no stored outputs: what the test sees, the run made
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+        nbformat.write(nb, path)
+    # Render every cell (no windowing), so outputs below the fold exist in the page.
+    tracker = tmp_path / "lab-settings" / "@jupyterlab" / "notebook-extension"
+    tracker.mkdir(parents=True)
+    (tracker / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
+    notices = tmp_path / "lab-settings" / "@jupyterlab" / "apputils-extension"
+    notices.mkdir(parents=True)  # never ask to fetch news from the internet
+    (notices / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
     port, token = free_port(), secrets.token_hex(16)
     env = {**os.environ, "REGLAB_PORT": str(free_port()), "REGLAB_NAME": "reglab-test-browser",
            "REGLAB_WORKDIR": str(tmp_path / "workdir"),
@@ -101,13 +115,13 @@ def test_notebook_01_runs_in_jupyterlab_in_a_real_browser(jupyterlab, engine):
             checkpoint = page.locator(".jp-OutputArea-output",
                                       has_text="✔ the registry serves hello-world:latest")
             checkpoint.first.wait_for(timeout=120_000)
-            text = checkpoint.first.inner_text()
+            text = checkpoint.first.text_content() or ""
             assert re.search(r"with digest sha256:[0-9a-f]{64}", text), text
 
             # The registry browser widget rendered in the page and lists the repository.
             options = page.locator(".widget-select select").first
             options.wait_for(timeout=30_000)
-            assert "hello-world" in options.inner_text()
+            assert "hello-world" in (options.text_content() or "")
 
             done = page.locator(".jp-OutputArea-output", has_text="data stays in")
             done.first.wait_for(timeout=120_000)  # the clean-up cell ran: all cells did

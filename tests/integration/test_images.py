@@ -69,6 +69,11 @@ def test_progress_reports_layer_bytes(engine, make_registry, cleanup_images):
     images.push(engine, ref, progress=events.append)
     assert any(e.status == "Pushed" and e.layer for e in events)
     assert any(e.total for e in events)
+    assert events[-1].status == images.COMPLETE  # a bar can always finish
+    failed: list[reglab.Progress] = []
+    with pytest.raises(reglab.ImageError):
+        images.push(engine, "127.0.0.1:1/nothing:latest", progress=failed.append)
+    assert images.COMPLETE not in [e.status for e in failed]
 
 
 def test_tag_of_a_missing_image(engine):
