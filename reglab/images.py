@@ -419,6 +419,7 @@ def _write_atomically(path: Path, chunks: Iterator[bytes]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.fchmod(fd, 0o644)  # a classroom file, meant to be copied around
         with os.fdopen(fd, "wb") as out:
             for chunk in chunks:
                 out.write(chunk)

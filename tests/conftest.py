@@ -25,6 +25,8 @@ def strict() -> bool:
                for v in ("CI", "REGLAB_REQUIRE_DOCKER"))
 
 
+BEFORE = pytest.StashKey[set[str] | None]()
+
 #: Measurements tests report (load test wall times), printed at the end of the run.
 REPORT: list[str] = []
 
@@ -36,6 +38,21 @@ def pytest_terminal_summary(terminalreporter) -> None:
             terminalreporter.write_line(line)
 
 
+def engine_state() -> set[str] | None:
+    """Containers, networks and image names on the engine (None when no engine answers)."""
+    try:
+        engine = reglab.connect(timeout=10)
+    except reglab.EngineError:
+        return None
+    return ({f"container {c.name}" for c in engine.containers.list(all=True)}
+            | {f"network {n.name}" for n in engine.networks.list()}
+            | {f"image {t}" for i in engine.images.list() for t in i.tags})
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[BEFORE] = engine_state()
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
@@ -43,6 +60,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         reporter.write_line(f"FAILED: {skipped} test(s) skipped; in CI every test must run",
                             red=True)
         session.exitstatus = 1
+    before, after = session.config.stash.get(BEFORE, None), engine_state()
+    # Images the suite builds once and keeps: the workshop's own.
+    kept = {f"image {ref}" for ref in images.WORKSHOP_IMAGES}
+    left = sorted((after or set()) - (before or set()) - kept) if before is not None else []
+    if left and reporter:
+        reporter.write_line(f"left behind by the tests: {', '.join(left)}", red=True)
+        if strict() and session.exitstatus == 0:
+            session.exitstatus = 1
 
 
 def free_port() -> int:

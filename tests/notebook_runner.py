@@ -33,6 +33,18 @@ def run_notebook(name: str, tmp_path: Path, break_step: tuple[str, str] | None =
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        reglab.Registry(reglab.RegistryConfig(name="reglab-test-broken",
-                                              workdir=tmp_path)).remove()
+        # A notebook stopped by a failing cell never reaches its clean-up cell: do it here.
+        engine = reglab.connect()
+        reglab.Registry(reglab.RegistryConfig(name="reglab-test-broken", workdir=tmp_path),
+                        engine).remove()
+        remove_port_tags(engine, os.environ.get("REGLAB_PORT", ""))
+        reglab.registry.remove_project_network(engine)
     return nb
+
+
+def remove_port_tags(engine, port: str) -> None:
+    """Remove image names a notebook gave for registries on ``port`` (any host)."""
+    for image in engine.images.list():
+        for tag in image.tags:
+            if f":{port}/" in tag:
+                reglab.images.remove(engine, tag)

@@ -72,6 +72,7 @@ def jupyterlab(engine, workshop_images, tmp_path):
          "--LabApp.news_url=", "--LabApp.extension_manager=readonly"],
         env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    ARTIFACTS.mkdir(exist_ok=True)
     deadline = time.monotonic() + 60
     while True:  # poll until the server answers
         try:
@@ -84,6 +85,9 @@ def jupyterlab(engine, workshop_images, tmp_path):
         time.sleep(0.1)
     try:
         yield url, token, env
+    except BaseException:
+        shutil.copy(tmp_path / "jupyterlab.log", ARTIFACTS / "jupyterlab-FAILED.log")
+        raise
     finally:
         server.terminate()
         server.wait(30)
@@ -107,10 +111,15 @@ def test_notebook_01_runs_in_jupyterlab_in_a_real_browser(jupyterlab, engine):
         try:
             page.goto(f"{url}/lab/tree/01-local-registry.ipynb?token={token}")
             page.wait_for_selector(".jp-Notebook", timeout=60_000)
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                                   timeout=60_000)
+            # The kernel is ready when the status bar says so (the toolbar's indicator reads
+            # "idle" even before a kernel is connected, and cells run then are dropped).
+            page.locator("#jp-main-statusbar").get_by_text(
+                re.compile(r"Python 3 \(ipykernel\) \| Idle")).wait_for(timeout=60_000)
             page.click(".lm-MenuBar-itemLabel:text-is('Run')")
             page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+            first = page.locator(".jp-CodeCell .jp-InputPrompt").first
+            page.wait_for_function("el => /\\[\\d+\\]/.test(el.textContent)",
+                                   arg=first.element_handle(), timeout=60_000)
 
             checkpoint = page.locator(".jp-OutputArea-output",
                                       has_text="✔ the registry serves hello-world:latest")
@@ -129,8 +138,12 @@ def test_notebook_01_runs_in_jupyterlab_in_a_real_browser(jupyterlab, engine):
             checkpoint.first.scroll_into_view_if_needed()
             stderr = "[data-mime-type='application/vnd.jupyter.stderr']"  # errors and warnings
             assert page.locator(f".jp-OutputArea-output{stderr}").count() == 0
-        finally:
+        except BaseException:
+            page.screenshot(path=str(ARTIFACTS / "jupyterlab-01-FAILED.png"), full_page=False)
+            raise
+        else:
             page.screenshot(path=str(shot), full_page=False)
+        finally:
             browser.close()
     assert shot.stat().st_size > 10_000
     assert engine.containers.list(all=True, filters={"name": "reglab-test-browser"}) == []
