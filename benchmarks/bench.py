@@ -242,30 +242,42 @@ class Bench:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+STEPS = ("push", "pull", "ready", "auth_push", "cost_curve", "notebooks")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a shorter run")
+    parser.add_argument("--only", default=",".join(STEPS), metavar="STEP[,STEP]",
+                        help=f"run only these of: {', '.join(STEPS)}")
     args = parser.parse_args()
+    chosen = [s.strip() for s in args.only.split(",")]
+    unknown = set(chosen) - set(STEPS)
+    if unknown:
+        parser.error(f"unknown step(s) {', '.join(sorted(unknown))}; "
+                     f"choose from {', '.join(STEPS)}")
     bench = Bench(args.quick)
+    results: dict[str, object] = {}
     try:
-        push = bench.push()
-        pull = bench.pull()
-        ready = bench.ready()
-        auth = bench.auth_push()
-        curve = bench.cost_curve()
-        notebooks = bench.notebooks()
+        for step in chosen:
+            results[step] = getattr(bench, step)()
     finally:
         bench.close()
+    curve = results.get("cost_curve", [])
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}, Docker engine {bench.engine.version()['Version']}; "
           f"{bench.rounds} rounds, medians")
     print(f"{'measurement':44} {'reglab':>10} {'CLI':>10} {'result':>10}")
     for row in bench.rows:
         print(f"{row[0]:44} {row[1]:>10} {row[2]:>10} {row[3]:>10}")
-    print("bcrypt cost -> TLS+auth push time: "
-          + ", ".join(f"{cost}: {t:.2f} s" for cost, t in curve) + f"  (plot: {PLOT})")
-    print(f"BENCH push_ratio={push:.3f} pull_ratio={pull:.3f} ready_overhead_ms={ready:.0f} "
-          f"auth_push_ratio={auth:.3f} notebooks_ratio={notebooks:.3f}")
+    if curve:
+        print("bcrypt cost -> TLS+auth push time: "
+              + ", ".join(f"{cost}: {t:.2f} s" for cost, t in curve) + f"  (plot: {PLOT})")
+    names = {"push": "push_ratio", "pull": "pull_ratio", "ready": "ready_overhead_ms",
+             "auth_push": "auth_push_ratio", "notebooks": "notebooks_ratio"}
+    print("BENCH " + " ".join(
+        f"{names[s]}={results[s]:.0f}" if s == "ready" else f"{names[s]}={results[s]:.3f}"
+        for s in names if s in results))
     return 0
 
 

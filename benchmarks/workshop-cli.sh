@@ -40,6 +40,16 @@ q docker rmi "$REG/hello-world" hello-world
 q docker pull "$REG/hello-world"
 docker tag "$REG/hello-world" hello-world
 curl -sf "http://$REG/v2/_catalog" | grep -q hello-world
+digest() {  # digest of a tag, as the registry serves it (curl args after repo and tag)
+  local repo="$1" tag="$2"; shift 2
+  curl -sfI "$@" -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+    "$REG_URL/v2/$repo/manifests/$tag" | tr -d '\r' | awk 'tolower($1)=="docker-content-digest:" {print $2}'
+}
+REG_URL="http://$REG"
+docker tag hello-world "$REG/my-first/hello:v1"                     # exercise: a second name
+q docker push "$REG/my-first/hello:v1"
+[ "$(digest my-first/hello v1)" = "$(digest hello-world latest)" ]
+q docker rmi "$REG/my-first/hello:v1"
 q docker rm -f "$NAME"
 
 # 02 persistent
@@ -51,8 +61,14 @@ q docker push "$REG/hello-world"
 q docker rm -f "$NAME"
 q docker run -d --name "$NAME" -p "$REG:5000" "${DATA[@]}" registry:2
 wait_ready "http://$REG/v2/"
-curl -sfI "http://$REG/v2/hello-world/manifests/latest" \
-  -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' | grep -qi docker-content-digest
+[ -n "$(digest hello-world latest)" ]
+docker tag hello-world "$REG/survivor/hello:v2"                     # exercise: it survives
+q docker push "$REG/survivor/hello:v2"
+q docker rm -f "$NAME"
+q docker run -d --name "$NAME" -p "$REG:5000" "${DATA[@]}" registry:2
+wait_ready "http://$REG/v2/"
+[ -n "$(digest survivor/hello v2)" ]
+q docker rmi "$REG/survivor/hello:v2"
 q docker rm -f "$NAME"
 
 # 03 TLS: a CA, a server certificate with SANs, HTTPS, trust for a non-loopback address
@@ -80,6 +96,7 @@ docker tag hello-world "$GATEWAY:$PORT/hello-world"
 mkdir -p "/etc/docker/certs.d/$GATEWAY:$PORT"
 cp "$WORK/certs/ca.crt" "/etc/docker/certs.d/$GATEWAY:$PORT/ca.crt"
 q docker push "$GATEWAY:$PORT/hello-world"
+curl -sf --cacert "$WORK/certs/ca.crt" "https://localhost:$PORT/v2/hello-world/tags/list" >/dev/null  # exercise
 rm -rf "/etc/docker/certs.d/$GATEWAY:$PORT"
 q docker rm -f "$NAME"
 q docker network rm reglab-cli-net
@@ -101,5 +118,8 @@ echo "$PASSWORD" | q docker login "$REG" --username moby --password-stdin
 q docker push "$REG/hello-world"
 q docker rmi "$REG/hello-world"
 q docker pull "$REG/hello-world"
+ALICE=$(openssl rand -base64 18)                                   # exercise: a second user
+htpasswd -Bb -C 5 "$WORK/auth/htpasswd" alice "$ALICE" 2>/dev/null
+[ "$(curl -s -o /dev/null -w '%{http_code}' "${CA[@]}" -u "alice:$ALICE" "https://$REG/v2/")" = 200 ]
 q docker logout "$REG"
 echo "workshop steps done with the plain CLI"
