@@ -12,6 +12,7 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from .client import RegistryClient
 from .errors import ClientError, ReglabError, TLSVerificationFailed
 from .htpasswd import Htpasswd, cost_of
 from .images import exists
@@ -88,8 +89,6 @@ def tls_verified(registry: Registry) -> None:
     """A verifying client trusts the registry with the workshop CA, and refuses it without."""
     if not registry.url.startswith("https://"):
         raise CheckFailed(f"{registry.url} is not HTTPS", "start the tls stage")
-    from .client import RegistryClient
-
     try:
         with RegistryClient(registry.url) as untrusting:
             untrusting.status()

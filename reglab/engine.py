@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,17 +115,9 @@ def preflight(
                 )
             )
 
-    if not port_is_free(port):
-        owner = port_owner(client, port)
-        if owner != name:
-            held = f"container {owner}" if owner else "another program"
-            problems.append(
-                Problem(
-                    f"port {port} is already in use by {held}",
-                    "choose another port (--port N or REGLAB_PORT=N)"
-                    + (f", or stop it: docker rm -f {owner}" if owner else ""),
-                )
-            )
+    problem = port_problem(client, port, allowed_owner=name)
+    if problem:
+        problems.append(problem)
 
     problem = writable_problem(workdir)
     if problem:
@@ -132,13 +125,39 @@ def preflight(
     return problems
 
 
+def port_problem(client: docker.DockerClient | None, port: int,
+                 allowed_owner: str | None = None) -> Problem | None:
+    """A Problem when something listens on ``port``, naming the container that holds it.
+
+    A container called ``allowed_owner`` is not a problem: it is the registry about to be
+    replaced.
+    """
+    if port_is_free(port):
+        return None
+    owner = port_owner(client, port)
+    if owner is not None and owner == allowed_owner:
+        return None
+    held = f"container {owner}" if owner else "another program"
+    return Problem(f"port {port} is already in use by {held}",
+                   "choose another port (--port N or REGLAB_PORT=N)"
+                   + (f", or stop it: docker rm -f {owner}" if owner else ""))
+
+
 def writable_problem(folder: Path) -> Problem | None:
-    """A Problem when ``folder`` (or its nearest existing parent) cannot be written."""
+    """A Problem when ``folder`` (or its nearest existing parent) cannot be written.
+
+    It tries to write there: permission bits alone say nothing when running as root, and
+    nothing at all about a read-only file system.
+    """
     probe = folder
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
-    if probe.is_dir() and os.access(probe, os.W_OK | os.X_OK):
-        return None
+    if probe.is_dir():
+        try:
+            with tempfile.TemporaryFile(dir=probe):
+                return None
+        except OSError:
+            pass
     return Problem(
         f"working folder {folder} is not writable",
         "choose another folder (--workdir DIR or REGLAB_WORKDIR=DIR) or fix its permissions",

@@ -408,6 +408,9 @@ def save_images(client: docker.DockerClient, path: str | Path,
         raise ImageError(f"cannot save: {', '.join(missing)} not present",
                          "run 'reglab images' first")
     path = Path(path)
+    # docker-py's get_image() takes one name; the engine's endpoint takes several and writes
+    # one archive, exactly like `docker save a b`. So call the endpoint through the low-level
+    # client's request helpers.
     api = client.api
     response = api._get(api._url("/images/get"), params={"names": refs}, stream=True)
     api._raise_for_status(response)

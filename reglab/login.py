@@ -81,7 +81,7 @@ def logout(engine: docker.DockerClient | None, address: str,
     entries in config.json are kept; the file is rewritten atomically.
     """
     removed = False
-    if engine is not None:
+    if engine is not None:  # docker-py keeps logins in this mapping and offers no logout
         removed = engine.api._auth_configs.auths.pop(address, None) is not None
     path = config_path or docker_config_path()
     if path.exists():

@@ -34,7 +34,7 @@ import urllib3
 from . import settings
 from .certs import CA, DEFAULT_NAMES, Certificate
 from .client import RegistryClient
-from .engine import connect, port_is_free, port_owner, writable_problem
+from .engine import connect, port_problem, writable_problem
 from .errors import (
     ConfigError,
     EngineError,
@@ -327,14 +327,9 @@ class Registry:
         container.remove(force=True, v=True)
 
     def _check_port(self) -> None:
-        port = self.config.port
-        if port_is_free(port):
-            return
-        owner = port_owner(self.engine, port)
-        held = f"container {owner}" if owner else "another program"
-        raise PortInUse(f"port {port} is already in use by {held}",
-                        "choose another port (--port N or REGLAB_PORT=N)"
-                        + (f", or stop it: docker rm -f {owner}" if owner else ""))
+        problem = port_problem(self.engine, self.config.port)
+        if problem:
+            raise PortInUse(problem.what, problem.fix)
 
     def start(self, timeout: float = 30.0) -> Registry:
         """Start the stage's registry (replacing reglab's previous one); return when it answers."""

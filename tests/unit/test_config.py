@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from reglab import settings
@@ -117,3 +119,13 @@ def test_split_ref():
 def test_image_names_are_read_as_docker_reads_them(name, expected):
     from reglab.images import parse_reference
     assert parse_reference(name) == expected
+
+
+def test_writability_is_tested_by_writing(tmp_path):
+    from reglab.engine import writable_problem
+
+    assert writable_problem(tmp_path / "new" / "workdir") is None  # parent exists, writable
+    assert "not writable" in str(writable_problem(Path("/sys/reglab-workdir")))  # even as root
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert writable_problem(blocker / "workdir") is not None
