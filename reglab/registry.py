@@ -127,6 +127,27 @@ class Workdir:
             return ca
         return None
 
+    #: What reglab creates in a working folder; purge removes these and nothing else.
+    ENTRIES = ("registry-data", "certs", "ca", "auth")
+
+    def check_purgeable(self) -> None:
+        """Refuse to purge a folder holding anything reglab did not put there."""
+        if not self.root.exists():
+            return
+        foreign = sorted(p.name for p in self.root.iterdir() if p.name not in self.ENTRIES)
+        if foreign:
+            raise ConfigError(f"{self.root} holds files reglab did not make "
+                              f"({', '.join(foreign[:3])}), so it is not purged",
+                              "check --workdir; remove the folder yourself if you are sure")
+
+    def purge(self) -> None:
+        """Delete the registry data, certificates, CA and users, then the folder if empty."""
+        self.check_purgeable()
+        for entry in self.ENTRIES:
+            shutil.rmtree(self.root / entry, ignore_errors=True)
+        if self.root.exists():
+            self.root.rmdir()
+
     def server_certificate(self, names: tuple[str, ...] = DEFAULT_NAMES) -> Certificate:
         """The registry's certificate: reused when valid for ``names``, issued when absent.
 
@@ -417,6 +438,8 @@ class Registry:
         Returns True when a container was removed. Data in ``registry-data/`` stays unless
         ``purge``: that is the point of the persistent stage.
         """
+        if purge:
+            self.config.paths.check_purgeable()  # before anything is removed
         container = self.container
         removed = False
         if container is not None:
@@ -427,7 +450,7 @@ class Registry:
             container.remove(force=True, v=True)
             removed = True
         if purge:
-            shutil.rmtree(self.config.workdir, ignore_errors=True)
+            self.config.paths.purge()
         return removed
 
     def status(self) -> dict[str, Any]:

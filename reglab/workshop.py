@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -64,7 +65,7 @@ class Workshop:
 
     engine: docker.DockerClient
     port: int = field(default_factory=settings.port)
-    workdir: Any = field(default_factory=settings.workdir)
+    workdir: Path = field(default_factory=settings.workdir)
     name: str = field(default_factory=settings.name)
     registry: Registry | None = None
     _refs: list[str] = field(default_factory=list)

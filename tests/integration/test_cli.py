@@ -215,3 +215,14 @@ def test_expired_certificate_is_one_line_and_kept(cli, tmp_path):
 def test_whitespace_in_user_name(tmp_path):
     assert_one_line_error(run("up", "auth", "--user", "mo by", "--password-stdin",
                               "--workdir", str(tmp_path)), "contains white space")
+
+
+def test_purge_refuses_a_folder_with_other_files(cli, tmp_path):
+    workdir = tmp_path / "w"
+    assert run("up", "persistent", *cli).returncode == 0
+    (workdir / "thesis.tex").write_text("years of work")
+    assert_one_line_error(run("down", "--workdir", cli[3], "--name", cli[5], "--purge"),
+                          "holds files reglab did not make (thesis.tex)")
+    assert (workdir / "thesis.tex").read_text() == "years of work"
+    assert (workdir / "registry-data").is_dir()
+    assert reglab.Registry(reglab.RegistryConfig(name=cli[5], workdir=workdir)).container
