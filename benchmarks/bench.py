@@ -18,7 +18,6 @@ import argparse
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,19 +29,20 @@ from pathlib import Path
 
 import requests
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the tests' helpers: random images, free ports
+
+from common import build_random_image, free_port, nbval_command  # noqa: E402
+
 import reglab
-from reglab import images
+from reglab import images, transfer
 from reglab.htpasswd import DEFAULT_COST, Htpasswd
 
-ROOT = Path(__file__).resolve().parents[1]
 NAME = "reglab-registry-bench"
-PLOT = ROOT / "notebooks" / "images" / "bcrypt-cost.png"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+#: Where a run writes its results (the plot of the cost curve, the BENCH line): never a
+#: tracked file. The figure notebook 04 shows is replaced only with --update-figure.
+OUT = ROOT / "benchmarks" / "out"
+FIGURE = ROOT / "notebooks" / "images" / "bcrypt-cost.png"
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -52,12 +52,12 @@ def timed(action: Callable[[], object]) -> float:
 
 
 def docker(*args: str) -> None:
-    subprocess.run(["docker", *args], check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.PIPE)
+    subprocess.run(["docker", *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def alternate(rounds: int, prepare: Callable[[], None], a: Callable[[], object],
-              b: Callable[[], object]) -> tuple[float, float]:
+def alternate(
+    rounds: int, prepare: Callable[[], None], a: Callable[[], object], b: Callable[[], object]
+) -> tuple[float, float]:
     """Median times of ``a`` and ``b``, alternating which runs first; ``prepare`` before each."""
     times_a, times_b = [], []
     for n in range(rounds):
@@ -69,22 +69,25 @@ def alternate(rounds: int, prepare: Callable[[], None], a: Callable[[], object],
 
 
 class Bench:
-    def __init__(self, quick: bool) -> None:
+    def __init__(self, quick: bool, out: Path) -> None:
         self.quick = quick
+        self.out = out
         self.rounds = 3 if quick else 7
         self.engine = reglab.connect()
-        images.ensure_images(self.engine)
+        images.ensure_images(self.engine, offline=reglab.Settings.from_env().offline)
         self.tmp = Path(tempfile.mkdtemp(prefix="reglab-bench-"))
         self.port = free_port()
         layers, size = (4, 4 << 20) if quick else (8, 8 << 20)
-        self.source = images.build_random_image(self.engine, f"reglab-bench-src:{os.getpid()}",
-                                                layers=layers, layer_bytes=size)
+        self.source = build_random_image(
+            self.engine, f"reglab-bench-src:{os.getpid()}", layers=layers, layer_bytes=size
+        )
         self.image_mb = layers * size / 2**20
         self.rows: list[tuple[str, str, str, str]] = []
 
     def registry(self, stage: str = "local", **kwargs: object) -> reglab.Registry:
-        config = reglab.RegistryConfig(stage=stage, port=self.port, workdir=self.tmp / "w",
-                                       name=NAME, **kwargs)
+        config = reglab.RegistryConfig(
+            stage=stage, port=self.port, workdir=self.tmp / "w", name=NAME, **kwargs
+        )
         return reglab.Registry(config, self.engine)
 
     def fresh(self, stage: str = "local") -> reglab.Registry:
@@ -95,31 +98,39 @@ class Bench:
         value = reglab_s / cli_s if unit == "ratio" else (reglab_s - cli_s) * 1000
         shown = f"{value:.3f}" if unit == "ratio" else f"{value:+.0f} ms"
         self.rows.append((what, f"{reglab_s:.3f} s", f"{cli_s:.3f} s", shown))
-        print(f"measured: {what}: reglab {reglab_s:.3f} s, CLI {cli_s:.3f} s -> {shown}",
-              flush=True)  # as it goes, so a long run that fails late still shows its numbers
+        print(
+            f"measured: {what}: reglab {reglab_s:.3f} s, CLI {cli_s:.3f} s -> {shown}", flush=True
+        )  # as it goes, so a long run that fails late still shows its numbers
         return value
 
     # --- the measurements ---
     def push(self) -> float:
         ref = f"127.0.0.1:{self.port}/bench/data:latest"
-        images.tag(self.engine, self.source, ref)
-        r, c = alternate(self.rounds, lambda: self.fresh(),
-                         lambda: images.push(self.engine, ref),
-                         lambda: docker("push", ref))
+        transfer.tag(self.engine, self.source, ref)
+        r, c = alternate(
+            self.rounds,
+            lambda: self.fresh(),
+            lambda: transfer.push(self.engine, ref),
+            lambda: docker("push", ref),
+        )
         return self.row(f"push {self.image_mb:.0f} MiB", r, c)
 
     def pull(self) -> float:
         ref = f"127.0.0.1:{self.port}/bench/data:latest"
         self.fresh()
-        images.push(self.engine, ref)
-        images.remove(self.engine, self.source)  # only the registry's name is left
+        transfer.push(self.engine, ref)
+        transfer.remove(self.engine, self.source)  # only the registry's name is left
 
         def forget() -> None:  # remove the image and its layers, so a pull moves every byte
-            images.remove(self.engine, ref)
+            transfer.remove(self.engine, ref)
 
-        r, c = alternate(self.rounds, forget, lambda: images.pull(self.engine, ref),
-                         lambda: docker("pull", ref))
-        images.tag(self.engine, ref, self.source)
+        r, c = alternate(
+            self.rounds,
+            forget,
+            lambda: transfer.pull(self.engine, ref),
+            lambda: docker("pull", ref),
+        )
+        transfer.tag(self.engine, ref, self.source)
         return self.row(f"pull {self.image_mb:.0f} MiB", r, c)
 
     def ready(self) -> float:
@@ -129,8 +140,17 @@ class Bench:
             self.registry().remove()
 
         def cli_run_and_poll() -> None:
-            docker("run", "-d", "--name", NAME, "-p", f"127.0.0.1:{self.port}:5000",
-                   "--label", "org.reglab.owned=true", "registry:2")
+            docker(
+                "run",
+                "-d",
+                "--name",
+                NAME,
+                "-p",
+                f"127.0.0.1:{self.port}:5000",
+                "--label",
+                "org.reglab.owned=true",
+                "registry:2",
+            )
             with requests.Session() as session:
                 while True:
                     try:
@@ -140,8 +160,7 @@ class Bench:
                         pass
                     time.sleep(0.01)
 
-        r, c = alternate(self.rounds * 2, remove, lambda: self.registry().start(),
-                         cli_run_and_poll)
+        r, c = alternate(self.rounds * 2, remove, lambda: self.registry().start(), cli_run_and_poll)
         return self.row("start to first answer", r, c, unit="ms")
 
     def auth_registry(self, cost: int) -> tuple[reglab.Registry, reglab.Credentials]:
@@ -165,13 +184,17 @@ class Bench:
             for kind, sink in pair if n % 2 == 0 else pair[::-1]:
                 if kind == "auth":
                     fresh_auth()
-                    sink.append(timed(lambda: images.push(self.engine, ref,
-                                                          auth=creds.auth_config())))
+                    sink.append(
+                        timed(lambda: transfer.push(self.engine, ref, auth=creds.auth_config()))
+                    )
                 else:
                     self.fresh()
-                    sink.append(timed(lambda: images.push(self.engine, ref)))
-        return self.row(f"TLS+auth push (cost {DEFAULT_COST}) / plain push",
-                        statistics.median(times_auth), statistics.median(times_plain))
+                    sink.append(timed(lambda: transfer.push(self.engine, ref)))
+        return self.row(
+            f"TLS+auth push (cost {DEFAULT_COST}) / plain push",
+            statistics.median(times_auth),
+            statistics.median(times_plain),
+        )
 
     def cost_curve(self) -> list[tuple[int, float]]:
         ref = f"127.0.0.1:{self.port}/bench/data:latest"
@@ -184,10 +207,10 @@ class Bench:
                 shutil.rmtree(self.tmp / "w" / "registry-data", ignore_errors=True)
                 registry.start()
                 auth = creds.auth_config()
-                samples.append(timed(lambda auth=auth: images.push(self.engine, ref, auth=auth)))
+                samples.append(timed(lambda auth=auth: transfer.push(self.engine, ref, auth=auth)))
             curve.append((cost, statistics.median(samples)))
         self.fresh()
-        plain = timed(lambda: images.push(self.engine, ref))
+        plain = timed(lambda: transfer.push(self.engine, ref))
         self.plot(curve, plain)
         return curve
 
@@ -200,35 +223,58 @@ class Bench:
         fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
         ax.plot([c for c, _ in curve], [t for _, t in curve], "o-", label="TLS + basic auth")
         ax.axhline(plain, color="grey", linestyle="--", label="plain registry")
-        ax.axvline(DEFAULT_COST, color="tab:green", linestyle=":",
-                   label=f"reglab default (cost {DEFAULT_COST})")
+        ax.axvline(
+            DEFAULT_COST,
+            color="tab:green",
+            linestyle=":",
+            label=f"reglab default (cost {DEFAULT_COST})",
+        )
         ax.set_xlabel("bcrypt cost factor")
         ax.set_ylabel(f"push time of {self.image_mb:.0f} MiB (s)")
         ax.set_title("The registry checks bcrypt on every request")
         ax.legend()
         fig.tight_layout()
-        PLOT.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(PLOT)
+        self.out.mkdir(parents=True, exist_ok=True)
+        fig.savefig(self.out / FIGURE.name)
 
     def notebooks(self) -> float:
         cell_seconds: list[float] = []
 
         def nbval() -> None:
-            env = {**os.environ, "REGLAB_PORT": str(self.port), "REGLAB_NAME": NAME,
-                   "REGLAB_WORKDIR": str(self.tmp / f"nb-{uuid.uuid4().hex[:6]}" / "workdir")}
-            out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                                  "--durations=0", "--nbval", "--nbval-current-env",
-                                  "--nbval-sanitize-with", str(ROOT / "tests/nbval-sanitize.cfg"),
-                                  str(ROOT / "notebooks")],
-                                 check=True, cwd=ROOT, env=env, capture_output=True, text=True)
+            env = {
+                **os.environ,
+                "REGLAB_PORT": str(self.port),
+                "REGLAB_NAME": NAME,
+                "REGLAB_WORKDIR": str(self.tmp / f"nb-{uuid.uuid4().hex[:6]}" / "workdir"),
+            }
+            out = subprocess.run(
+                nbval_command(ROOT / "notebooks", options=("--durations=0",)),
+                check=True,
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             # "0.25s call  notebooks/...::Cell 3": the time the cells' own code took
-            cell_seconds.append(sum(float(line.split("s", 1)[0]) for line in
-                                    out.stdout.splitlines() if " call " in line))
+            cell_seconds.append(
+                sum(
+                    float(line.split("s", 1)[0])
+                    for line in out.stdout.splitlines()
+                    if " call " in line
+                )
+            )
 
         def cli() -> None:
-            subprocess.run(["bash", str(ROOT / "benchmarks" / "workshop-cli.sh"),
-                            str(self.port), str(self.tmp / f"cli-{uuid.uuid4().hex[:6]}")],
-                           check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [
+                    "bash",
+                    str(ROOT / "benchmarks" / "workshop-cli.sh"),
+                    str(self.port),
+                    str(self.tmp / f"cli-{uuid.uuid4().hex[:6]}"),
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
 
         r, c = alternate(max(2, self.rounds // 2), lambda: self.registry().remove(), nbval, cli)
         ratio = self.row("whole workshop: notebooks / CLI script", r, c)
@@ -238,7 +284,7 @@ class Bench:
     def close(self) -> None:
         self.registry().remove()
         for ref in (self.source, f"127.0.0.1:{self.port}/bench/data:latest"):
-            images.remove(self.engine, ref)
+            transfer.remove(self.engine, ref)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -248,15 +294,33 @@ STEPS = ("push", "pull", "ready", "auth_push", "cost_curve", "notebooks")
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a shorter run")
-    parser.add_argument("--only", default=",".join(STEPS), metavar="STEP[,STEP]",
-                        help=f"run only these of: {', '.join(STEPS)}")
+    parser.add_argument(
+        "--only",
+        default=",".join(STEPS),
+        metavar="STEP[,STEP]",
+        help=f"run only these of: {', '.join(STEPS)}",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=OUT,
+        help="folder for the results (default benchmarks/out, git-ignored)",
+    )
+    parser.add_argument(
+        "--update-figure",
+        action="store_true",
+        help="copy the cost curve's plot over notebook 04's figure (full run only)",
+    )
     args = parser.parse_args()
+    if args.update_figure and (args.quick or "cost_curve" not in args.only):
+        parser.error("--update-figure needs a full run of cost_curve (no --quick)")
     chosen = [s.strip() for s in args.only.split(",")]
     unknown = set(chosen) - set(STEPS)
     if unknown:
-        parser.error(f"unknown step(s) {', '.join(sorted(unknown))}; "
-                     f"choose from {', '.join(STEPS)}")
-    bench = Bench(args.quick)
+        parser.error(
+            f"unknown step(s) {', '.join(sorted(unknown))}; choose from {', '.join(STEPS)}"
+        )
+    bench = Bench(args.quick, args.out)
     results: dict[str, object] = {}
     try:
         for step in chosen:
@@ -264,20 +328,38 @@ def main() -> int:
     finally:
         bench.close()
     curve = results.get("cost_curve", [])
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}, Docker engine {bench.engine.version()['Version']}; "
-          f"{bench.rounds} rounds, medians")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, Docker engine {bench.engine.version()['Version']}; "
+        f"{bench.rounds} rounds, medians"
+    )
     print(f"{'measurement':44} {'reglab':>10} {'CLI':>10} {'result':>10}")
     for row in bench.rows:
         print(f"{row[0]:44} {row[1]:>10} {row[2]:>10} {row[3]:>10}")
     if curve:
-        print("bcrypt cost -> TLS+auth push time: "
-              + ", ".join(f"{cost}: {t:.2f} s" for cost, t in curve) + f"  (plot: {PLOT})")
-    names = {"push": "push_ratio", "pull": "pull_ratio", "ready": "ready_overhead_ms",
-             "auth_push": "auth_push_ratio", "notebooks": "notebooks_ratio"}
-    print("BENCH " + " ".join(
+        print(
+            "bcrypt cost -> TLS+auth push time: "
+            + ", ".join(f"{cost}: {t:.2f} s" for cost, t in curve)
+            + f"  (plot: {args.out / FIGURE.name})"
+        )
+        if args.update_figure:
+            shutil.copyfile(args.out / FIGURE.name, FIGURE)
+            print(f"updated {FIGURE.relative_to(ROOT)}")
+    names = {
+        "push": "push_ratio",
+        "pull": "pull_ratio",
+        "ready": "ready_overhead_ms",
+        "auth_push": "auth_push_ratio",
+        "notebooks": "notebooks_ratio",
+    }
+    line = "BENCH " + " ".join(
         f"{names[s]}={results[s]:.0f}" if s == "ready" else f"{names[s]}={results[s]:.3f}"
-        for s in names if s in results))
+        for s in names
+        if s in results
+    )
+    print(line)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench.txt").write_text(line + "\n")
     return 0
 
 

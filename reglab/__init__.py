@@ -1,6 +1,6 @@
 """reglab: run your own Docker image registry, stage by stage, and prove each step worked.
 
-The public API, in the order the workshop uses it::
+The public API of the core library, in the order the workshop uses it::
 
     engine = reglab.connect()                       # the Docker engine
     reglab.ensure_images(engine)                    # registry:2 and hello-world, offline if needed
@@ -8,11 +8,17 @@ The public API, in the order the workshop uses it::
     reglab.tag(engine, "hello-world", reg.ref("hello-world"))
     digest = reglab.push(engine, reg.ref("hello-world"))
     assert reg.client().manifest_digest("hello-world") == digest
+
+The notebooks' layer (helper, checkpoints, exercises, widgets) is ``reglab.lab``; this package
+never imports it.
 """
 
-from .certs import CA, Certificate, install_ca_for_docker, uninstall_ca_for_docker
-from .client import RegistryClient
-from .engine import Problem, connect, preflight
+from .archive import load_images, save_images
+from .certs import CA, Certificate
+from .client import ImageSummary, RegistryClient
+from .config import RegistryConfig, Stage
+from .container import Registry, RegistryStatus, owned_registries
+from .engine import EngineInfo, connect, preflight
 from .errors import (
     AuthenticationRequired,
     CertificateError,
@@ -23,37 +29,33 @@ from .errors import (
     ImageError,
     NotOwned,
     PortInUse,
+    Problem,
     RegistryError,
     RegistryNotReady,
     ReglabError,
     TLSVerificationFailed,
 )
 from .htpasswd import DEFAULT_COST, Htpasswd
-from .images import (
-    Progress,
-    ensure_images,
-    exists,
-    load_images,
-    pull,
-    push,
-    remove,
-    save_images,
-    tag,
-)
+from .images import ensure_images
 from .login import Credentials, login, logout
-from .registry import Registry, RegistryConfig, Stage, Workdir
+from .progress import Progress
+from .settings import Settings
+from .transfer import exists, pull, push, remove, tag
+from .trust import install_ca_for_docker, uninstall_ca_for_docker
+from .workdir import Workdir
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CA", "Certificate", "install_ca_for_docker", "uninstall_ca_for_docker",
-    "RegistryClient", "Problem", "connect", "preflight",
+    "ImageSummary", "RegistryClient",
+    "RegistryConfig", "Stage", "Registry", "RegistryStatus", "owned_registries", "Workdir",
+    "EngineInfo", "connect", "preflight", "Settings",
     "AuthenticationRequired", "CertificateError", "ClientError", "ConfigError", "EngineError",
-    "HtpasswdError", "ImageError", "NotOwned", "PortInUse", "ReglabError", "RegistryError",
-    "RegistryNotReady", "TLSVerificationFailed",
+    "HtpasswdError", "ImageError", "NotOwned", "PortInUse", "Problem", "ReglabError",
+    "RegistryError", "RegistryNotReady", "TLSVerificationFailed",
     "DEFAULT_COST", "Htpasswd",
-    "Progress", "ensure_images", "exists", "load_images", "pull", "push", "remove", "save_images",
-    "tag",
+    "Progress", "ensure_images", "exists", "load_images", "pull", "push", "remove",
+    "save_images", "tag",
     "Credentials", "login", "logout",
-    "Registry", "RegistryConfig", "Stage", "Workdir",
-]
+]  # fmt: skip

@@ -20,28 +20,26 @@ The API follows trustme: ``CA.create().issue_cert("localhost", "127.0.0.1")`` gi
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import ipaddress
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .errors import CertificateError
+from .files import write_atomic
 
 DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1")
 SERVER_DAYS = 365
 CA_DAYS = 730
-DOCKER_CERTS_D = Path("/etc/docker/certs.d")
 
-PrivateKey = ec.EllipticCurvePrivateKey
+#: The keys a certificate here may have: ours are ECDSA; a certificate a learner brings may be RSA.
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
 def _now() -> dt.datetime:
@@ -57,23 +55,6 @@ def _general_name(name: str) -> x509.GeneralName:
         return x509.IPAddress(ipaddress.ip_address(name))
     except ValueError:
         return x509.DNSName(name)
-
-
-def write_private(path: str | Path, data: bytes, mode: int) -> Path:
-    """Write ``data`` to ``path`` atomically with ``mode``: never a half-written or open file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 @dataclass
@@ -92,15 +73,17 @@ class Certificate:
     def key_pem(self) -> bytes:
         if self.key is None:
             raise CertificateError("this certificate has no private key loaded")
-        return self.key.private_bytes(serialization.Encoding.PEM,
-                                      serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption())
+        return self.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
 
     def write(self, cert_path: str | Path, key_path: str | Path | None = None) -> None:
         """Write the certificate (mode 0644) and, if given a path, the key (mode 0600)."""
         if key_path is not None:
-            write_private(key_path, self.key_pem, 0o600)
-        write_private(cert_path, self.cert_pem, 0o644)
+            write_atomic(key_path, self.key_pem, 0o600)
+        write_atomic(cert_path, self.cert_pem, 0o644)
 
     @classmethod
     def load(cls, cert_path: str | Path, key_path: str | Path | None = None) -> Certificate:
@@ -109,25 +92,35 @@ class Certificate:
         try:
             cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
         except FileNotFoundError:
-            raise CertificateError(f"certificate {cert_path} does not exist",
-                                   "issue one with 'reglab up tls'") from None
+            raise CertificateError(
+                f"certificate {cert_path} does not exist", "issue one with 'reglab up tls'"
+            ) from None
         except ValueError:
-            raise CertificateError(f"{cert_path} is not a PEM certificate",
-                                   f"remove {cert_path.parent} and run 'reglab up tls' again "
-                                   "to issue a new one") from None
-        key = None
+            raise CertificateError(
+                f"{cert_path} is not a PEM certificate",
+                f"remove {cert_path.parent} and run 'reglab up tls' again to issue a new one",
+            ) from None
+        key: PrivateKey | None = None
         if key_path is not None:
             key_path = Path(key_path)
             try:
-                key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+                loaded = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
             except FileNotFoundError:
-                raise CertificateError(f"key {key_path} does not exist",
-                                       f"remove {cert_path} too and run 'reglab up tls' "
-                                       "again") from None
+                raise CertificateError(
+                    f"key {key_path} does not exist",
+                    f"remove {cert_path} too and run 'reglab up tls' again",
+                ) from None
             except (ValueError, TypeError):
-                raise CertificateError(f"{key_path} is not an unencrypted PEM private key",
-                                       f"remove {key_path.parent} and run 'reglab up tls' "
-                                       "again") from None
+                raise CertificateError(
+                    f"{key_path} is not an unencrypted PEM private key",
+                    f"remove {key_path.parent} and run 'reglab up tls' again",
+                ) from None
+            if not isinstance(loaded, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+                raise CertificateError(
+                    f"{key_path} is neither an ECDSA nor an RSA key",
+                    f"remove {key_path.parent} and run 'reglab up tls' again",
+                )
+            key = loaded
         return cls(cert, key)
 
     # --- inspection ---
@@ -159,34 +152,43 @@ class Certificate:
 
     def describe(self) -> dict[str, object]:
         """A plain summary for people: subject, issuer, SANs, expiry, fingerprint."""
-        return {"subject": self.subject, "issuer": self.issuer, "sans": self.sans,
-                "not_after": self.not_after.strftime("%Y-%m-%d"),
-                "fingerprint_sha256": self.fingerprint}
+        return {
+            "subject": self.subject,
+            "issuer": self.issuer,
+            "sans": self.sans,
+            "not_after": self.not_after.strftime("%Y-%m-%d"),
+            "fingerprint_sha256": self.fingerprint,
+        }
 
     def covers(self, name: str) -> bool:
         """True when ``name`` (a host name or IP) is one of the SANs."""
         wanted = _general_name(name)
-        return any(str(_general_name(s).value) == str(wanted.value)
-                   and type(_general_name(s)) is type(wanted) for s in self.sans)
+        return any(
+            str(_general_name(s).value) == str(wanted.value)
+            and type(_general_name(s)) is type(wanted)
+            for s in self.sans
+        )
 
     def check(self, names: Iterable[str] = (), now: dt.datetime | None = None) -> None:
         """Raise CertificateError if expired, not covering ``names``, or the key mismatches."""
         now = now or _now()
         where = "remove the certs folder and run 'reglab up tls' again to issue a new one"
         if now >= self.not_after:
-            raise CertificateError(
-                f"the certificate expired on {self.not_after:%Y-%m-%d}", where)
+            raise CertificateError(f"the certificate expired on {self.not_after:%Y-%m-%d}", where)
         if now < self.cert.not_valid_before_utc:
             raise CertificateError("the certificate is not valid yet (check the clock)", where)
         missing = [n for n in names if not self.covers(n)]
         if missing:
             raise CertificateError(
                 f"the certificate does not cover {', '.join(missing)} (it has SANs: "
-                f"{', '.join(self.sans) or 'none'})", where)
+                f"{', '.join(self.sans) or 'none'})",
+                where,
+            )
         if self.key is not None and self.key.public_key().public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         ) != self.cert.public_key().public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo):
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        ):
             raise CertificateError("the private key does not match the certificate", where)
 
 
@@ -206,18 +208,30 @@ class CA:
         now = _now()
         cert = (
             x509.CertificateBuilder()
-            .subject_name(subject).issuer_name(subject)
+            .subject_name(subject)
+            .issuer_name(subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(days=days))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True,
-                content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                           critical=False)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
             .sign(key, hashes.SHA256())
         )
         return cls(Certificate(cert, key))
@@ -233,12 +247,15 @@ class CA:
     def cert_pem(self) -> bytes:
         return self.certificate.cert_pem
 
-    def issue_cert(self, *names: str, days: int = SERVER_DAYS,
-                   not_before: dt.datetime | None = None) -> Certificate:
+    def issue_cert(
+        self, *names: str, days: int = SERVER_DAYS, not_before: dt.datetime | None = None
+    ) -> Certificate:
         """A server certificate for ``names`` (DNS names or IPs) signed by this CA."""
         if not names:
-            raise CertificateError("a certificate needs at least one name",
-                                   "pass host names or IP addresses, e.g. 'localhost'")
+            raise CertificateError(
+                "a certificate needs at least one name",
+                "pass host names or IP addresses, e.g. 'localhost'",
+            )
         key = _new_key()
         start = not_before or (_now() - dt.timedelta(minutes=5))
         ca_cert, ca_key = self.certificate.cert, self.certificate.key
@@ -251,53 +268,15 @@ class CA:
             .serial_number(x509.random_serial_number())
             .not_valid_before(start)
             .not_valid_after(start + dt.timedelta(days=days))
-            .add_extension(x509.SubjectAlternativeName([_general_name(n) for n in names]),
-                           critical=False)
+            .add_extension(
+                x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False
+            )
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
-                           critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                ca_key.public_key()), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                critical=False,
+            )
             .sign(ca_key, hashes.SHA256())
         )
         return Certificate(cert, key)
-
-
-# --- trust for Docker -----------------------------------------------------------------------------
-
-def docker_ca_path(host: str, port: int, certs_d: str | Path = DOCKER_CERTS_D) -> Path:
-    """Where Docker looks for a registry's CA: ``certs.d/HOST:PORT/ca.crt``.
-
-    HOST:PORT must be exactly the string used in image tags. IPv6 hosts go in brackets.
-    """
-    host = f"[{host}]" if ":" in host else host
-    return Path(certs_d) / f"{host}:{port}" / "ca.crt"
-
-
-def install_ca_for_docker(ca_cert: str | Path, host: str, port: int,
-                          certs_d: str | Path = DOCKER_CERTS_D) -> Path:
-    """Copy the CA certificate where Docker trusts it for HOST:PORT; no daemon restart needed.
-
-    CLI: ``sudo mkdir -p /etc/docker/certs.d/HOST:PORT && sudo cp ca.crt .../ca.crt``.
-    Raises CertificateError with that exact command when the folder is not writable.
-    """
-    target = docker_ca_path(host, port, certs_d)
-    data = Path(ca_cert).read_bytes()
-    try:
-        write_private(target, data, 0o644)
-    except PermissionError:
-        raise CertificateError(
-            f"{target.parent} is not writable by this user",
-            f"run: sudo mkdir -p '{target.parent}' && sudo cp '{ca_cert}' '{target}'") from None
-    return target
-
-
-def uninstall_ca_for_docker(host: str, port: int, certs_d: str | Path = DOCKER_CERTS_D) -> bool:
-    """Remove the CA installed for HOST:PORT; False when none was there."""
-    target = docker_ca_path(host, port, certs_d)
-    if not target.exists():
-        return False
-    target.unlink()
-    with contextlib.suppress(OSError):  # the folder holds other files: leave it
-        target.parent.rmdir()
-    return True

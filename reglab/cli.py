@@ -11,14 +11,17 @@ import getpass
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
+from typing import NoReturn
 
-from . import images, settings
-from .engine import connect, preflight
-from .errors import ConfigError, HtpasswdError, ReglabError
+from . import archive, images, settings
+from .config import RegistryConfig, Stage
+from .container import Registry, owned_registries
+from .engine import EngineInfo, connect, preflight
+from .errors import ConfigError, HtpasswdError, Problem, ReglabError
 from .htpasswd import Htpasswd, check_username
 from .progress import TextProgress
-from .registry import Registry, RegistryConfig, Stage, owned_registries
 
 
 def _port(value: str) -> int:
@@ -31,50 +34,82 @@ def _port(value: str) -> int:
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line naming the fix, like every other error."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
-        if " - fix: " not in message:
-            message += f" - fix: see '{self.prog} --help'"
+    def error(self, message: str) -> NoReturn:
+        if " - fix: " not in message:  # a ConfigError from _port() has its own fix
+            message = str(Problem(message, f"see '{self.prog} --help'"))
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="reglab", description="Run your own Docker image registry, stage by stage.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                parser_class=_Parser)
+        prog="reglab", description="Run your own Docker image registry, stage by stage."
+    )
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
     def common(p: argparse.ArgumentParser, port: bool = True, workdir: bool = True) -> None:
         if port:
-            p.add_argument("--port", type=_port, default=None,
-                           help="host port (default: REGLAB_PORT or 5000)")
+            p.add_argument(
+                "--port", type=_port, default=None, help="host port (default: REGLAB_PORT or 5000)"
+            )
         if workdir:
-            p.add_argument("--workdir", type=Path, default=None,
-                           help="working folder (default: REGLAB_WORKDIR or ./workdir)")
-        p.add_argument("--name", default=None,
-                       help="container name (default: REGLAB_NAME or reglab-registry)")
+            p.add_argument(
+                "--workdir",
+                type=Path,
+                default=None,
+                help="working folder (default: REGLAB_WORKDIR or ./workdir)",
+            )
+        p.add_argument(
+            "--name", default=None, help="container name (default: REGLAB_NAME or reglab-registry)"
+        )
 
     p = sub.add_parser("doctor", help="check that the workshop can run here")
     common(p)
 
     p = sub.add_parser("images", help="make registry:2 and hello-world available")
-    p.add_argument("--offline", action="store_true", default=None,
-                   help="never contact Docker Hub; build the images locally")
-    p.add_argument("--registry-binary", type=Path, default=None,
-                   help="registry server binary to build registry:2 from")
-    p.add_argument("--save", type=Path, metavar="FILE.tar",
-                   help="also write both images to a tarball for rooms without network")
-    p.add_argument("--load", type=Path, metavar="FILE.tar",
-                   help="load the images from a tarball instead")
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        default=None,
+        help="never contact Docker Hub; build the images locally",
+    )
+    p.add_argument(
+        "--registry-binary",
+        type=Path,
+        default=None,
+        help="registry server binary to build registry:2 from",
+    )
+    p.add_argument(
+        "--save",
+        type=Path,
+        metavar="FILE.tar",
+        help="also write both images to a tarball for rooms without network",
+    )
+    p.add_argument(
+        "--load", type=Path, metavar="FILE.tar", help="load the images from a tarball instead"
+    )
 
     p = sub.add_parser("up", help="start (or replace) the registry of a stage")
-    p.add_argument("stage", choices=[s.value for s in Stage], metavar="STAGE",
-                   help="local, persistent, tls or auth")
+    p.add_argument(
+        "stage",
+        choices=[s.value for s in Stage],
+        metavar="STAGE",
+        help="local, persistent, tls or auth",
+    )
     common(p)
     p.add_argument("--user", help="(auth) add this user, or change their password")
-    p.add_argument("--password-stdin", action="store_true",
-                   help="(auth) read the user's password from standard input")
-    p.add_argument("--timeout", type=float, default=30.0,
-                   help="seconds to wait for the registry to answer (default 30)")
+    p.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="(auth) read the user's password from standard input",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        help="seconds to wait for the registry to answer (default 30)",
+    )
 
     p = sub.add_parser("status", help="show reglab's registries")
     p.add_argument("--name", default=None, help="only this container")
@@ -82,17 +117,22 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("down", help="remove the registry container (data stays)")
     common(p, port=False)
-    p.add_argument("--purge", action="store_true",
-                   help="also delete the working folder: data, certificates, users")
+    p.add_argument(
+        "--purge",
+        action="store_true",
+        help="also delete the working folder: data, certificates, users",
+    )
     return parser
 
 
 def _config(args: argparse.Namespace, stage: str = "local") -> RegistryConfig:
+    """The registry's configuration: options given on the command line, else the environment."""
+    env = settings.Settings.from_env()
     return RegistryConfig(
         stage=Stage.parse(stage),
-        port=args.port if getattr(args, "port", None) is not None else settings.port(),
-        workdir=args.workdir if getattr(args, "workdir", None) is not None else settings.workdir(),
-        name=args.name or settings.name(),
+        port=args.port if getattr(args, "port", None) is not None else env.port,
+        workdir=args.workdir if getattr(args, "workdir", None) is not None else env.workdir,
+        name=args.name or env.name,
     )
 
 
@@ -102,25 +142,31 @@ def _doctor(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"problem: {problem}")
     if not problems:
-        print(f"ready: engine answers, images present, port {cfg.port} free, "
-              f"{cfg.workdir} writable")
+        print(
+            f"ready: {EngineInfo.of(connect())} answers, images present, "
+            f"port {cfg.port} free, {cfg.workdir} writable"
+        )
     return 1 if problems else 0
 
 
 def _images(args: argparse.Namespace) -> int:
     engine = connect()
     if args.load:
-        names = images.load_images(engine, args.load)
+        names = archive.load_images(engine, args.load)
         print(f"loaded {', '.join(names) or 'no named images'} from {args.load}")
     else:
-        how = images.ensure_images(engine, offline=args.offline,
-                                   registry_binary=args.registry_binary, progress=TextProgress())
+        offline = args.offline or settings.Settings.from_env().offline
+        how = images.ensure_images(
+            engine, offline=offline, registry_binary=args.registry_binary, progress=TextProgress()
+        )
         for ref, way in how.items():
             print(f"{ref}: {way}")
     if args.save:
-        images.save_images(engine, args.save)
-        print(f"saved {', '.join(images.WORKSHOP_IMAGES)} to {args.save} "
-              f"(load it elsewhere with: reglab images --load {args.save.name})")
+        archive.save_images(engine, args.save)
+        print(
+            f"saved {', '.join(images.WORKSHOP_IMAGES)} to {args.save} "
+            f"(load it elsewhere with: reglab images --load {args.save.name})"
+        )
     return 0
 
 
@@ -138,8 +184,10 @@ def _up(args: argparse.Namespace) -> int:
         raise ConfigError("--password-stdin needs --user", "add --user NAME")
     if args.user:
         if not cfg.stage.auth:
-            raise ConfigError("--user only applies to the auth stage", "run: reglab up auth "
-                              "--user NAME --password-stdin")
+            raise ConfigError(
+                "--user only applies to the auth stage",
+                "run: reglab up auth --user NAME --password-stdin",
+            )
         check_username(args.user)  # before asking for a password
         users = Htpasswd.load(cfg.paths.htpasswd)  # refuses a corrupt file before any change
         users.set(args.user, _read_password(args))
@@ -154,15 +202,17 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    found = [r for r in owned_registries() if args.name in (None, r["name"])]
+    found = [r for r in owned_registries() if args.name in (None, r.name)]
     if args.json:
-        print(json.dumps(found, indent=1))
+        print(json.dumps([asdict(r) for r in found], indent=1))
     elif not found:
         print("no reglab registry" + (f" named {args.name}" if args.name else ""))
     for r in [] if args.json else found:
-        ports = ", ".join(r["ports"]) or "-"
-        print(f"{r['name']}: {r['state']}, stage {r['stage']}, port {ports}, "
-              f"tls {'on' if r['tls'] else 'off'}, auth {'on' if r['auth'] else 'off'}")
+        ports = ", ".join(r.ports) or "-"
+        print(
+            f"{r.name}: {r.state}, stage {r.stage}, port {ports}, "
+            f"tls {'on' if r.tls else 'off'}, auth {'on' if r.auth else 'off'}"
+        )
     return 0 if found or args.json else 1
 
 

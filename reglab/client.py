@@ -7,6 +7,7 @@ registry's certificate against the CA file you give it, so a TLS check here is a
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,26 @@ import requests
 from .errors import AuthenticationRequired, ClientError, TLSVerificationFailed
 
 #: Manifest media types we accept, so the registry answers with the digest ``docker push`` showed.
-MANIFEST_TYPES = ", ".join((
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.oci.image.index.v1+json",
-))
+MANIFEST_TYPES = ", ".join(
+    (
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+    )
+)
+
+
+@dataclass(frozen=True)
+class ImageSummary:
+    """What the registry browser shows of one tag."""
+
+    repository: str
+    tag: str
+    digest: str
+    size: int
+    layers: tuple[tuple[str, int], ...]
+    media_type: str
 
 
 class RegistryClient:
@@ -30,8 +45,14 @@ class RegistryClient:
     signed the registry's certificate (None: system trust store); ``auth`` a (user, password) pair.
     """
 
-    def __init__(self, url: str, *, ca: str | Path | None = None,
-                 auth: tuple[str, str] | None = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        ca: str | Path | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float = 10.0,
+    ) -> None:
         self.url = url.rstrip("/")
         self.session = requests.Session()
         # Passed with every request: a session-wide verify is overridden by REQUESTS_CA_BUNDLE.
@@ -40,7 +61,8 @@ class RegistryClient:
         self.timeout = timeout
 
     def __repr__(self) -> str:  # never shows the password
-        user = self.session.auth[0] if self.session.auth else None
+        auth = self.session.auth
+        user = auth[0] if isinstance(auth, tuple) else None
         return f"RegistryClient({self.url!r}, user={user!r})"
 
     def close(self) -> None:
@@ -56,28 +78,38 @@ class RegistryClient:
         """Send a request; raise ClientError (or a subclass) with the fix on failure."""
         url = f"{self.url}{path}"
         try:
-            response = self.session.request(method, url, timeout=self.timeout,
-                                            verify=self.verify, **kwargs)
+            response = self.session.request(
+                method, url, timeout=self.timeout, verify=self.verify, **kwargs
+            )
         except requests.exceptions.SSLError as exc:
             reason = _ssl_reason(exc)
             raise TLSVerificationFailed(
                 f"TLS verification of {self.url} failed: {reason}",
                 "pass the CA that signed the registry's certificate (ca=.../ca.crt) and make sure "
-                "the certificate lists this host name or IP as a SAN") from None
+                "the certificate lists this host name or IP as a SAN",
+            ) from None
         except requests.exceptions.ConnectionError:
-            raise ClientError(f"cannot connect to {self.url}",
-                              "start the registry (reglab up STAGE) and check the port") from None
+            raise ClientError(
+                f"cannot connect to {self.url}",
+                "start the registry (reglab up STAGE) and check the port",
+            ) from None
         except requests.exceptions.Timeout:
-            raise ClientError(f"{self.url} did not answer in {self.timeout:g} s",
-                              "check the registry's logs (reglab status)") from None
+            raise ClientError(
+                f"{self.url} did not answer in {self.timeout:g} s",
+                "check the registry's logs (reglab status)",
+            ) from None
         if response.status_code == 401:
             raise AuthenticationRequired(
                 f"{method} {path} was refused: 401 Unauthorized "
                 f"({'wrong user or password' if self.session.auth else 'no credentials sent'})",
-                "give the right user and password", status=401)
+                "give the right user and password",
+                status=401,
+            )
         if response.status_code >= 400:
-            raise ClientError(f"{method} {path} answered {response.status_code}: "
-                              f"{response.text.strip()[:200]}", status=response.status_code)
+            raise ClientError(
+                f"{method} {path} answered {response.status_code}: {response.text.strip()[:200]}",
+                status=response.status_code,
+            )
         return response
 
     def ping(self) -> int:
@@ -96,27 +128,39 @@ class RegistryClient:
 
     def catalog(self) -> list[str]:
         """Repository names the registry holds.  CLI: ``curl HOST:PORT/v2/_catalog``."""
-        return list(self.request("GET", "/v2/_catalog").json().get("repositories") or [])
+        return [
+            str(r) for r in self.request("GET", "/v2/_catalog").json().get("repositories") or []
+        ]
 
     def tags(self, repository: str) -> list[str]:
         """Tags of ``repository``.  CLI: ``curl HOST:PORT/v2/REPO/tags/list``."""
-        return list(self.request("GET", f"/v2/{repository}/tags/list").json().get("tags") or [])
+        answer = self.request("GET", f"/v2/{repository}/tags/list").json()
+        return [str(t) for t in answer.get("tags") or []]
 
     def manifest(self, repository: str, reference: str = "latest") -> dict[str, Any]:
         """The manifest of ``repository:reference`` (a tag or a digest)."""
-        response = self.request("GET", f"/v2/{repository}/manifests/{reference}",
-                                headers={"Accept": MANIFEST_TYPES})
-        return response.json()
+        response = self.request(
+            "GET", f"/v2/{repository}/manifests/{reference}", headers={"Accept": MANIFEST_TYPES}
+        )
+        manifest: dict[str, Any] = response.json()
+        return manifest
 
-    def image_summary(self, repository: str, reference: str = "latest") -> dict[str, Any]:
+    def image_summary(self, repository: str, reference: str = "latest") -> ImageSummary:
         """Digest, total size and layers of ``repository:reference``, from its manifest."""
         digest = self.manifest_digest(repository, reference)
         manifest = self.manifest(repository, digest)
-        layers = [(layer["digest"], int(layer["size"])) for layer in manifest.get("layers", [])]
+        layers = tuple(
+            (str(layer["digest"]), int(layer["size"])) for layer in manifest.get("layers", [])
+        )
         config = manifest.get("config", {})
-        return {"repository": repository, "tag": reference, "digest": digest,
-                "size": sum(size for _, size in layers) + int(config.get("size", 0)),
-                "layers": layers, "media_type": manifest.get("mediaType", "")}
+        return ImageSummary(
+            repository=repository,
+            tag=reference,
+            digest=digest,
+            size=sum(size for _, size in layers) + int(config.get("size", 0)),
+            layers=layers,
+            media_type=str(manifest.get("mediaType", "")),
+        )
 
     def verify_image(self, repository: str, reference: str = "latest") -> int:
         """Download the manifest and every blob it names, checking each blob's SHA-256.
@@ -135,8 +179,10 @@ class RegistryClient:
                 sha.update(chunk)
                 total += len(chunk)
             if f"sha256:{sha.hexdigest()}" != digest:
-                raise ClientError(f"blob {digest} of {repository} does not match its digest",
-                                  "the registry's storage is damaged; push the image again")
+                raise ClientError(
+                    f"blob {digest} of {repository} does not match its digest",
+                    "the registry's storage is damaged; push the image again",
+                )
         return total
 
     def manifest_digest(self, repository: str, reference: str = "latest") -> str:
@@ -144,9 +190,10 @@ class RegistryClient:
 
         It equals the digest ``docker push`` printed, so comparing them proves a round trip.
         """
-        response = self.request("HEAD", f"/v2/{repository}/manifests/{reference}",
-                                headers={"Accept": MANIFEST_TYPES})
-        return response.headers["Docker-Content-Digest"]
+        response = self.request(
+            "HEAD", f"/v2/{repository}/manifests/{reference}", headers={"Accept": MANIFEST_TYPES}
+        )
+        return str(response.headers["Docker-Content-Digest"])
 
 
 def _ssl_reason(exc: Exception) -> str:

@@ -1,7 +1,7 @@
 """Connecting to the Docker engine, and the preflight check (``reglab doctor``).
 
 The preflight exists because a workshop room fails in a handful of predictable ways; each
-:class:`Problem` carries the fix, so a learner can act on it without asking.
+:class:`~reglab.errors.Problem` carries the fix, so a learner can act on it without asking.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from . import settings
-from .errors import EngineError
+from .errors import EngineError, Problem, docker_errors
+from .images import missing_images
+from .settings import DEFAULT_NAME
 
 
 def connect(timeout: int = 60) -> docker.DockerClient:
@@ -25,33 +26,31 @@ def connect(timeout: int = 60) -> docker.DockerClient:
 
     Raises EngineError, with the way to start one, when no engine answers.
     """
-    try:
+    where = os.environ.get("DOCKER_HOST", "the default socket /var/run/docker.sock")
+    with docker_errors(
+        f"no Docker engine answers at {where}",
+        "start Docker (Linux: 'sudo systemctl start docker', or 'sudo dockerd &' without "
+        "systemd; Docker Desktop: open it), or set DOCKER_HOST",
+    ):
         client = docker.from_env(timeout=timeout)
         client.ping()
-    except docker.errors.DockerException as exc:
-        where = os.environ.get("DOCKER_HOST", "the default socket /var/run/docker.sock")
-        raise EngineError(
-            f"no Docker engine answers at {where} ({_short(exc)})",
-            "start Docker (Linux: 'sudo dockerd &' or 'sudo systemctl start docker'; "
-            "Docker Desktop: open it), or set DOCKER_HOST",
-        ) from None
     return client
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:160]
-
-
 @dataclass(frozen=True)
-class Problem:
-    """One thing in the way of the workshop, with the fix."""
+class EngineInfo:
+    """Which engine answered: its version and the API version it speaks."""
 
-    what: str
-    fix: str
+    version: str
+    api_version: str
+
+    @classmethod
+    def of(cls, client: docker.DockerClient) -> EngineInfo:
+        info = client.version()
+        return cls(str(info.get("Version", "?")), str(info.get("ApiVersion", "?")))
 
     def __str__(self) -> str:
-        return f"{self.what} - fix: {self.fix}"
+        return f"Docker engine {self.version} (API {self.api_version})"
 
 
 def port_owner(client: docker.DockerClient | None, port: int) -> str | None:
@@ -62,7 +61,7 @@ def port_owner(client: docker.DockerClient | None, port: int) -> str | None:
         for bindings in (container.ports or {}).values():
             for binding in bindings or []:
                 if str(binding.get("HostPort")) == str(port):
-                    return container.name
+                    return str(container.name)
     return None
 
 
@@ -83,50 +82,36 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-def preflight(
-    port: int | None = None,
-    workdir: Path | None = None,
-    name: str | None = None,
-) -> list[Problem]:
+def preflight(port: int, workdir: Path, name: str = DEFAULT_NAME) -> list[Problem]:
     """Check everything the workshop needs; return the problems found (empty when ready).
 
     A port held by reglab's own registry of the same name is not a problem: ``up`` replaces it.
     """
-    from .images import missing_images  # local import: images imports engine
-
-    port = settings.check_port(port if port is not None else settings.port())
-    workdir = Path(workdir) if workdir is not None else settings.workdir()
-    name = name or settings.name()
     problems: list[Problem] = []
-
     client = None
     try:
         client = connect()
     except EngineError as exc:
-        problems.append(Problem(exc.problem, exc.fix or ""))
+        problems.append(exc.as_problem())
 
     if client is not None:
-        for image in missing_images(client):
-            problems.append(
-                Problem(
-                    f"image {image} is missing",
-                    "run 'reglab images' (pulls, or builds it offline), "
-                    "or 'reglab images --load FILE.tar' in a room without network",
-                )
+        problems += [
+            Problem(
+                f"image {image} is missing",
+                "run 'reglab images' (pulls, or builds it offline), "
+                "or 'reglab images --load FILE.tar' in a room without network",
             )
-
-    problem = port_problem(client, port, allowed_owner=name)
-    if problem:
-        problems.append(problem)
-
-    problem = writable_problem(workdir)
-    if problem:
-        problems.append(problem)
+            for image in missing_images(client)
+        ]
+    for problem in (port_problem(client, port, allowed_owner=name), writable_problem(workdir)):
+        if problem:
+            problems.append(problem)
     return problems
 
 
-def port_problem(client: docker.DockerClient | None, port: int,
-                 allowed_owner: str | None = None) -> Problem | None:
+def port_problem(
+    client: docker.DockerClient | None, port: int, allowed_owner: str | None = None
+) -> Problem | None:
     """A Problem when something listens on ``port``, naming the container that holds it.
 
     A container called ``allowed_owner`` is not a problem: it is the registry about to be
@@ -138,9 +123,11 @@ def port_problem(client: docker.DockerClient | None, port: int,
     if owner is not None and owner == allowed_owner:
         return None
     held = f"container {owner}" if owner else "another program"
-    return Problem(f"port {port} is already in use by {held}",
-                   "choose another port (--port N or REGLAB_PORT=N)"
-                   + (f", or stop it: docker rm -f {owner}" if owner else ""))
+    fix = "choose another port (--port N or REGLAB_PORT=N)"
+    return Problem(
+        f"port {port} is already in use by {held}",
+        fix + (f", or stop it: docker rm -f {owner}" if owner else ""),
+    )
 
 
 def writable_problem(folder: Path) -> Problem | None:

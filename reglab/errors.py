@@ -1,11 +1,31 @@
-"""One small exception hierarchy.
+"""One small exception hierarchy, one "problem + fix" type, and one place that maps the Docker
+SDK's errors onto it.
 
 Every error reglab raises is a :class:`ReglabError` whose message is a single line saying what is
 wrong and how to fix it, so the command line and the notebooks can show it as-is, without a
-traceback.
+traceback. :func:`docker_errors` is the only place that turns ``docker.errors.APIError`` into
+one of these (the way httpx maps httpcore's exceptions in ``map_httpcore_exceptions``); it
+chains the cause with ``from``, so a developer still sees it in a traceback.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import docker.errors
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing in the way, with its fix. ``str()`` is the one line users see."""
+
+    what: str
+    fix: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.what} - fix: {self.fix}" if self.fix else self.what
 
 
 class ReglabError(Exception):
@@ -14,7 +34,10 @@ class ReglabError(Exception):
     def __init__(self, problem: str, fix: str | None = None) -> None:
         self.problem = problem
         self.fix = fix
-        super().__init__(f"{problem} - fix: {fix}" if fix else problem)
+        super().__init__(str(Problem(problem, fix)))
+
+    def as_problem(self) -> Problem:
+        return Problem(self.problem, self.fix)
 
 
 class EngineError(ReglabError):
@@ -42,7 +65,7 @@ class PortInUse(RegistryError):
 
 
 class NotOwned(RegistryError):
-    """A container with that name exists but was not created by reglab."""
+    """A container or network with that name exists but was not created by reglab."""
 
 
 class CertificateError(ReglabError):
@@ -71,3 +94,74 @@ class TLSVerificationFailed(ClientError):
 
 class ConfigError(ReglabError):
     """A setting (port, folder, stage, name) is invalid."""
+
+
+# --- what the engine's and the registry's error texts mean -----------------------------------
+
+#: Error texts learners commonly hit, and their fixes. Texts differ between engine versions
+#: (Docker 26 says "tls: failed to verify certificate: x509: certificate signed by unknown
+#: authority" where 20.10 says "x509: certificate signed by unknown authority"), so each needle
+#: is the part every version shares.
+_FIXES = (
+    (
+        "no basic auth credentials",
+        "log in first with the exact host:port used in the tag (docker login HOST:PORT)",
+    ),
+    ("unauthorized", "check user and password; the registry ignores non-bcrypt htpasswd entries"),
+    (
+        "server gave HTTP response to HTTPS client",
+        'serve the registry over TLS, or add HOST:PORT to "insecure-registries" in '
+        "/etc/docker/daemon.json and restart Docker",
+    ),
+    (
+        "certificate signed by unknown authority",
+        "trust the CA: copy ca.crt to /etc/docker/certs.d/HOST:PORT/ca.crt "
+        "(exact name used in tags)",
+    ),
+    (
+        "doesn't contain any IP SANs",
+        "issue the certificate again with the IP address as a subject alternative name",
+    ),
+    (
+        "legacy Common Name field",
+        "issue the certificate again with subject alternative names (SANs)",
+    ),
+    ("connection refused", "start the registry (reglab up STAGE) and check the port"),
+    (
+        "no such host",
+        "Docker Hub or the host is unreachable; use 'reglab images' to build the images offline",
+    ),
+)
+
+
+def explain(message: str) -> str | None:
+    """The fix for a Docker or registry error message learners commonly hit, if known."""
+    for needle, fix in _FIXES:
+        if needle.lower() in message.lower():
+            return fix
+    return None
+
+
+def one_line(text: object, limit: int = 300) -> str:
+    """``text`` with its white space folded to single spaces, cut at ``limit`` characters."""
+    return " ".join(str(text).split())[:limit]
+
+
+def docker_message(exc: docker.errors.DockerException) -> str:
+    """The engine's own words for ``exc``, on one line."""
+    return one_line(getattr(exc, "explanation", None) or exc)
+
+
+@contextmanager
+def docker_errors(
+    what: str, fix: str | None = None, error: type[ReglabError] = EngineError
+) -> Iterator[None]:
+    """Turn an error of the Docker SDK inside the block into ``error`` ("WHAT: engine's words").
+
+    ``fix`` defaults to what :func:`explain` knows of the engine's message.
+    """
+    try:
+        yield
+    except docker.errors.DockerException as exc:
+        message = docker_message(exc)
+        raise error(f"{what}: {message}", fix or explain(message)) from exc

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import bcrypt
 
-from .certs import write_private
 from .errors import HtpasswdError
+from .files import write_atomic
 
 DEFAULT_COST = 5
 MIN_COST, MAX_COST = 4, 31
@@ -32,11 +32,15 @@ def check_username(name: str) -> str:
     if not name:
         raise HtpasswdError("the user name is empty", "give a name such as 'moby'")
     if ":" in name:
-        raise HtpasswdError(f"user name {name!r} contains ':'",
-                            "choose a name without ':' (it separates name and hash)")
+        raise HtpasswdError(
+            f"user name {name!r} contains ':'",
+            "choose a name without ':' (it separates name and hash)",
+        )
     if any(ch.isspace() for ch in name):
-        raise HtpasswdError(f"user name {name!r} contains white space",
-                            "choose a name without spaces, tabs or newlines")
+        raise HtpasswdError(
+            f"user name {name!r} contains white space",
+            "choose a name without spaces, tabs or newlines",
+        )
     return name
 
 
@@ -46,8 +50,10 @@ def check_password(password: str) -> str:
     if "\n" in password or "\r" in password:
         raise HtpasswdError("the password contains a line break", "give a one-line password")
     if len(password.encode()) > 72:
-        raise HtpasswdError("the password is longer than 72 bytes, bcrypt's limit",
-                            "give a password of at most 72 bytes")
+        raise HtpasswdError(
+            "the password is longer than 72 bytes, bcrypt's limit",
+            "give a password of at most 72 bytes",
+        )
     return password
 
 
@@ -55,8 +61,9 @@ def hash_password(password: str, cost: int = DEFAULT_COST) -> str:
     """A bcrypt hash of ``password`` in the ``$2y$`` form htpasswd writes."""
     check_password(password)
     if not MIN_COST <= cost <= MAX_COST:
-        raise HtpasswdError(f"bcrypt cost {cost} is out of range",
-                            f"give a cost between {MIN_COST} and {MAX_COST}")
+        raise HtpasswdError(
+            f"bcrypt cost {cost} is out of range", f"give a cost between {MIN_COST} and {MAX_COST}"
+        )
     hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=cost)).decode()
     return "$2y$" + hashed[4:]
 
@@ -86,21 +93,25 @@ class Htpasswd:
         try:
             text = path.read_text()
         except UnicodeDecodeError:
-            raise HtpasswdError(f"{path} is not a text file",
-                                f"remove {path} and add the users again") from None
+            raise HtpasswdError(
+                f"{path} is not a text file", f"remove {path} and add the users again"
+            ) from None
         for number, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             name, sep, hashed = line.partition(":")
             if not sep or not name:
-                raise HtpasswdError(f"{path} line {number} is not 'user:hash'",
-                                    f"fix or delete that line, or remove {path} and add the "
-                                    "users again")
+                raise HtpasswdError(
+                    f"{path} line {number} is not 'user:hash'",
+                    f"fix or delete that line, or remove {path} and add the users again",
+                )
             if not _BCRYPT.match(hashed):
                 raise HtpasswdError(
                     f"{path} line {number} (user {name!r}) is not a bcrypt hash, and the registry "
-                    "ignores such entries", "set that user's password again with reglab "
-                    "(it writes bcrypt), or use 'htpasswd -B'")
+                    "ignores such entries",
+                    "set that user's password again with reglab "
+                    "(it writes bcrypt), or use 'htpasswd -B'",
+                )
             users[name] = hashed
         return cls(path, users)
 
@@ -120,8 +131,9 @@ class Htpasswd:
     def add(self, name: str, password: str, cost: int = DEFAULT_COST) -> None:
         """Add a new user; HtpasswdError when the name is taken."""
         if check_username(name) in self.users:
-            raise HtpasswdError(f"user {name!r} already exists",
-                                "use update (or set) to change the password")
+            raise HtpasswdError(
+                f"user {name!r} already exists", "use update (or set) to change the password"
+            )
         self.set(name, password, cost)
 
     def update(self, name: str, password: str, cost: int = DEFAULT_COST) -> None:
@@ -148,4 +160,4 @@ class Htpasswd:
 
     def save(self) -> Path:
         """Write the file atomically with mode 0600: other users are kept, nothing half-written."""
-        return write_private(self.path, self.text().encode(), 0o600)
+        return write_atomic(self.path, self.text().encode(), 0o600)

@@ -1,18 +1,34 @@
-"""Progress reporting for pulls, pushes and image builds.
+"""Progress of pulls, pushes and image builds, as events, and a plain text reporter.
 
-reglab's push/pull/build functions take a ``progress`` callback that receives
-:class:`reglab.images.Progress` events (per-layer bytes). :class:`LayerTotals` adds them up;
-:class:`TextProgress` prints a plain line on the command line.
+reglab's push/pull/build functions take a ``progress`` callback that receives :class:`Progress`
+events (per-layer bytes). :class:`LayerTotals` adds them up; :class:`TextProgress` prints a
+plain line on the command line. The notebook's progress bar lives in ``reglab.lab.progress``.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TextIO
 
-from .images import COMPLETE, Progress
 
+@dataclass(frozen=True)
+class Progress:
+    """One progress event: which layer, what is happening, bytes done of total (when known)."""
+
+    action: str
+    status: str
+    layer: str | None = None
+    current: int | None = None
+    total: int | None = None
+
+
+ProgressCallback = Callable[[Progress], None]
+#: The status of the last event of a push, pull or build that succeeded.
+COMPLETE = "complete"
+#: Engine statuses that mean a layer is finished.
 DONE = {"Pushed", "Pull complete", "Layer already exists", "Already exists", "Download complete"}
 
 
@@ -33,16 +49,17 @@ class LayerTotals:
 
     @property
     def current(self) -> int:
-        return sum(self.layers[k][1] if k in self.done else self.layers[k][0]
-                   for k in self.layers)
+        return sum(total if k in self.done else cur for k, (cur, total) in self.layers.items())
 
     @property
     def total(self) -> int:
         return sum(total for _, total in self.layers.values())
 
     def summary(self, action: str) -> str:
-        return (f"{action}: {len(self.done)} layer(s) done, "
-                f"{self.current / 1e6:.1f}/{self.total / 1e6:.1f} MB")
+        return (
+            f"{action}: {len(self.done)} layer(s) done, "
+            f"{self.current / 1e6:.1f}/{self.total / 1e6:.1f} MB"
+        )
 
 
 class TextProgress:
@@ -68,55 +85,3 @@ class TextProgress:
         if now - self._last >= self.interval and self.totals.total:
             self._last = now
             print(self.totals.summary(event.action), file=self.out)
-
-
-class NotebookProgress:
-    """A progress bar in Jupyter (ipywidgets), fed by reglab's progress events.
-
-    It is displayed once, at the first event, with the same initial state every time; later
-    updates travel as widget messages, not as new outputs, so a notebook's stored outputs stay
-    the same from run to run.
-    """
-
-    def __init__(self, action: str) -> None:
-        self.action = action
-        self.totals = LayerTotals()
-        self.bar: object | None = None
-
-    def _show(self) -> None:
-        import ipywidgets as widgets
-        from IPython.display import display
-
-        self.bar = widgets.IntProgress(value=0, max=100, description=self.action)
-        self.label = widgets.Label(value="")
-        display(widgets.HBox([self.bar, self.label]))
-
-    def __call__(self, event: Progress) -> None:
-        if self.bar is None:
-            self._show()
-        if event.status == COMPLETE:  # small layers may never report byte totals
-            self.bar.value = 100  # type: ignore[attr-defined]
-            self.label.value = self.totals.summary(event.action) if self.totals.total else "done"
-            return
-        if event.action == "build":
-            self.label.value = event.status[:80]
-            return
-        self.totals.add(event)
-        if self.totals.total:
-            self.bar.value = int(100 * self.totals.current / self.totals.total)  # type: ignore[attr-defined]
-            self.label.value = self.totals.summary(event.action)
-
-
-def in_notebook() -> bool:
-    """True inside a Jupyter kernel (where widgets can be shown)."""
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover
-        return False
-    shell = get_ipython()
-    return shell is not None and hasattr(shell, "kernel")
-
-
-def for_display(action: str) -> NotebookProgress | TextProgress | None:
-    """The progress reporter that suits where we run: a bar in Jupyter, none elsewhere."""
-    return NotebookProgress(action) if in_notebook() else None

@@ -1,7 +1,10 @@
-"""Workshop settings: the port, the working folder and names, from the environment.
+"""Workshop settings: the port, the working folder and names, and the one place that reads them
+from the environment.
 
 The port is a setting because 5000 is taken on some machines (the AirPlay receiver on macOS 12+,
-or another registry). Notebooks and the command line read the same variables:
+or another registry). The command line and the notebook helper both call :meth:`Settings.from_env`;
+everything below them (the registry's configuration included) takes plain values, so it never
+depends on the environment by accident.
 
 - ``REGLAB_PORT``     host port of the registry (default 5000)
 - ``REGLAB_WORKDIR``  folder holding registry-data/, certs/, ca/ and auth/ (default ./workdir)
@@ -13,6 +16,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError
@@ -26,9 +31,7 @@ DEFAULT_WORKDIR = "workdir"
 REGISTRY_IMAGE = "registry:2"
 HELLO_IMAGE = "hello-world:latest"
 
-#: Label that marks every container, network and image reglab created, so that reglab only ever
-#: replaces or removes what it owns.
-OWNER_LABEL = "org.reglab.owned"
+_PORT_FIX = "give a port between 1 and 65535, e.g. 5000"
 
 
 def check_port(port: int | str) -> int:
@@ -36,13 +39,9 @@ def check_port(port: int | str) -> int:
     try:
         value = int(port)
     except (TypeError, ValueError):
-        raise ConfigError(
-            f"port {port!r} is not a number", "give a port between 1 and 65535, e.g. 5000"
-        ) from None
+        raise ConfigError(f"port {port!r} is not a number", _PORT_FIX) from None
     if not 1 <= value <= 65535:
-        raise ConfigError(
-            f"port {value} is out of range", "give a port between 1 and 65535, e.g. 5000"
-        )
+        raise ConfigError(f"port {value} is out of range", _PORT_FIX)
     return value
 
 
@@ -56,21 +55,27 @@ def check_name(name: str) -> str:
     return name
 
 
-def port() -> int:
-    """The registry port from ``REGLAB_PORT`` (default 5000)."""
-    return check_port(os.environ.get("REGLAB_PORT", DEFAULT_PORT))
+def resolve_workdir(path: str | Path) -> Path:
+    """A working folder as an absolute path (``~`` expanded)."""
+    return Path(path).expanduser().resolve()
 
 
-def workdir() -> Path:
-    """The working folder from ``REGLAB_WORKDIR`` (default ``./workdir``), as an absolute path."""
-    return Path(os.environ.get("REGLAB_WORKDIR", DEFAULT_WORKDIR)).expanduser().resolve()
+@dataclass(frozen=True)
+class Settings:
+    """The values a learner may set, checked."""
 
+    port: int = DEFAULT_PORT
+    workdir: Path = Path(DEFAULT_WORKDIR)
+    name: str = DEFAULT_NAME
+    offline: bool = False
 
-def name() -> str:
-    """The registry container name from ``REGLAB_NAME``."""
-    return check_name(os.environ.get("REGLAB_NAME", DEFAULT_NAME))
-
-
-def offline() -> bool:
-    """True when ``REGLAB_OFFLINE`` asks never to contact Docker Hub."""
-    return os.environ.get("REGLAB_OFFLINE", "").lower() in {"1", "true", "yes"}
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read ``REGLAB_*`` (see the module's docstring); unset ones take their defaults."""
+        env = os.environ if environ is None else environ
+        return cls(
+            port=check_port(env.get("REGLAB_PORT", DEFAULT_PORT)),
+            workdir=resolve_workdir(env.get("REGLAB_WORKDIR", DEFAULT_WORKDIR)),
+            name=check_name(env.get("REGLAB_NAME", DEFAULT_NAME)),
+            offline=env.get("REGLAB_OFFLINE", "").lower() in {"1", "true", "yes"},
+        )

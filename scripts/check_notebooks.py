@@ -32,8 +32,10 @@ def problems(path: Path) -> list[str]:
 def main(paths: list[str]) -> int:
     found = [p for path in paths for p in problems(Path(path))]
     for problem in found:
-        print(f"{problem} - fix: run the notebook top to bottom and save it "
-              "(or: jupyter nbconvert --to notebook --execute --inplace FILE)")
+        print(
+            f"{problem} - fix: run the notebook top to bottom and save it "
+            "(or: jupyter nbconvert --to notebook --execute --inplace FILE)"
+        )
     return 1 if found else 0
 
 

@@ -8,22 +8,16 @@ and any skipped test at all fails the run: a green CI must have run every test.
 from __future__ import annotations
 
 import os
-import socket
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
+from common import free_port, strict
 
 import reglab
-from reglab import images
-from reglab.registry import Registry, RegistryConfig
-
-
-def strict() -> bool:
-    return any(os.environ.get(v, "").lower() in {"1", "true", "yes"}
-               for v in ("CI", "REGLAB_REQUIRE_DOCKER"))
-
+from reglab import images, transfer
+from reglab.htpasswd import Htpasswd
 
 BEFORE = pytest.StashKey[set[str] | None]()
 
@@ -44,9 +38,11 @@ def engine_state() -> set[str] | None:
         engine = reglab.connect(timeout=10)
     except reglab.EngineError:
         return None
-    return ({f"container {c.name}" for c in engine.containers.list(all=True)}
-            | {f"network {n.name}" for n in engine.networks.list()}
-            | {f"image {t}" for i in engine.images.list() for t in i.tags})
+    return (
+        {f"container {c.name}" for c in engine.containers.list(all=True)}
+        | {f"network {n.name}" for n in engine.networks.list()}
+        | {f"image {t}" for i in engine.images.list() for t in i.tags}
+    )
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -57,8 +53,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
     if strict() and skipped and session.exitstatus == 0:
-        reporter.write_line(f"FAILED: {skipped} test(s) skipped; in CI every test must run",
-                            red=True)
+        reporter.write_line(
+            f"FAILED: {skipped} test(s) skipped; in CI every test must run", red=True
+        )
         session.exitstatus = 1
     before, after = session.config.stash.get(BEFORE, None), engine_state()
     # Images the suite builds once and keeps: the workshop's own.
@@ -68,13 +65,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         reporter.write_line(f"left behind by the tests: {', '.join(left)}", red=True)
         if strict() and session.exitstatus == 0:
             session.exitstatus = 1
-
-
-def free_port() -> int:
-    """A port nothing listens on, from the ephemeral range: never a learner's 5000."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -99,15 +89,28 @@ def port() -> int:
 
 
 @pytest.fixture
-def make_registry(engine, workshop_images, tmp_path: Path) -> Iterator[Callable[..., Registry]]:
-    """Factory: a started registry with a unique name; every one is removed afterwards."""
-    made: list[Registry] = []
+def make_registry(
+    engine, workshop_images, tmp_path: Path
+) -> Iterator[Callable[..., reglab.Registry]]:
+    """Factory: a started registry with a unique name; every one is removed afterwards.
 
-    def make(stage: str = "local", start: bool = True, **kwargs) -> Registry:
+    ``users`` (Credentials) are written to the working folder's htpasswd first, for the auth
+    stage.
+    """
+    made: list[reglab.Registry] = []
+
+    def make(
+        stage: str = "local", start: bool = True, users: Iterable[reglab.Credentials] = (), **kwargs
+    ) -> reglab.Registry:
         kwargs.setdefault("port", free_port())
         kwargs.setdefault("workdir", tmp_path / "workdir")
         kwargs.setdefault("name", f"reglab-test-{uuid.uuid4().hex[:8]}")
-        registry = Registry(RegistryConfig(stage=stage, **kwargs), engine)
+        registry = reglab.Registry(reglab.RegistryConfig(stage=stage, **kwargs), engine)
+        if users:
+            htpasswd = Htpasswd.load(registry.config.paths.htpasswd)
+            for credentials in users:
+                htpasswd.set(credentials.user, credentials.password)
+            htpasswd.save()
         made.append(registry)
         return registry.start() if start else registry
 
@@ -127,7 +130,7 @@ def cleanup_images(engine) -> Iterator[list[str]]:
     refs: list[str] = []
     yield refs
     for ref in refs:
-        images.remove(engine, ref)
+        transfer.remove(engine, ref)
 
 
 def engine_pid() -> int | None:
@@ -141,8 +144,10 @@ def engine_pid() -> int | None:
         return None
     if Path(cmdline.decode()).name != "dockerd":
         return None
-    if Path(f"/proc/{pid}/cgroup").exists() and "docker.service" in Path(
-            f"/proc/{pid}/cgroup").read_text():
+    if (
+        Path(f"/proc/{pid}/cgroup").exists()
+        and "docker.service" in Path(f"/proc/{pid}/cgroup").read_text()
+    ):
         return None  # systemd's dockerd: not ours to restart
     return pid
 
@@ -165,8 +170,9 @@ def restart_engine(pid: int, timeout: float = 60.0) -> None:
         assert time.monotonic() < deadline, "dockerd did not stop"
         time.sleep(0.1)
     with open("/var/log/reglab-dockerd.log", "ab") as log:
-        subprocess.Popen(["dockerd"], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                         start_new_session=True)
+        subprocess.Popen(
+            ["dockerd"], stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
+        )
     while True:
         try:
             reglab.connect(timeout=5)

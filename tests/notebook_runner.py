@@ -35,10 +35,11 @@ def run_notebook(name: str, tmp_path: Path, break_step: tuple[str, str] | None =
                 os.environ[key] = value
         # A notebook stopped by a failing cell never reaches its clean-up cell: do it here.
         engine = reglab.connect()
-        reglab.Registry(reglab.RegistryConfig(name="reglab-test-broken", workdir=tmp_path),
-                        engine).remove()
+        reglab.Registry(
+            reglab.RegistryConfig(name="reglab-test-broken", workdir=tmp_path), engine
+        ).remove()
         remove_port_tags(engine, os.environ.get("REGLAB_PORT", ""))
-        reglab.registry.remove_project_network(engine)
+        reglab.network.remove_project_network(engine)
     return nb
 
 
@@ -47,4 +48,4 @@ def remove_port_tags(engine, port: str) -> None:
     for image in engine.images.list():
         for tag in image.tags:
             if f":{port}/" in tag:
-                reglab.images.remove(engine, tag)
+                reglab.transfer.remove(engine, tag)

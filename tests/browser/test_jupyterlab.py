@@ -28,9 +28,16 @@ pytestmark = pytest.mark.docker
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 # The flags this machine's Chromium needs to stay on loopback and start quickly as root.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 
 
 def need(condition: bool, why: str) -> None:
@@ -59,18 +66,36 @@ def jupyterlab(engine, workshop_images, tmp_path):
     notices.mkdir(parents=True)  # never ask to fetch news from the internet
     (notices / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
     port, token = free_port(), secrets.token_hex(16)
-    env = {**os.environ, "REGLAB_PORT": str(free_port()), "REGLAB_NAME": "reglab-test-browser",
-           "REGLAB_WORKDIR": str(tmp_path / "workdir"),
-           "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
-           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab-settings"),
-           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "lab-workspaces")}
+    env = {
+        **os.environ,
+        "REGLAB_PORT": str(free_port()),
+        "REGLAB_NAME": "reglab-test-browser",
+        "REGLAB_WORKDIR": str(tmp_path / "workdir"),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
+        "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab-settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "lab-workspaces"),
+    }
     log = (tmp_path / "jupyterlab.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
-         f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         "--allow-root", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-         "--LabApp.news_url=", "--LabApp.extension_manager=readonly"],
-        env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "lab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+            "--allow-root",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--LabApp.news_url=",
+            "--LabApp.extension_manager=readonly",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     ARTIFACTS.mkdir(exist_ok=True)
     deadline = time.monotonic() + 60
@@ -92,8 +117,9 @@ def jupyterlab(engine, workshop_images, tmp_path):
         server.terminate()
         server.wait(30)
         log.close()
-        reglab.Registry(reglab.RegistryConfig(name="reglab-test-browser",
-                                              workdir=tmp_path)).remove()
+        reglab.Registry(
+            reglab.RegistryConfig(name="reglab-test-browser", workdir=tmp_path)
+        ).remove()
 
 
 def test_notebook_01_runs_in_jupyterlab_in_a_real_browser(jupyterlab, engine):
@@ -114,15 +140,20 @@ def test_notebook_01_runs_in_jupyterlab_in_a_real_browser(jupyterlab, engine):
             # The kernel is ready when the status bar says so (the toolbar's indicator reads
             # "idle" even before a kernel is connected, and cells run then are dropped).
             page.locator("#jp-main-statusbar").get_by_text(
-                re.compile(r"Python 3 \(ipykernel\) \| Idle")).wait_for(timeout=60_000)
+                re.compile(r"Python 3 \(ipykernel\) \| Idle")
+            ).wait_for(timeout=60_000)
             page.click(".lm-MenuBar-itemLabel:text-is('Run')")
             page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
             first = page.locator(".jp-CodeCell .jp-InputPrompt").first
-            page.wait_for_function("el => /\\[\\d+\\]/.test(el.textContent)",
-                                   arg=first.element_handle(), timeout=60_000)
+            page.wait_for_function(
+                "el => /\\[\\d+\\]/.test(el.textContent)",
+                arg=first.element_handle(),
+                timeout=60_000,
+            )
 
-            checkpoint = page.locator(".jp-OutputArea-output",
-                                      has_text="✔ the registry serves hello-world:latest")
+            checkpoint = page.locator(
+                ".jp-OutputArea-output", has_text="✔ the registry serves hello-world:latest"
+            )
             checkpoint.first.wait_for(timeout=120_000)
             text = checkpoint.first.text_content() or ""
             assert re.search(r"with digest sha256:[0-9a-f]{64}", text), text

@@ -8,21 +8,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from conftest import free_port
+from common import free_port, nbval_command
 from nbclient.exceptions import CellExecutionError
 from notebook_runner import NOTEBOOKS, run_notebook
 
 import reglab
-from reglab import checks, images
-from reglab.htpasswd import Htpasswd
+from reglab import transfer
+from reglab.lab import checks
 
 pytestmark = pytest.mark.docker
 WRONG_DIGEST = "sha256:" + "0" * 64
-SANITIZE = Path(__file__).resolve().parents[1] / "nbval-sanitize.cfg"
 
 
 def test_registry_answers_fails_when_no_registry_runs(make_registry):
@@ -33,15 +30,16 @@ def test_registry_answers_fails_when_no_registry_runs(make_registry):
         checks.registry_answers(registry)
 
 
-def test_registry_serves_fails_without_push_and_for_another_digest(engine, make_registry,
-                                                                   cleanup_images):
+def test_registry_serves_fails_without_push_and_for_another_digest(
+    engine, make_registry, cleanup_images
+):
     registry = make_registry("local")
     with pytest.raises(checks.CheckFailed, match="not in the registry's catalog"):
         checks.registry_serves(registry, "hello-world", WRONG_DIGEST)
     ref = registry.ref("hello-world")
     cleanup_images.append(ref)
-    images.tag(engine, "hello-world", ref)
-    digest = images.push(engine, ref)
+    transfer.tag(engine, "hello-world", ref)
+    digest = transfer.push(engine, ref)
     checks.registry_serves(registry, "hello-world", digest)
     with pytest.raises(checks.CheckFailed, match="not sha256:0000"):
         checks.registry_serves(registry, "hello-world", WRONG_DIGEST)
@@ -77,35 +75,30 @@ def test_refused_fails_when_auth_is_off(make_registry):
         checks.refused(registry)
 
 
-def test_pure_checks_fail(tmp_path):
-    with pytest.raises(checks.CheckFailed, match="was accepted"):
-        checks.push_refused(None, "no basic auth credentials")
-    with pytest.raises(checks.CheckFailed, match="another reason"):
-        checks.push_refused("connection refused", "no basic auth credentials")
-    with pytest.raises(checks.CheckFailed, match="got 1, expected 2"):
-        checks.same(1, 2, "count", "fix it")
-    with pytest.raises(checks.CheckFailed, match="missing or empty"):
-        checks.file_exists(tmp_path / "nope", "file")
-    users = Htpasswd(tmp_path / "htpasswd")
-    users.add("moby", "right")
-    users.save()
-    with pytest.raises(checks.CheckFailed, match="no matching entry"):
-        checks.htpasswd_matches(users.path, reglab.Credentials("moby", "wrong"))
-
-
-@pytest.mark.parametrize("notebook, old, new, message", [
-    # the push never happens: the digest is made up
-    ("01-local-registry.ipynb", "digest = ws.push(ref)", f'digest = "{WRONG_DIGEST}"',
-     "CheckFailed"),
-    # the registry is recreated WITHOUT its data folder: the local stage instead of persistent
-    ("02-persistent-storage.ipynb", 'reg = ws.up("persistent")', 'reg = ws.up("local")',
-     "CheckFailed"),
-    # auth is never turned on: the tls stage instead of auth
-    ("04-basic-auth.ipynb", 'reg = ws.up("auth")', 'reg = ws.up("tls")', "CheckFailed"),
-])
-def test_a_broken_step_stops_the_notebook_at_its_checkpoint(engine, workshop_images, tmp_path,
-                                                             notebook, old, new, message,
-                                                             monkeypatch):
+@pytest.mark.parametrize(
+    "notebook, old, new, message",
+    [
+        # the push never happens: the digest is made up
+        (
+            "01-local-registry.ipynb",
+            "digest = ws.push(ref)",
+            f'digest = "{WRONG_DIGEST}"',
+            "CheckFailed",
+        ),
+        # the registry is recreated WITHOUT its data folder: the local stage instead of persistent
+        (
+            "02-persistent-storage.ipynb",
+            'reg = ws.up("persistent")',
+            'reg = ws.up("local")',
+            "CheckFailed",
+        ),
+        # auth is never turned on: the tls stage instead of auth
+        ("04-basic-auth.ipynb", 'reg = ws.up("auth")', 'reg = ws.up("tls")', "CheckFailed"),
+    ],
+)
+def test_a_broken_step_stops_the_notebook_at_its_checkpoint(
+    engine, workshop_images, tmp_path, notebook, old, new, message, monkeypatch
+):
     monkeypatch.setenv("REGLAB_PORT", str(free_port()))
     with pytest.raises(CellExecutionError) as err:
         run_notebook(notebook, tmp_path, (old, new))
@@ -115,17 +108,25 @@ def test_a_broken_step_stops_the_notebook_at_its_checkpoint(engine, workshop_ima
 
 
 @pytest.mark.parametrize("notebook", sorted(p.name for p in NOTEBOOKS.glob("0*.ipynb")))
-def test_each_notebook_passes_nbval_alone_twice_from_a_clean_state(engine, workshop_images,
-                                                                   tmp_path, notebook):
+def test_each_notebook_passes_nbval_alone_twice_from_a_clean_state(
+    engine, workshop_images, tmp_path, notebook
+):
     """nbval compares every output with the committed one, twice, in one fresh folder."""
-    env = {**os.environ, "REGLAB_PORT": str(free_port()), "REGLAB_NAME": "reglab-test-alone",
-           "REGLAB_WORKDIR": str(tmp_path / "workdir")}
+    env = {
+        **os.environ,
+        "REGLAB_PORT": str(free_port()),
+        "REGLAB_NAME": "reglab-test-alone",
+        "REGLAB_WORKDIR": str(tmp_path / "workdir"),
+    }
     for run in (1, 2):
         result = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval",
-             "--nbval-current-env", "--nbval-sanitize-with", str(SANITIZE),
-             str(NOTEBOOKS / notebook)], env=env, capture_output=True, text=True, timeout=300)
+            nbval_command(NOTEBOOKS / notebook),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode == 0, f"run {run}:\n{result.stdout[-3000:]}"
     assert engine.containers.list(all=True, filters={"name": "reglab-test-alone"}) == []
     assert not any(n.name == "reglab-net" for n in engine.networks.list())
-    assert not images.exists(engine, f"127.0.0.1:{env['REGLAB_PORT']}/hello-world")
+    assert not transfer.exists(engine, f"127.0.0.1:{env['REGLAB_PORT']}/hello-world")

@@ -11,16 +11,21 @@ import uuid
 import pytest
 
 import reglab
-from reglab import images
+from reglab import transfer
 from reglab.htpasswd import Htpasswd
 
 pytestmark = pytest.mark.docker
 
 
 def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None):
-    return subprocess.run([sys.executable, "-m", "reglab", *args], input=stdin,
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "reglab", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def assert_one_line_error(result, *needles: str) -> None:
@@ -50,12 +55,13 @@ def test_up_twice_keeps_data_certificates_and_users(engine, cli, tmp_path, clean
     cert_before = (workdir / "certs" / "domain.crt").read_bytes()
 
     port = cli[1]
-    registry = reglab.Registry(reglab.RegistryConfig(stage="auth", port=port, workdir=workdir,
-                                                     name=cli[5]), engine)
+    registry = reglab.Registry(
+        reglab.RegistryConfig(stage="auth", port=port, workdir=workdir, name=cli[5]), engine
+    )
     ref = registry.ref("kept/hello-world")
     cleanup_images.append(ref)
-    images.tag(engine, "hello-world", ref)
-    digest = images.push(engine, ref, auth={"username": "moby", "password": "pw-one"})
+    transfer.tag(engine, "hello-world", ref)
+    digest = transfer.push(engine, ref, auth={"username": "moby", "password": "pw-one"})
 
     second = run("up", "auth", *cli, "--user", "alice", "--password-stdin", stdin="pw-two\n")
     assert second.returncode == 0, second.stderr
@@ -88,16 +94,20 @@ def test_port_in_use_by_another_program(cli):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", int(cli[1])))
         sock.listen()
-        assert_one_line_error(run("up", "local", *cli), f"port {cli[1]} is already in use",
-                              "another program")
+        assert_one_line_error(
+            run("up", "local", *cli), f"port {cli[1]} is already in use", "another program"
+        )
         doctor = run("doctor", "--port", cli[1], "--workdir", cli[3])
         assert doctor.returncode == 1 and f"port {cli[1]} is already in use" in doctor.stdout
 
 
 def test_port_in_use_by_another_registry(cli, make_registry):
     other = make_registry("local", port=int(cli[1]))
-    assert_one_line_error(run("up", "local", *cli), f"container {other.config.name}",
-                          f"docker rm -f {other.config.name}")
+    assert_one_line_error(
+        run("up", "local", *cli),
+        f"container {other.config.name}",
+        f"docker rm -f {other.config.name}",
+    )
     assert other.container.status == "running"  # left alone
 
 
@@ -112,15 +122,18 @@ def test_name_taken_by_a_container_reglab_does_not_own(engine, cli):
         foreign.remove(force=True)
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["up", "local", "--port", "0"], "out of range"),
-    (["up", "local", "--port", "http"], "is not a number"),
-    (["up", "nonsense"], "invalid choice"),
-    (["up", "auth", "--user", "mo:by", "--password-stdin"], "contains ':'"),
-    (["up", "auth", "--user", "", "--password-stdin"], "--password-stdin needs --user"),
-    (["up", "auth", "--user", "moby", "--password-stdin"], "password is empty"),
-    (["up", "local", "--user", "moby", "--password-stdin"], "only applies to the auth stage"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["up", "local", "--port", "0"], "out of range"),
+        (["up", "local", "--port", "http"], "is not a number"),
+        (["up", "nonsense"], "invalid choice"),
+        (["up", "auth", "--user", "mo:by", "--password-stdin"], "contains ':'"),
+        (["up", "auth", "--user", "", "--password-stdin"], "--password-stdin needs --user"),
+        (["up", "auth", "--user", "moby", "--password-stdin"], "password is empty"),
+        (["up", "local", "--user", "moby", "--password-stdin"], "only applies to the auth stage"),
+    ],
+)
 def test_bad_input_is_one_line(args, needle, tmp_path):
     result = run(*args, "--workdir", str(tmp_path / "w"), stdin="\n")
     assert_one_line_error(result, needle)
@@ -130,8 +143,9 @@ def test_bad_input_is_one_line(args, needle, tmp_path):
 def test_workdir_not_writable(cli, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    result = run("up", "persistent", "--port", cli[1], "--workdir", str(blocker / "w"),
-                 "--name", cli[5])
+    result = run(
+        "up", "persistent", "--port", cli[1], "--workdir", str(blocker / "w"), "--name", cli[5]
+    )
     assert_one_line_error(result, "is not writable")
 
 
@@ -146,8 +160,11 @@ def test_corrupt_htpasswd_is_refused_and_kept(cli, tmp_path):
 
 def test_engine_unreachable(tmp_path):
     env = {"DOCKER_HOST": f"unix://{tmp_path}/no-such.sock"}
-    assert_one_line_error(run("up", "local", "--workdir", str(tmp_path), env=env),
-                          "no Docker engine answers", "start Docker")
+    assert_one_line_error(
+        run("up", "local", "--workdir", str(tmp_path), env=env),
+        "no Docker engine answers",
+        "start Docker",
+    )
     doctor = run("doctor", "--workdir", str(tmp_path), env=env)
     assert doctor.returncode == 1 and "no Docker engine answers" in doctor.stdout
 
@@ -185,18 +202,18 @@ def test_workshop_certificate_gains_a_new_name_keeping_the_ca(cli, tmp_path):
 def test_images_missing_while_offline(engine, workshop_images, tmp_path):
     """hello-world gone, no network, no compiler: doctor and images say so in one line."""
     backup = f"reglab-test-backup/hello-world:{uuid.uuid4().hex[:8]}"
-    images.tag(engine, "hello-world", backup)
+    transfer.tag(engine, "hello-world", backup)
     try:
-        assert images.remove(engine, "hello-world")
+        assert transfer.remove(engine, "hello-world")
         doctor = run("doctor", "--workdir", str(tmp_path), "--port", "1")
         assert doctor.returncode == 1
         assert "image hello-world:latest is missing - fix: run 'reglab images'" in doctor.stdout
         no_compiler = run("images", "--offline", env={"PATH": str(tmp_path)})
         assert_one_line_error(no_compiler, "no C compiler found", "reglab images --load")
-        assert not images.exists(engine, "hello-world")
+        assert not transfer.exists(engine, "hello-world")
     finally:
-        images.tag(engine, backup, "hello-world")
-        images.remove(engine, backup)
+        transfer.tag(engine, backup, "hello-world")
+        transfer.remove(engine, backup)
 
 
 def test_expired_certificate_is_one_line_and_kept(cli, tmp_path):
@@ -205,24 +222,33 @@ def test_expired_certificate_is_one_line_and_kept(cli, tmp_path):
     workdir = tmp_path / "w"
     assert run("up", "tls", *cli).returncode == 0
     ca = reglab.CA.load(workdir / "certs" / "ca.crt", workdir / "ca" / "ca.key")
-    old = ca.issue_cert("localhost", "127.0.0.1", "::1", days=1,
-                        not_before=dt.datetime.now(dt.UTC) - dt.timedelta(days=2))
+    old = ca.issue_cert(
+        "localhost",
+        "127.0.0.1",
+        "::1",
+        days=1,
+        not_before=dt.datetime.now(dt.UTC) - dt.timedelta(days=2),
+    )
     old.write(workdir / "certs" / "domain.crt", workdir / "certs" / "domain.key")
     assert_one_line_error(run("up", "tls", *cli), "the certificate expired on")
     assert (workdir / "certs" / "domain.crt").read_bytes() == old.cert_pem
 
 
 def test_whitespace_in_user_name(tmp_path):
-    assert_one_line_error(run("up", "auth", "--user", "mo by", "--password-stdin",
-                              "--workdir", str(tmp_path)), "contains white space")
+    assert_one_line_error(
+        run("up", "auth", "--user", "mo by", "--password-stdin", "--workdir", str(tmp_path)),
+        "contains white space",
+    )
 
 
 def test_purge_refuses_a_folder_with_other_files(cli, tmp_path):
     workdir = tmp_path / "w"
     assert run("up", "persistent", *cli).returncode == 0
     (workdir / "thesis.tex").write_text("years of work")
-    assert_one_line_error(run("down", "--workdir", cli[3], "--name", cli[5], "--purge"),
-                          "holds files reglab did not make (thesis.tex)")
+    assert_one_line_error(
+        run("down", "--workdir", cli[3], "--name", cli[5], "--purge"),
+        "holds files reglab did not make (thesis.tex)",
+    )
     assert (workdir / "thesis.tex").read_text() == "years of work"
     assert (workdir / "registry-data").is_dir()
     assert reglab.Registry(reglab.RegistryConfig(name=cli[5], workdir=workdir)).container

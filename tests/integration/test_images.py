@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
 
 import reglab
-from reglab import images
+from reglab import archive, images, labels, progress, transfer
 
 pytestmark = pytest.mark.docker
 
@@ -21,9 +22,9 @@ def test_offline_builds_give_working_images(engine, cleanup_images, make_registr
     assert b"Hello from Docker!" in output
     registry = make_registry("local", image=registry_ref)
     assert registry.client().ping() == 200
-    labels = engine.images.get(registry_ref).labels
-    assert labels[images.BUILT_LABEL] == "offline"
-    assert "org.reglab.owned" not in labels  # containers inherit image labels
+    image_labels = engine.images.get(registry_ref).labels
+    assert image_labels[labels.BUILT_LABEL] == "offline"
+    assert labels.OWNER_LABEL not in image_labels  # containers inherit image labels
 
 
 def test_missing_registry_binary_is_one_clear_error(engine, tmp_path):
@@ -33,10 +34,10 @@ def test_missing_registry_binary_is_one_clear_error(engine, tmp_path):
 
 
 def test_save_and_load_round_trip(engine, workshop_images, tmp_path):
-    path = images.save_images(engine, tmp_path / "classroom.tar")
+    path = archive.save_images(engine, tmp_path / "classroom.tar")
     assert path.stat().st_size > 1_000_000
     ids = {ref: engine.images.get(ref).id for ref in images.WORKSHOP_IMAGES}
-    loaded = images.load_images(engine, path)
+    loaded = archive.load_images(engine, path)
     assert set(images.WORKSHOP_IMAGES) <= set(loaded)
     assert {ref: engine.images.get(ref).id for ref in images.WORKSHOP_IMAGES} == ids
 
@@ -45,18 +46,19 @@ def test_load_rejects_a_file_that_is_not_a_tarball(engine, tmp_path):
     bad = tmp_path / "bad.tar"
     bad.write_bytes(b"not a tar")
     with pytest.raises(reglab.ImageError, match="is not an image tarball"):
-        images.load_images(engine, bad)
+        archive.load_images(engine, bad)
     with pytest.raises(reglab.ImageError, match="does not exist"):
-        images.load_images(engine, tmp_path / "missing.tar")
+        archive.load_images(engine, tmp_path / "missing.tar")
 
 
-def test_push_to_nothing_raises_instead_of_looking_fine(engine, workshop_images, port,
-                                                        cleanup_images):
+def test_push_to_nothing_raises_instead_of_looking_fine(
+    engine, workshop_images, port, cleanup_images
+):
     ref = f"127.0.0.1:{port}/nothing/hello-world"
     cleanup_images.append(ref)
-    images.tag(engine, "hello-world", ref)
+    transfer.tag(engine, "hello-world", ref)
     with pytest.raises(reglab.ImageError, match="push of .* failed") as err:
-        images.push(engine, ref)
+        transfer.push(engine, ref)
     assert "connection refused" in str(err.value)
 
 
@@ -64,21 +66,21 @@ def test_progress_reports_layer_bytes(engine, make_registry, cleanup_images):
     registry = make_registry("local")
     ref = registry.ref("progress/hello-world")
     cleanup_images.append(ref)
-    images.tag(engine, "hello-world", ref)
+    transfer.tag(engine, "hello-world", ref)
     events: list[reglab.Progress] = []
-    images.push(engine, ref, progress=events.append)
+    transfer.push(engine, ref, progress=events.append)
     assert any(e.status == "Pushed" and e.layer for e in events)
     assert any(e.total for e in events)
-    assert events[-1].status == images.COMPLETE  # a bar can always finish
+    assert events[-1].status == progress.COMPLETE  # a bar can always finish
     failed: list[reglab.Progress] = []
     with pytest.raises(reglab.ImageError):
-        images.push(engine, "127.0.0.1:1/nothing:latest", progress=failed.append)
-    assert images.COMPLETE not in [e.status for e in failed]
+        transfer.push(engine, "127.0.0.1:1/nothing:latest", progress=failed.append)
+    assert progress.COMPLETE not in [e.status for e in failed]
 
 
 def test_tag_of_a_missing_image(engine):
     with pytest.raises(reglab.ImageError, match="is not present"):
-        images.tag(engine, "reglab-no-such-image:1", "127.0.0.1:1/x")
+        transfer.tag(engine, "reglab-no-such-image:1", "127.0.0.1:1/x")
 
 
 def test_registry_that_never_answers_reports_its_logs(engine, make_registry):
@@ -86,3 +88,15 @@ def test_registry_that_never_answers_reports_its_logs(engine, make_registry):
     with pytest.raises(reglab.RegistryNotReady, match="stopped before answering") as err:
         registry.start(timeout=20)
     assert "Hello from Docker!" in err.value.logs
+
+
+def test_the_registry_image_runs_distribution_v2_with_its_config_where_v2_reads_it(
+    engine, workshop_images
+):
+    """The image every stage runs is the v2 line (v3 reads /etc/distribution/config.yml)."""
+    image = reglab.RegistryConfig().image
+    version = engine.containers.run(
+        image, entrypoint=["/bin/registry", "--version"], remove=True
+    ).decode()
+    assert re.search(r"distribution v?2\.\d+\.\d+", version), version
+    assert engine.images.get(image).attrs["Config"]["Cmd"] == ["/etc/docker/registry/config.yml"]

@@ -7,34 +7,34 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from common import build_random_image
 from conftest import REPORT
 
 import reglab
-from reglab import images
-from reglab.htpasswd import Htpasswd
+from reglab import transfer
 
 pytestmark = pytest.mark.docker
 PUSHES, PULLS = 8, 32
 
 
-def test_concurrent_pushes_and_pulls_with_zero_errors(engine, make_registry, tmp_path,
-                                                      cleanup_images):
+def test_concurrent_pushes_and_pulls_with_zero_errors(
+    engine, make_registry, tmp_path, cleanup_images
+):
     creds = reglab.Credentials.generate("loader")
-    users = Htpasswd(tmp_path / "workdir" / "auth" / "htpasswd")
-    users.add(creds.user, creds.password)
-    users.save()
-    registry = make_registry("auth")
+    registry = make_registry("auth", users=[creds])
 
     run = uuid.uuid4().hex[:8]
-    sources = [images.build_random_image(engine, f"reglab-test-load{n}:{run}", layers=3,
-                                         layer_bytes=2 << 20) for n in range(PUSHES)]
+    sources = [
+        build_random_image(engine, f"reglab-test-load{n}:{run}", layers=3, layer_bytes=2 << 20)
+        for n in range(PUSHES)
+    ]
     refs = [registry.ref(f"load/image{n}") for n in range(PUSHES)]
     cleanup_images += sources + refs
     for source, ref in zip(sources, refs, strict=True):
-        images.tag(engine, source, ref)
+        transfer.tag(engine, source, ref)
 
     def push(ref: str) -> str:
-        return images.push(reglab.connect(), ref, auth=creds.auth_config())
+        return transfer.push(reglab.connect(), ref, auth=creds.auth_config())
 
     start = time.monotonic()
     with ThreadPoolExecutor(PUSHES) as pool:
@@ -58,11 +58,14 @@ def test_concurrent_pushes_and_pulls_with_zero_errors(engine, make_registry, tmp
 
     # The engine pulls them back too (local copies removed first), digests checked.
     for ref in refs:
-        images.remove(engine, ref)
+        transfer.remove(engine, ref)
     with ThreadPoolExecutor(PUSHES) as pool:
-        pulled = list(pool.map(lambda r: images.pull(reglab.connect(), r,
-                                                     auth=creds.auth_config()), refs))
+        pulled = list(
+            pool.map(lambda r: transfer.pull(reglab.connect(), r, auth=creds.auth_config()), refs)
+        )
     assert pulled == pushed
-    REPORT.append(f"load (TLS + auth, bcrypt cost {reglab.DEFAULT_COST}): {PUSHES} concurrent "
-                  f"pushes of 6 MiB in {push_seconds:.2f} s; {PULLS} concurrent verified pulls "
-                  f"in {pull_seconds:.2f} s; 0 errors")
+    REPORT.append(
+        f"load (TLS + auth, bcrypt cost {reglab.DEFAULT_COST}): {PUSHES} concurrent "
+        f"pushes of 6 MiB in {push_seconds:.2f} s; {PULLS} concurrent verified pulls "
+        f"in {pull_seconds:.2f} s; 0 errors"
+    )

@@ -12,12 +12,13 @@ import uuid
 
 import nbformat
 import pytest
-from conftest import engine_pid, free_port, restart_engine, strict
+from common import build_random_image, free_port, strict
+from conftest import engine_pid, restart_engine
 from nbclient import NotebookClient
 from notebook_runner import NOTEBOOKS, run_notebook
 
 import reglab
-from reglab import images
+from reglab import transfer
 
 pytestmark = pytest.mark.docker
 
@@ -25,8 +26,8 @@ pytestmark = pytest.mark.docker
 def push_hello(engine, registry, repo, cleanup) -> str:
     ref = registry.ref(repo)
     cleanup.append(ref)
-    images.tag(engine, "hello-world", ref)
-    return images.push(engine, ref)
+    transfer.tag(engine, "hello-world", ref)
+    return transfer.push(engine, ref)
 
 
 def test_registry_killed_mid_push_loses_nothing(engine, make_registry, cleanup_images):
@@ -34,10 +35,10 @@ def test_registry_killed_mid_push_loses_nothing(engine, make_registry, cleanup_i
     before = push_hello(engine, registry, "before/hello-world", cleanup_images)
 
     big = f"reglab-test-big:{uuid.uuid4().hex[:8]}"
-    images.build_random_image(engine, big, layers=4, layer_bytes=16 << 20)
+    build_random_image(engine, big, layers=4, layer_bytes=16 << 20)
     ref = registry.ref("big/data")
     cleanup_images += [big, ref]
-    images.tag(engine, big, ref)
+    transfer.tag(engine, big, ref)
 
     uploading = threading.Event()
     outcome: dict[str, object] = {}
@@ -48,7 +49,7 @@ def test_registry_killed_mid_push_loses_nothing(engine, make_registry, cleanup_i
 
     def push() -> None:
         try:
-            outcome["digest"] = images.push(reglab.connect(), ref, progress=on_progress)
+            outcome["digest"] = transfer.push(reglab.connect(), ref, progress=on_progress)
         except reglab.ImageError as exc:
             outcome["error"] = exc
 
@@ -64,14 +65,15 @@ def test_registry_killed_mid_push_loses_nothing(engine, make_registry, cleanup_i
         assert api.manifest_digest("before/hello-world") == before  # intact
         api.verify_image("before/hello-world")
     # The engine retries a failed upload by itself; if it gave up, retry the push once.
-    digest = outcome.get("digest") or images.push(engine, ref)
+    digest = outcome.get("digest") or transfer.push(engine, ref)
     with registry.client() as api:
         assert api.manifest_digest("big/data") == digest
         assert api.verify_image("big/data") > 64_000_000  # every blob, checked by SHA-256
 
 
-def test_engine_restart_brings_the_tls_registry_back_with_its_data(engine, make_registry,
-                                                                  cleanup_images):
+def test_engine_restart_brings_the_tls_registry_back_with_its_data(
+    engine, make_registry, cleanup_images
+):
     pid = engine_pid()
     if pid is None:
         if strict():
@@ -89,57 +91,68 @@ def test_engine_restart_brings_the_tls_registry_back_with_its_data(engine, make_
     assert registry.client().manifest_digest("restart/hello-world") == digest
 
 
-def test_interrupted_command_is_recovered_by_running_it_again(engine, workshop_images,
-                                                              tmp_path):
+def test_interrupted_command_is_recovered_by_running_it_again(engine, workshop_images, tmp_path):
     name = f"reglab-test-{uuid.uuid4().hex[:8]}"
-    args = ["tls", "--port", str(free_port()), "--workdir", str(tmp_path / "w"),
-            "--name", name]
+    args = ["tls", "--port", str(free_port()), "--workdir", str(tmp_path / "w"), "--name", name]
     cmd = [sys.executable, "-m", "reglab", "up", *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        # Freeze the registry as soon as it runs, ~0.3 s before it could answer: `up` is then
+        # certainly still waiting for it when Ctrl-C arrives (it cannot finish first).
         deadline = time.monotonic() + 30
-        while not engine.containers.list(all=True, filters={"name": name}):
-            assert proc.poll() is None, "finished before it could be interrupted"
-            assert time.monotonic() < deadline
+        while True:
+            found = engine.containers.list(filters={"name": name, "status": "running"})
+            if found:
+                found[0].pause()
+                break
+            assert proc.poll() is None, "finished before the registry was running"
+            assert time.monotonic() < deadline, "the registry container never ran"
             time.sleep(0.005)
+        assert proc.poll() is None, "finished before it could be interrupted"
         proc.send_signal(signal.SIGINT)  # Ctrl-C while it waits for the registry
         _, err = proc.communicate(timeout=30)
-        if proc.returncode != 0:  # interrupted (it may also have just finished)
-            assert proc.returncode == 130
-            assert err.strip().splitlines() == [
-                "reglab: interrupted; run the same command again to finish"]
+        assert proc.returncode == 130, err
+        assert err.strip().splitlines() == [
+            "reglab: interrupted; run the same command again to finish"
+        ]
+        assert engine.containers.get(name).status == "paused"  # left half-done
         again = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
         assert again.returncode == 0, again.stderr
     finally:
         reglab.Registry(reglab.RegistryConfig(name=name, workdir=tmp_path)).remove()
 
 
-@pytest.mark.parametrize("notebook, stop_after", [
-    ("03-tls.ipynb", "ws.trust_ca(gateway)"),  # leaves a network, a trusted CA, a container
-    ("04-basic-auth.ipynb", "ws.login(moby)"),  # leaves a login and a running registry
-])
-def test_interrupted_notebook_is_recovered_by_running_it_again(engine, workshop_images,
-                                                               tmp_path, monkeypatch,
-                                                               notebook, stop_after):
+@pytest.mark.parametrize(
+    "notebook, stop_after",
+    [
+        ("03-tls.ipynb", "ws.trust_ca(gateway)"),  # leaves a network, a trusted CA, a container
+        ("04-basic-auth.ipynb", "ws.login(moby)"),  # leaves a login and a running registry
+    ],
+)
+def test_interrupted_notebook_is_recovered_by_running_it_again(
+    engine, workshop_images, tmp_path, monkeypatch, notebook, stop_after
+):
     port = free_port()
     monkeypatch.setenv("REGLAB_PORT", str(port))
     nb = nbformat.read(NOTEBOOKS / notebook, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     cut = next(i for i, c in enumerate(code) if stop_after in c.source)
-    partial = nbformat.v4.new_notebook(cells=code[:cut + 1], metadata=nb.metadata)
+    partial = nbformat.v4.new_notebook(cells=code[: cut + 1], metadata=nb.metadata)
     monkeypatch.setenv("REGLAB_WORKDIR", str(tmp_path / "workdir"))
     monkeypatch.setenv("REGLAB_NAME", "reglab-test-broken")
-    NotebookClient(partial, timeout=120,
-                   resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    NotebookClient(partial, timeout=120, resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
     assert engine.containers.list(filters={"name": "reglab-test-broken"})  # left running
 
     full = run_notebook(notebook, tmp_path)  # the whole notebook, as a learner would rerun it
     assert not [o for c in full.cells for o in c.get("outputs", []) if o.output_type == "error"]
     assert engine.containers.list(all=True, filters={"name": "reglab-test-broken"}) == []
     assert not any(n.name == "reglab-net" for n in engine.networks.list())
-    assert not any(p.name.endswith(f":{port}") for p in
-                   (reglab.certs.DOCKER_CERTS_D.iterdir() if reglab.certs.DOCKER_CERTS_D.exists()
-                    else []))
+    assert not any(
+        p.name.endswith(f":{port}")
+        for p in (
+            reglab.trust.DOCKER_CERTS_D.iterdir() if reglab.trust.DOCKER_CERTS_D.exists() else []
+        )
+    )
 
 
 def test_leftover_half_written_files_do_not_break_a_run(engine, workshop_images, tmp_path):

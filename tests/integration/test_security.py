@@ -13,7 +13,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import free_port
+from common import free_port
 from nbclient import NotebookClient
 from notebook_runner import NOTEBOOKS
 
@@ -30,10 +30,7 @@ def files_in(container, path: str) -> list[str]:
 
 
 def test_only_the_server_certificate_and_key_reach_the_container(make_registry, tmp_path):
-    users = Htpasswd(tmp_path / "workdir" / "auth" / "htpasswd")
-    users.add("moby", "pw")
-    users.save()
-    registry = make_registry("auth")
+    registry = make_registry("auth", users=[reglab.Credentials("moby", "pw")])
     paths = registry.config.paths
     mounts = registry.container.attrs["Mounts"]
     sources = {m["Source"]: m for m in mounts}
@@ -50,29 +47,33 @@ def test_only_the_server_certificate_and_key_reach_the_container(make_registry, 
 def test_certificate_without_the_right_san_is_refused_by_a_verifying_client(make_registry):
     registry = make_registry("tls")
     ca = reglab.CA.load(registry.config.paths.ca_cert, registry.config.paths.ca_key)
-    ca.issue_cert("localhost").write(registry.config.paths.server_cert,
-                                     registry.config.paths.server_key)  # no IP SAN
+    ca.issue_cert("localhost").write(
+        registry.config.paths.server_cert, registry.config.paths.server_key
+    )  # no IP SAN
     registry.container.restart()
     registry.wait_ready()
     with pytest.raises(reglab.TLSVerificationFailed, match="127.0.0.1"):
         registry.client().ping()
 
 
-def test_docker_login_credentials_are_removed_by_the_workshop_cleanup(engine, make_registry,
-                                                                     tmp_path, cleanup_images):
+def test_docker_login_credentials_are_removed_by_the_workshop_cleanup(
+    engine, make_registry, tmp_path, cleanup_images
+):
     """`docker login` (the real CLI) stores credentials; reglab.logout removes exactly those."""
     creds = reglab.Credentials.generate("moby")
-    users = Htpasswd(tmp_path / "workdir" / "auth" / "htpasswd")
-    users.add(creds.user, creds.password)
-    users.save()
-    registry = make_registry("auth")
+    registry = make_registry("auth", users=[creds])
     config_dir = tmp_path / "docker-config"
     config_dir.mkdir()
     (config_dir / "config.json").write_text(json.dumps({"auths": {"other.example:1": {}}}))
     env = {**os.environ, "DOCKER_CONFIG": str(config_dir)}
-    login = subprocess.run(["docker", "login", registry.address, "--username", creds.user,
-                            "--password-stdin"], input=creds.password, text=True,
-                           capture_output=True, env=env, timeout=60)
+    login = subprocess.run(
+        ["docker", "login", registry.address, "--username", creds.user, "--password-stdin"],
+        input=creds.password,
+        text=True,
+        capture_output=True,
+        env=env,
+        timeout=60,
+    )
     assert login.returncode == 0, login.stderr
     assert registry.address in json.loads((config_dir / "config.json").read_text())["auths"]
 
@@ -82,13 +83,15 @@ def test_docker_login_credentials_are_removed_by_the_workshop_cleanup(engine, ma
     ref = registry.ref("after-logout/hello-world")
     cleanup_images.append(ref)
     reglab.tag(engine, "hello-world", ref)
-    push = subprocess.run(["docker", "push", ref], capture_output=True, text=True, env=env,
-                          timeout=60)
+    push = subprocess.run(
+        ["docker", "push", ref], capture_output=True, text=True, env=env, timeout=60
+    )
     assert push.returncode != 0 and "no basic auth credentials" in push.stderr
 
 
-def test_the_demo_password_appears_nowhere_but_as_a_bcrypt_hash(engine, workshop_images,
-                                                                tmp_path, monkeypatch):
+def test_the_demo_password_appears_nowhere_but_as_a_bcrypt_hash(
+    engine, workshop_images, tmp_path, monkeypatch
+):
     monkeypatch.setenv("REGLAB_PORT", str(free_port()))
     monkeypatch.setenv("REGLAB_WORKDIR", str(tmp_path / "workdir"))
     monkeypatch.setenv("REGLAB_NAME", f"reglab-test-{uuid.uuid4().hex[:8]}")
@@ -106,14 +109,3 @@ def test_the_demo_password_appears_nowhere_but_as_a_bcrypt_hash(engine, workshop
             assert password.encode() not in path.read_bytes(), path
     users = Htpasswd.load(tmp_path / "workdir" / "auth" / "htpasswd")
     assert users.verify("moby", password)  # it is there, as a bcrypt hash
-
-
-def test_committed_notebooks_hold_no_password():
-    for path in NOTEBOOKS.glob("*.ipynb"):
-        nb = nbformat.read(path, as_version=4)
-        for cell in nb.cells:
-            text = cell.source + json.dumps(cell.get("outputs", []))
-            assert "password=" not in text.replace(" ", "").lower() or cell.cell_type == "markdown"
-            assert "Credentials(\"" not in cell.source.replace("'", '"') or \
-                "generate" in cell.source, f"{path.name}: a literal password"
-            assert "$2y$" not in json.dumps(cell.get("outputs", [])), "a hash was printed"

@@ -7,8 +7,7 @@ import json
 import pytest
 
 import reglab
-from reglab import images
-from reglab.htpasswd import Htpasswd
+from reglab import transfer
 
 pytestmark = pytest.mark.docker
 
@@ -17,15 +16,15 @@ def round_trip(engine, registry, repo, cleanup, auth=None) -> str:
     """Tag, push, remove locally, pull back; return the digest, checked at every step."""
     ref = registry.ref(repo)
     cleanup.append(ref)
-    images.tag(engine, "hello-world", ref)
-    pushed = images.push(engine, ref, auth=auth)
+    transfer.tag(engine, "hello-world", ref)
+    pushed = transfer.push(engine, ref, auth=auth)
     with registry.client(auth=auth and (auth["username"], auth["password"])) as api:
         assert api.manifest_digest(repo) == pushed
         assert repo in api.catalog()
         assert api.tags(repo) == ["latest"]
-    assert images.remove(engine, ref)
-    assert not images.exists(engine, ref)
-    pulled = images.pull(engine, ref, auth=auth)
+    assert transfer.remove(engine, ref)
+    assert not transfer.exists(engine, ref)
+    pulled = transfer.pull(engine, ref, auth=auth)
     assert pulled == pushed
     assert f"{registry.address}/{repo}@{pushed}" in engine.images.get(ref).attrs["RepoDigests"]
     return pushed
@@ -35,19 +34,19 @@ def test_local_stage_round_trip(engine, make_registry, unique_repo, cleanup_imag
     registry = make_registry("local")
     assert registry.client().ping() == 200
     round_trip(engine, registry, unique_repo, cleanup_images)
-    assert registry.status()["stage"] == "local"
+    assert registry.status().stage == "local"
 
 
-def test_local_stage_loses_data_with_the_container(engine, make_registry, unique_repo,
-                                                   cleanup_images):
+def test_local_stage_loses_data_with_the_container(
+    engine, make_registry, unique_repo, cleanup_images
+):
     registry = make_registry("local")
     round_trip(engine, registry, unique_repo, cleanup_images)
     registry.start()  # replaces the container
     assert unique_repo not in registry.client().catalog()
 
 
-def test_persistent_stage_survives_recreation(engine, make_registry, unique_repo,
-                                              cleanup_images):
+def test_persistent_stage_survives_recreation(engine, make_registry, unique_repo, cleanup_images):
     registry = make_registry("persistent")
     digest = round_trip(engine, registry, unique_repo, cleanup_images)
     old_id = registry.container.id
@@ -60,8 +59,9 @@ def test_persistent_stage_survives_recreation(engine, make_registry, unique_repo
     assert (blobs / digest[7:9] / digest[7:] / "data").is_file()
 
 
-def test_tls_stage_is_verified_with_the_ca_and_refused_without(engine, make_registry,
-                                                               unique_repo, cleanup_images):
+def test_tls_stage_is_verified_with_the_ca_and_refused_without(
+    engine, make_registry, unique_repo, cleanup_images
+):
     registry = make_registry("tls")
     assert registry.url.startswith("https://")
     assert registry.client().ping() == 200  # verified against the workshop CA
@@ -87,12 +87,10 @@ def test_tls_refused_for_a_name_missing_from_the_certificate(make_registry, tmp_
 
 
 def test_auth_stage_401_without_and_with_wrong_password_200_with_right(
-        engine, make_registry, unique_repo, cleanup_images, tmp_path):
+    engine, make_registry, unique_repo, cleanup_images, tmp_path
+):
     good = reglab.Credentials.generate("moby")
-    users = Htpasswd(tmp_path / "workdir" / "auth" / "htpasswd")
-    users.add(good.user, good.password)
-    users.save()
-    registry = make_registry("auth")
+    registry = make_registry("auth", users=[good])
     assert registry.client().status() == 401
     with pytest.raises(reglab.AuthenticationRequired, match="no credentials sent"):
         registry.client().catalog()
@@ -102,19 +100,16 @@ def test_auth_stage_401_without_and_with_wrong_password_200_with_right(
 
     ref = registry.ref(unique_repo)
     cleanup_images.append(ref)
-    images.tag(engine, "hello-world", ref)
+    transfer.tag(engine, "hello-world", ref)
     with pytest.raises(reglab.ImageError, match="no basic auth credentials"):
-        images.push(engine, ref)  # a refused push raises; it never looks like success
+        transfer.push(engine, ref)  # a refused push raises; it never looks like success
     round_trip(engine, registry, unique_repo, cleanup_images, auth=good.auth_config())
 
 
 def test_docker_login_through_the_engine(engine, make_registry, tmp_path):
     good = reglab.Credentials.generate("moby")
-    users = Htpasswd(tmp_path / "workdir" / "auth" / "htpasswd")
-    users.add(good.user, good.password)
-    users.save()
-    registry = make_registry("auth")
-    with pytest.raises(reglab.AuthenticationRequired):
+    registry = make_registry("auth", users=[good])
+    with pytest.raises(reglab.AuthenticationRequired, match="wrong user or password"):
         reglab.login(engine, registry.address, reglab.Credentials(good.user, "wrong"))
     assert reglab.login(engine, registry.address, good) == "Login Succeeded"
     config = tmp_path / "config.json"
@@ -129,8 +124,9 @@ def test_auth_stage_without_users_is_refused(make_registry):
 
 
 def test_context_manager_removes_the_container(engine, workshop_images, tmp_path, port):
-    config = reglab.RegistryConfig(stage="local", port=port, workdir=tmp_path,
-                                   name="reglab-test-ctx")
+    config = reglab.RegistryConfig(
+        stage="local", port=port, workdir=tmp_path, name="reglab-test-ctx"
+    )
     with reglab.Registry(config, engine) as registry:
         assert registry.client().ping() == 200
     assert reglab.Registry(config, engine).container is None

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from common import build_random_image
 
 import reglab
-from reglab import exercises, images
+from reglab import transfer
 from reglab.htpasswd import Htpasswd
-from reglab.progress import LayerTotals, NotebookProgress
-from reglab.widgets import LoginForm, RegistryBrowser, StatusPanel, add_user_and_login
+from reglab.lab import exercises
+from reglab.lab.display import NotebookProgress
+from reglab.lab.widgets import LoginForm, RegistryBrowser, StatusPanel, add_user_and_login
 
 pytestmark = pytest.mark.docker
 
@@ -16,10 +18,7 @@ pytestmark = pytest.mark.docker
 @pytest.fixture
 def auth_registry(make_registry, tmp_path):
     moby = reglab.Credentials.generate("moby")
-    users = Htpasswd(tmp_path / "workdir" / "auth" / "htpasswd")
-    users.add(moby.user, moby.password)
-    users.save()
-    return make_registry("auth"), moby
+    return make_registry("auth", users=[moby]), moby
 
 
 def test_login_form_adds_a_user_logs_in_and_forgets_the_password(engine, auth_registry):
@@ -53,13 +52,12 @@ def test_add_user_and_login_refuses_a_wrong_registry_password(engine, auth_regis
         add_user_and_login(engine, registry, "carol", "pw")
 
 
-def test_registry_browser_walks_repositories_tags_and_layers(engine, auth_registry,
-                                                             cleanup_images):
+def test_registry_browser_walks_repositories_tags_and_layers(engine, auth_registry, cleanup_images):
     registry, moby = auth_registry
     ref = registry.ref("browse/hello-world")
     cleanup_images.append(ref)
-    images.tag(engine, "hello-world", ref)
-    digest = images.push(engine, ref, auth=moby.auth_config())
+    transfer.tag(engine, "hello-world", ref)
+    digest = transfer.push(engine, ref, auth=moby.auth_config())
     browser = RegistryBrowser(registry, auth=moby.as_tuple())
     assert browser.repositories.options == ("browse/hello-world",)
     browser.repositories.value = "browse/hello-world"
@@ -69,8 +67,8 @@ def test_registry_browser_walks_repositories_tags_and_layers(engine, auth_regist
 
     second = registry.ref("browse/again")
     cleanup_images.append(second)
-    images.tag(engine, "hello-world", second)
-    images.push(engine, second, auth=moby.auth_config())
+    transfer.tag(engine, "hello-world", second)
+    transfer.push(engine, second, auth=moby.auth_config())
     browser.refresh_button.click()
     assert "browse/again" in browser.repositories.options
 
@@ -95,41 +93,42 @@ def test_status_panel_shows_stage_port_tls_and_auth(engine, auth_registry):
 def test_progress_adds_up_layer_bytes(engine, make_registry, cleanup_images, capsys):
     registry = make_registry("local")
     ref = registry.ref("progress/data")
-    source = images.build_random_image(engine, f"reglab-test-progress:{registry.config.port}",
-                                       layers=2, layer_bytes=1 << 20)
+    source = build_random_image(
+        engine, f"reglab-test-progress:{registry.config.port}", layers=2, layer_bytes=1 << 20
+    )
     cleanup_images += [source, ref]
-    images.tag(engine, source, ref)
+    transfer.tag(engine, source, ref)
     bar = NotebookProgress("push")
-    images.push(engine, ref, progress=bar)
+    transfer.push(engine, ref, progress=bar)
     assert bar.bar.value == 100
     assert bar.totals.total >= 2 << 20 and len(bar.totals.done) >= 2
     assert "push: " in bar.label.value
-    totals = LayerTotals()
-    assert totals.summary("pull") == "pull: 0 layer(s) done, 0.0/0.0 MB"
 
 
-def test_exercise_checks_say_not_yet_then_correct(engine, make_registry, cleanup_images,
-                                                  tmp_path, capsys):
+def test_exercise_checks_say_not_yet_then_correct(
+    engine, make_registry, cleanup_images, tmp_path, capsys
+):
     registry = make_registry("local")
     hello = registry.ref("hello-world")
     second = registry.ref("my-first/hello", "v1")
     cleanup_images += [hello, second]
-    images.tag(engine, "hello-world", hello)
-    images.push(engine, hello)
+    transfer.tag(engine, "hello-world", hello)
+    transfer.push(engine, hello)
     assert not exercises.second_name(registry)
     assert "✘ Not yet" in capsys.readouterr().out
-    images.tag(engine, "hello-world", second)
-    images.push(engine, second)
+    transfer.tag(engine, "hello-world", second)
+    transfer.push(engine, second)
     assert exercises.second_name(registry)
 
-    persistent = make_registry("persistent", port=registry.config.port, start=False,
-                               workdir=tmp_path / "p")
+    persistent = make_registry(
+        "persistent", port=registry.config.port, start=False, workdir=tmp_path / "p"
+    )
     registry.remove()
     persistent.start()
     survivor = persistent.ref("survivor/hello", "v2")
     cleanup_images.append(survivor)
-    images.tag(engine, "hello-world", survivor)
-    images.push(engine, survivor)
+    transfer.tag(engine, "hello-world", survivor)
+    transfer.push(engine, survivor)
     assert not exercises.survived_recreation(persistent)  # same container as the push
     persistent.remove()
     persistent.start()
@@ -140,12 +139,13 @@ def test_tls_and_auth_exercise_checks(engine, auth_registry):
     registry, moby = auth_registry
     ca = registry.config.paths.ca_cert
     port = registry.config.port
-    assert not exercises.verifying_client(reglab.RegistryClient(f"https://127.0.0.1:{port}",
-                                                                ca=ca), ca)
-    assert not exercises.verifying_client(reglab.RegistryClient(f"https://localhost:{port}"),
-                                          ca)
-    assert exercises.verifying_client(reglab.RegistryClient(f"https://localhost:{port}", ca=ca,
-                                                            auth=moby.as_tuple()), ca)
+    assert not exercises.verifying_client(
+        reglab.RegistryClient(f"https://127.0.0.1:{port}", ca=ca), ca
+    )
+    assert not exercises.verifying_client(reglab.RegistryClient(f"https://localhost:{port}"), ca)
+    assert exercises.verifying_client(
+        reglab.RegistryClient(f"https://localhost:{port}", ca=ca, auth=moby.as_tuple()), ca
+    )
     alice = reglab.Credentials.generate("alice")
     assert not exercises.two_users(registry, moby, alice)  # alice not added yet
     users = Htpasswd.load(registry.config.paths.htpasswd)

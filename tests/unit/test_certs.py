@@ -8,14 +8,9 @@ import stat
 
 import pytest
 
-from reglab.certs import (
-    CA,
-    Certificate,
-    docker_ca_path,
-    install_ca_for_docker,
-    uninstall_ca_for_docker,
-)
+from reglab.certs import CA, Certificate
 from reglab.errors import CertificateError
+from reglab.trust import docker_ca_path, install_ca_for_docker, uninstall_ca_for_docker
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +60,9 @@ def test_covers_compares_ips_and_names_exactly(ca):
 
 
 def test_expired_certificate_is_refused(ca):
-    old = ca.issue_cert("localhost", days=1,
-                        not_before=dt.datetime.now(dt.UTC) - dt.timedelta(days=3))
+    old = ca.issue_cert(
+        "localhost", days=1, not_before=dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
+    )
     with pytest.raises(CertificateError, match="expired"):
         old.check(["localhost"])
 
@@ -119,6 +115,6 @@ def test_install_ca_not_writable_says_the_exact_command(ca, tmp_path, monkeypatc
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("reglab.certs.write_private", refuse)
+    monkeypatch.setattr("reglab.trust.write_atomic", refuse)
     with pytest.raises(CertificateError, match=r"sudo mkdir -p .*5443.* && sudo cp"):
         install_ca_for_docker(tmp_path / "ca.crt", "10.0.0.1", 5443, tmp_path / "certs.d")

@@ -7,23 +7,27 @@ from pathlib import Path
 import pytest
 
 from reglab import settings
-from reglab.errors import ConfigError
-from reglab.images import explain, split_ref
-from reglab.registry import RegistryConfig
+from reglab.config import RegistryConfig
+from reglab.errors import ConfigError, explain
+from reglab.refs import split_ref
 
 
 def config(stage: str, **kw) -> RegistryConfig:
-    return RegistryConfig(stage=stage, port=5055, workdir=kw.pop("workdir", "/srv/w"),
-                          name="reg", **kw)
+    return RegistryConfig(
+        stage=stage, port=5055, workdir=kw.pop("workdir", "/srv/w"), name="reg", **kw
+    )
 
 
 def test_each_stage_adds_one_feature():
     local, persistent, tls, auth = (config(s) for s in ("local", "persistent", "tls", "auth"))
     assert local.volumes() == {} and local.environment() == {} and local.restart_policy is None
-    assert persistent.volumes() == {"/srv/w/registry-data":
-                                    {"bind": "/var/lib/registry", "mode": "rw"}}
-    assert tls.environment() == {"REGISTRY_HTTP_TLS_CERTIFICATE": "/certs/domain.crt",
-                                 "REGISTRY_HTTP_TLS_KEY": "/certs/domain.key"}
+    assert persistent.volumes() == {
+        "/srv/w/registry-data": {"bind": "/var/lib/registry", "mode": "rw"}
+    }
+    assert tls.environment() == {
+        "REGISTRY_HTTP_TLS_CERTIFICATE": "/certs/domain.crt",
+        "REGISTRY_HTTP_TLS_KEY": "/certs/domain.key",
+    }
     assert tls.restart_policy == {"Name": "unless-stopped"}
     assert auth.environment()["REGISTRY_AUTH"] == "htpasswd"
     assert auth.environment()["REGISTRY_AUTH_HTPASSWD_PATH"] == "/auth/htpasswd"
@@ -51,20 +55,21 @@ def test_docker_run_command_matches_the_container_settings():
     assert "--restart" not in config("local").docker_run_command()
 
 
-def test_the_registry_image_is_pinned_to_v2():
-    assert settings.REGISTRY_IMAGE == "registry:2"
-    assert config("local").image == "registry:2"
-
-
 def test_bind_addresses_go_into_the_certificate_names():
     cfg = config("tls", bind=("127.0.0.1", "172.30.0.1"), extra_names=("reg.test",))
     assert cfg.cert_names == ("localhost", "127.0.0.1", "::1", "172.30.0.1", "reg.test")
     assert cfg.ports() == {"5000/tcp": [("127.0.0.1", 5055), ("172.30.0.1", 5055)]}
 
 
-@pytest.mark.parametrize("port, message", [
-    ("abc", "is not a number"), (0, "out of range"), (70000, "out of range"), (-1, "out of range"),
-])
+@pytest.mark.parametrize(
+    "port, message",
+    [
+        ("abc", "is not a number"),
+        (0, "out of range"),
+        (70000, "out of range"),
+        (-1, "out of range"),
+    ],
+)
 def test_bad_ports_are_refused(port, message):
     with pytest.raises(ConfigError, match=message):
         RegistryConfig(stage="local", port=port)
@@ -77,23 +82,33 @@ def test_bad_stage_and_name_are_refused():
         RegistryConfig(name="-bad name")
 
 
-def test_settings_come_from_the_environment(monkeypatch, tmp_path):
+def test_settings_come_from_the_environment(tmp_path):
+    env = {"REGLAB_PORT": "5123", "REGLAB_WORKDIR": str(tmp_path), "REGLAB_OFFLINE": "1"}
+    found = settings.Settings.from_env(env)
+    assert (found.port, found.workdir, found.offline) == (5123, tmp_path, True)
+    assert settings.Settings.from_env({}) == settings.Settings(workdir=Path("workdir").resolve())
+    with pytest.raises(ConfigError, match="not a number"):
+        settings.Settings.from_env({"REGLAB_PORT": "five"})
+
+
+def test_the_registry_config_does_not_read_the_environment(monkeypatch):
     monkeypatch.setenv("REGLAB_PORT", "5123")
-    monkeypatch.setenv("REGLAB_WORKDIR", str(tmp_path))
-    monkeypatch.setenv("REGLAB_OFFLINE", "1")
-    assert settings.port() == 5123 and settings.workdir() == tmp_path and settings.offline()
-    monkeypatch.setenv("REGLAB_PORT", "five")
-    with pytest.raises(ConfigError):
-        settings.port()
+    monkeypatch.setenv("REGLAB_WORKDIR", "/elsewhere")
+    config = RegistryConfig()
+    assert config.port == settings.DEFAULT_PORT
+    assert config.workdir == Path(settings.DEFAULT_WORKDIR).resolve()
 
 
-@pytest.mark.parametrize("message, fix", [
-    ("no basic auth credentials", "docker login HOST:PORT"),
-    ("unauthorized: authentication required", "bcrypt"),
-    ("http: server gave HTTP response to HTTPS client", "insecure-registries"),
-    ("x509: certificate signed by unknown authority", "/etc/docker/certs.d/HOST:PORT/ca.crt"),
-    ("cannot validate certificate for 1.2.3.4 because it doesn't contain any IP SANs", "IP"),
-])
+@pytest.mark.parametrize(
+    "message, fix",
+    [
+        ("no basic auth credentials", "docker login HOST:PORT"),
+        ("unauthorized: authentication required", "bcrypt"),
+        ("http: server gave HTTP response to HTTPS client", "insecure-registries"),
+        ("x509: certificate signed by unknown authority", "/etc/docker/certs.d/HOST:PORT/ca.crt"),
+        ("cannot validate certificate for 1.2.3.4 because it doesn't contain any IP SANs", "IP"),
+    ],
+)
 def test_common_errors_are_explained(message, fix):
     assert fix in explain(message)
 
@@ -108,16 +123,20 @@ def test_split_ref():
     assert split_ref("hello-world:latest") == ("hello-world", "latest")
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("hello-world", ("docker.io", "library/hello-world", "latest")),
-    ("docker.io/hello-world:latest", ("docker.io", "library/hello-world", "latest")),
-    ("moby/buildkit:v1", ("docker.io", "moby/buildkit", "v1")),
-    ("127.0.0.1:5000/hello-world", ("127.0.0.1:5000", "hello-world", "latest")),
-    ("localhost/team/app:2", ("localhost", "team/app", "2")),
-    ("registry.example/app@sha256:00", ("registry.example", "app", "latest")),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("hello-world", ("docker.io", "library/hello-world", "latest")),
+        ("docker.io/hello-world:latest", ("docker.io", "library/hello-world", "latest")),
+        ("moby/buildkit:v1", ("docker.io", "moby/buildkit", "v1")),
+        ("127.0.0.1:5000/hello-world", ("127.0.0.1:5000", "hello-world", "latest")),
+        ("localhost/team/app:2", ("localhost", "team/app", "2")),
+        ("registry.example/app@sha256:00", ("registry.example", "app", "latest")),
+    ],
+)
 def test_image_names_are_read_as_docker_reads_them(name, expected):
-    from reglab.images import parse_reference
+    from reglab.refs import parse_reference
+
     assert parse_reference(name) == expected
 
 

@@ -41,9 +41,15 @@ def test_save_keeps_other_users_and_is_private(tmp_path):
     assert sorted(p.name for p in path.parent.iterdir()) == ["htpasswd"]  # no temp file left
 
 
-@pytest.mark.parametrize("name, why", [
-    ("", "empty"), ("mo:by", "contains ':'"), ("mo by", "white space"), ("moby\n", "white space"),
-])
+@pytest.mark.parametrize(
+    "name, why",
+    [
+        ("", "empty"),
+        ("mo:by", "contains ':'"),
+        ("mo by", "white space"),
+        ("moby\n", "white space"),
+    ],
+)
 def test_bad_user_names_are_refused(tmp_path, name, why):
     with pytest.raises(HtpasswdError, match=why):
         Htpasswd(tmp_path / "h").add(name, "pw")
@@ -85,9 +91,11 @@ def test_apache_htpasswd_accepts_our_file(tmp_path):
     users = Htpasswd(tmp_path / "htpasswd")
     users.add("moby", "gordon-pw")
     users.save()
-    ok = subprocess.run(["htpasswd", "-vb", str(users.path), "moby", "gordon-pw"],
-                        capture_output=True, text=True)
-    bad = subprocess.run(["htpasswd", "-vb", str(users.path), "moby", "nope"],
-                         capture_output=True, text=True)
+    ok = subprocess.run(
+        ["htpasswd", "-vb", str(users.path), "moby", "gordon-pw"], capture_output=True, text=True
+    )
+    bad = subprocess.run(
+        ["htpasswd", "-vb", str(users.path), "moby", "nope"], capture_output=True, text=True
+    )
     assert ok.returncode == 0, ok.stderr
     assert bad.returncode != 0

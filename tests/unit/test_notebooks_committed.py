@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,8 +29,14 @@ def test_committed_with_outputs(path):
 def test_sections_and_cli_lines(path):
     cells = json.loads(path.read_text())["cells"]
     text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
-    for heading in ("## Overview", "## Prerequisites", "## Troubleshooting", "## Summary",
-                    "## What's next", "## Clean-up"):
+    for heading in (
+        "## Overview",
+        "## Prerequisites",
+        "## Troubleshooting",
+        "## Summary",
+        "## What's next",
+        "## Clean-up",
+    ):
         assert heading in text, f"{path.name} lacks {heading}"
     outputs = json.dumps([c.get("outputs", []) for c in cells])
     if path.name != "00-preflight.ipynb":
@@ -38,7 +45,18 @@ def test_sections_and_cli_lines(path):
 
 
 def test_check_finds_unrun_cells(tmp_path):
-    nb = {"cells": [{"cell_type": "code", "execution_count": None, "outputs": [],
-                     "source": "1"}]}
+    nb = {"cells": [{"cell_type": "code", "execution_count": None, "outputs": [], "source": "1"}]}
     (tmp_path / "x.ipynb").write_text(json.dumps(nb))
     assert problems(tmp_path / "x.ipynb") == [f"{tmp_path / 'x.ipynb'}: code cell 1 was never run"]
+
+
+def test_committed_notebooks_hold_no_password():
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            text = cell.source + json.dumps(cell.get("outputs", []))
+            assert "password=" not in text.replace(" ", "").lower() or cell.cell_type == "markdown"
+            assert (
+                'Credentials("' not in cell.source.replace("'", '"') or "generate" in cell.source
+            ), f"{path.name}: a literal password"
+            assert "$2y$" not in json.dumps(cell.get("outputs", [])), "a hash was printed"

@@ -17,21 +17,19 @@ from typing import Any
 
 import docker
 
-from . import images, settings
-from .certs import Certificate, install_ca_for_docker, uninstall_ca_for_docker
-from .engine import connect
-from .errors import ReglabError
-from .htpasswd import DEFAULT_COST, Htpasswd
-from .login import Credentials, login, logout
-from .progress import for_display
-from .registry import (
-    NETWORK,
-    Registry,
-    RegistryConfig,
-    Stage,
-    project_network,
-    remove_project_network,
-)
+from .. import images, transfer
+from ..certs import Certificate
+from ..config import RegistryConfig, Stage
+from ..container import Registry
+from ..engine import EngineInfo, connect
+from ..errors import ReglabError
+from ..htpasswd import DEFAULT_COST, Htpasswd
+from ..login import Credentials, login, logout
+from ..network import NETWORK, project_network, remove_project_network
+from ..refs import is_local_name
+from ..settings import Settings
+from ..trust import docker_ca_path, install_ca_for_docker, uninstall_ca_for_docker
+from .display import for_display, one_line_errors
 
 
 def cli(command: str) -> None:
@@ -39,52 +37,48 @@ def cli(command: str) -> None:
     print(f"$ {command}")
 
 
-def one_line_errors() -> None:
-    """In IPython/Jupyter, show reglab's errors as their one line (problem and fix) instead of
-    a traceback. The cell still fails, so a notebook run under nbval still fails too."""
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - plain Python
-        return
-    shell = get_ipython()
-    if shell is None:
-        return
-
-    def show(shell: Any, etype: type, value: BaseException, tb: Any,
-             tb_offset: int | None = None) -> list[str]:
-        stb = [f"{etype.__name__}: {value}"]
-        shell._showtraceback(etype, value, stb)  # an error output: the cell counts as failed
-        return stb
-
-    shell.set_custom_exc((ReglabError,), show)
-
-
 @dataclass
 class Workshop:
     """Settings shared by a notebook's cells, and the actions they run."""
 
     engine: docker.DockerClient
-    port: int = field(default_factory=settings.port)
-    workdir: Path = field(default_factory=settings.workdir)
-    name: str = field(default_factory=settings.name)
+    settings: Settings = field(default_factory=Settings.from_env)
     registry: Registry | None = None
     _refs: list[str] = field(default_factory=list)
 
+    @property
+    def port(self) -> int:
+        return self.settings.port
+
+    @property
+    def workdir(self) -> Path:
+        return self.settings.workdir
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
     @classmethod
     def setup(cls) -> Workshop:
-        """Connect to the engine and make sure the images exist (built offline if needed)."""
+        """Connect to the engine and make sure the images exist (built offline if needed).
+
+        The settings come from the environment (``REGLAB_PORT``, ``REGLAB_WORKDIR``, ...).
+        """
         one_line_errors()
         ws = cls(connect())
-        how = images.ensure_images(ws.engine, progress=for_display("images"))
-        print(f"Docker engine {ws.engine.version()['Version']} answers")
+        how = images.ensure_images(
+            ws.engine, offline=ws.settings.offline, progress=for_display("images")
+        )
+        print(f"Docker engine {EngineInfo.of(ws.engine).version} answers")
         for ref in how:
             print(f"image {ref} is available")
         print(f"registry port: {ws.port}, working folder: {ws.workdir}")
         return ws
 
     def config(self, stage: str | Stage, **kwargs: Any) -> RegistryConfig:
-        return RegistryConfig(stage=Stage.parse(stage), port=self.port, workdir=self.workdir,
-                              name=self.name, **kwargs)
+        return RegistryConfig(
+            stage=Stage.parse(stage), port=self.port, workdir=self.workdir, name=self.name, **kwargs
+        )
 
     def up(self, stage: str | Stage, **kwargs: Any) -> Registry:
         """Start (or replace) the stage's registry; return once ``GET /v2/`` answers."""
@@ -98,8 +92,10 @@ class Workshop:
         """Issue (or reuse) the registry's certificate and show what is in it."""
         config = self.config(stage, **kwargs)
         paths = config.paths
-        cli(f"openssl req ... -addext 'subjectAltName={_san_list(config.cert_names)}' "
-            f"-keyout {paths.server_key} -out {paths.server_cert}   # full command above")
+        cli(
+            f"openssl req ... -addext 'subjectAltName={_san_list(config.cert_names)}' "
+            f"-keyout {paths.server_key} -out {paths.server_cert}   # full command above"
+        )
         cert = paths.server_certificate(config.cert_names)
         for key, value in cert.describe().items():
             print(f"{key:>18}: {', '.join(value) if isinstance(value, list) else value}")
@@ -115,13 +111,14 @@ class Workshop:
     def trust_ca(self, host: str) -> None:
         """Make Docker trust the workshop CA for HOST:PORT (no daemon restart needed)."""
         ca = self.config("tls").paths.ca_cert
-        target = f"/etc/docker/certs.d/{host}:{self.port}"
-        cli(f"sudo mkdir -p {target} && sudo cp {ca} {target}/ca.crt")
+        target = docker_ca_path(host, self.port)
+        cli(f"sudo mkdir -p {target.parent} && sudo cp {ca} {target}")
         install_ca_for_docker(ca, host, self.port)
         print(f"Docker now trusts the workshop CA for {host}:{self.port}")
 
     def untrust_ca(self, host: str) -> None:
-        cli(f"sudo rm -rf /etc/docker/certs.d/{host}:{self.port}")
+        target = docker_ca_path(host, self.port)
+        cli(f"sudo rm {target} && sudo rmdir {target.parent}")
         uninstall_ca_for_docker(host, self.port)
 
     def remove_network(self) -> None:
@@ -143,44 +140,46 @@ class Workshop:
         Blobs live once, by digest, under ``blobs/``; a repository holds only links: to its
         layers (and config) under ``_layers/``, and per tag to its manifest.
         """
-        data = self.config("persistent").paths.data
-        repo = data / "docker/registry/v2/repositories" / repository
-        cli(f"find {data}/docker/registry/v2/repositories/{repository} -name link")
-        link = repo / "_manifests/tags/latest/current/link"
-        return {"repository": repository,
-                "layer and config links": len(list((repo / "_layers").rglob("link"))),
-                "blob files for them": sum(
-                    (data / "docker/registry/v2/blobs/sha256" / p.parent.name[:2]
-                     / p.parent.name / "data").is_file()
-                    for p in (repo / "_layers").rglob("link")),
-                "tag latest": link.read_text().strip() if link.exists() else None}
+        paths = self.config("persistent").paths
+        cli(f"find {paths.repository(repository)} -name link")
+        links = paths.layer_links(repository)
+        tag = paths.tag_link(repository, "latest")
+        return {
+            "repository": repository,
+            "layer and config links": len(links),
+            "blob files for them": sum(
+                paths.blob(link.read_text().strip()).is_file() for link in links
+            ),
+            "tag latest": tag.read_text().strip() if tag.exists() else None,
+        }
 
     def tag(self, source: str, target: str) -> None:
         cli(f"docker tag {source} {target}")
-        images.tag(self.engine, source, target)
-        if images.parse_reference(target)[0] != "docker.io":  # never clean up hello-world
+        transfer.tag(self.engine, source, target)
+        if is_local_name(target):  # never clean up hello-world
             self._refs.append(target)
 
     def push(self, ref: str, credentials: Credentials | None = None) -> str:
-        cli(f"docker push {ref}")
-        digest = images.push(self.engine, ref, progress=for_display("push"),
-                             auth=credentials.auth_config() if credentials else None)
-        print(f"pushed {ref}: digest {digest}")
-        return digest
+        return self._transfer("push", ref, credentials)
 
     def pull(self, ref: str, credentials: Credentials | None = None) -> str:
-        cli(f"docker pull {ref}")
-        digest = images.pull(self.engine, ref, progress=for_display("pull"),
-                             auth=credentials.auth_config() if credentials else None)
-        print(f"pulled {ref}: digest {digest}")
-        if images.parse_reference(ref)[0] != "docker.io":
+        return self._transfer("pull", ref, credentials)
+
+    def _transfer(self, action: str, ref: str, credentials: Credentials | None) -> str:
+        """``docker push`` or ``docker pull``, with a progress bar; return the digest."""
+        cli(f"docker {action} {ref}")
+        call = transfer.push if action == "push" else transfer.pull
+        auth = credentials.auth_config() if credentials else None
+        digest = call(self.engine, ref, progress=for_display(action), auth=auth)
+        print(f"{action}ed {ref}: digest {digest}")
+        if action == "pull" and is_local_name(ref):
             self._refs.append(ref)
         return digest
 
     def rmi(self, *refs: str) -> None:
         cli(f"docker rmi {' '.join(refs)}")
         for ref in refs:
-            images.remove(self.engine, ref)
+            transfer.remove(self.engine, ref)
 
     def try_push(self, ref: str, credentials: Credentials | None = None) -> str | None:
         """Push, expecting a refusal: show and return the engine's error (None if it worked)."""
@@ -193,8 +192,7 @@ class Workshop:
 
     def login(self, credentials: Credentials, registry: Registry | None = None) -> None:
         address = (registry or self._current()).address
-        cli(f"docker login {address} --username {shlex.quote(credentials.user)} "
-            "--password-stdin")
+        cli(f"docker login {address} --username {shlex.quote(credentials.user)} --password-stdin")
         print(login(self.engine, address, credentials))
 
     def logout(self, registry: Registry | None = None) -> None:
@@ -219,7 +217,7 @@ class Workshop:
         Data in the working folder stays: the next stage builds on it.
         """
         for ref in dict.fromkeys(self._refs):
-            images.remove(self.engine, ref)
+            transfer.remove(self.engine, ref)
         self._refs.clear()
         if self.registry is None:
             return
@@ -232,6 +230,7 @@ class Workshop:
 
 def _san_list(names: tuple[str, ...]) -> str:
     """``DNS:localhost,IP:127.0.0.1,...`` as openssl's subjectAltName wants it."""
+
     def kind(name: str) -> str:
         try:
             ipaddress.ip_address(name)

@@ -12,14 +12,15 @@ from typing import Any
 import docker
 import ipywidgets as widgets
 
-from .errors import ReglabError
-from .htpasswd import Htpasswd
-from .login import Credentials, login
-from .registry import Registry, owned_registries
+from ..container import Registry, owned_registries
+from ..errors import ReglabError
+from ..htpasswd import Htpasswd
+from ..login import Credentials, login
 
 
-def add_user_and_login(engine: docker.DockerClient, registry: Registry, user: str,
-                       password: str) -> str:
+def add_user_and_login(
+    engine: docker.DockerClient, registry: Registry, user: str, password: str
+) -> str:
     """Add (or update) a user in the registry's htpasswd, then log the engine in as them.
 
     Returns a one-line report; raises ReglabError (one line) when anything is wrong.
@@ -35,8 +36,9 @@ def add_user_and_login(engine: docker.DockerClient, registry: Registry, user: st
 class LoginForm(widgets.VBox):
     """User name, password (never echoed) and a button that calls :func:`add_user_and_login`.
 
-    The password field is emptied as soon as it has been read, so the password stays neither
-    in the widget nor in any variable of the notebook.
+    The password field is emptied as soon as it has been read, so it is not left in the widget
+    for anyone at the screen to read back. (The engine client keeps it in memory for later
+    pushes and pulls until ``logout``, as ``docker login`` does.)
     """
 
     def __init__(self, engine: docker.DockerClient, registry: Registry) -> None:
@@ -51,18 +53,18 @@ class LoginForm(widgets.VBox):
     def submit(self, _: Any = None) -> None:
         password, self.password.value = self.password.value, ""
         try:
-            text = add_user_and_login(self.engine, self.registry, self.user.value.strip(),
-                                      password)
+            text = add_user_and_login(self.engine, self.registry, self.user.value.strip(), password)
         except ReglabError as exc:
             text = f"✘ {exc}"
-        finally:
-            del password
         self.message.value = html.escape(text)
 
 
 def _table(rows: list[tuple[str, str]]) -> str:
-    cells = "".join(f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(k)}</th>"
-                    f"<td><code>{html.escape(v)}</code></td></tr>" for k, v in rows)
+    cells = "".join(
+        f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(k)}</th>"
+        f"<td><code>{html.escape(v)}</code></td></tr>"
+        for k, v in rows
+    )
     return f"<table>{cells}</table>"
 
 
@@ -81,8 +83,9 @@ class RegistryBrowser(widgets.VBox):
         self.refresh_button.on_click(lambda _: self.refresh())
         self.repositories.observe(lambda _: self._show_tags(), names="value")
         self.tags.observe(lambda _: self._show_details(), names="value")
-        super().__init__([self.refresh_button, widgets.HBox([self.repositories, self.tags]),
-                          self.details])
+        super().__init__(
+            [self.refresh_button, widgets.HBox([self.repositories, self.tags]), self.details]
+        )
         self.refresh()
 
     def refresh(self) -> None:
@@ -103,10 +106,13 @@ class RegistryBrowser(widgets.VBox):
             self.details.value = ""
             return
         info = self.api.image_summary(repo, tag)
-        rows = [("image", f"{repo}:{tag}"), ("digest", info["digest"]),
-                ("size", f"{info['size']:,} bytes"), ("layers", str(len(info["layers"])))]
-        rows += [(f"layer {n + 1}", f"{d} ({s:,} bytes)") for n, (d, s) in
-                 enumerate(info["layers"])]
+        rows = [
+            ("image", f"{repo}:{tag}"),
+            ("digest", info.digest),
+            ("size", f"{info.size:,} bytes"),
+            ("layers", str(len(info.layers))),
+        ]
+        rows += [(f"layer {n + 1}", f"{d} ({s:,} bytes)") for n, (d, s) in enumerate(info.layers)]
         self.details.value = _table(rows)
 
 
@@ -126,11 +132,24 @@ class StatusPanel(widgets.VBox):
         if not found:
             self.table.value = "no reglab registry is running"
             return
-        head = "".join(f"<th style='padding-right:1em'>{h}</th>" for h in
-                       ("name", "state", "stage", "port", "TLS", "auth"))
+        head = "".join(
+            f"<th style='padding-right:1em'>{h}</th>"
+            for h in ("name", "state", "stage", "port", "TLS", "auth")
+        )
         body = "".join(
-            "<tr>" + "".join(f"<td style='padding-right:1em'>{html.escape(str(v))}</td>" for v in (
-                r["name"], r["state"], r["stage"], ", ".join(r["ports"]) or "-",
-                "on" if r["tls"] else "off", "on" if r["auth"] else "off")) + "</tr>"
-            for r in found)
+            "<tr>"
+            + "".join(
+                f"<td style='padding-right:1em'>{html.escape(str(v))}</td>"
+                for v in (
+                    r.name,
+                    r.state,
+                    r.stage,
+                    ", ".join(r.ports) or "-",
+                    "on" if r.tls else "off",
+                    "on" if r.auth else "off",
+                )
+            )
+            + "</tr>"
+            for r in found
+        )
         self.table.value = f"<table><tr>{head}</tr>{body}</table>"

@@ -12,12 +12,12 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from .client import RegistryClient
-from .errors import ClientError, ReglabError, TLSVerificationFailed
-from .htpasswd import Htpasswd, cost_of
-from .images import exists
-from .login import Credentials
-from .registry import Registry
+from ..client import RegistryClient
+from ..container import Registry
+from ..errors import ClientError, ReglabError, TLSVerificationFailed, docker_errors
+from ..htpasswd import Htpasswd, cost_of
+from ..login import Credentials
+from ..transfer import exists
 
 
 class CheckFailed(ReglabError):
@@ -28,37 +28,47 @@ def _ok(message: str) -> None:
     print(f"✔ {message}")
 
 
-def registry_answers(registry: Registry, expect: int = 200,
-                     auth: tuple[str, str] | None = None) -> None:
+def registry_answers(
+    registry: Registry, expect: int = 200, auth: tuple[str, str] | None = None
+) -> None:
     """``GET /v2/`` answers with ``expect`` (200 open, 401 when auth is on and none is sent)."""
     try:
         with registry.client(auth=auth) as api:
             status = api.status()
     except ClientError as exc:
-        raise CheckFailed(f"the registry at {registry.url} does not answer: {exc.problem}",
-                          "start it (run the 'start the registry' cell again)") from None
+        raise CheckFailed(
+            f"the registry at {registry.url} does not answer: {exc.problem}",
+            "start it (run the 'start the registry' cell again)",
+        ) from None
     if status != expect:
-        raise CheckFailed(f"GET {registry.url}/v2/ answered {status}, expected {expect}",
-                          "check the stage you started and the credentials")
+        raise CheckFailed(
+            f"GET {registry.url}/v2/ answered {status}, expected {expect}",
+            "check the stage you started and the credentials",
+        )
     _ok(f"GET {registry.url}/v2/ -> {status}")
 
 
-def registry_serves(registry: Registry, repository: str, digest: str,
-                    auth: tuple[str, str] | None = None) -> None:
+def registry_serves(
+    registry: Registry, repository: str, digest: str, auth: tuple[str, str] | None = None
+) -> None:
     """The registry lists ``repository`` and serves ``digest`` for its ``latest`` tag."""
     with registry.client(auth=auth) as api:
         try:
             catalog = api.catalog()
             served = api.manifest_digest(repository) if repository in catalog else None
         except ClientError as exc:
-            raise CheckFailed(f"cannot read the registry: {exc.problem}",
-                              exc.fix or "check the registry") from None
+            raise CheckFailed(
+                f"cannot read the registry: {exc.problem}", exc.fix or "check the registry"
+            ) from None
     if served is None:
-        raise CheckFailed(f"{repository} is not in the registry's catalog {catalog}",
-                          "push the image first (the push cell above)")
+        raise CheckFailed(
+            f"{repository} is not in the registry's catalog {catalog}",
+            "push the image first (the push cell above)",
+        )
     if served != digest:
-        raise CheckFailed(f"the registry serves {served} for {repository}, not {digest}",
-                          "push the image again")
+        raise CheckFailed(
+            f"the registry serves {served} for {repository}, not {digest}", "push the image again"
+        )
     _ok(f"the registry serves {repository}:latest with digest {digest}")
 
 
@@ -69,8 +79,10 @@ def image_present(engine: docker.DockerClient, ref: str, digest: str | None = No
     if digest is not None:
         repo_digests = engine.images.get(ref).attrs.get("RepoDigests") or []
         if not any(d.endswith(digest) for d in repo_digests):
-            raise CheckFailed(f"{ref} does not have digest {digest} (it has {repo_digests})",
-                              "pull it again from the registry")
+            raise CheckFailed(
+                f"{ref} does not have digest {digest} (it has {repo_digests})",
+                "pull it again from the registry",
+            )
         _ok(f"{ref} is back in the engine, digest {digest}")
     else:
         _ok(f"the engine has {ref}")
@@ -80,8 +92,9 @@ def image_absent(engine: docker.DockerClient, *refs: str) -> None:
     """None of ``refs`` is in the local engine (so a later pull really comes from the registry)."""
     present = [ref for ref in refs if exists(engine, ref)]
     if present:
-        raise CheckFailed(f"still in the engine: {', '.join(present)}",
-                          "remove them (the docker rmi cell above)")
+        raise CheckFailed(
+            f"still in the engine: {', '.join(present)}", "remove them (the docker rmi cell above)"
+        )
     _ok(f"removed from the engine: {', '.join(refs)}")
 
 
@@ -95,14 +108,18 @@ def tls_verified(registry: Registry) -> None:
     except TLSVerificationFailed as exc:
         _ok(f"without the CA, verification fails: {exc.problem.split(': ', 1)[-1]}")
     else:
-        raise CheckFailed("a client that does not have the workshop CA trusted the registry",
-                          "the registry must use the certificate issued by the workshop CA")
+        raise CheckFailed(
+            "a client that does not have the workshop CA trusted the registry",
+            "the registry must use the certificate issued by the workshop CA",
+        )
     try:
         with registry.client() as trusting:
             status = trusting.status()
     except TLSVerificationFailed as exc:
-        raise CheckFailed(f"with the workshop CA, verification still fails: {exc.problem}",
-                          "issue the certificate again from the workshop CA") from None
+        raise CheckFailed(
+            f"with the workshop CA, verification still fails: {exc.problem}",
+            "issue the certificate again from the workshop CA",
+        ) from None
     _ok(f"with {Path(str(registry.ca_file)).name}, verification succeeds (GET /v2/ -> {status})")
 
 
@@ -112,8 +129,10 @@ def refused(registry: Registry, auth: tuple[str, str] | None = None) -> None:
         status = api.status()
     who = "no credentials" if auth is None else f"user {auth[0]} with a wrong password"
     if status != 401:
-        raise CheckFailed(f"the registry answered {status} to {who}, expected 401",
-                          "start the auth stage so the registry asks for credentials")
+        raise CheckFailed(
+            f"the registry answered {status} to {who}, expected 401",
+            "start the auth stage so the registry asks for credentials",
+        )
     _ok(f"{who}: 401 Unauthorized")
 
 
@@ -127,10 +146,8 @@ def file_exists(path: str | Path, what: str) -> None:
 
 def container_says(engine: docker.DockerClient, image: str, text: str) -> None:
     """A container from ``image`` runs and prints ``text``."""
-    try:
-        output = engine.containers.run(image, remove=True).decode(errors="replace")
-    except docker.errors.DockerException as exc:
-        raise CheckFailed(f"{image} did not run: {exc}", "run 'reglab images' again") from None
+    with docker_errors(f"{image} did not run", "run 'reglab images' again", CheckFailed):
+        output = bytes(engine.containers.run(image, remove=True)).decode(errors="replace")
     if text not in output:
         raise CheckFailed(f"{image} ran but did not print {text!r}", "run 'reglab images' again")
     _ok(f"{image} ran and printed {text!r}")
@@ -139,11 +156,15 @@ def container_says(engine: docker.DockerClient, image: str, text: str) -> None:
 def push_refused(error: str | None, expected: str) -> None:
     """A push that should have been refused was, for the expected reason."""
     if error is None:
-        raise CheckFailed("the push was accepted, but it should have been refused",
-                          "check the registry's stage and Docker's insecure-registries setting")
+        raise CheckFailed(
+            "the push was accepted, but it should have been refused",
+            "check the registry's stage and Docker's insecure-registries setting",
+        )
     if expected not in error:
-        raise CheckFailed(f"the push was refused for another reason: {error}",
-                          "read the message; the troubleshooting table below may help")
+        raise CheckFailed(
+            f"the push was refused for another reason: {error}",
+            "read the message; the troubleshooting table below may help",
+        )
     _ok(f"refused as expected: {expected}")
 
 
@@ -158,7 +179,10 @@ def htpasswd_matches(path: str | Path, credentials: Credentials) -> None:
     """The htpasswd file has a bcrypt entry for the user that matches the password."""
     users = Htpasswd.load(path)  # refuses non-bcrypt entries
     if not users.verify(credentials.user, credentials.password):
-        raise CheckFailed(f"{Path(path).name} has no matching entry for {credentials.user}",
-                          "add the user again")
-    _ok(f"{credentials.user}'s entry is bcrypt (cost {cost_of(users.users[credentials.user])}) "
-        "and matches the password")
+        raise CheckFailed(
+            f"{Path(path).name} has no matching entry for {credentials.user}", "add the user again"
+        )
+    _ok(
+        f"{credentials.user}'s entry is bcrypt (cost {cost_of(users.users[credentials.user])}) "
+        "and matches the password"
+    )

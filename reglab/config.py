@@ -1,0 +1,154 @@
+"""What a workshop registry is: one description per stage, pure data (no engine, no files).
+
+The stages build on each other:
+
+========== ============================================================================
+local      the registry on a port; images live in the image's anonymous volume
+persistent + ``registry-data/`` bind-mounted at /var/lib/registry: data outlives the container
+tls        + HTTPS with the workshop CA's server certificate; ``--restart unless-stopped``
+auth       + basic auth from a bcrypt ``auth/htpasswd``
+========== ============================================================================
+
+:meth:`RegistryConfig.docker_run_command` shows the learner the exact ``docker run`` line that
+does what ``reglab.Registry`` does.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from . import settings
+from .certs import DEFAULT_NAMES
+from .errors import ConfigError
+from .labels import STAGE_LABEL, owner_labels
+from .workdir import Workdir
+
+CONTAINER_PORT = 5000
+REALM = "Registry Realm"
+
+
+class Stage(StrEnum):
+    """The four workshop stages, each adding one feature to the one before."""
+
+    LOCAL = "local"
+    PERSISTENT = "persistent"
+    TLS = "tls"
+    AUTH = "auth"
+
+    @classmethod
+    def parse(cls, value: str | Stage) -> Stage:
+        try:
+            return cls(value)
+        except ValueError:
+            names = ", ".join(s.value for s in cls)
+            raise ConfigError(f"unknown stage {value!r}", f"choose one of: {names}") from None
+
+    @property
+    def persistent(self) -> bool:
+        return self is not Stage.LOCAL
+
+    @property
+    def tls(self) -> bool:
+        return self in (Stage.TLS, Stage.AUTH)
+
+    @property
+    def auth(self) -> bool:
+        return self is Stage.AUTH
+
+
+Volumes = dict[str, dict[str, str]]
+
+
+@dataclass
+class RegistryConfig:
+    """Everything that decides how the registry container runs.
+
+    Plain values only: the command line and the notebook helper read the environment
+    (``reglab.settings.Settings.from_env``) and pass what they found.
+    """
+
+    stage: Stage = Stage.LOCAL
+    port: int = settings.DEFAULT_PORT
+    workdir: Path = field(default_factory=lambda: Path(settings.DEFAULT_WORKDIR))
+    name: str = settings.DEFAULT_NAME
+    image: str = settings.REGISTRY_IMAGE
+    #: Host addresses the port is published on. Loopback only by default: a workshop registry
+    #: should not be reachable from the rest of the network unless you ask for it.
+    bind: tuple[str, ...] = ("127.0.0.1",)
+    #: Extra names (DNS or IP) for the server certificate, beyond localhost, 127.0.0.1 and ::1.
+    extra_names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.stage = Stage.parse(self.stage)
+        self.port = settings.check_port(self.port)
+        self.name = settings.check_name(self.name)
+        self.workdir = settings.resolve_workdir(self.workdir)
+
+    @property
+    def paths(self) -> Workdir:
+        return Workdir(self.workdir)
+
+    @property
+    def address(self) -> str:
+        """``HOST:PORT`` as it goes into image names, e.g. ``127.0.0.1:5000/hello-world``."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.stage.tls else 'http'}://{self.address}"
+
+    @property
+    def cert_names(self) -> tuple[str, ...]:
+        extra = [n for n in (*self.bind, *self.extra_names) if n not in ("0.0.0.0", "")]
+        return tuple(dict.fromkeys((*DEFAULT_NAMES, *extra)))
+
+    def environment(self) -> dict[str, str]:
+        env: dict[str, str] = {}
+        if self.stage.tls:
+            env["REGISTRY_HTTP_TLS_CERTIFICATE"] = "/certs/domain.crt"
+            env["REGISTRY_HTTP_TLS_KEY"] = "/certs/domain.key"
+        if self.stage.auth:
+            env["REGISTRY_AUTH"] = "htpasswd"
+            env["REGISTRY_AUTH_HTPASSWD_REALM"] = REALM
+            env["REGISTRY_AUTH_HTPASSWD_PATH"] = "/auth/htpasswd"
+        return env
+
+    def volumes(self) -> Volumes:
+        """Bind mounts. Only the server certificate and key go in: never the CA's key."""
+        paths = self.paths
+        vols: Volumes = {}
+        if self.stage.persistent:
+            vols[str(paths.data)] = {"bind": "/var/lib/registry", "mode": "rw"}
+        if self.stage.tls:
+            vols[str(paths.server_cert)] = {"bind": "/certs/domain.crt", "mode": "ro"}
+            vols[str(paths.server_key)] = {"bind": "/certs/domain.key", "mode": "ro"}
+        if self.stage.auth:
+            vols[str(paths.htpasswd.parent)] = {"bind": "/auth", "mode": "ro"}
+        return vols
+
+    def ports(self) -> dict[str, list[tuple[str, int]]]:
+        return {f"{CONTAINER_PORT}/tcp": [(ip, self.port) for ip in self.bind]}
+
+    @property
+    def restart_policy(self) -> dict[str, str] | None:
+        """From the TLS stage on the registry is a service: it comes back after a reboot."""
+        return {"Name": "unless-stopped"} if self.stage.tls else None
+
+    def labels(self) -> dict[str, str]:
+        return owner_labels(**{STAGE_LABEL: self.stage.value})
+
+    def docker_run_command(self) -> str:
+        """The ``docker run`` line that starts the same container by hand."""
+        parts = ["docker run -d", f"--name {self.name}"]
+        parts += [f"-p {ip}:{self.port}:{CONTAINER_PORT}" for ip in self.bind]
+        if self.restart_policy:
+            parts.append(f"--restart {self.restart_policy['Name']}")
+        for host, spec in self.volumes().items():
+            suffix = ":ro" if spec["mode"] == "ro" else ""
+            parts.append(f"-v {shlex.quote(host + ':' + spec['bind'] + suffix)}")
+        parts += [f"-e {shlex.quote(k + '=' + v)}" for k, v in self.environment().items()]
+        parts.append(self.image)
+        return " \\\n  ".join(parts)

@@ -1,0 +1,140 @@
+"""The working folder, in the layout learners know from the classic tutorial.
+
+::
+
+    workdir/
+      registry-data/       the registry's storage (bind-mounted at /var/lib/registry)
+      certs/domain.crt     the registry's certificate and key (mounted read-only)
+      certs/domain.key
+      certs/ca.crt         the workshop CA's certificate, for clients
+      ca/ca.key            the CA's key: apart, so it is never mounted into a container
+      auth/htpasswd        bcrypt users
+
+It also knows where the registry keeps things inside ``registry-data/`` (the filesystem
+driver's ``docker/registry/v2/`` tree), so no other module spells those paths out.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .certs import CA, DEFAULT_NAMES, Certificate
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Workdir:
+    """The files of one workshop."""
+
+    root: Path
+
+    #: What reglab creates in a working folder; purge removes these and nothing else.
+    ENTRIES = ("registry-data", "certs", "ca", "auth")
+
+    @property
+    def data(self) -> Path:
+        return self.root / "registry-data"
+
+    @property
+    def certs(self) -> Path:
+        return self.root / "certs"
+
+    @property
+    def server_cert(self) -> Path:
+        return self.certs / "domain.crt"
+
+    @property
+    def server_key(self) -> Path:
+        return self.certs / "domain.key"
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.certs / "ca.crt"
+
+    @property
+    def ca_key(self) -> Path:
+        """The CA's key lives apart from certs/, so it can never be mounted into a container."""
+        return self.root / "ca" / "ca.key"
+
+    @property
+    def htpasswd(self) -> Path:
+        return self.root / "auth" / "htpasswd"
+
+    # --- inside registry-data/ -------------------------------------------------------------
+    @property
+    def storage(self) -> Path:
+        """The root of the registry's storage tree (filesystem driver)."""
+        return self.data / "docker" / "registry" / "v2"
+
+    def repository(self, name: str) -> Path:
+        """A repository's folder: links to its layers, manifests and tags, never the blobs."""
+        return self.storage / "repositories" / name
+
+    def tag_link(self, repository: str, tag: str) -> Path:
+        """The file holding the manifest digest a tag points to."""
+        return self.repository(repository) / "_manifests" / "tags" / tag / "current" / "link"
+
+    def layer_links(self, repository: str) -> list[Path]:
+        """The repository's links to its layer and config blobs."""
+        return sorted((self.repository(repository) / "_layers").rglob("link"))
+
+    def blob(self, digest: str) -> Path:
+        """Where the content of blob ``sha256:HEX`` is stored, once for all repositories."""
+        algorithm, _, hexdigest = digest.partition(":")
+        return self.storage / "blobs" / algorithm / hexdigest[:2] / hexdigest / "data"
+
+    # --- certificates ----------------------------------------------------------------------
+    def _ca(self) -> CA | None:
+        if self.ca_key.exists() and self.ca_cert.exists():
+            ca = CA.load(self.ca_cert, self.ca_key)
+            ca.certificate.check()
+            return ca
+        return None
+
+    def server_certificate(self, names: tuple[str, ...] = DEFAULT_NAMES) -> Certificate:
+        """The registry's certificate: reused when valid for ``names``, issued when absent.
+
+        A certificate the workshop CA issued that lacks one of ``names`` is reissued for
+        ``names`` by the same CA, so clients that trust ``ca.crt`` still do. Any other problem
+        (expired, key mismatch, a certificate you brought that does not cover a name) raises
+        CertificateError: files are never overwritten silently.
+        """
+        ca = self._ca()
+        if self.server_cert.exists() or self.server_key.exists():
+            cert = Certificate.load(self.server_cert, self.server_key)
+            missing = [n for n in names if not cert.covers(n)]
+            if missing and ca is not None and cert.issuer == ca.certificate.subject:
+                cert.check()  # expiry and key still must be right
+                cert = ca.issue_cert(*names)
+                cert.write(self.server_cert, self.server_key)
+            cert.check(names)
+            return cert
+        if ca is None:
+            ca = CA.create()
+            ca.write(self.ca_cert, self.ca_key)
+        cert = ca.issue_cert(*names)
+        cert.write(self.server_cert, self.server_key)
+        return cert
+
+    # --- purge -----------------------------------------------------------------------------
+    def check_purgeable(self) -> None:
+        """Refuse to purge a folder holding anything reglab did not put there."""
+        if not self.root.exists():
+            return
+        foreign = sorted(p.name for p in self.root.iterdir() if p.name not in self.ENTRIES)
+        if foreign:
+            raise ConfigError(
+                f"{self.root} holds files reglab did not make ({', '.join(foreign[:3])}), "
+                "so it is not purged",
+                "check --workdir; remove the folder yourself if you are sure",
+            )
+
+    def purge(self) -> None:
+        """Delete the registry data, certificates, CA and users, then the folder if empty."""
+        self.check_purgeable()
+        for entry in self.ENTRIES:
+            shutil.rmtree(self.root / entry, ignore_errors=True)
+        if self.root.exists():
+            self.root.rmdir()

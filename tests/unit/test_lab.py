@@ -1,0 +1,59 @@
+"""The notebook layer's pure parts, and the rule that the core never imports it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import reglab
+from reglab.htpasswd import Htpasswd
+from reglab.lab import checks
+from reglab.progress import LayerTotals, Progress
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_core_never_imports_the_notebook_layer():
+    """Every core module imports without pulling in reglab.lab (cli.py sits on top of both)."""
+    core = sorted(
+        f"reglab.{p.stem}"
+        for p in (ROOT / "reglab").glob("*.py")
+        if p.stem not in ("__init__", "__main__", "cli")
+    )
+    code = (
+        "import importlib, sys\n"
+        f"for name in {core!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(sorted(m for m in sys.modules if m == 'reglab.lab' or m.startswith('reglab.lab.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", f"the core imported the notebook layer: {out.stdout}"
+
+
+def test_layer_totals_add_up_bytes_over_layers():
+    totals = LayerTotals()
+    assert totals.summary("pull") == "pull: 0 layer(s) done, 0.0/0.0 MB"
+    totals.add(Progress("push", "Pushing", "a", 1_000_000, 4_000_000))
+    totals.add(Progress("push", "Pushing", "b", 0, 2_000_000))
+    totals.add(Progress("push", "Pushed", "b"))
+    assert (totals.current, totals.total) == (3_000_000, 6_000_000)
+    assert totals.summary("push") == "push: 1 layer(s) done, 3.0/6.0 MB"
+
+
+def test_pure_checks_fail(tmp_path):
+    with pytest.raises(checks.CheckFailed, match="was accepted"):
+        checks.push_refused(None, "no basic auth credentials")
+    with pytest.raises(checks.CheckFailed, match="another reason"):
+        checks.push_refused("connection refused", "no basic auth credentials")
+    with pytest.raises(checks.CheckFailed, match="got 1, expected 2"):
+        checks.same(1, 2, "count", "fix it")
+    with pytest.raises(checks.CheckFailed, match="missing or empty"):
+        checks.file_exists(tmp_path / "nope", "file")
+    users = Htpasswd(tmp_path / "htpasswd")
+    users.add("moby", "right")
+    users.save()
+    with pytest.raises(checks.CheckFailed, match="no matching entry"):
+        checks.htpasswd_matches(users.path, reglab.Credentials("moby", "wrong"))
