@@ -147,9 +147,23 @@ def one_line(text: object, limit: int = 300) -> str:
     return " ".join(str(text).split())[:limit]
 
 
+#: Words that differ between engine versions for the same failure, and the form reglab shows
+#: (20.10's, the shorter). Docker 26 wraps Go's x509 errors in "tls: failed to verify
+#: certificate: ". Learners see one wording, whatever engine they brought.
+_ENGINE_WORDING = (("tls: failed to verify certificate: x509: ", "x509: "),)
+
+
+def engine_text(text: object, limit: int = 300) -> str:
+    """The engine's words on one line, in the same form on every engine version."""
+    message = one_line(text, 10 * limit)
+    for variant, common in _ENGINE_WORDING:
+        message = message.replace(variant, common)
+    return message[:limit]
+
+
 def docker_message(exc: docker.errors.DockerException) -> str:
     """The engine's own words for ``exc``, on one line."""
-    return one_line(getattr(exc, "explanation", None) or exc)
+    return engine_text(getattr(exc, "explanation", None) or exc)
 
 
 @contextmanager

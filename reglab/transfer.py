@@ -15,7 +15,7 @@ from typing import Any
 import docker
 import docker.errors
 
-from .errors import ImageError, docker_errors, explain, one_line
+from .errors import ImageError, docker_errors, engine_text, explain
 from .progress import COMPLETE, Progress, ProgressCallback
 from .refs import split_ref
 
@@ -31,7 +31,7 @@ def follow(
         events.append(event)
         error = event.get("errorDetail", {}).get("message") or event.get("error")
         if error:
-            message = one_line(error, 1000)
+            message = engine_text(error, 1000)
             raise ImageError(f"{action} of {ref} failed: {message}", explain(message))
         if progress is not None:
             detail = event.get("progressDetail") or {}

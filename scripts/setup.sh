@@ -36,22 +36,75 @@ ensure_packages() {  # ensure_packages PKG...
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 }
 
+ENGINE_CONTROL=(python3 "$ROOT/scripts/engine_control.py")
+
 ensure_engine() {
   if engine_answers; then return 0; fi
   [ -n "${DOCKER_HOST:-}" ] && die "no Docker engine answers at DOCKER_HOST=$DOCKER_HOST - fix: start it, or unset DOCKER_HOST"
   ensure_packages "${APT_PACKAGES[@]}"
   if engine_answers; then return 0; fi
   [ "$(id -u)" = 0 ] || die "no Docker engine answers - fix: sudo systemctl start docker (or start Docker Desktop)"
-  say "starting dockerd (log: /var/log/reglab-dockerd.log)"
   if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
     rm -f /var/run/docker.pid   # stale: left by an engine that did not stop cleanly
   fi
-  setsid dockerd >/var/log/reglab-dockerd.log 2>&1 < /dev/null &
-  local deadline=$((SECONDS + 60))
-  until engine_answers; do
-    [ $SECONDS -lt $deadline ] || die "dockerd did not answer within 60 s - fix: read /var/log/reglab-dockerd.log"
-    sleep 0.2   # polling the engine's socket, not a fixed wait
+  say "starting dockerd (recorded in /run/reglab/engines/default.json, so only it is ever restarted)"
+  "${ENGINE_CONTROL[@]}" start default -- dockerd >&2 || die "dockerd did not start - fix: read /var/log/reglab-dockerd-default.log"
+}
+
+engine_version() {  # "20.10.24+dfsg1 (API 1.41)" of the engine the clients here use
+  docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})' 2>/dev/null || echo "unknown"
+}
+
+# --- the second engine the suite runs against: Debian 13's docker.io (Docker 26.1) ------------
+# Taken from Debian's package archive as packages (the same mirror apt uses here), unpacked into
+# a folder of its own and run with its own data root and socket: it changes nothing of the
+# machine's engine, its settings or its data.
+SECOND_ENGINE=debian13
+SECOND_DIR=/var/cache/reglab/engines/$SECOND_ENGINE
+SECOND_SOCKET=/run/reglab/docker-$SECOND_ENGINE.sock
+
+debian_mirror() {  # the mirror apt uses here (deb822 sources, else the classic list)
+  local file
+  for file in /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list; do
+    [ -f "$file" ] || continue
+    awk '/^URIs:/ {print $2; exit} $1 == "deb" {print $2; exit}' "$file"
+    return 0
   done
+}
+
+fetch_second_engine() {
+  [ -x "$SECOND_DIR/root/usr/sbin/dockerd" ] && return 0
+  local mirror apt_dir
+  mirror=$(debian_mirror)
+  [ -n "$mirror" ] || die "no Debian mirror found in /etc/apt - fix: run on Debian, or set REGLAB_ENGINES=default"
+  say "fetching Debian 13's docker.io and containerd (packages, into $SECOND_DIR)"
+  apt_dir="$SECOND_DIR/apt"
+  rm -rf "$SECOND_DIR" && mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial" "$SECOND_DIR/debs"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror trixie main" > "$apt_dir/sources.list"
+  local opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
+              -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache::Archives=$apt_dir/archives"
+              -o Dir::State::Status=/dev/null -o APT::Sandbox::User=root)
+  apt-get "${opts[@]}" update -qq
+  (cd "$SECOND_DIR/debs" && apt-get "${opts[@]}" download docker.io containerd >/dev/null)
+  local deb
+  for deb in "$SECOND_DIR"/debs/*.deb; do dpkg -x "$deb" "$SECOND_DIR/root.new"; done
+  mv "$SECOND_DIR/root.new" "$SECOND_DIR/root"
+}
+
+start_second_engine() {  # the default engine must be ours: it is stopped while the second runs
+  fetch_second_engine
+  mkdir -p /run/reglab
+  "${ENGINE_CONTROL[@]}" stop default >&2
+  "${ENGINE_CONTROL[@]}" start "$SECOND_ENGINE" --socket "$SECOND_SOCKET" \
+    --path "$SECOND_DIR/root/usr/sbin" --path "$SECOND_DIR/root/usr/bin" -- \
+    "$SECOND_DIR/root/usr/sbin/dockerd" -H "unix://$SECOND_SOCKET" \
+    --data-root "/var/lib/reglab/docker-$SECOND_ENGINE" --exec-root "/run/reglab/docker-$SECOND_ENGINE" \
+    --pidfile "/run/reglab/docker-$SECOND_ENGINE.pid" >&2
+}
+
+stop_second_engine() {  # and bring the default engine back, with its own command line
+  "${ENGINE_CONTROL[@]}" owned "$SECOND_ENGINE" 2>/dev/null && "${ENGINE_CONTROL[@]}" stop "$SECOND_ENGINE" >&2
+  "${ENGINE_CONTROL[@]}" resume default >&2
 }
 
 ensure_python_env() {

@@ -25,6 +25,19 @@ def nbval_command(*paths: str | Path, options: tuple[str, ...] = ()) -> list[str
     ]  # fmt: skip
 
 
+sys.path.insert(0, str(ROOT / "scripts"))
+import engine_control  # noqa: E402  (scripts/: the same code the set-up scripts run)
+
+
+def restart_our_engine() -> engine_control.Engine:
+    """Restart the engine the clients here use, only if this project started it.
+
+    Raises engine_control.NotOurs (one line: why not) for any other engine.
+    """
+    engine = engine_control.for_socket(engine_control.current_socket())
+    return engine_control.restart(engine.name)
+
+
 def strict() -> bool:
     """True in CI (or with REGLAB_REQUIRE_DOCKER=1): a missing engine or a skip is a failure."""
     return any(

@@ -7,7 +7,6 @@ and any skipped test at all fails the run: a green CI must have run every test.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -16,8 +15,11 @@ import pytest
 from common import free_port, strict
 
 import reglab
-from reglab import images, transfer
+from reglab import images, labels, transfer
 from reglab.htpasswd import Htpasswd
+
+#: Every container the suite creates is named with this prefix.
+TEST_PREFIX = "reglab-test"
 
 BEFORE = pytest.StashKey[set[str] | None]()
 
@@ -45,7 +47,25 @@ def engine_state() -> set[str] | None:
     )
 
 
+def remove_leftovers() -> list[str]:
+    """Remove what an earlier, interrupted run of this suite left: only objects with the
+    suite's name prefix (``reglab-test``) AND reglab's owner label, never a learner's."""
+    try:
+        engine = reglab.connect(timeout=10)
+    except reglab.EngineError:
+        return []
+    removed = []
+    for container in engine.containers.list(all=True, filters={"label": labels.OWNER_LABEL}):
+        if container.name.startswith(TEST_PREFIX) and labels.is_owned(container.labels):
+            container.remove(force=True, v=True)
+            removed.append(f"container {container.name}")
+    return removed
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
+    left = remove_leftovers()
+    if left:
+        print(f"removed what an interrupted earlier run left: {', '.join(left)}")
     session.config.stash[BEFORE] = engine_state()
 
 
@@ -131,52 +151,3 @@ def cleanup_images(engine) -> Iterator[list[str]]:
     yield refs
     for ref in refs:
         transfer.remove(engine, ref)
-
-
-def engine_pid() -> int | None:
-    """The PID of a dockerd this test run may restart (started by scripts/setup.sh), or None."""
-    if os.environ.get("DOCKER_HOST") or os.geteuid() != 0:
-        return None
-    try:
-        pid = int(Path("/var/run/docker.pid").read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
-    except (OSError, ValueError):
-        return None
-    if Path(cmdline.decode()).name != "dockerd":
-        return None
-    if (
-        Path(f"/proc/{pid}/cgroup").exists()
-        and "docker.service" in Path(f"/proc/{pid}/cgroup").read_text()
-    ):
-        return None  # systemd's dockerd: not ours to restart
-    return pid
-
-
-def restart_engine(pid: int, timeout: float = 60.0) -> None:
-    """Stop dockerd with SIGTERM and start it again the way scripts/setup.sh does."""
-    import signal
-    import subprocess
-    import time
-
-    def alive() -> bool:  # a zombie (state Z) has stopped; its parent may never reap it
-        try:
-            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-        except OSError:
-            return False
-
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while alive():
-        assert time.monotonic() < deadline, "dockerd did not stop"
-        time.sleep(0.1)
-    with open("/var/log/reglab-dockerd.log", "ab") as log:
-        subprocess.Popen(
-            ["dockerd"], stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-    while True:
-        try:
-            reglab.connect(timeout=5)
-            return
-        except reglab.EngineError:
-            assert time.monotonic() < deadline, "dockerd did not come back"
-            time.sleep(0.1)

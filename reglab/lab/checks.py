@@ -147,7 +147,13 @@ def file_exists(path: str | Path, what: str) -> None:
 def container_says(engine: docker.DockerClient, image: str, text: str) -> None:
     """A container from ``image`` runs and prints ``text``."""
     with docker_errors(f"{image} did not run", "run 'reglab images' again", CheckFailed):
-        output = bytes(engine.containers.run(image, remove=True)).decode(errors="replace")
+        container = engine.containers.create(image)
+        try:  # removed even when it cannot start (run(remove=True) would leave it behind)
+            container.start()
+            container.wait(timeout=60)
+            output = bytes(container.logs()).decode(errors="replace")
+        finally:
+            container.remove(force=True)
     if text not in output:
         raise CheckFailed(f"{image} ran but did not print {text!r}", "run 'reglab images' again")
     _ok(f"{image} ran and printed {text!r}")

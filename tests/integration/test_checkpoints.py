@@ -130,3 +130,26 @@ def test_each_notebook_passes_nbval_alone_twice_from_a_clean_state(
     assert engine.containers.list(all=True, filters={"name": "reglab-test-alone"}) == []
     assert not any(n.name == "reglab-net" for n in engine.networks.list())
     assert not transfer.exists(engine, f"127.0.0.1:{env['REGLAB_PORT']}/hello-world")
+
+
+def test_notebooks_pass_with_a_learners_registries_left_running(engine, make_registry, tmp_path):
+    """A learner's KEEP_RUNNING registry, and a TLS one an engine restart brought back, change
+    nothing a notebook compares (notebook 00's status panel lists every reglab registry)."""
+    make_registry("local", name="reglab-test-learner-kept", workdir=tmp_path / "learner")
+    make_registry("tls", name="reglab-test-learner-tls", workdir=tmp_path / "learner")
+    env = {
+        **os.environ,
+        "REGLAB_PORT": str(free_port()),
+        "REGLAB_NAME": "reglab-test-alongside",
+        "REGLAB_WORKDIR": str(tmp_path / "workdir"),
+    }
+    result = subprocess.run(
+        nbval_command(NOTEBOOKS / "00-preflight.ipynb", NOTEBOOKS / "01-local-registry.ipynb"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    running = {c.name for c in engine.containers.list()}
+    assert {"reglab-test-learner-kept", "reglab-test-learner-tls"} <= running  # untouched

@@ -169,10 +169,13 @@ def test_engine_unreachable(tmp_path):
     assert doctor.returncode == 1 and "no Docker engine answers" in doctor.stdout
 
 
-def test_doctor_ready(cli):
+def test_doctor_ready_names_the_engine_version_and_api(engine, cli):
     result = run("doctor", *cli)
     assert result.returncode == 0, result.stdout
-    assert result.stdout.startswith("ready:")
+    version = engine.version()
+    assert result.stdout.startswith(
+        f"ready: Docker engine {version['Version']} (API {version['ApiVersion']}) answers"
+    ), result.stdout
 
 
 def test_certificate_problems_are_one_line_and_files_kept(cli, tmp_path):

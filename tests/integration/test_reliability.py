@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -12,8 +14,7 @@ import uuid
 
 import nbformat
 import pytest
-from common import build_random_image, free_port, strict
-from conftest import engine_pid, restart_engine
+from common import build_random_image, engine_control, free_port, restart_our_engine, strict
 from nbclient import NotebookClient
 from notebook_runner import NOTEBOOKS, run_notebook
 
@@ -74,21 +75,64 @@ def test_registry_killed_mid_push_loses_nothing(engine, make_registry, cleanup_i
 def test_engine_restart_brings_the_tls_registry_back_with_its_data(
     engine, make_registry, cleanup_images
 ):
-    pid = engine_pid()
-    if pid is None:
+    try:
+        engine_control.for_socket(engine_control.current_socket())
+    except engine_control.NotOurs as exc:
         if strict():
-            pytest.fail("CI must be able to restart the dockerd it started")
-        pytest.skip("dockerd was not started by this project, so it is not restarted here")
+            pytest.fail(f"CI must be able to restart the dockerd it started: {exc}")
+        pytest.skip(str(exc))
     registry = make_registry("tls")
     digest = push_hello(engine, registry, "restart/hello-world", cleanup_images)
     old_id = registry.container.id
 
-    restart_engine(pid)
+    restarted = restart_our_engine()
+    assert restarted.running()
 
     registry = reglab.Registry(registry.config, reglab.connect())
     registry.wait_ready(30)  # came back by itself: --restart unless-stopped
     assert registry.container.id == old_id
     assert registry.client().manifest_digest("restart/hello-world") == digest
+
+
+def test_a_dockerd_started_by_hand_is_never_restarted(tmp_path, monkeypatch):
+    """A learner's own dockerd (its own options, its pid where Docker keeps it) is left alone."""
+    if os.geteuid() != 0:
+        (pytest.fail if strict() else pytest.skip)("starting a dockerd needs root")
+    sock = tmp_path / "docker.sock"
+    # A bridge of its own: with --bridge none, dockerd deletes the machine's docker0.
+    bridge = f"rlhand{os.getpid() % 10000}"
+    subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
+    argv = [
+        "dockerd", "-H", f"unix://{sock}", "--data-root", str(tmp_path / "data"),
+        "--exec-root", str(tmp_path / "exec"), "--pidfile", str(tmp_path / "docker.pid"),
+        "--bridge", bridge, "--iptables=false", "--ip6tables=false",
+    ]  # fmt: skip
+    with open(tmp_path / "dockerd.log", "wb") as log:
+        by_hand = subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not engine_control.socket_answers(str(sock)):
+            assert by_hand.poll() is None and time.monotonic() < deadline, (
+                tmp_path / "dockerd.log"
+            ).read_text()[-2000:]
+            time.sleep(0.1)
+        monkeypatch.setenv("DOCKER_HOST", f"unix://{sock}")
+        with pytest.raises(engine_control.NotOurs, match="was not started by this project"):
+            restart_our_engine()
+        # A forged record with another command line does not make it ours either.
+        monkeypatch.setattr(engine_control, "RUN_DIR", tmp_path / "records")
+        engine_control.RUN_DIR.mkdir()
+        forged = engine_control.Engine("forged", by_hand.pid, ["dockerd"], "", str(sock), "")
+        forged.record.write_text(json.dumps(dataclasses.asdict(forged)))
+        with pytest.raises(engine_control.NotOurs, match="not running the command"):
+            restart_our_engine()
+        assert by_hand.poll() is None  # still the same process, never signalled
+        assert (tmp_path / "docker.pid").read_text().strip() == str(by_hand.pid)
+    finally:
+        by_hand.terminate()
+        by_hand.wait(60)
+        subprocess.run(["ip", "link", "delete", bridge], check=False)
+    assert subprocess.run(["ip", "link", "show", "docker0"], capture_output=True).returncode == 0
 
 
 def test_interrupted_command_is_recovered_by_running_it_again(engine, workshop_images, tmp_path):

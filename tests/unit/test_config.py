@@ -8,7 +8,7 @@ import pytest
 
 from reglab import settings
 from reglab.config import RegistryConfig
-from reglab.errors import ConfigError, explain
+from reglab.errors import ConfigError, engine_text, explain
 from reglab.refs import split_ref
 
 
@@ -148,3 +148,19 @@ def test_writability_is_tested_by_writing(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     assert writable_problem(blocker / "workdir") is not None
+
+
+@pytest.mark.parametrize(
+    "engine_says",
+    [
+        'Get "https://172.20.0.1:5000/v2/": x509: certificate signed by unknown authority',
+        'Get "https://172.20.0.1:5000/v2/": tls: failed to verify certificate: '
+        "x509: certificate signed by unknown authority",
+    ],
+    ids=["docker-20.10", "docker-26"],
+)
+def test_engine_wording_is_the_same_on_every_engine(engine_says):
+    assert engine_text(engine_says) == (
+        'Get "https://172.20.0.1:5000/v2/": x509: certificate signed by unknown authority'
+    )
+    assert "certs.d/HOST:PORT/ca.crt" in (explain(engine_text(engine_says)) or "")

@@ -60,3 +60,15 @@ def test_committed_notebooks_hold_no_password():
                 'Credentials("' not in cell.source.replace("'", '"') or "generate" in cell.source
             ), f"{path.name}: a literal password"
             assert "$2y$" not in json.dumps(cell.get("outputs", [])), "a hash was printed"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_nbval_marker_is_one_nbval_recognises(path):
+    """nbval strips '#' and spaces and looks the rest up exactly: '# NBVAL_X (why)' is no marker."""
+    from nbval.plugin import comment_markers, find_comment_markers
+
+    for cell in nbformat.read(path, as_version=4).cells:
+        for line in cell.source.splitlines():
+            if "NBVAL_" in line:
+                assert line.strip().lstrip("#").strip() in comment_markers, line
+                assert list(find_comment_markers(line)), line
