@@ -37,6 +37,7 @@ from .files import write_atomic
 DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1")
 SERVER_DAYS = 365
 CA_DAYS = 730
+CA_NAME = "reglab workshop CA"
 
 #: The keys a certificate here may have: ours are ECDSA; a certificate a learner brings may be RSA.
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -84,6 +85,11 @@ class Certificate:
         if key_path is not None:
             write_atomic(key_path, self.key_pem, 0o600)
         write_atomic(cert_path, self.cert_pem, 0o644)
+
+    @classmethod
+    def from_pem(cls, pem: bytes) -> Certificate:
+        """A certificate (no key) from PEM bytes, e.g. what a TLS server presented."""
+        return cls(x509.load_pem_x509_certificate(pem))
 
     @classmethod
     def load(cls, cert_path: str | Path, key_path: str | Path | None = None) -> Certificate:
@@ -201,7 +207,7 @@ class CA:
         self.certificate = certificate
 
     @classmethod
-    def create(cls, name: str = "reglab workshop CA", days: int = CA_DAYS) -> CA:
+    def create(cls, name: str = CA_NAME, days: int = CA_DAYS) -> CA:
         """A new CA with a fresh key."""
         key = _new_key()
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])

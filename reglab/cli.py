@@ -22,6 +22,7 @@ from .engine import EngineInfo, connect, preflight
 from .errors import ConfigError, HtpasswdError, Problem, ReglabError
 from .htpasswd import Htpasswd, check_username
 from .progress import TextProgress
+from .shell import PathStyle
 
 
 def _port(value: str) -> int:
@@ -189,15 +190,19 @@ def _up(args: argparse.Namespace) -> int:
                 "run: reglab up auth --user NAME --password-stdin",
             )
         check_username(args.user)  # before asking for a password
-        users = Htpasswd.load(cfg.paths.htpasswd)  # refuses a corrupt file before any change
+        # refuses a corrupt file before any change; only this user's line may be non-bcrypt
+        users = Htpasswd.load(cfg.paths.htpasswd, replacing=args.user)
         users.set(args.user, _read_password(args))
         users.save()
     registry = Registry(cfg).start(timeout=args.timeout)
+    # Paths as this terminal reaches them ("$REGLAB_WORKDIR/..." when that named the folder).
+    from_env = args.workdir is None and settings.Settings.from_env().workdir_from_env
+    style = PathStyle.here(cfg.workdir, from_env)
     print(f"registry {cfg.name} (stage {cfg.stage.value}) answers at {registry.url}")
     if cfg.stage.tls:
-        print(f"CA certificate for clients: {cfg.paths.ca_cert}")
+        print(f"CA certificate for clients: {style.show(cfg.paths.ca_cert)}")
     print("equivalent command:")
-    print(cfg.docker_run_command())
+    print(cfg.docker_run_command(style))
     return 0
 
 

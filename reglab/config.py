@@ -24,6 +24,7 @@ from . import settings
 from .certs import DEFAULT_NAMES
 from .errors import ConfigError
 from .labels import STAGE_LABEL, owner_labels
+from .shell import PathStyle
 from .workdir import Workdir
 
 CONTAINER_PORT = 5000
@@ -140,15 +141,19 @@ class RegistryConfig:
     def labels(self) -> dict[str, str]:
         return owner_labels(**{STAGE_LABEL: self.stage.value})
 
-    def docker_run_command(self) -> str:
-        """The ``docker run`` line that starts the same container by hand."""
+    def docker_run_command(self, style: PathStyle | None = None) -> str:
+        """The ``docker run`` line that starts the same container by hand.
+
+        ``style`` says how the working folder's paths are typed (default: absolute).
+        """
+        style = style or PathStyle(self.workdir)
         parts = ["docker run -d", f"--name {self.name}"]
         parts += [f"-p {ip}:{self.port}:{CONTAINER_PORT}" for ip in self.bind]
         if self.restart_policy:
             parts.append(f"--restart {self.restart_policy['Name']}")
         for host, spec in self.volumes().items():
             suffix = ":ro" if spec["mode"] == "ro" else ""
-            parts.append(f"-v {shlex.quote(host + ':' + spec['bind'] + suffix)}")
+            parts.append(f"-v {style.show(Path(host), mount_to=spec['bind'] + suffix)}")
         parts += [f"-e {shlex.quote(k + '=' + v)}" for k, v in self.environment().items()]
         parts.append(self.image)
         return " \\\n  ".join(parts)

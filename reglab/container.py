@@ -108,9 +108,6 @@ class Registry:
         """An HTTP API client that verifies TLS against the workshop CA."""
         return RegistryClient(self.url, ca=self.ca_file, auth=auth)
 
-    def docker_run_command(self) -> str:
-        return self.config.docker_run_command()
-
     @property
     def container(self) -> Container | None:
         """The container of this name, or None."""

@@ -15,6 +15,7 @@ faces the internet.
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 import bcrypt
@@ -84,8 +85,13 @@ class Htpasswd:
         self.users: dict[str, str] = dict(users or {})
 
     @classmethod
-    def load(cls, path: str | Path) -> Htpasswd:
-        """Read ``path`` (a missing file means no users yet); refuse corrupt or non-bcrypt lines."""
+    def load(cls, path: str | Path, replacing: str | None = None) -> Htpasswd:
+        """Read ``path`` (a missing file means no users yet); refuse corrupt or non-bcrypt lines.
+
+        ``replacing`` names a user whose password is about to be set again: their line may be
+        non-bcrypt (it is dropped here and written as bcrypt by the next :meth:`save`), which is
+        how such a line gets fixed.
+        """
         path = Path(path)
         users: dict[str, str] = {}
         if not path.exists():
@@ -106,6 +112,8 @@ class Htpasswd:
                     f"fix or delete that line, or remove {path} and add the users again",
                 )
             if not _BCRYPT.match(hashed):
+                if name == replacing:
+                    continue
                 raise HtpasswdError(
                     f"{path} line {number} (user {name!r}) is not a bcrypt hash, and the registry "
                     "ignores such entries",
@@ -161,3 +169,23 @@ class Htpasswd:
     def save(self) -> Path:
         """Write the file atomically with mode 0600: other users are kept, nothing half-written."""
         return write_atomic(self.path, self.text().encode(), 0o600)
+
+
+def password_variable(user: str) -> str:
+    """The shell variable that holds ``user``'s password in printed commands: PASSWORD_MOBY.
+
+    A password never appears in a command a notebook prints: the learner puts it in this
+    variable (``read -rs PASSWORD_MOBY``) and the commands read it from there.
+    """
+    return "PASSWORD_" + "".join(c.upper() if c.isalnum() else "_" for c in user)
+
+
+def add_user_commands(path_shown: str, folder_shown: str, user: str, cost: int) -> list[str]:
+    """Command lines that do what ``Htpasswd.set(user, ...)`` + ``save()`` do, with Apache's
+    htpasswd: ``-B`` bcrypt, ``-C`` cost, ``-i`` the password from standard input. The file is
+    created first if missing (``-c`` would empty an existing one)."""
+    return [
+        f"mkdir -p {folder_shown} && touch {path_shown}",
+        f"printf '%s\\n' \"${password_variable(user)}\" | htpasswd -i -B -C {cost} "
+        f"{path_shown} {shlex.quote(user)}",
+    ]

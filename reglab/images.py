@@ -31,8 +31,11 @@ from .labels import BUILT_LABEL
 from .progress import ProgressCallback
 from .transfer import exists, follow, pull
 
-WORKSHOP_IMAGES = (settings.REGISTRY_IMAGE, settings.HELLO_IMAGE)
+WORKSHOP_IMAGES = (settings.REGISTRY_IMAGE, settings.HELLO_IMAGE, settings.TOOLS_IMAGE)
 REGISTRY_BINARY_CANDIDATES = ("/usr/bin/docker-registry", "/usr/bin/registry", "/bin/registry")
+#: Debian's busybox-static ships a static busybox; Debian's busybox a dynamic one (its
+#: libraries then go into the image too).
+BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 
 
 def missing_images(client: docker.DockerClient) -> list[str]:
@@ -47,9 +50,11 @@ def ensure_images(
     registry_binary: str | Path | None = None,
     progress: ProgressCallback | None = None,
 ) -> dict[str, str]:
-    """Make ``registry:2`` and ``hello-world`` available; return how each was obtained.
+    """Make ``registry:2``, ``hello-world`` and ``reglab-tools`` available; return how each was
+    obtained.
 
-    Order: already present -> pull (skipped when offline) -> build locally.
+    Order: already present -> pull (skipped when offline; reglab-tools is never pulled: it
+    exists nowhere else) -> build locally.
     CLI: ``reglab images``.
     """
     how: dict[str, str] = {}
@@ -57,7 +62,7 @@ def ensure_images(
         if exists(client, ref):
             how[ref] = "present"
             continue
-        if not offline:
+        if not offline and ref != settings.TOOLS_IMAGE:
             try:
                 pull(client, ref, progress=progress)
                 how[ref] = "pulled"
@@ -66,6 +71,8 @@ def ensure_images(
                 pass  # unreachable Docker Hub: build it instead
         if ref == settings.REGISTRY_IMAGE:
             build_registry_image(client, binary=registry_binary, progress=progress)
+        elif ref == settings.TOOLS_IMAGE:
+            build_tools_image(client, progress=progress)
         else:
             build_hello_image(client, progress=progress)
         how[ref] = "built"
@@ -224,4 +231,37 @@ def build_hello_image(
             )
         context = BuildContext(HELLO_DOCKERFILE)
         context.add_file(Path(tmp) / "hello", "hello")
+    return context.build(client, ref, progress)
+
+
+TOOLS_DOCKERFILE = b"""\
+FROM scratch
+COPY rootfs/ /
+ENTRYPOINT ["/bin/busybox"]
+"""
+
+
+def build_tools_image(
+    client: docker.DockerClient,
+    *,
+    ref: str = settings.TOOLS_IMAGE,
+    progress: ProgressCallback | None = None,
+) -> str:
+    """Build ``reglab-tools`` from this machine's busybox; return the ref.
+
+    ``docker run --rm reglab-tools:1 cp ...`` runs busybox's cp: enough for the file operations
+    reglab does as the engine, and small (about 2 MB).
+    """
+    path = next((Path(p) for p in BUSYBOX_CANDIDATES if Path(p).is_file()), None)
+    if path is None:
+        raise ImageError(
+            "no busybox found to build reglab-tools offline",
+            "install Debian's busybox-static (apt-get install busybox-static), or load a saved "
+            "tarball: reglab images --load FILE.tar",
+        )
+    context = BuildContext(TOOLS_DOCKERFILE)
+    context.add_file(path, "rootfs/bin/busybox")
+    for lib in shared_libraries(path):
+        context.add_file(lib, "rootfs" + str(lib))
+    context.add_dir("rootfs/tmp", 0o1777)
     return context.build(client, ref, progress)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ import urllib3
 
 from .errors import AuthenticationRequired, EngineError, docker_errors
 from .files import write_atomic
-from .htpasswd import check_password, check_username
+from .htpasswd import check_password, check_username, password_variable
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,14 @@ class Credentials:
     def auth_config(self) -> dict[str, str]:
         """The form docker-py's push/pull take as ``auth_config``."""
         return {"username": self.user, "password": self.password}
+
+
+def login_command(address: str, user: str) -> str:
+    """The ``docker login`` line, reading the password from its variable (never shown)."""
+    return (
+        f"printf '%s\\n' \"${password_variable(user)}\" | "
+        f"docker login {address} --username {shlex.quote(user)} --password-stdin"
+    )
 
 
 def login(engine: docker.DockerClient, address: str, credentials: Credentials) -> str:

@@ -30,6 +30,9 @@ DEFAULT_WORKDIR = "workdir"
 #: pull distribution v3, which reads its config from a different path (/etc/distribution/).
 REGISTRY_IMAGE = "registry:2"
 HELLO_IMAGE = "hello-world:latest"
+#: Small tools (Debian's static busybox) for short-lived containers that do a file operation as
+#: the engine: writing Docker's certs.d for a learner who is in the docker group but not root.
+TOOLS_IMAGE = "reglab-tools:1"
 
 _PORT_FIX = "give a port between 1 and 65535, e.g. 5000"
 
@@ -68,6 +71,9 @@ class Settings:
     workdir: Path = Path(DEFAULT_WORKDIR)
     name: str = DEFAULT_NAME
     offline: bool = False
+    #: The learner named the working folder with REGLAB_WORKDIR: printed commands say
+    #: "$REGLAB_WORKDIR/..." (see reglab.shell).
+    workdir_from_env: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -78,4 +84,5 @@ class Settings:
             workdir=resolve_workdir(env.get("REGLAB_WORKDIR", DEFAULT_WORKDIR)),
             name=check_name(env.get("REGLAB_NAME", DEFAULT_NAME)),
             offline=env.get("REGLAB_OFFLINE", "").lower() in {"1", "true", "yes"},
+            workdir_from_env=bool(env.get("REGLAB_WORKDIR")),
         )

@@ -9,21 +9,32 @@ at other addresses.
 from __future__ import annotations
 
 import contextlib
+import shlex
+import shutil
 from pathlib import Path
+
+import docker
 
 from .errors import CertificateError
 from .files import write_atomic
+from .oneoff import run_once
+from .settings import TOOLS_IMAGE
+from .shell import PathStyle
 
 DOCKER_CERTS_D = Path("/etc/docker/certs.d")
+
+
+def host_port(host: str, port: int) -> str:
+    """``HOST:PORT`` as Docker spells the registry (IPv6 hosts in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def docker_ca_path(host: str, port: int, certs_d: str | Path = DOCKER_CERTS_D) -> Path:
     """Where Docker looks for a registry's CA: ``certs.d/HOST:PORT/ca.crt``.
 
-    HOST:PORT must be exactly the string used in image tags. IPv6 hosts go in brackets.
+    HOST:PORT must be exactly the string used in image tags.
     """
-    host = f"[{host}]" if ":" in host else host
-    return Path(certs_d) / f"{host}:{port}" / "ca.crt"
+    return Path(certs_d) / host_port(host, port) / "ca.crt"
 
 
 def install_ca_for_docker(
@@ -55,3 +66,85 @@ def uninstall_ca_for_docker(host: str, port: int, certs_d: str | Path = DOCKER_C
     with contextlib.suppress(OSError):  # the folder holds other files: leave it
         target.parent.rmdir()
     return True
+
+
+# --- through the engine: for a learner in the docker group who is not root -------------------
+# The engine runs as root, so anyone allowed to use it can write any file on this machine: being
+# in the docker group is being root, in effect. Here that is put to an honest use: a short-lived
+# container with /etc/docker/certs.d mounted copies ca.crt there, so no sudo is needed. The
+# certificate is first staged in the working folder as trust/HOST:PORT/ca.crt, the layout
+# certs.d wants, so one plain `cp -r` does it.
+
+CERTS_D_MOUNT = "/certs.d"
+STAGE_MOUNT = "/trust"
+
+
+def trust_through_engine(
+    engine: docker.DockerClient,
+    ca_cert: str | Path,
+    host: str,
+    port: int,
+    stage_dir: Path,
+    certs_d: str | Path = DOCKER_CERTS_D,
+) -> Path:
+    """Make Docker trust ``ca_cert`` for HOST:PORT, writing certs.d through the engine."""
+    name = host_port(host, port)
+    write_atomic(stage_dir / name / "ca.crt", Path(ca_cert).read_bytes(), 0o644)
+    run_once(
+        engine,
+        TOOLS_IMAGE,
+        ["cp", "-r", f"{STAGE_MOUNT}/.", f"{CERTS_D_MOUNT}/"],
+        volumes={
+            str(certs_d): {"bind": CERTS_D_MOUNT, "mode": "rw"},
+            str(stage_dir): {"bind": STAGE_MOUNT, "mode": "ro"},
+        },
+        what=f"cannot write {certs_d} through the engine",
+        fix="run 'reglab images' (it makes reglab-tools:1)",
+        error=CertificateError,
+    )
+    return Path(certs_d) / name / "ca.crt"
+
+
+def untrust_through_engine(
+    engine: docker.DockerClient,
+    host: str,
+    port: int,
+    stage_dir: Path,
+    certs_d: str | Path = DOCKER_CERTS_D,
+) -> None:
+    """Remove Docker's trust for HOST:PORT (the whole certs.d/HOST:PORT folder), and the stage."""
+    name = host_port(host, port)
+    run_once(
+        engine,
+        TOOLS_IMAGE,
+        ["rm", "-rf", f"{CERTS_D_MOUNT}/{name}"],
+        volumes={str(certs_d): {"bind": CERTS_D_MOUNT, "mode": "rw"}},
+        what=f"cannot remove {certs_d}/{name} through the engine",
+        fix="run 'reglab images' (it makes reglab-tools:1)",
+        error=CertificateError,
+    )
+    shutil.rmtree(stage_dir / name, ignore_errors=True)
+
+
+def trust_commands(
+    style: PathStyle, ca_cert: Path, host: str, port: int, stage_dir: Path
+) -> list[str]:
+    """The command lines that do what :func:`trust_through_engine` does."""
+    name = host_port(host, port)
+    staged = style.show(stage_dir / name)
+    return [
+        f"mkdir -p {staged} && cp {style.show(ca_cert)} {style.show(stage_dir / name / 'ca.crt')}",
+        f"docker run --rm -v {DOCKER_CERTS_D}:{CERTS_D_MOUNT} "
+        f"-v {style.show(stage_dir, mount_to=STAGE_MOUNT + ':ro')} {TOOLS_IMAGE} "
+        f"cp -r {STAGE_MOUNT}/. {CERTS_D_MOUNT}/",
+    ]
+
+
+def untrust_commands(style: PathStyle, host: str, port: int, stage_dir: Path) -> list[str]:
+    """The command lines that do what :func:`untrust_through_engine` does."""
+    name = host_port(host, port)
+    return [
+        f"docker run --rm -v {DOCKER_CERTS_D}:{CERTS_D_MOUNT} {TOOLS_IMAGE} "
+        f"rm -rf {shlex.quote(CERTS_D_MOUNT + '/' + name)}",
+        f"rm -rf {style.show(stage_dir / name)}",
+    ]

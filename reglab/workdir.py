@@ -9,6 +9,7 @@
       certs/ca.crt         the workshop CA's certificate, for clients
       ca/ca.key            the CA's key: apart, so it is never mounted into a container
       auth/htpasswd        bcrypt users
+      trust/HOST:PORT/     ca.crt staged for Docker's certs.d (reglab.trust)
 
 It also knows where the registry keeps things inside ``registry-data/`` (the filesystem
 driver's ``docker/registry/v2/`` tree), so no other module spells those paths out.
@@ -16,12 +17,22 @@ driver's ``docker/registry/v2/`` tree), so no other module spells those paths ou
 
 from __future__ import annotations
 
+import ipaddress
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .certs import CA, DEFAULT_NAMES, Certificate
+from .certs import CA, CA_DAYS, CA_NAME, DEFAULT_NAMES, SERVER_DAYS, Certificate
 from .errors import ConfigError
+from .shell import PathStyle
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -31,7 +42,7 @@ class Workdir:
     root: Path
 
     #: What reglab creates in a working folder; purge removes these and nothing else.
-    ENTRIES = ("registry-data", "certs", "ca", "auth")
+    ENTRIES = ("registry-data", "certs", "ca", "auth", "trust")
 
     @property
     def data(self) -> Path:
@@ -62,6 +73,12 @@ class Workdir:
     def htpasswd(self) -> Path:
         return self.root / "auth" / "htpasswd"
 
+    @property
+    def trust(self) -> Path:
+        """Where ca.crt is staged, as trust/HOST:PORT/ca.crt, before the engine copies it to
+        Docker's certs.d."""
+        return self.root / "trust"
+
     # --- inside registry-data/ -------------------------------------------------------------
     @property
     def storage(self) -> Path:
@@ -86,6 +103,10 @@ class Workdir:
         return self.storage / "blobs" / algorithm / hexdigest[:2] / hexdigest / "data"
 
     # --- certificates ----------------------------------------------------------------------
+    def ca(self) -> CA | None:
+        """The workshop CA, when its certificate and key are here (checked for expiry)."""
+        return self._ca()
+
     def _ca(self) -> CA | None:
         if self.ca_key.exists() and self.ca_cert.exists():
             ca = CA.load(self.ca_cert, self.ca_key)
@@ -117,6 +138,31 @@ class Workdir:
         cert = ca.issue_cert(*names)
         cert.write(self.server_cert, self.server_key)
         return cert
+
+    def certificate_commands(self, names: tuple[str, ...], style: PathStyle) -> list[str]:
+        """openssl lines that make the same files as :meth:`server_certificate` does when none
+        exist: a CA (key kept in ca/), then a server certificate with ``names`` as SANs, signed
+        by it. (``openssl req -x509`` alone would make a self-signed certificate, not a CA's.)"""
+        ca_key, ca_cert = style.show(self.ca_key), style.show(self.ca_cert)
+        key, cert = style.show(self.server_key), style.show(self.server_cert)
+        csr, ext = (
+            style.show(self.ca_key.parent / "domain.csr"),
+            style.show(self.ca_key.parent / "domain.ext"),
+        )
+        serial = style.show(self.ca_key.parent / "ca.srl")
+        ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+        sans = ",".join(f"{'IP' if _is_ip(n) else 'DNS'}:{n}" for n in names)
+        return [
+            f"mkdir -p {style.show(self.ca_key.parent)} {style.show(self.certs)}",
+            f"openssl req -x509 {ec} -days {CA_DAYS} -subj '/CN={CA_NAME}' "
+            "-addext 'basicConstraints=critical,CA:TRUE,pathlen:0' "
+            f"-addext 'keyUsage=critical,keyCertSign,cRLSign' -keyout {ca_key} -out {ca_cert}",
+            f"openssl req -new {ec} -subj '/CN={names[0]}' -keyout {key} -out {csr}",
+            f"printf '%s\\n' 'subjectAltName={sans}' 'basicConstraints=critical,CA:FALSE' "
+            f"'extendedKeyUsage=serverAuth' > {ext}",
+            f"openssl x509 -req -in {csr} -CA {ca_cert} -CAkey {ca_key} -CAcreateserial "
+            f"-CAserial {serial} -days {SERVER_DAYS} -extfile {ext} -out {cert}",
+        ]
 
     # --- purge -----------------------------------------------------------------------------
     def check_purgeable(self) -> None:

@@ -7,6 +7,8 @@ and any skipped test at all fails the run: a green CI must have run every test.
 
 from __future__ import annotations
 
+import fcntl
+import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -35,7 +37,8 @@ def pytest_terminal_summary(terminalreporter) -> None:
 
 
 def engine_state() -> set[str] | None:
-    """Containers, networks and image names on the engine (None when no engine answers)."""
+    """Containers, networks, image names and volumes on the engine (None when no engine
+    answers)."""
     try:
         engine = reglab.connect(timeout=10)
     except reglab.EngineError:
@@ -44,6 +47,7 @@ def engine_state() -> set[str] | None:
         {f"container {c.name}" for c in engine.containers.list(all=True)}
         | {f"network {n.name}" for n in engine.networks.list()}
         | {f"image {t}" for i in engine.images.list() for t in i.tags}
+        | {f"volume {v.name}" for v in engine.volumes.list()}
     )
 
 
@@ -62,10 +66,31 @@ def remove_leftovers() -> list[str]:
     return removed
 
 
+def only_test_session() -> bool:
+    """True when no other test session runs on this machine: this one now holds the lock.
+
+    Only then are reglab-test* containers leftovers of an interrupted run; while another
+    session runs (a second suite, or the parent of an nbval run started by a test) they are
+    its own, live. The lock is released when the process ends.
+    """
+    global _LOCK
+    _LOCK = open(LOCK_FILE, "a")  # noqa: SIM115 - held for the whole session
+    try:
+        fcntl.flock(_LOCK, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+LOCK_FILE = Path(tempfile.gettempdir()) / "reglab-tests.lock"
+_LOCK = None
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
-    left = remove_leftovers()
-    if left:
-        print(f"removed what an interrupted earlier run left: {', '.join(left)}")
+    if only_test_session():
+        left = remove_leftovers()
+        if left:
+            print(f"removed what an interrupted earlier run left: {', '.join(left)}")
     session.config.stash[BEFORE] = engine_state()
 
 

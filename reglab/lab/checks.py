@@ -14,9 +14,10 @@ import docker.errors
 
 from ..client import RegistryClient
 from ..container import Registry
-from ..errors import ClientError, ReglabError, TLSVerificationFailed, docker_errors
+from ..errors import ClientError, ReglabError, TLSVerificationFailed
 from ..htpasswd import Htpasswd, cost_of
 from ..login import Credentials
+from ..oneoff import run_once
 from ..transfer import exists
 
 
@@ -127,7 +128,7 @@ def refused(registry: Registry, auth: tuple[str, str] | None = None) -> None:
     """The registry answers 401 to these credentials (or to none)."""
     with registry.client(auth=auth) as api:
         status = api.status()
-    who = "no credentials" if auth is None else f"user {auth[0]} with a wrong password"
+    who = "no credentials" if auth is None else f"user {auth[0]} with that password"
     if status != 401:
         raise CheckFailed(
             f"the registry answered {status} to {who}, expected 401",
@@ -146,14 +147,14 @@ def file_exists(path: str | Path, what: str) -> None:
 
 def container_says(engine: docker.DockerClient, image: str, text: str) -> None:
     """A container from ``image`` runs and prints ``text``."""
-    with docker_errors(f"{image} did not run", "run 'reglab images' again", CheckFailed):
-        container = engine.containers.create(image)
-        try:  # removed even when it cannot start (run(remove=True) would leave it behind)
-            container.start()
-            container.wait(timeout=60)
-            output = bytes(container.logs()).decode(errors="replace")
-        finally:
-            container.remove(force=True)
+    output = run_once(
+        engine,
+        image,
+        [],
+        what=f"{image} did not run",
+        fix="run 'reglab images' again",
+        error=CheckFailed,
+    )
     if text not in output:
         raise CheckFailed(f"{image} ran but did not print {text!r}", "run 'reglab images' again")
     _ok(f"{image} ran and printed {text!r}")

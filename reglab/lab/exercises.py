@@ -1,29 +1,32 @@
-"""Exercises at the end of each stage, with checks that tell learners whether they got it.
+"""Exercises that make the learner think: predict, then run; diagnose, then fix.
 
-A check looks at the real registry (or files) and prints ``✔ Correct: ...`` or
-``✘ Not yet: ...`` with a hint, and returns True or False. It never raises, so a learner
-can run it as often as they like. The notebooks keep each solution in a hidden cell; the
-test suite runs those solutions through these checks.
+A check looks at the real registry, engine or files and prints ``✔ Correct: ...`` or
+``✘ Not yet: ...`` with a hint, and returns True or False. It never raises, so a learner can
+run it as often as they like. A prediction is checked against what the engine really does,
+which the check runs and shows. The notebooks keep each solution in a collapsed cell; the
+learner's copy has no outputs, so no answer shows before the learner asks for it.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from pathlib import Path
+import shutil
+import ssl
+import subprocess
+from collections.abc import Iterable
+
+import docker
+import docker.errors
+import requests
 
 from ..certs import Certificate
-from ..client import RegistryClient
+from ..config import RegistryConfig, Stage
 from ..container import Registry
-from ..errors import ReglabError
+from ..errors import ReglabError, docker_errors
 from ..htpasswd import Htpasswd
+from ..labels import owner_labels
 from ..login import Credentials
-
-
-def docker_time(text: str) -> dt.datetime:
-    """Parse Docker's RFC 3339 times (nanoseconds, trailing zeros trimmed, ``Z``)."""
-    stamp, _, fraction = text.rstrip("Z").partition(".")
-    micro = (fraction + "000000")[:6]
-    return dt.datetime.fromisoformat(f"{stamp}.{micro}+00:00")
+from ..settings import REGISTRY_IMAGE
+from .workshop import Workshop, cli
 
 
 def _verdict(ok: bool, good: str, hint: str) -> bool:
@@ -31,101 +34,227 @@ def _verdict(ok: bool, good: str, hint: str) -> bool:
     return ok
 
 
-def second_name(registry: Registry, repository: str = "my-first/hello", tag: str = "v1") -> bool:
-    """01: hello-world pushed again as ``my-first/hello:v1``: same content, same digest."""
+# --- 01 -------------------------------------------------------------------------------------
+
+
+def why_refused(answer: str) -> bool:
+    """01, diagnose: why Docker refuses a plain-HTTP registry at the gateway address."""
+    choice = str(answer).strip().lower().strip("()")
+    hints = {
+        "a": "the registry does listen there: its port is published on the gateway address "
+        "too (look for -p GATEWAY:PORT:5000 in the docker run line)",
+        "c": "the name is right: GATEWAY:PORT/hello-world:latest names this registry, as "
+        "127.0.0.1:PORT/... did",
+    }
+    if choice not in ("a", "b", "c"):
+        return _verdict(False, "", 'answer with one letter, for example answer = "a"')
+    return _verdict(
+        choice == "b",
+        "outside 127.0.0.0/8 Docker speaks HTTPS unless the registry is listed in "
+        '"insecure-registries" (daemon.json, then a Docker restart). The real fix is TLS: '
+        "notebook 03.",
+        hints.get(choice, ""),
+    )
+
+
+def pushed(registry: Registry, repository: str, tag: str, like: str = "hello-world") -> bool:
+    """01, typed in a terminal: ``repository:tag`` is in the registry, the same image as
+    ``like`` (the check asks the registry, so a push from any terminal counts)."""
     try:
         with registry.client() as api:
-            want = api.manifest_digest("hello-world", "latest")
+            want = api.manifest_digest(like, "latest")
             got = api.manifest_digest(repository, tag)
     except ReglabError as exc:
         return _verdict(
             False,
             "",
-            f"{repository}:{tag} is not in the registry yet "
-            f"({exc.problem}); tag hello-world with {registry.ref(repository, tag)}"
-            " and push it",
+            f"the registry does not serve {repository}:{tag} yet ({exc.problem}); in a terminal: "
+            f"docker tag {like} {registry.ref(repository, tag)} && docker push "
+            f"{registry.ref(repository, tag)}",
         )
     return _verdict(
         got == want,
-        f"{repository}:{tag} has the same digest as hello-world ({got}): one image, two names",
-        f"{repository}:{tag} has digest {got}, hello-world has {want}",
+        f"the registry serves {repository}:{tag} with {like}'s digest {got}",
+        f"{repository}:{tag} has digest {got}, {like} has {want}: push {like} itself",
     )
 
 
-def survived_recreation(
-    registry: Registry, repository: str = "survivor/hello", tag: str = "v2"
-) -> bool:
-    """02: an image pushed, then the container recreated: still served from registry-data."""
-    link = registry.config.paths.tag_link(repository, tag)
-    container = registry.container
-    if not link.exists():
-        return _verdict(False, "", f"{repository}:{tag} is not in registry-data; push it first")
-    if container is None or container.status != "running":
-        return _verdict(
-            False, "", "no registry is running; start it again with ws.up('persistent')"
+# --- 02 -------------------------------------------------------------------------------------
+
+
+def leftover_volumes(ws: Workshop, answer: int | None) -> bool:
+    """02, predict then run: how many volumes ``docker rm -f`` (without ``-v``) leaves of a
+    local-stage registry. The check runs it, shows what was left, and removes it."""
+    if not isinstance(answer, int) or isinstance(answer, bool) or answer < 0:
+        return _verdict(False, "", "answer with a number, for example answer = 0")
+    name = f"{ws.name}-predict"
+    try:
+        left = _volumes_left_by_rm(ws.engine, name)
+    except ReglabError as exc:
+        return _verdict(False, "", f"the experiment could not run: {exc}")
+    return _verdict(
+        answer == len(left),
+        f"{len(left)}: registry:2 declares VOLUME /var/lib/registry, so without a bind mount "
+        "the engine makes an anonymous volume, and docker rm keeps it unless you add -v",
+        f"you said {answer}, the engine left {len(left)}. Look at the image: docker image "
+        "inspect --format '{{.Config.Volumes}}' registry:2",
+    )
+
+
+def _volumes_left_by_rm(engine: docker.DockerClient, name: str) -> list[str]:
+    """Run a local-stage registry, remove it without -v, return the volumes left (then remove
+    them: the experiment leaves nothing behind)."""
+    cli(f"docker run -d --name {name} {REGISTRY_IMAGE}")
+    with docker_errors("the local-stage registry did not start"):
+        old = engine.containers.list(all=True, filters={"name": f"^{name}$"})
+        for container in old:
+            container.remove(force=True, v=True)
+        container = engine.containers.run(
+            REGISTRY_IMAGE, detach=True, name=name, labels=owner_labels()
         )
-    started = docker_time(container.attrs["State"]["StartedAt"])
-    pushed = dt.datetime.fromtimestamp(link.stat().st_mtime, dt.UTC)
-    if started <= pushed:
+        volumes = [m["Name"] for m in container.attrs["Mounts"] if m["Type"] == "volume"]
+    cli(f"docker rm -f {name}")
+    with docker_errors("the registry could not be removed"):
+        container.remove(force=True)  # no v=True: what docker rm -f does
+        left = [v for v in volumes if engine.volumes.list(filters={"name": v})]
+    for volume in left:
+        cli(f"docker volume rm {volume}")
+        with docker_errors(f"cannot remove volume {volume}"):
+            engine.volumes.get(volume).remove()
+    return left
+
+
+# --- 03 -------------------------------------------------------------------------------------
+
+
+def break_certificate(ws: Workshop, registry: Registry) -> None:
+    """03, the setup of the diagnosis: the registry now serves a certificate from the workshop
+    CA that lacks the gateway address (as a certificate made before the network would)."""
+    paths = registry.config.paths
+    names = RegistryConfig(stage=Stage.TLS).cert_names  # localhost, 127.0.0.1, ::1 only
+    ca = paths.ca()
+    if ca is None:
+        raise ReglabError("the workshop CA is missing", "run the certificate step above")
+    ca.issue_cert(*names).write(paths.server_cert, paths.server_key)
+    container = registry.container
+    if container is None:
+        raise ReglabError("the registry is not running", "run the ws.up('tls', ...) cell above")
+    with docker_errors("the registry could not restart"):
+        container.restart(timeout=5)
+    registry.wait_ready()
+    print("the registry now serves a certificate without the gateway address")
+
+
+def gateway_in_certificate(registry: Registry, gateway: str) -> bool:
+    """03, diagnose and fix: a client that verifies with the workshop CA accepts the registry
+    at ``https://GATEWAY:PORT`` (the certificate names the gateway as a SAN)."""
+    url = f"https://{gateway}:{registry.config.port}/v2/"
+    try:
+        requests.get(url, verify=str(registry.config.paths.ca_cert), timeout=5)
+    except requests.exceptions.SSLError as exc:
+        reason = "the certificate does not name this address"
+        if "doesn't match" not in str(exc) and "mismatch" not in str(exc):
+            reason = str(exc)[:160]
         return _verdict(
             False,
             "",
-            "the container is the one you pushed to; remove it "
-            "(ws.down()) and start a new one (ws.up('persistent'))",
+            f"{url} fails verification: {reason}. Issue the certificate again with the gateway "
+            "address (ws.up('tls', bind=('127.0.0.1', gateway)) does it) and run the check again",
         )
-    try:
-        with registry.client() as api:
-            served = api.manifest_digest(repository, tag)
-    except ReglabError as exc:
-        return _verdict(False, "", f"the new container does not serve it: {exc.problem}")
-    ok = served == link.read_text().strip()
-    return _verdict(
-        ok,
-        f"a container started after the push serves {repository}:{tag} "
-        f"({served}) from registry-data",
-        "the served digest differs from the one on disk",
-    )
-
-
-def verifying_client(api: RegistryClient, ca_cert: str | Path) -> bool:
-    """03: a client that reaches the registry as ``localhost`` and verifies it with the CA."""
-    host = api.url.split("://", 1)[-1].rsplit(":", 1)[0]
-    if not api.url.startswith("https://") or host != "localhost":
-        return _verdict(False, "", f"the client's URL is {api.url}; use https://localhost:PORT")
-    if str(api.verify) != str(ca_cert):
-        return _verdict(False, "", "give the client the workshop CA: ca=paths.ca_cert")
-    try:
-        status = api.ping()
-    except ReglabError as exc:
-        return _verdict(False, "", exc.problem)
-    cert = Certificate.load(Path(ca_cert).parent / "domain.crt")
-    return _verdict(
-        cert.covers("localhost"),
-        f"https://localhost verified with the CA (GET /v2/ -> {status})",
-        "the certificate does not name localhost",
-    )
-
-
-def two_users(registry: Registry, *users: Credentials) -> bool:
-    """04: at least two users in htpasswd, and each of them gets 200 from the registry."""
-    if len({u.user for u in users}) < 2:
-        return _verdict(False, "", "pass two different users: two_users(reg, moby, other)")
-    try:
-        names = Htpasswd.load(registry.config.paths.htpasswd).names()
-    except ReglabError as exc:
-        return _verdict(False, "", exc.problem)
-    missing = [u.user for u in users if u.user not in names]
-    if missing:
+    except requests.exceptions.RequestException as exc:
         return _verdict(
-            False, "", f"not in htpasswd yet: {', '.join(missing)}; add them with ws.add_user(...)"
+            False,
+            "",
+            f"{url} does not answer ({exc.__class__.__name__}): is the "
+            "registry published on the gateway address? bind=('127.0.0.1', gateway)",
         )
-    for credentials in users:
-        with registry.client(auth=credentials.as_tuple()) as api:
+    names = _served_names(gateway, registry.config.port)
+    return _verdict(
+        True,
+        f"the registry's certificate names {', '.join(names)}: verified at {url}",
+        "",
+    )
+
+
+def _served_names(host: str, port: int) -> list[str]:
+    """The subject alternative names of the certificate a TLS server presents."""
+    pem = ssl.get_server_certificate((host, port))
+    return Certificate.from_pem(pem.encode()).sans
+
+
+# --- 04 -------------------------------------------------------------------------------------
+
+
+def shared_credentials(ws: Workshop, registry: Registry, answer: Iterable[str]) -> bool:
+    """04, predict then run: which of two names for the same registry a login covers. The
+    check pushes to both and compares with the prediction."""
+    names = {
+        "127.0.0.1": registry.ref("team/app", "v1"),
+        "localhost": registry.ref("team/app", "v1").replace("127.0.0.1:", "localhost:", 1),
+    }
+    predicted = {str(a).split(":")[0].strip() for a in answer}
+    if not predicted <= set(names):
+        return _verdict(False, "", 'answer with host names from the list, e.g. {"localhost"}')
+    works = set()
+    for host, ref in names.items():
+        ws.tag("hello-world", ref)
+        if ws.try_push(ref) is None:
+            works.add(host)
+    wanted = sorted(works) or ["none"]
+    return _verdict(
+        predicted == works,
+        f"pushed only to {', '.join(wanted)}: credentials are stored under the exact host:port "
+        "string, so the same registry under another name needs its own docker login",
+        f"you predicted {sorted(predicted) or ['none']}, the pushes worked for {wanted}; read "
+        "the refusal above",
+    )
+
+
+def md5_user(ws: Workshop, user: str = "carol") -> Credentials:
+    """04, the setup of the diagnosis: ``user`` is in htpasswd with a right password, hashed
+    with Apache's MD5 (``htpasswd -m``) instead of bcrypt."""
+    credentials = Credentials.generate(user)
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise ReglabError("openssl is not installed", "install it (apt-get install openssl)")
+    hashed = subprocess.run(
+        [openssl, "passwd", "-apr1", "-stdin"],
+        input=credentials.password, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    path = ws.config("auth").paths.htpasswd
+    lines = [
+        line
+        for line in path.read_text().splitlines()
+        if line.strip() and line.split(":", 1)[0] != user
+    ]
+    path.write_text("\n".join([*lines, f"{user}:{hashed}"]) + "\n")
+    print(f"{user} is in {path.name}, with the right password")
+    return credentials
+
+
+def user_can_log_in(registry: Registry, credentials: Credentials) -> bool:
+    """04, diagnose and fix: the user's htpasswd line is bcrypt and the registry answers 200."""
+    try:
+        Htpasswd.load(registry.config.paths.htpasswd)
+    except ReglabError as exc:
+        return _verdict(
+            False,
+            "",
+            f"{exc.problem}. Set the password again with bcrypt: ws.add_user({credentials.user})",
+        )
+    with registry.client(auth=credentials.as_tuple()) as api:
+        try:
             status = api.status()
-        if status != 200:
-            return _verdict(
-                False,
-                "",
-                f"{credentials.user} gets {status}, not 200: is the password the one you added?",
-            )
-    return _verdict(True, f"{', '.join(u.user for u in users)} can all log in (200)", "")
+        except ReglabError as exc:
+            return _verdict(False, "", f"the registry does not answer: {exc.problem}")
+    return _verdict(
+        status == 200,
+        f"{credentials.user}'s line is bcrypt now, and GET /v2/ answers 200",
+        f"GET /v2/ answers {status} for {credentials.user}: is it the same password?",
+    )
+
+
+__all__ = [
+    "break_certificate", "gateway_in_certificate", "leftover_volumes", "md5_user", "pushed",
+    "shared_credentials", "user_can_log_in", "why_refused",
+]  # fmt: skip

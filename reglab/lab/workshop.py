@@ -9,8 +9,6 @@ command that does the same, so learners see both.
 
 from __future__ import annotations
 
-import ipaddress
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,12 +21,19 @@ from ..config import RegistryConfig, Stage
 from ..container import Registry
 from ..engine import EngineInfo, connect
 from ..errors import ReglabError
-from ..htpasswd import DEFAULT_COST, Htpasswd
-from ..login import Credentials, login, logout
+from ..htpasswd import DEFAULT_COST, Htpasswd, add_user_commands
+from ..login import Credentials, login, login_command, logout
 from ..network import NETWORK, project_network, remove_project_network
 from ..refs import is_local_name
 from ..settings import Settings
-from ..trust import docker_ca_path, install_ca_for_docker, uninstall_ca_for_docker
+from ..shell import PathStyle
+from ..trust import (
+    host_port,
+    trust_commands,
+    trust_through_engine,
+    untrust_commands,
+    untrust_through_engine,
+)
 from .display import for_display, one_line_errors
 
 
@@ -58,6 +63,11 @@ class Workshop:
     def name(self) -> str:
         return self.settings.name
 
+    @property
+    def style(self) -> PathStyle:
+        """How this notebook's commands write the working folder (see reglab.shell)."""
+        return PathStyle.here(self.workdir, self.settings.workdir_from_env)
+
     @classmethod
     def setup(cls) -> Workshop:
         """Connect to the engine and make sure the images exist (built offline if needed).
@@ -72,7 +82,7 @@ class Workshop:
         print(f"Docker engine {EngineInfo.of(ws.engine).version} answers")
         for ref in how:
             print(f"image {ref} is available")
-        print(f"registry port: {ws.port}, working folder: {ws.workdir}")
+        print(f"registry port: {ws.port}, working folder: {ws.style.show(ws.workdir)}")
         return ws
 
     def config(self, stage: str | Stage, **kwargs: Any) -> RegistryConfig:
@@ -83,7 +93,9 @@ class Workshop:
     def up(self, stage: str | Stage, **kwargs: Any) -> Registry:
         """Start (or replace) the stage's registry; return once ``GET /v2/`` answers."""
         config = self.config(stage, **kwargs)
-        cli(config.docker_run_command())
+        if self.registry is None and Registry(config, self.engine).container is not None:
+            cli(f"docker rm -f -v {config.name}")  # a registry left by an earlier run
+        cli(config.docker_run_command(self.style))
         self.registry = Registry(config, self.engine).start()
         print(f"registry {config.name} answers at {self.registry.url}")
         return self.registry
@@ -91,15 +103,27 @@ class Workshop:
     def certificate(self, stage: str | Stage = "tls", **kwargs: Any) -> Certificate:
         """Issue (or reuse) the registry's certificate and show what is in it."""
         config = self.config(stage, **kwargs)
-        paths = config.paths
-        cli(
-            f"openssl req ... -addext 'subjectAltName={_san_list(config.cert_names)}' "
-            f"-keyout {paths.server_key} -out {paths.server_cert}   # full command above"
-        )
-        cert = paths.server_certificate(config.cert_names)
+        for command in config.paths.certificate_commands(config.cert_names, self.style):
+            cli(command)
+        cert = config.paths.server_certificate(config.cert_names)
         for key, value in cert.describe().items():
             print(f"{key:>18}: {', '.join(value) if isinstance(value, list) else value}")
         return cert
+
+    def mounts(self, registry: Registry) -> list[str]:
+        """Where the registry's /var/lib/registry really is: a bind mount, or an anonymous
+        volume (registry:2 declares VOLUME /var/lib/registry, so the engine makes one)."""
+        fmt = (
+            "{{range .Mounts}}{{.Type}} {{.Name}}{{.Source}} -> {{.Destination}}{{println}}{{end}}"
+        )
+        cli(f"docker inspect --format '{fmt}' {self.name}")
+        container = registry.container
+        found = []
+        for mount in container.attrs["Mounts"] if container is not None else []:
+            where = mount.get("Name") or self.style.show(Path(mount["Source"]))
+            found.append(f"{mount['Type']} {where} -> {mount['Destination']}")
+            print(found[-1])
+        return found
 
     def network(self) -> str:
         """The workshop's own Docker network; return its gateway (a non-loopback address)."""
@@ -109,17 +133,20 @@ class Workshop:
         return gateway
 
     def trust_ca(self, host: str) -> None:
-        """Make Docker trust the workshop CA for HOST:PORT (no daemon restart needed)."""
-        ca = self.config("tls").paths.ca_cert
-        target = docker_ca_path(host, self.port)
-        cli(f"sudo mkdir -p {target.parent} && sudo cp {ca} {target}")
-        install_ca_for_docker(ca, host, self.port)
-        print(f"Docker now trusts the workshop CA for {host}:{self.port}")
+        """Make Docker trust the workshop CA for HOST:PORT, through the engine (no sudo, no
+        daemon restart)."""
+        paths = self.config("tls").paths
+        for command in trust_commands(self.style, paths.ca_cert, host, self.port, paths.trust):
+            cli(command)
+        trust_through_engine(self.engine, paths.ca_cert, host, self.port, paths.trust)
+        print(f"Docker now trusts the workshop CA for {host_port(host, self.port)}")
 
     def untrust_ca(self, host: str) -> None:
-        target = docker_ca_path(host, self.port)
-        cli(f"sudo rm {target} && sudo rmdir {target.parent}")
-        uninstall_ca_for_docker(host, self.port)
+        """Remove what :meth:`trust_ca` put in Docker's certs.d for HOST:PORT."""
+        paths = self.config("tls").paths
+        for command in untrust_commands(self.style, host, self.port, paths.trust):
+            cli(command)
+        untrust_through_engine(self.engine, host, self.port, paths.trust)
 
     def remove_network(self) -> None:
         cli(f"docker network rm {NETWORK}")
@@ -128,8 +155,12 @@ class Workshop:
     def add_user(self, credentials: Credentials, cost: int = DEFAULT_COST) -> None:
         """Add the user to auth/htpasswd (or change their password), with bcrypt."""
         path = self.config("auth").paths.htpasswd
-        cli(f"htpasswd -B -C {cost} {path} {credentials.user}   # asks for the password")
-        users = Htpasswd.load(path)
+        shown = self.style.show(path)
+        for command in add_user_commands(
+            shown, self.style.show(path.parent), credentials.user, cost
+        ):
+            cli(command)
+        users = Htpasswd.load(path, replacing=credentials.user)
         users.set(credentials.user, credentials.password, cost)
         users.save()
         print(f"{credentials.user} is in {path.name} (bcrypt, cost {cost})")
@@ -141,15 +172,14 @@ class Workshop:
         layers (and config) under ``_layers/``, and per tag to its manifest.
         """
         paths = self.config("persistent").paths
-        cli(f"find {paths.repository(repository)} -name link")
-        links = paths.layer_links(repository)
         tag = paths.tag_link(repository, "latest")
+        cli(f"find {self.style.show(paths.repository(repository) / '_layers')} -name link | wc -l")
+        cli(f"find {self.style.show(paths.storage / 'blobs')} -name data | wc -l")
+        cli(f"cat {self.style.show(tag)}")
         return {
             "repository": repository,
-            "layer and config links": len(links),
-            "blob files for them": sum(
-                paths.blob(link.read_text().strip()).is_file() for link in links
-            ),
+            "layer and config links": len(paths.layer_links(repository)),
+            "blob files in the store": len(list((paths.storage / "blobs").rglob("data"))),
             "tag latest": tag.read_text().strip() if tag.exists() else None,
         }
 
@@ -176,6 +206,22 @@ class Workshop:
             self._refs.append(ref)
         return digest
 
+    def ensure_stored(self, registry: Registry, repository: str = "hello-world") -> str:
+        """The digest of ``repository:latest`` that an earlier stage stored in registry-data.
+
+        When you skipped that stage (or run this notebook alone), it is pushed now, as that
+        stage did, so the stages still stack. Returns the digest the registry serves.
+        """
+        try:
+            with registry.client() as api:
+                return api.manifest_digest(repository)
+        except ReglabError:
+            pass  # not stored yet
+        print(f"{repository} is not in registry-data yet (an earlier notebook was skipped):")
+        ref = registry.ref(repository)
+        self.tag("hello-world", ref)
+        return self.push(ref)
+
     def rmi(self, *refs: str) -> None:
         cli(f"docker rmi {' '.join(refs)}")
         for ref in refs:
@@ -183,8 +229,15 @@ class Workshop:
 
     def try_push(self, ref: str, credentials: Credentials | None = None) -> str | None:
         """Push, expecting a refusal: show and return the engine's error (None if it worked)."""
+        return self._try("push", ref, credentials)
+
+    def try_pull(self, ref: str, credentials: Credentials | None = None) -> str | None:
+        """Pull, expecting a refusal: show and return the engine's error (None if it worked)."""
+        return self._try("pull", ref, credentials)
+
+    def _try(self, action: str, ref: str, credentials: Credentials | None) -> str | None:
         try:
-            self.push(ref, credentials)
+            self._transfer(action, ref, credentials)
         except ReglabError as exc:
             print(f"refused: {exc.problem}")
             return exc.problem
@@ -192,7 +245,7 @@ class Workshop:
 
     def login(self, credentials: Credentials, registry: Registry | None = None) -> None:
         address = (registry or self._current()).address
-        cli(f"docker login {address} --username {shlex.quote(credentials.user)} --password-stdin")
+        cli(login_command(address, credentials.user))
         print(login(self.engine, address, credentials))
 
     def logout(self, registry: Registry | None = None) -> None:
@@ -207,16 +260,20 @@ class Workshop:
         return self.registry
 
     def down(self) -> None:
-        """Remove the registry container; its data folder stays."""
-        cli(f"docker rm -f {self.name}")
+        """Remove the registry container, and with ``-v`` its anonymous volume (where the local
+        stage keeps its images); a bind-mounted registry-data/ stays."""
+        cli(f"docker rm -f -v {self.name}")
         self._current().remove()
 
     def cleanup(self, keep_running: bool = False) -> None:
-        """Remove the image names this notebook made and, unless kept, the registry container.
+        """Remove the image names this notebook made (and any name of this registry's address,
+        such as one you typed in a terminal) and, unless kept, the registry container.
 
         Data in the working folder stays: the next stage builds on it.
         """
-        for ref in dict.fromkeys(self._refs):
+        ours = (f"127.0.0.1:{self.port}/", f"localhost:{self.port}/")
+        typed = [t for image in self.engine.images.list() for t in image.tags if t.startswith(ours)]
+        for ref in dict.fromkeys([*self._refs, *typed]):
             transfer.remove(self.engine, ref)
         self._refs.clear()
         if self.registry is None:
@@ -225,17 +282,8 @@ class Workshop:
             print(f"registry {self.name} keeps running at {self.registry.url}")
             return
         self.down()
-        print(f"registry {self.name} removed; data stays in {self.workdir}")
-
-
-def _san_list(names: tuple[str, ...]) -> str:
-    """``DNS:localhost,IP:127.0.0.1,...`` as openssl's subjectAltName wants it."""
-
-    def kind(name: str) -> str:
-        try:
-            ipaddress.ip_address(name)
-        except ValueError:
-            return "DNS"
-        return "IP"
-
-    return ",".join(f"{kind(n)}:{n}" for n in names)
+        if self.registry.config.stage.persistent:
+            data = self.style.show(self.registry.config.paths.data)
+            print(f"registry {self.name} removed; its data stays in {data}")
+        else:
+            print(f"registry {self.name} removed, and its images with its anonymous volume")

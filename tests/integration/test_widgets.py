@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 from common import build_random_image
 
 import reglab
 from reglab import transfer
 from reglab.htpasswd import Htpasswd
-from reglab.lab import exercises
+from reglab.lab import Workshop, exercises
 from reglab.lab.display import NotebookProgress
 from reglab.lab.widgets import LoginForm, RegistryBrowser, StatusPanel, add_user_and_login
 
@@ -105,53 +107,87 @@ def test_progress_adds_up_layer_bytes(engine, make_registry, cleanup_images, cap
     assert "push: " in bar.label.value
 
 
-def test_exercise_checks_say_not_yet_then_correct(
-    engine, make_registry, cleanup_images, tmp_path, capsys
-):
-    registry = make_registry("local")
-    hello = registry.ref("hello-world")
-    second = registry.ref("my-first/hello", "v1")
-    cleanup_images += [hello, second]
-    transfer.tag(engine, "hello-world", hello)
-    transfer.push(engine, hello)
-    assert not exercises.second_name(registry)
-    assert "✘ Not yet" in capsys.readouterr().out
-    transfer.tag(engine, "hello-world", second)
-    transfer.push(engine, second)
-    assert exercises.second_name(registry)
-
-    persistent = make_registry(
-        "persistent", port=registry.config.port, start=False, workdir=tmp_path / "p"
-    )
-    registry.remove()
-    persistent.start()
-    survivor = persistent.ref("survivor/hello", "v2")
-    cleanup_images.append(survivor)
-    transfer.tag(engine, "hello-world", survivor)
-    transfer.push(engine, survivor)
-    assert not exercises.survived_recreation(persistent)  # same container as the push
-    persistent.remove()
-    persistent.start()
-    assert exercises.survived_recreation(persistent)
+@pytest.fixture
+def workshop(engine, workshop_images, tmp_path, port):
+    """A notebook helper on a free port and a fresh working folder, cleaned up afterwards."""
+    settings = reglab.Settings(port=port, workdir=tmp_path / "workdir", name="reglab-test-ex")
+    ws = Workshop(engine, settings)
+    yield ws
+    ws.cleanup()
+    reglab.network.remove_project_network(engine)
 
 
-def test_tls_and_auth_exercise_checks(engine, auth_registry):
-    registry, moby = auth_registry
-    ca = registry.config.paths.ca_cert
-    port = registry.config.port
-    assert not exercises.verifying_client(
-        reglab.RegistryClient(f"https://127.0.0.1:{port}", ca=ca), ca
-    )
-    assert not exercises.verifying_client(reglab.RegistryClient(f"https://localhost:{port}"), ca)
-    assert exercises.verifying_client(
-        reglab.RegistryClient(f"https://localhost:{port}", ca=ca, auth=moby.as_tuple()), ca
-    )
-    alice = reglab.Credentials.generate("alice")
-    assert not exercises.two_users(registry, moby, alice)  # alice not added yet
-    users = Htpasswd.load(registry.config.paths.htpasswd)
-    users.add(alice.user, "a-different-password")
-    users.save()
-    assert not exercises.two_users(registry, moby, alice)  # wrong password: 401
-    users.update(alice.user, alice.password)
-    users.save()
-    assert exercises.two_users(registry, moby, alice)  # no registry restart needed
+def said(capsys) -> str:
+    return capsys.readouterr().out
+
+
+def test_01_exercises_diagnose_and_typed_in_a_terminal(workshop, capsys):
+    assert not exercises.why_refused("")
+    assert "answer with one letter" in said(capsys)
+    assert not exercises.why_refused("a")
+    assert "does listen there" in said(capsys)
+    assert exercises.why_refused("(b)")
+    assert "✔ Correct" in said(capsys)
+
+    reg = workshop.up("local")
+    workshop.ensure_stored(reg)
+    assert not exercises.pushed(reg, "terminal/hello", "v1")
+    assert "docker tag hello-world" in said(capsys)
+    ref = reg.ref("terminal/hello", "v1")
+    typed = subprocess.run(  # as a learner types it in a terminal
+        f"docker tag hello-world {ref} && docker push -q {ref}",
+        shell=True, capture_output=True, text=True,
+    )  # fmt: skip
+    assert typed.returncode == 0, typed.stderr
+    assert exercises.pushed(reg, "terminal/hello", "v1")
+    assert "with hello-world's digest" in said(capsys)
+
+
+def test_02_exercise_predicts_what_docker_rm_leaves(workshop, engine, capsys):
+    volumes_before = {v.name for v in engine.volumes.list()}
+    assert not exercises.leftover_volumes(workshop, None)
+    assert "answer with a number" in said(capsys)
+    assert not exercises.leftover_volumes(workshop, 0)
+    assert "the engine left 1" in said(capsys)
+    assert exercises.leftover_volumes(workshop, 1)
+    out = said(capsys)
+    assert "docker rm -f reglab-test-ex-predict" in out and "docker volume rm" in out
+    assert {v.name for v in engine.volumes.list()} == volumes_before  # the experiment cleaned up
+    assert not engine.containers.list(all=True, filters={"name": "reglab-test-ex-predict"})
+
+
+def test_03_exercise_diagnoses_a_certificate_without_the_gateway(workshop, capsys):
+    gateway = workshop.network()
+    reg = workshop.up("tls", bind=("127.0.0.1", gateway))
+    assert exercises.gateway_in_certificate(reg, gateway)  # issued with the gateway
+    exercises.break_certificate(workshop, reg)
+    assert not exercises.gateway_in_certificate(reg, gateway)
+    assert "Issue the certificate again with the gateway" in said(capsys)
+    reg = workshop.up("tls", bind=("127.0.0.1", gateway))  # the fix
+    assert exercises.gateway_in_certificate(reg, gateway)
+    assert gateway in said(capsys)
+
+
+def test_04_exercises_predict_shared_credentials_and_fix_an_md5_line(workshop, capsys):
+    moby = reglab.Credentials.generate("moby")
+    workshop.add_user(moby)
+    reg = workshop.up("auth")
+    workshop.login(moby)
+    try:
+        assert not exercises.shared_credentials(workshop, reg, ["127.0.0.1", "localhost"])
+        assert "the pushes worked for ['127.0.0.1']" in said(capsys)
+        assert exercises.shared_credentials(workshop, reg, {"127.0.0.1"})
+        assert "✔ Correct" in said(capsys)
+    finally:
+        workshop.logout()
+
+    carol = exercises.md5_user(workshop)
+    assert "$apr1$" in reg.config.paths.htpasswd.read_text()
+    with reg.client(auth=carol.as_tuple()) as api:
+        assert api.status() == 401  # a right password, an MD5 line: refused
+    assert not exercises.user_can_log_in(reg, carol)
+    assert "is not a bcrypt hash" in said(capsys)
+    workshop.add_user(carol)  # the fix
+    assert exercises.user_can_log_in(reg, carol)
+    assert "answers 200" in said(capsys)
+    assert Htpasswd.load(reg.config.paths.htpasswd).names() == ["moby", "carol"]

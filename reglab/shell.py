@@ -1,0 +1,69 @@
+"""Commands a learner can type: how the working folder's paths are written in them.
+
+Every command the workshop prints must work when typed into a terminal in the notebook's folder
+(or wherever ``reglab`` runs), so paths of the working folder are written the way that terminal
+reaches them:
+
+- ``"workdir/certs/ca.crt"``: the folder lies below the current directory (the default);
+- ``"$REGLAB_WORKDIR/certs/ca.crt"``: the learner chose the folder with ``REGLAB_WORKDIR``;
+- the absolute path otherwise.
+
+A bind mount (``docker run -v``) needs an absolute path, so there a relative path becomes
+``"$PWD/workdir/..."``: the shell fills in the absolute path, and the line stays the same on
+every machine.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+_SAFE_IN_DOUBLE_QUOTES = frozenset('$`"\\!')
+
+
+@dataclass(frozen=True)
+class PathStyle:
+    """Writes paths of one working folder as a terminal in ``cwd`` reaches them."""
+
+    workdir: Path
+    #: The terminal's folder; None writes absolute paths.
+    cwd: Path | None = None
+    #: True when the learner named the folder with REGLAB_WORKDIR (it is then in their shell).
+    from_env: bool = False
+
+    @classmethod
+    def here(cls, workdir: Path, from_env: bool = False) -> PathStyle:
+        return cls(Path(workdir), Path.cwd().resolve(), from_env)
+
+    def _root(self, mount: bool) -> tuple[str, bool]:
+        """How the working folder itself is written, and whether it can go in double quotes."""
+        if self.from_env:
+            return "$REGLAB_WORKDIR", True
+        if self.cwd is None:
+            return str(self.workdir), False
+        try:
+            relative = self.workdir.relative_to(self.cwd)
+        except ValueError:
+            return str(self.workdir), False
+        text = relative.as_posix()
+        if _SAFE_IN_DOUBLE_QUOTES & set(text):
+            return str(self.workdir), False
+        # Quoted like the other forms, so a path reads the same whichever form it takes.
+        return (f"$PWD/{text}", True) if mount else (text, True)
+
+    def show(self, path: Path, mount_to: str | None = None) -> str:
+        """``path`` as typed in a command; with ``mount_to``, as ``-v`` wants ``SOURCE:TARGET``."""
+        path = Path(path)
+        try:
+            inner = path.relative_to(self.workdir).as_posix()
+        except ValueError:  # not in the working folder: as it is
+            text = str(path) + (f":{mount_to}" if mount_to else "")
+            return shlex.quote(text)
+        root, expands = self._root(mount=mount_to is not None)
+        text = root if inner == "." else f"{root}/{inner}"
+        if mount_to:
+            text += f":{mount_to}"
+        if expands:  # a variable the shell must expand: double quotes
+            return f'"{text}"'
+        return shlex.quote(text)
