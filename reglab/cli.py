@@ -116,6 +116,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="only this container")
     p.add_argument("--json", action="store_true", help="print JSON")
 
+    p = sub.add_parser("notebooks", help="make the learner's copies of the notebooks (no outputs)")
+    p.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        default=Path("notebooks"),
+        help="the workshop's notebooks (default: notebooks)",
+    )
+    p.add_argument(
+        "--to",
+        dest="dest",
+        type=Path,
+        default=None,
+        help="where the copies go (default: notebooks/learner)",
+    )
+    p.add_argument(
+        "--reset",
+        action="store_true",
+        help="overwrite existing copies (and so the learner's work in them)",
+    )
+
     p = sub.add_parser("down", help="remove the registry container (data stays)")
     common(p, port=False)
     p.add_argument(
@@ -232,7 +253,27 @@ def _down(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"doctor": _doctor, "images": _images, "up": _up, "status": _status, "down": _down}
+def _notebooks(args: argparse.Namespace) -> int:
+    # Imported here: the other commands need none of the notebook layer.
+    from .lab.copies import LEARNER_FOLDER, make_learner_copies
+
+    dest = args.dest or args.source / LEARNER_FOLDER
+    written = make_learner_copies(args.source, dest, reset=args.reset)
+    print(
+        f"{len(written)} learner cop{'y' if len(written) == 1 else 'ies'} written to {dest}"
+        + ("" if written or args.reset else " (existing copies kept: --reset overwrites)")
+    )
+    return 0
+
+
+COMMANDS = {
+    "doctor": _doctor,
+    "images": _images,
+    "up": _up,
+    "status": _status,
+    "down": _down,
+    "notebooks": _notebooks,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -148,6 +148,8 @@ class RegistryConfig:
         """
         style = style or PathStyle(self.workdir)
         parts = ["docker run -d", f"--name {self.name}"]
+        # The same labels as reglab's own container, so reglab may replace it later.
+        parts += [f"--label {k}={v}" for k, v in self.labels().items()]
         parts += [f"-p {ip}:{self.port}:{CONTAINER_PORT}" for ip in self.bind]
         if self.restart_policy:
             parts.append(f"--restart {self.restart_policy['Name']}")

@@ -140,9 +140,10 @@ class Workdir:
         return cert
 
     def certificate_commands(self, names: tuple[str, ...], style: PathStyle) -> list[str]:
-        """openssl lines that make the same files as :meth:`server_certificate` does when none
-        exist: a CA (key kept in ca/), then a server certificate with ``names`` as SANs, signed
-        by it. (``openssl req -x509`` alone would make a self-signed certificate, not a CA's.)"""
+        """openssl lines that do what :meth:`server_certificate` does: the CA made only when its
+        key is missing (kept in ca/), then a server certificate with ``names`` as SANs, signed
+        by it. (``openssl req -x509`` alone would make a self-signed certificate, not a CA's.)
+        The lines are the same whatever is already there, as a learner would type them."""
         ca_key, ca_cert = style.show(self.ca_key), style.show(self.ca_cert)
         key, cert = style.show(self.server_key), style.show(self.server_cert)
         csr, ext = (
@@ -154,11 +155,11 @@ class Workdir:
         sans = ",".join(f"{'IP' if _is_ip(n) else 'DNS'}:{n}" for n in names)
         return [
             f"mkdir -p {style.show(self.ca_key.parent)} {style.show(self.certs)}",
-            f"openssl req -x509 {ec} -days {CA_DAYS} -subj '/CN={CA_NAME}' "
+            f"[ -f {ca_key} ] || openssl req -x509 {ec} -days {CA_DAYS} -subj '/CN={CA_NAME}' "
             "-addext 'basicConstraints=critical,CA:TRUE,pathlen:0' "
             f"-addext 'keyUsage=critical,keyCertSign,cRLSign' -keyout {ca_key} -out {ca_cert}",
             f"openssl req -new {ec} -subj '/CN={names[0]}' -keyout {key} -out {csr}",
-            f"printf '%s\\n' 'subjectAltName={sans}' 'basicConstraints=critical,CA:FALSE' "
+            f"printf '%s\\n' \"subjectAltName={sans}\" 'basicConstraints=critical,CA:FALSE' "
             f"'extendedKeyUsage=serverAuth' > {ext}",
             f"openssl x509 -req -in {csr} -CA {ca_cert} -CAkey {ca_key} -CAcreateserial "
             f"-CAserial {serial} -days {SERVER_DAYS} -extfile {ext} -out {cert}",

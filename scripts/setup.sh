@@ -5,8 +5,10 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 # Debian packages: the engine; the registry server binary and a C toolchain (to build
-# registry:2 and hello-world when Docker Hub is out of reach); htpasswd to cross-check ours.
-APT_PACKAGES=(docker.io docker-registry gcc libc6-dev apache2-utils)
+# registry:2 and hello-world when Docker Hub is out of reach); Apache's htpasswd.
+# busybox-static makes reglab-tools (file operations through the engine); python3-venv lets a
+# learner who is not root make their own environment; curl and openssl for the `$` lines.
+APT_PACKAGES=(docker.io docker-registry gcc libc6-dev apache2-utils busybox-static python3-venv curl openssl)
 # The test suite also drives JupyterLab in a real browser: Debian's Chromium (no download).
 TEST_APT_PACKAGES=(chromium)
 

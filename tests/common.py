@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import random
+import re
+import shlex
 import socket
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -71,3 +74,67 @@ def build_random_image(
     for n in range(layers):
         context.add_bytes(rng.randbytes(layer_bytes), f"layer{n}.bin")
     return context.build(client, ref)
+
+
+# --- the terminal track: the `$` lines a notebook printed, as a shell script ------------------
+
+
+@dataclass(frozen=True)
+class Typed:
+    """One command a notebook printed, and whether the cell showed the engine refusing it."""
+
+    command: str
+    refused: bool = False
+
+
+def typed_commands(outputs: list[dict]) -> list[Typed]:
+    """The ``$`` lines in one cell's outputs (continuation lines joined), in order."""
+    text = "".join("".join(o.get("text", "")) for o in outputs if o.get("output_type") == "stream")
+    lines = text.splitlines()
+    found, i = [], 0
+    while i < len(lines):
+        if lines[i].startswith("$ "):
+            command = [lines[i][2:]]
+            while command[-1].endswith("\\") and i + 1 < len(lines):
+                i += 1
+                command.append(lines[i])
+            refused = i + 1 < len(lines) and lines[i + 1].startswith("refused:")
+            found.append(Typed("\n".join(command), refused))
+        i += 1
+    return found
+
+
+def shell_script(commands: list[Typed], port: int, state: Path) -> str:
+    """A bash script that types ``commands`` as a learner would, stopping at the first one
+    that fails (or that succeeds where the cell showed a refusal). After ``docker run -d`` it
+    waits until the registry answers, as the cell did (polling, never a fixed sleep).
+
+    Variables the commands set (``GATEWAY=...``) are kept in ``state`` for the next script,
+    as one terminal session keeps them."""
+    lines = [
+        "set -euo pipefail",
+        f"[ -f {shlex.quote(str(state))} ] && source {shlex.quote(str(state))}",
+        "ready() {  # poll GET /v2/ over HTTPS, then HTTP, for up to 30 s",
+        "  for _ in $(seq 600); do",
+        f'    curl -sko /dev/null "https://127.0.0.1:{port}/v2/" && return 0',
+        f'    curl -so /dev/null "http://127.0.0.1:{port}/v2/" && return 0',
+        "    sleep 0.05",
+        "  done",
+        "  echo 'the registry never answered' >&2; return 1",
+        "}",
+    ]
+    for typed in commands:
+        if typed.refused:
+            lines += [
+                f"if {typed.command}; then",
+                f"  echo {shlex.quote('expected a refusal: ' + typed.command)} >&2; exit 1",
+                "fi",
+            ]
+        else:
+            lines.append(typed.command)
+        if typed.command.startswith("docker run -d"):
+            lines.append("ready")
+    assigned = sorted({m.group(1) for t in commands if (m := re.match(r"(\w+)=", t.command))})
+    if assigned:
+        lines.append(f"declare -p {' '.join(assigned)} >> {shlex.quote(str(state))}")
+    return "\n".join(lines) + "\n"

@@ -14,19 +14,17 @@ import ssl
 import subprocess
 from collections.abc import Iterable
 
-import docker
-import docker.errors
 import requests
 
 from ..certs import Certificate
 from ..config import RegistryConfig, Stage
 from ..container import Registry
 from ..errors import ReglabError, docker_errors
-from ..htpasswd import Htpasswd
+from ..htpasswd import Htpasswd, password_variable
 from ..labels import owner_labels
 from ..login import Credentials
 from ..settings import REGISTRY_IMAGE
-from .workshop import Workshop, cli
+from .workshop import Workshop
 
 
 def _verdict(ok: bool, good: str, hint: str) -> bool:
@@ -89,7 +87,7 @@ def leftover_volumes(ws: Workshop, answer: int | None) -> bool:
         return _verdict(False, "", "answer with a number, for example answer = 0")
     name = f"{ws.name}-predict"
     try:
-        left = _volumes_left_by_rm(ws.engine, name)
+        left = _volumes_left_by_rm(ws, name)
     except ReglabError as exc:
         return _verdict(False, "", f"the experiment could not run: {exc}")
     return _verdict(
@@ -101,24 +99,30 @@ def leftover_volumes(ws: Workshop, answer: int | None) -> bool:
     )
 
 
-def _volumes_left_by_rm(engine: docker.DockerClient, name: str) -> list[str]:
+def _volumes_left_by_rm(ws: Workshop, name: str) -> list[str]:
     """Run a local-stage registry, remove it without -v, return the volumes left (then remove
     them: the experiment leaves nothing behind)."""
-    cli(f"docker run -d --name {name} {REGISTRY_IMAGE}")
+    engine = ws.engine
     with docker_errors("the local-stage registry did not start"):
-        old = engine.containers.list(all=True, filters={"name": f"^{name}$"})
-        for container in old:
-            container.remove(force=True, v=True)
+        for old in engine.containers.list(all=True, filters={"name": f"^{name}$"}):
+            old.remove(force=True, v=True)
+        ws.cli(f"docker run -d --name {name} {REGISTRY_IMAGE}")
         container = engine.containers.run(
             REGISTRY_IMAGE, detach=True, name=name, labels=owner_labels()
         )
+        names_of_mounts = "'{{range .Mounts}}{{.Name}}{{end}}'"
+        ws.cli(f"VOLUME=$(docker inspect --format {names_of_mounts} {name})")
         volumes = [m["Name"] for m in container.attrs["Mounts"] if m["Type"] == "volume"]
-    cli(f"docker rm -f {name}")
+    ws.cli(f"docker rm -f {name}")
+    ws.cli('docker volume ls --quiet --filter "name=$VOLUME"')
     with docker_errors("the registry could not be removed"):
         container.remove(force=True)  # no v=True: what docker rm -f does
         left = [v for v in volumes if engine.volumes.list(filters={"name": v})]
     for volume in left:
-        cli(f"docker volume rm {volume}")
+        print(volume)
+    if left:
+        ws.cli('docker volume rm "$VOLUME"')
+    for volume in left:
         with docker_errors(f"cannot remove volume {volume}"):
             engine.volumes.get(volume).remove()
     return left
@@ -133,12 +137,14 @@ def break_certificate(ws: Workshop, registry: Registry) -> None:
     paths = registry.config.paths
     names = RegistryConfig(stage=Stage.TLS).cert_names  # localhost, 127.0.0.1, ::1 only
     ca = paths.ca()
-    if ca is None:
-        raise ReglabError("the workshop CA is missing", "run the certificate step above")
-    ca.issue_cert(*names).write(paths.server_cert, paths.server_key)
     container = registry.container
-    if container is None:
-        raise ReglabError("the registry is not running", "run the ws.up('tls', ...) cell above")
+    if ca is None or container is None:
+        raise ReglabError("the workshop CA or the registry is missing", "run the cells above")
+    for command in paths.certificate_commands(names, ws.style):
+        ws.cli(command)
+    ws.cli(f"docker restart {container.name}")
+    ca.issue_cert(*names).write(paths.server_cert, paths.server_key)
+    ws.shown_certificate = None  # the next ws.up() shows how it is issued again
     with docker_errors("the registry could not restart"):
         container.restart(timeout=5)
     registry.wait_ready()
@@ -222,6 +228,8 @@ def md5_user(ws: Workshop, user: str = "carol") -> Credentials:
         input=credentials.password, capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
     path = ws.config("auth").paths.htpasswd
+    variable = password_variable(user)
+    ws.cli(f"printf '%s\\n' \"${variable}\" | htpasswd -i -m {ws.style.show(path)} {user}")
     lines = [
         line
         for line in path.read_text().splitlines()

@@ -9,6 +9,7 @@ command that does the same, so learners see both.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from ..container import Registry
 from ..engine import EngineInfo, connect
 from ..errors import ReglabError
 from ..htpasswd import DEFAULT_COST, Htpasswd, add_user_commands
+from ..labels import OWNER_LABEL
 from ..login import Credentials, login, login_command, logout
 from ..network import NETWORK, project_network, remove_project_network
 from ..refs import is_local_name
@@ -50,6 +52,12 @@ class Workshop:
     settings: Settings = field(default_factory=Settings.from_env)
     registry: Registry | None = None
     _refs: list[str] = field(default_factory=list)
+    #: Values a terminal finds out for itself, written as its shell variables in commands:
+    #: {"172.20.0.1": "GATEWAY"} once the network exists (the engine picks the address).
+    shell_variables: dict[str, str] = field(default_factory=dict)
+    #: The certificate names whose openssl lines this notebook has shown (None: none yet, or
+    #: the certificate was replaced since).
+    shown_certificate: tuple[str, ...] | None = None
 
     @property
     def port(self) -> int:
@@ -62,6 +70,12 @@ class Workshop:
     @property
     def name(self) -> str:
         return self.settings.name
+
+    def cli(self, command: str) -> None:
+        """Show the equivalent command line, with this terminal's variables in it."""
+        for value, name in self.shell_variables.items():
+            command = re.sub(rf"(?<![\w.]){re.escape(value)}(?![\w])", f"${name}", command)
+        cli(command)
 
     @property
     def style(self) -> PathStyle:
@@ -93,9 +107,11 @@ class Workshop:
     def up(self, stage: str | Stage, **kwargs: Any) -> Registry:
         """Start (or replace) the stage's registry; return once ``GET /v2/`` answers."""
         config = self.config(stage, **kwargs)
-        if self.registry is None and Registry(config, self.engine).container is not None:
-            cli(f"docker rm -f -v {config.name}")  # a registry left by an earlier run
-        cli(config.docker_run_command(self.style))
+        if config.stage.tls and self.shown_certificate != config.cert_names:
+            self._certificate_commands(config)  # start() issues or reissues it as needed
+        if Registry(config, self.engine).container is not None:
+            self.cli(f"docker rm -f -v {config.name}")  # docker run refuses a name in use
+        self.cli(config.docker_run_command(self.style))
         self.registry = Registry(config, self.engine).start()
         print(f"registry {config.name} answers at {self.registry.url}")
         return self.registry
@@ -103,8 +119,7 @@ class Workshop:
     def certificate(self, stage: str | Stage = "tls", **kwargs: Any) -> Certificate:
         """Issue (or reuse) the registry's certificate and show what is in it."""
         config = self.config(stage, **kwargs)
-        for command in config.paths.certificate_commands(config.cert_names, self.style):
-            cli(command)
+        self._certificate_commands(config)
         cert = config.paths.server_certificate(config.cert_names)
         for key, value in cert.describe().items():
             print(f"{key:>18}: {', '.join(value) if isinstance(value, list) else value}")
@@ -116,7 +131,7 @@ class Workshop:
         fmt = (
             "{{range .Mounts}}{{.Type}} {{.Name}}{{.Source}} -> {{.Destination}}{{println}}{{end}}"
         )
-        cli(f"docker inspect --format '{fmt}' {self.name}")
+        self.cli(f"docker inspect --format '{fmt}' {self.name}")
         container = registry.container
         found = []
         for mount in container.attrs["Mounts"] if container is not None else []:
@@ -125,10 +140,19 @@ class Workshop:
             print(found[-1])
         return found
 
+    def _certificate_commands(self, config: RegistryConfig) -> None:
+        for command in config.paths.certificate_commands(config.cert_names, self.style):
+            self.cli(command)
+        self.shown_certificate = config.cert_names
+
     def network(self) -> str:
         """The workshop's own Docker network; return its gateway (a non-loopback address)."""
-        cli(f"docker network create {NETWORK}")
+        # The owner label, as reglab's own: reglab may then reuse and remove it.
+        self.cli(f"docker network create --label {OWNER_LABEL}=true {NETWORK}")
         gateway = project_network(self.engine)
+        fmt = "'{{(index .IPAM.Config 0).Gateway}}'"
+        self.cli(f"GATEWAY=$(docker network inspect --format {fmt} {NETWORK})")
+        self.shell_variables[gateway] = "GATEWAY"
         print(f"gateway address of {NETWORK}: {gateway}")
         return gateway
 
@@ -137,7 +161,7 @@ class Workshop:
         daemon restart)."""
         paths = self.config("tls").paths
         for command in trust_commands(self.style, paths.ca_cert, host, self.port, paths.trust):
-            cli(command)
+            self.cli(command)
         trust_through_engine(self.engine, paths.ca_cert, host, self.port, paths.trust)
         print(f"Docker now trusts the workshop CA for {host_port(host, self.port)}")
 
@@ -145,11 +169,11 @@ class Workshop:
         """Remove what :meth:`trust_ca` put in Docker's certs.d for HOST:PORT."""
         paths = self.config("tls").paths
         for command in untrust_commands(self.style, host, self.port, paths.trust):
-            cli(command)
+            self.cli(command)
         untrust_through_engine(self.engine, host, self.port, paths.trust)
 
     def remove_network(self) -> None:
-        cli(f"docker network rm {NETWORK}")
+        self.cli(f"docker network rm {NETWORK}")
         remove_project_network(self.engine)
 
     def add_user(self, credentials: Credentials, cost: int = DEFAULT_COST) -> None:
@@ -159,7 +183,7 @@ class Workshop:
         for command in add_user_commands(
             shown, self.style.show(path.parent), credentials.user, cost
         ):
-            cli(command)
+            self.cli(command)
         users = Htpasswd.load(path, replacing=credentials.user)
         users.set(credentials.user, credentials.password, cost)
         users.save()
@@ -173,9 +197,11 @@ class Workshop:
         """
         paths = self.config("persistent").paths
         tag = paths.tag_link(repository, "latest")
-        cli(f"find {self.style.show(paths.repository(repository) / '_layers')} -name link | wc -l")
-        cli(f"find {self.style.show(paths.storage / 'blobs')} -name data | wc -l")
-        cli(f"cat {self.style.show(tag)}")
+        self.cli(
+            f"find {self.style.show(paths.repository(repository) / '_layers')} -name link | wc -l"
+        )
+        self.cli(f"find {self.style.show(paths.storage / 'blobs')} -name data | wc -l")
+        self.cli(f"cat {self.style.show(tag)}")
         return {
             "repository": repository,
             "layer and config links": len(paths.layer_links(repository)),
@@ -184,7 +210,7 @@ class Workshop:
         }
 
     def tag(self, source: str, target: str) -> None:
-        cli(f"docker tag {source} {target}")
+        self.cli(f"docker tag {source} {target}")
         transfer.tag(self.engine, source, target)
         if is_local_name(target):  # never clean up hello-world
             self._refs.append(target)
@@ -197,7 +223,7 @@ class Workshop:
 
     def _transfer(self, action: str, ref: str, credentials: Credentials | None) -> str:
         """``docker push`` or ``docker pull``, with a progress bar; return the digest."""
-        cli(f"docker {action} {ref}")
+        self.cli(f"docker {action} {ref}")
         call = transfer.push if action == "push" else transfer.pull
         auth = credentials.auth_config() if credentials else None
         digest = call(self.engine, ref, progress=for_display(action), auth=auth)
@@ -206,14 +232,19 @@ class Workshop:
             self._refs.append(ref)
         return digest
 
-    def ensure_stored(self, registry: Registry, repository: str = "hello-world") -> str:
+    def ensure_stored(
+        self,
+        registry: Registry,
+        credentials: Credentials | None = None,
+        repository: str = "hello-world",
+    ) -> str:
         """The digest of ``repository:latest`` that an earlier stage stored in registry-data.
 
         When you skipped that stage (or run this notebook alone), it is pushed now, as that
         stage did, so the stages still stack. Returns the digest the registry serves.
         """
         try:
-            with registry.client() as api:
+            with registry.client(auth=credentials.as_tuple() if credentials else None) as api:
                 return api.manifest_digest(repository)
         except ReglabError:
             pass  # not stored yet
@@ -223,7 +254,7 @@ class Workshop:
         return self.push(ref)
 
     def rmi(self, *refs: str) -> None:
-        cli(f"docker rmi {' '.join(refs)}")
+        self.cli(f"docker rmi {' '.join(refs)}")
         for ref in refs:
             transfer.remove(self.engine, ref)
 
@@ -245,12 +276,12 @@ class Workshop:
 
     def login(self, credentials: Credentials, registry: Registry | None = None) -> None:
         address = (registry or self._current()).address
-        cli(login_command(address, credentials.user))
+        self.cli(login_command(address, credentials.user))
         print(login(self.engine, address, credentials))
 
     def logout(self, registry: Registry | None = None) -> None:
         address = (registry or self._current()).address
-        cli(f"docker logout {address}")
+        self.cli(f"docker logout {address}")
         logout(self.engine, address)
         print(f"credentials for {address} removed")
 
@@ -262,7 +293,7 @@ class Workshop:
     def down(self) -> None:
         """Remove the registry container, and with ``-v`` its anonymous volume (where the local
         stage keeps its images); a bind-mounted registry-data/ stays."""
-        cli(f"docker rm -f -v {self.name}")
+        self.cli(f"docker rm -f -v {self.name}")
         self._current().remove()
 
     def cleanup(self, keep_running: bool = False) -> None:

@@ -1,0 +1,161 @@
+"""The terminal track: every `$` line a notebook prints, typed into a terminal, does what the
+cell did.
+
+Each notebook runs as a learner runs it; its printed lines are then run as a shell script
+against a fresh working folder and the same port, and the facts the checkpoints check are
+checked again on what the script made: digests through the HTTP API, the certificate against
+the CA with openssl, the users with Apache's htpasswd, 401s and 200s. Then the clean-up cell's
+lines run, and nothing of the run may be left.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import nbformat
+import pytest
+import requests
+from common import free_port, shell_script, typed_commands
+from nbclient import NotebookClient
+from notebook_runner import NOTEBOOKS, remove_port_tags
+
+import reglab
+from reglab.network import NETWORK, remove_project_network
+from reglab.trust import DOCKER_CERTS_D
+
+pytestmark = pytest.mark.docker
+
+NAME = "reglab-test-typed"
+PASSWORDS = {"PASSWORD_MOBY": "moby-typed-pw", "PASSWORD_CAROL": "carol-typed-pw"}
+
+
+def run_as_learner(notebook: str, workdir: Path, port: int) -> tuple[list[tuple[str, list]], str]:
+    """Run the notebook; return each code cell's source and printed commands, and the digest of
+    the hello-world its checkpoints saw."""
+    nb = nbformat.read(NOTEBOOKS / notebook, as_version=4)
+    env = {"REGLAB_WORKDIR": str(workdir), "REGLAB_PORT": str(port), "REGLAB_NAME": NAME}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        NotebookClient(nb, timeout=180, resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    text = "".join("".join(o.get("text", "")) for c in code for o in c.get("outputs", []))
+    digest = re.search(r"/hello-world:latest: digest (sha256:[0-9a-f]{64})", text)
+    assert digest, "the notebook never pushed or pulled hello-world"
+    return [(c.source, typed_commands(c.get("outputs", []))) for c in code], digest.group(1)
+
+
+def type_in_terminal(commands, port: int, env: dict[str, str], tmp_path: Path) -> None:
+    if not commands:
+        return
+    script = tmp_path / "typed.sh"
+    script.write_text(shell_script(commands, port, tmp_path / "terminal-state.sh"))
+    result = subprocess.run(
+        ["bash", str(script)], cwd=NOTEBOOKS, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, f"{script.read_text()}\n--- stderr:\n{result.stderr[-3000:]}"
+
+
+def digest_of(url: str, repository: str, ca: Path | None = None, auth=None) -> str:
+    with reglab.RegistryClient(url, ca=ca, auth=auth) as api:
+        return api.manifest_digest(repository)
+
+
+def facts_01(port, workdir, hello_digest):
+    assert digest_of(f"http://127.0.0.1:{port}", "hello-world") == hello_digest
+
+
+def facts_02(port, workdir, hello_digest):
+    link = reglab.Workdir(workdir).tag_link("hello-world", "latest")
+    assert link.read_text().strip() == hello_digest  # on disk, in the typed working folder
+    assert digest_of(f"http://127.0.0.1:{port}", "hello-world") == hello_digest
+
+
+def facts_03(port, workdir, hello_digest):
+    paths = reglab.Workdir(workdir)
+    verify = subprocess.run(
+        ["openssl", "verify", "-CAfile", paths.ca_cert, paths.server_cert],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    with pytest.raises(requests.exceptions.SSLError):  # no CA: refused
+        requests.get(f"https://127.0.0.1:{port}/v2/", timeout=5)
+    assert digest_of(f"https://127.0.0.1:{port}", "hello-world", paths.ca_cert) == hello_digest
+    gateway = reglab.network.project_network(reglab.connect())
+    assert reglab.Certificate.load(paths.server_cert).covers(gateway)  # the exercise's fix
+    trusted = DOCKER_CERTS_D / f"{gateway}:{port}" / "ca.crt"
+    assert trusted.read_bytes() == paths.ca_cert.read_bytes()  # written through the engine
+
+
+def facts_04(port, workdir, hello_digest):
+    paths = reglab.Workdir(workdir)
+    for user in ("moby", "carol"):
+        check = subprocess.run(
+            ["htpasswd", "-vb", paths.htpasswd, user, PASSWORDS[f"PASSWORD_{user.upper()}"]],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert check.returncode == 0, check.stderr
+    url = f"https://127.0.0.1:{port}"
+    assert reglab.RegistryClient(url, ca=paths.ca_cert).status() == 401
+    auth = ("moby", PASSWORDS["PASSWORD_MOBY"])
+    assert digest_of(url, "hello-world", paths.ca_cert, auth) == hello_digest
+    assert reglab.RegistryClient(url, ca=paths.ca_cert, auth=("carol", PASSWORDS[
+        "PASSWORD_CAROL"])).status() == 200  # fmt: skip
+
+
+#: The facts to check, and the checkpoint cell after which they hold (None: the last cell
+#: before the clean-up; later cells, such as an exercise, may change them on purpose).
+FACTS = {
+    "01-local-registry.ipynb": (facts_01, "checks.image_present(ws.engine, ref, digest)"),
+    "02-persistent-storage.ipynb": (facts_02, 'checks.registry_serves(reg, "hello-world", digest)'),
+    "03-tls.ipynb": (facts_03, None),
+    "04-basic-auth.ipynb": (facts_04, None),
+}
+
+
+@pytest.mark.parametrize("notebook", list(FACTS))
+def test_printed_commands_typed_in_a_terminal_do_what_the_cells_did(
+    engine, workshop_images, tmp_path, notebook
+):
+    port = free_port()
+    cells, hello_digest = run_as_learner(notebook, tmp_path / "notebook" / "workdir", port)
+    facts, after = FACTS[notebook]
+    last = max(i for i, (_, typed) in enumerate(cells) if typed)  # the clean-up cell
+    split = last if after is None else max(
+        i + 1 for i, (source, _) in enumerate(cells) if after in source
+    )  # fmt: skip
+    before = [t for _, typed in cells[:split] for t in typed]
+    rest = [t for _, typed in cells[split:last] for t in typed]
+    cleanup = cells[last][1]
+    assert any("docker run -d" in t.command for t in before)
+
+    workdir = tmp_path / "typed" / "workdir"  # a fresh working folder
+    env = {**os.environ, **PASSWORDS, "REGLAB_WORKDIR": str(workdir),
+           "DOCKER_CONFIG": str(tmp_path / "docker-config")}  # fmt: skip
+    try:
+        type_in_terminal(before, port, env, tmp_path)
+        hello = reglab.Registry(reglab.RegistryConfig(name=NAME, port=port), engine)
+        assert hello.container is not None and hello.container.status == "running"
+        facts(port, workdir, hello_digest)
+        type_in_terminal(rest, port, env, tmp_path)
+        type_in_terminal(cleanup, port, env, tmp_path)
+        assert engine.containers.list(all=True, filters={"name": NAME}) == []
+        assert not any(n.name == NETWORK for n in engine.networks.list())
+        assert not any(p.name.endswith(f":{port}") for p in DOCKER_CERTS_D.glob("*"))
+    finally:
+        for container in engine.containers.list(all=True, filters={"name": f"^{NAME}$"}):
+            container.remove(force=True, v=True)  # made by the typed docker run: the test's
+        remove_port_tags(engine, str(port))
+        remove_project_network(engine)
+        for entry in DOCKER_CERTS_D.glob(f"*:{port}"):
+            reglab.uninstall_ca_for_docker(entry.name.rsplit(":", 1)[0].strip("[]"), port)
+        reglab.ensure_images(engine, offline=True)  # hello-world, if a failure left it removed
