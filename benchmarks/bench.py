@@ -15,8 +15,10 @@ Traffic goes only to registries on 127.0.0.1 started here.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -32,7 +34,13 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the tests' helpers: random images, free ports
 
-from common import build_random_image, free_port, nbval_command  # noqa: E402
+from common import (
+    build_random_image,
+    free_port,
+    nbval_command,
+    shell_script,
+    typed_commands,
+)  # noqa: E402
 
 import reglab
 from reglab import images, transfer
@@ -43,6 +51,27 @@ NAME = "reglab-registry-bench"
 #: tracked file. The figure notebook 04 shows is replaced only with --update-figure.
 OUT = ROOT / "benchmarks" / "out"
 FIGURE = ROOT / "notebooks" / "images" / "bcrypt-cost.png"
+
+
+BENCH_PASSWORDS = {"PASSWORD_MOBY": "bench-moby-pw", "PASSWORD_CAROL": "bench-carol-pw"}
+
+
+def workshop_cli_script(port: int, state: Path) -> str:
+    """The workshop done by hand: every `$` line the committed notebooks show, in order, for
+    the benchmark's registry (its port and name) in the current folder. The same lines the
+    terminal-track test proves; nothing written twice."""
+    import json
+
+    commands = []
+    for path in sorted((ROOT / "notebooks").glob("0*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            for typed in typed_commands(cell.get("outputs", [])):
+                command = re.sub(
+                    r"(127\.0\.0\.1|localhost|\$GATEWAY):5000\b", rf"\1:{port}", typed.command
+                )
+                command = re.sub(r"\breglab-registry\b", NAME, command)
+                commands.append(dataclasses.replace(typed, command=command))
+    return shell_script(commands, port, state)
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -265,15 +294,14 @@ class Bench:
             )
 
         def cli() -> None:
+            folder = self.tmp / f"cli-{uuid.uuid4().hex[:6]}"
+            folder.mkdir()
+            script = folder / "workshop-cli.sh"
+            script.write_text(workshop_cli_script(self.port, folder / "terminal-state.sh"))
+            env = {**os.environ, **BENCH_PASSWORDS, "DOCKER_CONFIG": str(folder / "docker")}
+            env.pop("REGLAB_WORKDIR", None)  # the lines say "workdir/...": the folder's own
             subprocess.run(
-                [
-                    "bash",
-                    str(ROOT / "benchmarks" / "workshop-cli.sh"),
-                    str(self.port),
-                    str(self.tmp / f"cli-{uuid.uuid4().hex[:6]}"),
-                ],
-                check=True,
-                stdout=subprocess.DEVNULL,
+                ["bash", str(script)], check=True, cwd=folder, env=env, stdout=subprocess.DEVNULL
             )
 
         r, c = alternate(max(2, self.rounds // 2), lambda: self.registry().remove(), nbval, cli)

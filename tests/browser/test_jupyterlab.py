@@ -163,7 +163,7 @@ def test_notebook_01_runs_in_jupyterlab_in_a_real_browser(jupyterlab, engine):
             options.wait_for(timeout=30_000)
             assert "hello-world" in (options.text_content() or "")
 
-            done = page.locator(".jp-OutputArea-output", has_text="data stays in")
+            done = page.locator(".jp-OutputArea-output", has_text="docker network rm reglab-net")
             done.first.wait_for(timeout=120_000)  # the clean-up cell ran: all cells did
             done.first.scroll_into_view_if_needed()
             checkpoint.first.scroll_into_view_if_needed()
