@@ -222,8 +222,9 @@ def _up(args: argparse.Namespace) -> int:
     print(f"registry {cfg.name} (stage {cfg.stage.value}) answers at {registry.url}")
     if cfg.stage.tls:
         print(f"CA certificate for clients: {style.show(cfg.paths.ca_cert)}")
-    print("equivalent command:")
-    print(cfg.docker_run_command(style))
+    print("equivalent commands:")
+    for command in [*cfg.folder_commands(style), cfg.docker_run_command(style)]:
+        print(command)
     return 0
 
 

@@ -138,8 +138,21 @@ class RegistryConfig:
         """From the TLS stage on the registry is a service: it comes back after a reboot."""
         return {"Name": "unless-stopped"} if self.stage.tls else None
 
+    @property
+    def runs_as_invoker(self) -> bool:
+        """With a bind mount the registry runs as the user who started it, so the files it
+        writes in registry-data/ are theirs (a learner who is not root can delete them).
+        Without one it stays root: its anonymous volume belongs to root."""
+        return self.stage.persistent
+
     def labels(self) -> dict[str, str]:
         return owner_labels(**{STAGE_LABEL: self.stage.value})
+
+    def folder_commands(self, style: PathStyle | None = None) -> list[str]:
+        """What must exist before ``docker run``: a missing bind-mount source would be made by
+        the engine, as root, and a registry running as the user could not write in it."""
+        style = style or PathStyle(self.workdir)
+        return [f"mkdir -p {style.show(self.paths.data)}"] if self.stage.persistent else []
 
     def docker_run_command(self, style: PathStyle | None = None) -> str:
         """The ``docker run`` line that starts the same container by hand.
@@ -153,6 +166,8 @@ class RegistryConfig:
         parts += [f"-p {ip}:{self.port}:{CONTAINER_PORT}" for ip in self.bind]
         if self.restart_policy:
             parts.append(f"--restart {self.restart_policy['Name']}")
+        if self.runs_as_invoker:
+            parts.append('--user "$(id -u):$(id -g)"')
         for host, spec in self.volumes().items():
             suffix = ":ro" if spec["mode"] == "ro" else ""
             parts.append(f"-v {style.show(Path(host), mount_to=spec['bind'] + suffix)}")

@@ -8,6 +8,7 @@ carry reglab's owner label (``reglab.labels``).
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -164,6 +165,7 @@ class Registry:
                     volumes=cfg.volumes(),
                     environment=cfg.environment(),
                     restart_policy=cfg.restart_policy,
+                    user=f"{os.getuid()}:{os.getgid()}" if cfg.runs_as_invoker else None,
                 )
         except RegistryError as exc:
             self.remove()  # a container created but not started would block the next try

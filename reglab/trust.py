@@ -79,6 +79,24 @@ CERTS_D_MOUNT = "/certs.d"
 STAGE_MOUNT = "/trust"
 
 
+def _as_the_engine(
+    engine: docker.DockerClient,
+    command: list[str],
+    certs_d: str | Path,
+    more: dict[str, dict[str, str]] | None = None,
+) -> None:
+    """Run ``command`` in a short-lived reglab-tools container with certs.d mounted."""
+    run_once(
+        engine,
+        TOOLS_IMAGE,
+        command,
+        volumes={str(certs_d): {"bind": CERTS_D_MOUNT, "mode": "rw"}, **(more or {})},
+        what=f"cannot change {certs_d} through the engine ({' '.join(command[:2])})",
+        fix="run 'reglab images' (it makes reglab-tools:1)",
+        error=CertificateError,
+    )
+
+
 def trust_through_engine(
     engine: docker.DockerClient,
     ca_cert: str | Path,
@@ -90,18 +108,8 @@ def trust_through_engine(
     """Make Docker trust ``ca_cert`` for HOST:PORT, writing certs.d through the engine."""
     name = host_port(host, port)
     write_atomic(stage_dir / name / "ca.crt", Path(ca_cert).read_bytes(), 0o644)
-    run_once(
-        engine,
-        TOOLS_IMAGE,
-        ["cp", "-r", f"{STAGE_MOUNT}/.", f"{CERTS_D_MOUNT}/"],
-        volumes={
-            str(certs_d): {"bind": CERTS_D_MOUNT, "mode": "rw"},
-            str(stage_dir): {"bind": STAGE_MOUNT, "mode": "ro"},
-        },
-        what=f"cannot write {certs_d} through the engine",
-        fix="run 'reglab images' (it makes reglab-tools:1)",
-        error=CertificateError,
-    )
+    stage = {str(stage_dir): {"bind": STAGE_MOUNT, "mode": "ro"}}
+    _as_the_engine(engine, ["cp", "-r", f"{STAGE_MOUNT}/.", f"{CERTS_D_MOUNT}/"], certs_d, stage)
     return Path(certs_d) / name / "ca.crt"
 
 
@@ -114,15 +122,7 @@ def untrust_through_engine(
 ) -> None:
     """Remove Docker's trust for HOST:PORT (the whole certs.d/HOST:PORT folder), and the stage."""
     name = host_port(host, port)
-    run_once(
-        engine,
-        TOOLS_IMAGE,
-        ["rm", "-rf", f"{CERTS_D_MOUNT}/{name}"],
-        volumes={str(certs_d): {"bind": CERTS_D_MOUNT, "mode": "rw"}},
-        what=f"cannot remove {certs_d}/{name} through the engine",
-        fix="run 'reglab images' (it makes reglab-tools:1)",
-        error=CertificateError,
-    )
+    _as_the_engine(engine, ["rm", "-rf", f"{CERTS_D_MOUNT}/{name}"], certs_d)
     shutil.rmtree(stage_dir / name, ignore_errors=True)
 
 

@@ -8,6 +8,7 @@ and any skipped test at all fails the run: a green CI must have run every test.
 from __future__ import annotations
 
 import fcntl
+import os
 import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -74,16 +75,16 @@ def only_test_session() -> bool:
     its own, live. The lock is released when the process ends.
     """
     global _LOCK
-    _LOCK = open(LOCK_FILE, "a")  # noqa: SIM115 - held for the whole session
-    try:
+    try:  # read-only is enough for flock, and works on a file another user created
+        _LOCK = os.open(LOCK_FILE, os.O_RDONLY | os.O_CREAT, 0o666)
         fcntl.flock(_LOCK, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        return False
+        return False  # held by another session, or not ours to open: remove nothing
     return True
 
 
 LOCK_FILE = Path(tempfile.gettempdir()) / "reglab-tests.lock"
-_LOCK = None
+_LOCK: int | None = None
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -111,6 +111,8 @@ class Workshop:
             self._certificate_commands(config)  # start() issues or reissues it as needed
         if Registry(config, self.engine).container is not None:
             self.cli(f"docker rm -f -v {config.name}")  # docker run refuses a name in use
+        for command in config.folder_commands(self.style):
+            self.cli(command)
         self.cli(config.docker_run_command(self.style))
         self.registry = Registry(config, self.engine).start()
         print(f"registry {config.name} answers at {self.registry.url}")
@@ -261,10 +263,6 @@ class Workshop:
     def try_push(self, ref: str, credentials: Credentials | None = None) -> str | None:
         """Push, expecting a refusal: show and return the engine's error (None if it worked)."""
         return self._try("push", ref, credentials)
-
-    def try_pull(self, ref: str, credentials: Credentials | None = None) -> str | None:
-        """Pull, expecting a refusal: show and return the engine's error (None if it worked)."""
-        return self._try("pull", ref, credentials)
 
     def _try(self, action: str, ref: str, credentials: Credentials | None) -> str | None:
         try:

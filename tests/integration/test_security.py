@@ -18,6 +18,7 @@ from nbclient import NotebookClient
 from notebook_runner import NOTEBOOKS
 
 import reglab
+from reglab import transfer
 from reglab.htpasswd import Htpasswd
 
 pytestmark = pytest.mark.docker
@@ -109,3 +110,16 @@ def test_the_demo_password_appears_nowhere_but_as_a_bcrypt_hash(
             assert password.encode() not in path.read_bytes(), path
     users = Htpasswd.load(tmp_path / "workdir" / "auth" / "htpasswd")
     assert users.verify("moby", password)  # it is there, as a bcrypt hash
+
+
+def test_the_registry_writes_registry_data_as_the_user_who_started_it(engine, make_registry):
+    """A learner who is not root can delete their own working folder afterwards."""
+    registry = make_registry("persistent")
+    ref = registry.ref("owned/hello-world")
+    transfer.tag(engine, "hello-world", ref)
+    try:
+        transfer.push(engine, ref)
+    finally:
+        transfer.remove(engine, ref)
+    owners = {p.stat().st_uid for p in registry.config.paths.data.rglob("*")}
+    assert owners == {os.getuid()}

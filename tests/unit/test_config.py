@@ -53,6 +53,8 @@ def test_docker_run_command_matches_the_container_settings():
     assert "-e 'REGISTRY_AUTH_HTPASSWD_REALM=Registry Realm'" in cmd  # quoted for the shell
     assert cmd.rstrip().endswith("registry:2")
     assert "--restart" not in config("local").docker_run_command()
+    assert '--user "$(id -u):$(id -g)"' in cmd  # its files in registry-data are the user's
+    assert "--user" not in config("local").docker_run_command()  # an anonymous volume: root's
 
 
 def test_bind_addresses_go_into_the_certificate_names():

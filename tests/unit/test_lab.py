@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -57,3 +58,24 @@ def test_pure_checks_fail(tmp_path):
     users.save()
     with pytest.raises(checks.CheckFailed, match="no matching entry"):
         checks.htpasswd_matches(users.path, reglab.Credentials("moby", "wrong"))
+
+
+def test_the_learners_copy_has_no_outputs_and_keeps_their_work(tmp_path):
+    from reglab.lab.copies import make_learner_copies
+
+    source = ROOT / "notebooks"
+    written = make_learner_copies(source, tmp_path)
+    assert [p.name for p in written] == sorted(p.name for p in source.glob("0*.ipynb"))
+    for path in written:
+        cells = json.loads(path.read_text())["cells"]
+        code = [c for c in cells if c["cell_type"] == "code"]
+        assert code and all(c["outputs"] == [] and c["execution_count"] is None for c in code)
+        solutions = [c for c in code if "solution" in c["metadata"].get("tags", [])]
+        assert all(c["metadata"]["jupyter"]["source_hidden"] for c in solutions)
+    assert (tmp_path / "images" / "bcrypt-cost.png").is_file()
+    mine = tmp_path / "01-local-registry.ipynb"
+    mine.write_text(mine.read_text().replace("# nothing to write here", "# my own note"))
+    assert make_learner_copies(source, tmp_path) == []  # the learner's work is kept
+    assert "# my own note" in mine.read_text()
+    assert make_learner_copies(source, tmp_path, reset=True)
+    assert "# my own note" not in mine.read_text()
