@@ -12,139 +12,16 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
-from pathlib import Path
-from typing import NoReturn
 
-from . import archive, images, settings
+from . import archive, gc, images, settings
+from .cli_args import build_parser
 from .config import RegistryConfig, Stage
 from .container import Registry, owned_registries
 from .engine import EngineInfo, connect, preflight
-from .errors import ConfigError, HtpasswdError, Problem, ReglabError
+from .errors import ConfigError, HtpasswdError, ReglabError
 from .htpasswd import Htpasswd, check_username
 from .progress import TextProgress
 from .shell import PathStyle
-
-
-def _port(value: str) -> int:
-    try:
-        return settings.check_port(value)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is one line naming the fix, like every other error."""
-
-    def error(self, message: str) -> NoReturn:
-        if " - fix: " not in message:  # a ConfigError from _port() has its own fix
-            message = str(Problem(message, f"see '{self.prog} --help'"))
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="reglab", description="Run your own Docker image registry, stage by stage."
-    )
-    sub = parser.add_subparsers(
-        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
-    )
-
-    def common(p: argparse.ArgumentParser, port: bool = True, workdir: bool = True) -> None:
-        if port:
-            p.add_argument(
-                "--port", type=_port, default=None, help="host port (default: REGLAB_PORT or 5000)"
-            )
-        if workdir:
-            p.add_argument(
-                "--workdir",
-                type=Path,
-                default=None,
-                help="working folder (default: REGLAB_WORKDIR or ./workdir)",
-            )
-        p.add_argument(
-            "--name", default=None, help="container name (default: REGLAB_NAME or reglab-registry)"
-        )
-
-    p = sub.add_parser("doctor", help="check that the workshop can run here")
-    common(p)
-
-    p = sub.add_parser("images", help="make registry:2 and hello-world available")
-    p.add_argument(
-        "--offline",
-        action="store_true",
-        default=None,
-        help="never contact Docker Hub; build the images locally",
-    )
-    p.add_argument(
-        "--registry-binary",
-        type=Path,
-        default=None,
-        help="registry server binary to build registry:2 from",
-    )
-    p.add_argument(
-        "--save",
-        type=Path,
-        metavar="FILE.tar",
-        help="also write both images to a tarball for rooms without network",
-    )
-    p.add_argument(
-        "--load", type=Path, metavar="FILE.tar", help="load the images from a tarball instead"
-    )
-
-    p = sub.add_parser("up", help="start (or replace) the registry of a stage")
-    p.add_argument(
-        "stage",
-        choices=[s.value for s in Stage],
-        metavar="STAGE",
-        help="local, persistent, tls or auth",
-    )
-    common(p)
-    p.add_argument("--user", help="(auth) add this user, or change their password")
-    p.add_argument(
-        "--password-stdin",
-        action="store_true",
-        help="(auth) read the user's password from standard input",
-    )
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=30.0,
-        help="seconds to wait for the registry to answer (default 30)",
-    )
-
-    p = sub.add_parser("status", help="show reglab's registries")
-    p.add_argument("--name", default=None, help="only this container")
-    p.add_argument("--json", action="store_true", help="print JSON")
-
-    p = sub.add_parser("notebooks", help="make the learner's copies of the notebooks (no outputs)")
-    p.add_argument(
-        "--from",
-        dest="source",
-        type=Path,
-        default=Path("notebooks"),
-        help="the workshop's notebooks (default: notebooks)",
-    )
-    p.add_argument(
-        "--to",
-        dest="dest",
-        type=Path,
-        default=None,
-        help="where the copies go (default: notebooks/learner)",
-    )
-    p.add_argument(
-        "--reset",
-        action="store_true",
-        help="overwrite existing copies (and so the learner's work in them)",
-    )
-
-    p = sub.add_parser("down", help="remove the registry container (data stays)")
-    common(p, port=False)
-    p.add_argument(
-        "--purge",
-        action="store_true",
-        help="also delete the working folder: data, certificates, users",
-    )
-    return parser
 
 
 def _config(args: argparse.Namespace, stage: str = "local") -> RegistryConfig:
@@ -254,6 +131,27 @@ def _down(args: argparse.Namespace) -> int:
     return 0
 
 
+def _delete(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    registry = Registry.attach(connect(), cfg.name, cfg.workdir)
+    repository, _, tag = args.image.rpartition(":")
+    if not repository or "/" in tag:
+        raise ConfigError(f"{args.image!r} is not REPO:TAG", "give a tag, e.g. hello-world:latest")
+    auth = None
+    if registry.config.stage.auth:
+        if not args.user:
+            raise ConfigError(
+                f"registry {cfg.name} asks for a login", "add --user NAME --password-stdin"
+            )
+        auth = (args.user, _read_password(args))
+    with registry.client(auth=auth) as api:
+        deleted = gc.delete_tag(api, repository, tag)
+    print(f"deleted {repository}@{deleted.digest}")
+    print(f"tags that went with it: {', '.join(deleted.tags)}")
+    print("the blobs stay on disk until garbage collection")
+    return 0
+
+
 def _notebooks(args: argparse.Namespace) -> int:
     # Imported here: the other commands need none of the notebook layer.
     from .lab.copies import LEARNER_FOLDER, make_learner_copies
@@ -274,11 +172,12 @@ COMMANDS = {
     "status": _status,
     "down": _down,
     "notebooks": _notebooks,
+    "delete": _delete,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except ReglabError as exc:

@@ -38,6 +38,10 @@ class ImageSummary:
     media_type: str
 
 
+#: Catalog page size: 2.8's maximum (a larger n is refused).
+CATALOG_PAGE = 1000
+
+
 class RegistryClient:
     """Talk to one registry.
 
@@ -126,11 +130,21 @@ class RegistryClient:
                 raise
             return exc.status
 
-    def catalog(self) -> list[str]:
-        """Repository names the registry holds.  CLI: ``curl HOST:PORT/v2/_catalog``."""
-        return [
-            str(r) for r in self.request("GET", "/v2/_catalog").json().get("repositories") or []
-        ]
+    def catalog(self, page_size: int = CATALOG_PAGE) -> list[str]:
+        """Repository names the registry holds, every page of them.
+
+        CLI: ``curl HOST:PORT/v2/_catalog?n=1000``. The registry answers at most ``n`` names
+        a page (2.8 refuses ``n`` above 1000 with PAGINATION_NUMBER_INVALID) and names the next
+        page in a ``Link`` header, which this follows.
+        """
+        names: list[str] = []
+        path: str | None = f"/v2/_catalog?n={page_size}"
+        while path is not None:
+            response = self.request("GET", path)
+            names += [str(r) for r in response.json().get("repositories") or []]
+            following = response.links.get("next", {}).get("url")
+            path = str(following) if following else None
+        return names
 
     def tags(self, repository: str) -> list[str]:
         """Tags of ``repository``.  CLI: ``curl HOST:PORT/v2/REPO/tags/list``."""
@@ -184,6 +198,16 @@ class RegistryClient:
                     "the registry's storage is damaged; push the image again",
                 )
         return total
+
+    def delete_manifest(self, repository: str, digest: str) -> None:
+        """``DELETE /v2/REPO/manifests/DIGEST``: the image and every tag that points to it.
+
+        The registry accepts a digest only (a tag answers 400/405, UNSUPPORTED), and only with
+        deletes enabled; the blobs stay on disk until garbage collection.
+        """
+        self.request(
+            "DELETE", f"/v2/{repository}/manifests/{digest}", headers={"Accept": MANIFEST_TYPES}
+        )
 
     def manifest_digest(self, repository: str, reference: str = "latest") -> str:
         """The digest (``sha256:...``) the registry serves for ``repository:reference``.

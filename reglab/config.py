@@ -107,7 +107,9 @@ class RegistryConfig:
         return tuple(dict.fromkeys((*DEFAULT_NAMES, *extra)))
 
     def environment(self) -> dict[str, str]:
-        env: dict[str, str] = {}
+        # Deletes by digest on every stage (off upstream, because a delete frees nothing until
+        # garbage collection, and a registry that faces the world may not want them at all).
+        env: dict[str, str] = {"REGISTRY_STORAGE_DELETE_ENABLED": "true"}
         if self.stage.tls:
             env["REGISTRY_HTTP_TLS_CERTIFICATE"] = "/certs/domain.crt"
             env["REGISTRY_HTTP_TLS_KEY"] = "/certs/domain.key"

@@ -258,6 +258,28 @@ class Registry:
             else RegistryStatus(self.config.name, "absent")
         )
 
+    @classmethod
+    def attach(cls, engine: docker.DockerClient, name: str, workdir: Path) -> Registry:
+        """The running registry ``name`` that reglab started (its stage and port read from the
+        container), with ``workdir`` for its CA. One-line errors when it is absent, stopped, or
+        not reglab's."""
+        status = cls(RegistryConfig(name=name, workdir=workdir), engine).status()
+        if status.state == "absent":
+            raise RegistryError(f"no registry named {name}", "start one: reglab up STAGE")
+        if not status.owned:
+            raise NotOwned(
+                f"container {name} was not created by reglab, so reglab does not change it",
+                "give the name of a reglab registry (reglab status lists them)",
+            )
+        if status.state != "running" or not status.ports:
+            raise RegistryError(
+                f"registry {name} is {status.state}", f"start it: docker start {name}"
+            )
+        config = RegistryConfig(
+            stage=Stage.parse(status.stage), port=int(status.ports[0]), workdir=workdir, name=name
+        )
+        return cls(config, engine)
+
     def __enter__(self) -> Registry:
         container = self.container
         if container is None or container.status != "running":

@@ -20,11 +20,14 @@ def config(stage: str, **kw) -> RegistryConfig:
 
 def test_each_stage_adds_one_feature():
     local, persistent, tls, auth = (config(s) for s in ("local", "persistent", "tls", "auth"))
-    assert local.volumes() == {} and local.environment() == {} and local.restart_policy is None
+    deletes = {"REGISTRY_STORAGE_DELETE_ENABLED": "true"}  # every stage: deletes by digest
+    assert local.volumes() == {} and local.environment() == deletes
+    assert local.restart_policy is None
     assert persistent.volumes() == {
         "/srv/w/registry-data": {"bind": "/var/lib/registry", "mode": "rw"}
     }
     assert tls.environment() == {
+        **deletes,
         "REGISTRY_HTTP_TLS_CERTIFICATE": "/certs/domain.crt",
         "REGISTRY_HTTP_TLS_KEY": "/certs/domain.key",
     }

@@ -1,0 +1,96 @@
+"""Deleting images by digest, and the catalog read page by page, against the real registry."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from test_cli import assert_one_line_error, run
+
+import reglab
+from reglab import gc, transfer
+from reglab.settings import TOOLS_IMAGE
+
+pytestmark = pytest.mark.docker
+
+
+def push_as(engine, registry, source: str, repository: str, tag: str, cleanup) -> str:
+    ref = registry.ref(repository, tag)
+    cleanup.append(ref)
+    transfer.tag(engine, source, ref)
+    return transfer.push(engine, ref)
+
+
+def test_a_delete_goes_by_digest_and_takes_every_tag_of_that_image(
+    engine, make_registry, cleanup_images
+):
+    registry = make_registry("persistent")
+    digest = push_as(engine, registry, "hello-world", "app", "v1", cleanup_images)
+    assert push_as(engine, registry, "hello-world", "app", "v1-alias", cleanup_images) == digest
+    kept = push_as(engine, registry, TOOLS_IMAGE, "app", "v2", cleanup_images)
+    with registry.client() as api:
+        with pytest.raises(reglab.ClientError) as by_tag:  # the registry refuses a tag
+            api.delete_manifest("app", "v1")
+        assert by_tag.value.status is not None and by_tag.value.status >= 400
+        assert api.manifest_digest("app", "v1") == digest  # nothing went
+
+        deleted = gc.delete_tag(api, "app", "v1")
+        assert (deleted.digest, set(deleted.tags)) == (digest, {"v1", "v1-alias"})
+        assert api.tags("app") == ["v2"]
+        for gone in ("v1", "v1-alias", digest):
+            with pytest.raises(reglab.ClientError) as missing:
+                api.manifest_digest("app", gone)
+            assert missing.value.status == 404
+        assert api.manifest_digest("app", "v2") == kept
+        api.verify_image("app", "v2")  # the other image is whole
+    # Nothing is freed yet: the deleted manifest's blob is still on disk, until collection.
+    assert registry.config.paths.blob(digest).is_file()
+
+
+def test_delete_from_the_command_line(engine, make_registry, cleanup_images, tmp_path):
+    registry = make_registry("persistent")
+    digest = push_as(engine, registry, "hello-world", "cli", "one", cleanup_images)
+    push_as(engine, registry, "hello-world", "cli", "same", cleanup_images)
+    args = ["--workdir", str(registry.config.workdir), "--name", registry.config.name]
+    result = run("delete", "cli:one", *args)
+    assert result.returncode == 0, result.stderr
+    assert f"deleted cli@{digest}" in result.stdout
+    assert "tags that went with it: one, same" in result.stdout
+
+    assert_one_line_error(run("delete", "cli:one", *args), "cli:one is not in the registry")
+    assert_one_line_error(run("delete", "cli", *args), "is not REPO:TAG")
+    missing = ["--workdir", str(tmp_path), "--name", f"reglab-test-{uuid.uuid4().hex[:8]}"]
+    assert_one_line_error(run("delete", "cli:one", *missing), "no registry named")
+    foreign = engine.containers.create("hello-world", name=f"reglab-test-{uuid.uuid4().hex[:8]}")
+    try:
+        not_ours = ["--workdir", str(tmp_path), "--name", foreign.name]
+        assert_one_line_error(run("delete", "cli:one", *not_ours), "was not created by reglab")
+    finally:
+        foreign.remove(force=True)
+
+
+def test_delete_on_the_auth_stage_asks_for_a_login(engine, make_registry, cleanup_images):
+    moby = reglab.Credentials.generate("moby")
+    registry = make_registry("auth", users=[moby])
+    ref = registry.ref("private", "v1")
+    cleanup_images.append(ref)
+    transfer.tag(engine, "hello-world", ref)
+    transfer.push(engine, ref, auth=moby.auth_config())
+    args = ["--workdir", str(registry.config.workdir), "--name", registry.config.name]
+    assert_one_line_error(run("delete", "private:v1", *args), "asks for a login")
+    result = run("delete", "private:v1", *args, "--user", "moby", "--password-stdin",
+                 stdin=moby.password + "\n")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "tags that went with it: v1" in result.stdout
+
+
+def test_the_catalog_is_read_page_by_page(engine, make_registry, cleanup_images):
+    registry = make_registry("local")
+    names = [f"paged/repo{n}" for n in range(5)]
+    for name in names:
+        push_as(engine, registry, "hello-world", name, "latest", cleanup_images)
+    with registry.client() as api:
+        assert api.catalog(page_size=2) == names  # three pages, followed by their Link headers
+        assert api.catalog() == names
+        with pytest.raises(reglab.ClientError, match="PAGINATION_NUMBER_INVALID"):
+            api.request("GET", "/v2/_catalog?n=1001")  # why a page holds at most 1000
