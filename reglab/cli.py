@@ -152,6 +152,27 @@ def _delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gc(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    registry = Registry.attach(connect(), cfg.name, cfg.workdir)
+    if not args.dry_run:
+        print(f"registry {cfg.name}: read-only while the collector runs (pushes are refused)")
+    done = gc.collect(registry, dry_run=args.dry_run, delete_untagged=args.delete_untagged)
+    if done.dry_run:
+        print(
+            f"dry run: {len(done.eligible)} blob(s) would be deleted; nothing changed "
+            f"({done.before:,} bytes of blobs)"
+        )
+        return 0
+    print(f"collected: {len(done.eligible)} blob(s) deleted")
+    print(
+        f"bytes of blobs: before {done.before:,}, after {done.after:,}, "
+        f"reclaimed {done.reclaimed:,}"
+    )
+    print(f"registry {cfg.name}: read-write again (restarted, so its blob cache starts empty)")
+    return 0
+
+
 def _notebooks(args: argparse.Namespace) -> int:
     # Imported here: the other commands need none of the notebook layer.
     from .lab.copies import LEARNER_FOLDER, make_learner_copies
@@ -173,6 +194,7 @@ COMMANDS = {
     "down": _down,
     "notebooks": _notebooks,
     "delete": _delete,
+    "gc": _gc,
 }
 
 

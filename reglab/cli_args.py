@@ -115,6 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="(auth stage) read the password from standard input",
     )
 
+    p = sub.add_parser("gc", help="collect garbage safely: read-only meanwhile, bytes reclaimed")
+    common(p, port=False)
+    p.add_argument("--dry-run", action="store_true", help="list what would go; change nothing")
+    p.add_argument(
+        "--delete-untagged",
+        action="store_true",
+        help="also manifests no tag points to (not for multi-platform images in 2.8)",
+    )
+
     p = sub.add_parser("notebooks", help="make the learner's copies of the notebooks (no outputs)")
     p.add_argument(
         "--from",

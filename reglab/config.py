@@ -81,6 +81,9 @@ class RegistryConfig:
     bind: tuple[str, ...] = ("127.0.0.1",)
     #: Extra names (DNS or IP) for the server certificate, beyond localhost, 127.0.0.1 and ::1.
     extra_names: tuple[str, ...] = ()
+    #: Maintenance mode: reads are served, pushes and deletes refused (405), as garbage
+    #: collection needs (reglab.gc).
+    read_only: bool = False
 
     def __post_init__(self) -> None:
         self.stage = Stage.parse(self.stage)
@@ -110,6 +113,8 @@ class RegistryConfig:
         # Deletes by digest on every stage (off upstream, because a delete frees nothing until
         # garbage collection, and a registry that faces the world may not want them at all).
         env: dict[str, str] = {"REGISTRY_STORAGE_DELETE_ENABLED": "true"}
+        if self.read_only:  # 2.8 wants the map: ..._READONLY_ENABLED=true makes it panic
+            env["REGISTRY_STORAGE_MAINTENANCE_READONLY"] = '{"enabled": true}'
         if self.stage.tls:
             env["REGISTRY_HTTP_TLS_CERTIFICATE"] = "/certs/domain.crt"
             env["REGISTRY_HTTP_TLS_KEY"] = "/certs/domain.key"

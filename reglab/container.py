@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,8 @@ from .errors import (
     docker_errors,
 )
 from .htpasswd import Htpasswd
-from .labels import OWNER_LABEL, STAGE_LABEL, is_owned
+from .labels import is_owned
+from .status import RegistryStatus, owned_registries
 from .transfer import exists
 
 #: Readiness polling: a GET /v2/ every 10 ms is cheap, and the registry answers ~0.3 s after
@@ -43,33 +43,6 @@ POLL_INTERVAL = 0.01
 STATE_CHECK_INTERVAL = 0.5
 
 Container = Any  # docker.models.containers.Container: docker-py ships no type information
-
-
-@dataclass(frozen=True)
-class RegistryStatus:
-    """What ``reglab status`` and the status panel show of one registry container."""
-
-    name: str
-    state: str
-    stage: str = ""
-    ports: tuple[str, ...] = ()
-    tls: bool = False
-    auth: bool = False
-    owned: bool = False
-
-    @classmethod
-    def of(cls, container: Container) -> RegistryStatus:
-        stage = Stage.parse(container.labels.get(STAGE_LABEL, "local"))
-        ports = {b["HostPort"] for bs in (container.ports or {}).values() for b in bs or []}
-        return cls(
-            name=container.name,
-            state=container.status,
-            stage=stage.value,
-            ports=tuple(sorted(ports)),
-            tls=stage.tls,
-            auth=stage.auth,
-            owned=is_owned(container.labels),
-        )
 
 
 class Registry:
@@ -275,10 +248,29 @@ class Registry:
             raise RegistryError(
                 f"registry {name} is {status.state}", f"start it: docker start {name}"
             )
+        container = cls(RegistryConfig(name=name, workdir=workdir), engine).container
+        published = (container.ports if container is not None else None) or {}
+        bindings = published.get(f"{CONTAINER_PORT}/tcp") or []
+        bind = tuple(dict.fromkeys(b["HostIp"] for b in bindings if b.get("HostIp"))) or (
+            "127.0.0.1",
+        )
         config = RegistryConfig(
-            stage=Stage.parse(status.stage), port=int(status.ports[0]), workdir=workdir, name=name
+            stage=Stage.parse(status.stage),
+            port=int(status.ports[0]),
+            workdir=workdir,
+            name=name,
+            bind=bind,
         )
         return cls(config, engine)
+
+    def data_source(self) -> Path | None:
+        """The host folder the running container stores its data in (None: an anonymous
+        volume, or no container)."""
+        container = self.container
+        for mount in container.attrs["Mounts"] if container is not None else []:
+            if mount["Destination"] == "/var/lib/registry" and mount["Type"] == "bind":
+                return Path(mount["Source"])
+        return None
 
     def __enter__(self) -> Registry:
         container = self.container
@@ -288,14 +280,6 @@ class Registry:
 
     def __exit__(self, *exc: object) -> None:
         self.remove()
-
-
-def owned_registries(engine: docker.DockerClient | None = None) -> list[RegistryStatus]:
-    """Every container reglab created, running or not."""
-    engine = engine or connect()
-    with docker_errors("cannot list containers"):
-        found = engine.containers.list(all=True, filters={"label": OWNER_LABEL})
-    return [RegistryStatus.of(c) for c in found]
 
 
 __all__ = ["CONTAINER_PORT", "Registry", "RegistryStatus", "owned_registries"]

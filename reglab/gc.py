@@ -1,16 +1,31 @@
-"""Deleting images from a registry (garbage collection will join it here).
+"""Deleting images from a registry, and collecting the garbage they leave.
 
 A registry deletes a manifest by its **digest** only; a tag is refused. Deleting a digest removes
 every tag that points to it, so :func:`delete_tag` first lists those tags, then deletes, and
 says which went. Nothing is freed on disk yet: the blobs stay until garbage collection.
+
+:func:`collect` runs ``registry garbage-collect`` safely, as the distribution docs ask: never
+while the registry accepts pushes (a blob uploaded during the mark phase would be swept). The
+running registry is restarted read-only, the collector runs in a one-off container on the same
+folder, and the registry restarts read-write. That restart matters too: a registry keeps an
+in-memory cache of blob descriptors, and until it restarts it may still answer 200 for a blob
+the collector deleted.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass
 
 from .client import RegistryClient
-from .errors import ClientError
+from .container import Registry
+from .errors import ClientError, ConfigError, RegistryError
+from .oneoff import run_once
+from .workdir import Workdir
+
+#: The registry's own configuration file inside the image (the collector reads it).
+CONFIG_PATH = "/etc/docker/registry/config.yml"
 
 
 @dataclass(frozen=True)
@@ -54,3 +69,76 @@ def _known_tags(api: RegistryClient, repository: str) -> list[str]:
         return api.tags(repository)
     except ClientError:
         return []
+
+
+@dataclass(frozen=True)
+class Collection:
+    """What one garbage collection did: bytes of blobs before and after, and the blobs the
+    collector named."""
+
+    before: int
+    after: int
+    eligible: tuple[str, ...]
+    dry_run: bool
+
+    @property
+    def reclaimed(self) -> int:
+        return self.before - self.after
+
+
+def blob_bytes(paths: Workdir) -> int:
+    """Bytes of every blob stored in ``registry-data`` (what garbage collection frees)."""
+    blobs = paths.storage / "blobs"
+    return sum(p.stat().st_size for p in blobs.rglob("*") if p.is_file()) if blobs.is_dir() else 0
+
+
+def collect(registry: Registry, dry_run: bool = False, delete_untagged: bool = False) -> Collection:
+    """Collect the registry's garbage safely (see the module's docstring); return the bytes.
+
+    CLI equivalent of the collector: ``docker run --rm --entrypoint /bin/registry -v
+    DATA:/var/lib/registry registry:2 garbage-collect /etc/docker/registry/config.yml``.
+    ``delete_untagged`` also removes manifests no tag points to (in 2.8 it can remove the
+    children of a multi-architecture index: use it only on single-platform images).
+    """
+    config, paths = registry.config, registry.config.paths
+    source = registry.data_source()
+    if source is None:
+        raise ConfigError(
+            f"registry {config.name} keeps its data in an anonymous volume (the local stage)",
+            "collect garbage on a registry with registry-data: reglab up persistent (or tls, auth)",
+        )
+    if source != paths.data:
+        raise ConfigError(
+            f"registry {config.name} stores its data in {source}, not in {paths.data}",
+            f"give the folder it was started with: --workdir {source.parent}",
+        )
+    before = blob_bytes(paths)
+    flags = [
+        *(["--dry-run"] if dry_run else []),
+        *(["--delete-untagged"] if delete_untagged else []),
+    ]
+    if not dry_run:  # no push may land while blobs are swept
+        Registry(dataclasses.replace(config, read_only=True), registry.engine).start()
+    try:
+        output = run_once(
+            registry.engine,
+            config.image,
+            ["garbage-collect", CONFIG_PATH, *flags],
+            entrypoint=["/bin/registry"],
+            volumes={
+                str(paths.data): {"bind": "/var/lib/registry", "mode": "ro" if dry_run else "rw"}
+            },
+            what="the garbage collector failed",
+            fix=f"read its output above, and 'docker logs {config.name}'",
+            error=RegistryError,
+        )
+    finally:
+        if not dry_run:  # read-write again, and a new process: its blob cache starts empty
+            Registry(config, registry.engine).start()
+    eligible = tuple(
+        dict.fromkeys(re.findall(r"blob eligible for deletion: (sha256:[0-9a-f]{64})", output))
+    )
+    return Collection(before, blob_bytes(paths), eligible, dry_run)
+
+
+__all__ = ["CONFIG_PATH", "Collection", "Deleted", "blob_bytes", "collect", "delete_tag", "tags_of"]

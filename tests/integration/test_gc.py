@@ -9,6 +9,7 @@ from test_cli import assert_one_line_error, run
 
 import reglab
 from reglab import gc, transfer
+from reglab.client import MANIFEST_TYPES
 from reglab.settings import TOOLS_IMAGE
 
 pytestmark = pytest.mark.docker
@@ -94,3 +95,66 @@ def test_the_catalog_is_read_page_by_page(engine, make_registry, cleanup_images)
         assert api.catalog() == names
         with pytest.raises(reglab.ClientError, match="PAGINATION_NUMBER_INVALID"):
             api.request("GET", "/v2/_catalog?n=1001")  # why a page holds at most 1000
+
+
+def test_collection_reclaims_exactly_what_only_the_deleted_image_used(
+    engine, make_registry, cleanup_images
+):
+    registry = make_registry("persistent")
+    old = push_as(engine, registry, "hello-world", "app", "old", cleanup_images)
+    new = push_as(engine, registry, TOOLS_IMAGE, "app", "new", cleanup_images)
+    with registry.client() as api:
+        manifest = api.manifest("app", "old")
+        head = api.request("HEAD", "/v2/app/manifests/old", headers={"Accept": MANIFEST_TYPES})
+        only_old = [manifest["config"], *manifest["layers"]]
+        expected = {old, *(blob["digest"] for blob in only_old)}
+        expected_bytes = int(head.headers["Content-Length"]) + sum(b["size"] for b in only_old)
+        gc.delete_tag(api, "app", "old")
+    before = gc.blob_bytes(registry.config.paths)
+
+    dry = gc.collect(registry, dry_run=True)
+    assert set(dry.eligible) == expected and dry.before == dry.after == before
+
+    done = gc.collect(registry)
+    assert set(done.eligible) == expected
+    assert done.reclaimed == expected_bytes  # the manifest, config and layer of the old image
+    assert registry.container.status == "running"
+    with registry.client() as api:
+        assert api.manifest_digest("app", "new") == new
+        api.verify_image("app", "new")  # every blob of the kept image hashes right
+        for blob in only_old:  # restarted: no stale cache answers 200 for a deleted blob
+            with pytest.raises(reglab.ClientError) as gone:
+                api.request("HEAD", f"/v2/app/blobs/{blob['digest']}")
+            assert gone.value.status == 404
+
+
+def test_a_read_only_registry_serves_pulls_and_refuses_pushes(
+    engine, make_registry, cleanup_images
+):
+    registry = make_registry("persistent")
+    push_as(engine, registry, "hello-world", "ro", "v1", cleanup_images)
+    registry = make_registry("persistent", port=registry.config.port, name=registry.config.name,
+                             read_only=True)  # fmt: skip
+    with registry.client() as api:
+        api.verify_image("ro", "v1")
+    with pytest.raises(reglab.ImageError):
+        push_as(engine, registry, TOOLS_IMAGE, "ro", "v2", cleanup_images)
+
+
+def test_gc_from_the_command_line_and_its_refusals(engine, make_registry, cleanup_images, tmp_path):
+    registry = make_registry("persistent")
+    push_as(engine, registry, "hello-world", "cmd", "v1", cleanup_images)
+    args = ["--workdir", str(registry.config.workdir), "--name", registry.config.name]
+    assert run("delete", "cmd:v1", *args).returncode == 0
+    dry = run("gc", "--dry-run", *args)
+    assert dry.returncode == 0 and "dry run: 3 blob(s) would be deleted" in dry.stdout, dry.stderr
+    done = run("gc", *args)
+    assert done.returncode == 0, done.stderr
+    assert "collected: 3 blob(s) deleted" in done.stdout and "reclaimed" in done.stdout
+    assert "read-write again" in done.stdout
+
+    elsewhere = ["--workdir", str(tmp_path / "other"), "--name", registry.config.name]
+    assert_one_line_error(run("gc", *elsewhere), "stores its data in", "--workdir")
+    local = make_registry("local")
+    on_local = ["--workdir", str(tmp_path), "--name", local.config.name]
+    assert_one_line_error(run("gc", *on_local), "anonymous volume")
