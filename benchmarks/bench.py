@@ -43,7 +43,7 @@ from common import (
 )  # noqa: E402
 
 import reglab
-from reglab import images, transfer
+from reglab import gc, images, transfer
 from reglab.htpasswd import DEFAULT_COST, Htpasswd
 
 NAME = "reglab-registry-bench"
@@ -309,6 +309,26 @@ class Bench:
         self.row("  of which notebook cells (no Jupyter)", statistics.median(cell_seconds), c)
         return ratio
 
+    def gc(self) -> float:
+        """Seconds per 1000 blobs collected: 1000 small blobs no manifest refers to, uploaded
+        through the API, then reglab gc (read-only restart, collector, restart)."""
+        registry = self.registry("persistent").start()
+        with registry.client() as api:
+            for n in range(1000):
+                api.upload_blob("bench/garbage", os.urandom(1024) + n.to_bytes(4, "big"))
+        store = gc.blob_bytes(registry.config.paths)
+        started = time.perf_counter()
+        done = gc.collect(registry)
+        seconds = time.perf_counter() - started
+        assert len(done.eligible) >= 1000 and done.after < store, done
+        print(
+            f"measured: gc of 1000 blobs ({store:,} bytes in the store): {seconds:.2f} s",
+            flush=True,
+        )
+        self.rows.append(("gc, 1000 unreferenced blobs (s)", f"{seconds:.3f} s", "-", "-"))
+        registry.remove()
+        return seconds
+
     def close(self) -> None:
         self.registry().remove()
         for ref in (self.source, f"127.0.0.1:{self.port}/bench/data:latest"):
@@ -316,7 +336,7 @@ class Bench:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-STEPS = ("push", "pull", "ready", "auth_push", "cost_curve", "notebooks")
+STEPS = ("push", "pull", "ready", "auth_push", "cost_curve", "notebooks", "gc")
 
 
 def main() -> int:
@@ -379,6 +399,7 @@ def main() -> int:
         "ready": "ready_overhead_ms",
         "auth_push": "auth_push_ratio",
         "notebooks": "notebooks_ratio",
+        "gc": "gc_s_per_1000_blobs",
     }
     line = "BENCH " + " ".join(
         f"{names[s]}={results[s]:.0f}" if s == "ready" else f"{names[s]}={results[s]:.3f}"

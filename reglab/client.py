@@ -36,6 +36,8 @@ class ImageSummary:
     size: int
     layers: tuple[tuple[str, int], ...]
     media_type: str
+    #: For an image index (multi-platform): each platform ("linux/arm64") and its manifest.
+    platforms: tuple[tuple[str, str], ...] = ()
 
 
 #: Catalog page size: 2.8's maximum (a larger n is refused).
@@ -167,13 +169,18 @@ class RegistryClient:
             (str(layer["digest"]), int(layer["size"])) for layer in manifest.get("layers", [])
         )
         config = manifest.get("config", {})
+        children = manifest.get("manifests", [])  # an index: one manifest per platform
+        platforms = tuple((_platform(child), str(child["digest"])) for child in children)
         return ImageSummary(
             repository=repository,
             tag=reference,
             digest=digest,
-            size=sum(size for _, size in layers) + int(config.get("size", 0)),
+            size=sum(size for _, size in layers)
+            + int(config.get("size", 0))
+            + sum(int(child.get("size", 0)) for child in children),
             layers=layers,
             media_type=str(manifest.get("mediaType", "")),
+            platforms=platforms,
         )
 
     def verify_image(self, repository: str, reference: str = "latest") -> int:
@@ -199,6 +206,22 @@ class RegistryClient:
                 )
         return total
 
+    def upload_blob(self, repository: str, data: bytes) -> str:
+        """Upload ``data`` as one blob (monolithic: POST, then PUT with the digest); return
+        the digest. No manifest refers to it, so garbage collection removes it."""
+        digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
+        started = self.request("POST", f"/v2/{repository}/blobs/uploads/")
+        location = started.headers["Location"]
+        path = location.split(self.url, 1)[-1] if location.startswith("http") else location
+        separator = "&" if "?" in path else "?"
+        self.request(
+            "PUT",
+            f"{path}{separator}digest={digest}",
+            data=data,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        return digest
+
     def delete_manifest(self, repository: str, digest: str) -> None:
         """``DELETE /v2/REPO/manifests/DIGEST``: the image and every tag that points to it.
 
@@ -218,6 +241,13 @@ class RegistryClient:
             "HEAD", f"/v2/{repository}/manifests/{reference}", headers={"Accept": MANIFEST_TYPES}
         )
         return str(response.headers["Docker-Content-Digest"])
+
+
+def _platform(entry: dict[str, Any]) -> str:
+    """``os/architecture[/variant]`` of an index entry (``unknown`` when it names none)."""
+    platform = entry.get("platform") or {}
+    parts = [platform.get("os"), platform.get("architecture"), platform.get("variant")]
+    return "/".join(str(p) for p in parts if p) or "unknown"
 
 
 def _ssl_reason(exc: Exception) -> str:

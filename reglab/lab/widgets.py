@@ -12,6 +12,7 @@ from typing import Any
 import docker
 import ipywidgets as widgets
 
+from .. import gc
 from ..container import Registry, owned_registries
 from ..errors import ReglabError
 from ..htpasswd import Htpasswd
@@ -69,9 +70,11 @@ def _table(rows: list[tuple[str, str]]) -> str:
 
 
 class RegistryBrowser(widgets.VBox):
-    """Repositories -> tags -> digest, size and layers, read through the registry's HTTP API.
+    """Repositories -> tags -> digest, size and layers (or platforms, for an image index),
+    read through the registry's HTTP API; and a delete that says first what will go.
 
-    Works with TLS (verified against the workshop CA) and with auth (pass ``auth``).
+    Works with TLS (verified against the workshop CA) and with auth (pass ``auth``). The
+    catalog is read page by page, so every repository shows.
     """
 
     def __init__(self, registry: Registry, auth: tuple[str, str] | None = None) -> None:
@@ -80,11 +83,26 @@ class RegistryBrowser(widgets.VBox):
         self.tags = widgets.Select(description="tag", rows=6)
         self.details = widgets.HTML(value="")
         self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
+        self.delete_button = widgets.Button(description="Delete…", icon="trash")
+        self.confirm_button = widgets.Button(
+            description="Delete them", button_style="danger", layout={"display": "none"}
+        )
+        self.cancel_button = widgets.Button(description="Cancel", layout={"display": "none"})
+        self.message = widgets.HTML(value="")
         self.refresh_button.on_click(lambda _: self.refresh())
+        self.delete_button.on_click(lambda _: self.ask_delete())
+        self.confirm_button.on_click(lambda _: self.delete())
+        self.cancel_button.on_click(lambda _: self._confirming(False))
         self.repositories.observe(lambda _: self._show_tags(), names="value")
         self.tags.observe(lambda _: self._show_details(), names="value")
+        buttons = [self.refresh_button, self.delete_button, self.confirm_button, self.cancel_button]
         super().__init__(
-            [self.refresh_button, widgets.HBox([self.repositories, self.tags]), self.details]
+            [
+                widgets.HBox(buttons),
+                self.message,
+                widgets.HBox([self.repositories, self.tags]),
+                self.details,
+            ]
         )
         self.refresh()
 
@@ -110,10 +128,56 @@ class RegistryBrowser(widgets.VBox):
             ("image", f"{repo}:{tag}"),
             ("digest", info.digest),
             ("size", f"{info.size:,} bytes"),
-            ("layers", str(len(info.layers))),
         ]
-        rows += [(f"layer {n + 1}", f"{d} ({s:,} bytes)") for n, (d, s) in enumerate(info.layers)]
+        if info.platforms:  # an index: one image per platform
+            rows.append(("platforms", str(len(info.platforms))))
+            rows += [(platform, digest) for platform, digest in info.platforms]
+        else:
+            rows.append(("layers", str(len(info.layers))))
+            rows += [
+                (f"layer {n + 1}", f"{d} ({s:,} bytes)") for n, (d, s) in enumerate(info.layers)
+            ]
         self.details.value = _table(rows)
+
+    def _confirming(self, on: bool) -> None:
+        self.confirm_button.layout.display = "" if on else "none"
+        self.cancel_button.layout.display = "" if on else "none"
+        if not on:
+            self.message.value = ""
+
+    def ask_delete(self) -> list[str]:
+        """Say which tags a delete of the selected image removes (all that share its digest),
+        and wait for "Delete them"."""
+        repo, tag = self.repositories.value, self.tags.value
+        if not (repo and tag):
+            self.message.value = "✘ choose a repository and a tag first"
+            return []
+        try:
+            digest = self.api.manifest_digest(repo, tag)
+            going = gc.tags_of(self.api, repo, digest)
+        except ReglabError as exc:
+            self.message.value = html.escape(f"✘ {exc}")
+            return []
+        self.message.value = html.escape(
+            f"Delete {repo}@{digest}? These tags go with it: {', '.join(going)}. "
+            "(Its blobs stay on disk until garbage collection: reglab gc.)"
+        )
+        self._confirming(True)
+        return going
+
+    def delete(self) -> None:
+        """Delete the selected image by its digest (every tag listed goes), then refresh."""
+        repo, tag = self.repositories.value, self.tags.value
+        try:
+            deleted = gc.delete_tag(self.api, repo, tag)
+        except ReglabError as exc:
+            self.message.value = html.escape(f"✘ {exc}")
+            return
+        self._confirming(False)
+        self.message.value = html.escape(
+            f"✔ deleted {repo}@{deleted.digest}; gone: {', '.join(deleted.tags)}"
+        )
+        self._show_tags()
 
 
 class StatusPanel(widgets.VBox):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import pytest
@@ -13,8 +14,12 @@ from reglab.htpasswd import Htpasswd
 from reglab.lab import Workshop, exercises
 from reglab.lab.display import NotebookProgress
 from reglab.lab.widgets import LoginForm, RegistryBrowser, StatusPanel, add_user_and_login
+from reglab.settings import TOOLS_IMAGE
 
 pytestmark = pytest.mark.docker
+
+MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
+MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 
 
 @pytest.fixture
@@ -191,3 +196,63 @@ def test_04_exercises_predict_shared_credentials_and_fix_an_md5_line(workshop, c
     assert exercises.user_can_log_in(reg, carol)
     assert "answers 200" in said(capsys)
     assert Htpasswd.load(reg.config.paths.htpasswd).names() == ["moby", "carol"]
+
+
+def push_as(engine, registry, source, repository, tag, cleanup) -> str:
+    ref = registry.ref(repository, tag)
+    cleanup.append(ref)
+    transfer.tag(engine, source, ref)
+    return transfer.push(engine, ref)
+
+
+def test_registry_browser_deletes_only_after_saying_which_tags_go(
+    engine, make_registry, cleanup_images
+):
+    registry = make_registry("persistent")
+    digest = push_as(engine, registry, "hello-world", "app", "v1", cleanup_images)
+    push_as(engine, registry, "hello-world", "app", "same", cleanup_images)
+    push_as(engine, registry, TOOLS_IMAGE, "app", "v2", cleanup_images)
+    browser = RegistryBrowser(registry)
+    browser.repositories.value = "app"
+    browser.tags.value = "v1"
+    assert set(browser.ask_delete()) == {"v1", "same"}
+    assert "These tags go with it:" in browser.message.value
+    assert browser.confirm_button.layout.display == ""  # waiting for "Delete them"
+    with registry.client() as api:
+        assert api.manifest_digest("app", "v1") == digest  # nothing deleted yet
+    browser.delete()
+    assert browser.message.value.startswith(f"✔ deleted app@{digest}")
+    assert browser.tags.options == ("v2",)
+    assert browser.confirm_button.layout.display == "none"
+    with registry.client() as api:
+        assert api.tags("app") == ["v2"]
+
+
+def test_registry_browser_shows_an_index_as_its_platforms(engine, make_registry, cleanup_images):
+    registry = make_registry("local")
+    children = []
+    for source, tag, platform in (
+        ("hello-world", "amd64", {"os": "linux", "architecture": "amd64"}),
+        (TOOLS_IMAGE, "arm64", {"os": "linux", "architecture": "arm64", "variant": "v8"}),
+    ):
+        digest = push_as(engine, registry, source, "multi", tag, cleanup_images)
+        with registry.client() as api:
+            head = api.request("HEAD", f"/v2/multi/manifests/{digest}",
+                               headers={"Accept": MANIFEST_V2})  # fmt: skip
+        size = int(head.headers["Content-Length"])
+        children.append(
+            {"mediaType": MANIFEST_V2, "digest": digest, "size": size, "platform": platform}
+        )
+    index = {"schemaVersion": 2, "mediaType": MANIFEST_LIST, "manifests": children}
+    with registry.client() as api:
+        api.request("PUT", "/v2/multi/manifests/both", data=json.dumps(index),
+                    headers={"Content-Type": MANIFEST_LIST})  # fmt: skip
+        summary = api.image_summary("multi", "both")
+    assert summary.platforms == (
+        ("linux/amd64", children[0]["digest"]),
+        ("linux/arm64/v8", children[1]["digest"]),
+    )
+    browser = RegistryBrowser(registry)
+    browser.repositories.value = "multi"
+    browser.tags.value = "both"
+    assert "linux/arm64/v8" in browser.details.value and "platforms" in browser.details.value
