@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 
-from . import archive, gc, images, settings
+from . import archive, gc, images, mirror, settings
 from .cli_args import build_parser
 from .config import RegistryConfig, Stage
 from .container import Registry, owned_registries
@@ -77,7 +77,38 @@ def _read_password(args: argparse.Namespace) -> str:
     raise HtpasswdError("no password given for --user", "pipe it in with --password-stdin")
 
 
+#: A mirror's default container name (its upstream is usually reglab-registry).
+MIRROR_NAME = "reglab-mirror"
+
+
+def _up_mirror(args: argparse.Namespace) -> int:
+    if not args.upstream:
+        raise ConfigError(
+            "reglab up mirror needs the registry to mirror",
+            "add --upstream NAME (a reglab registry) or --upstream http://HOST:PORT",
+        )
+    env = settings.Settings.from_env()
+    port = args.port if args.port is not None else env.port + 1  # beside its upstream
+    name = args.name or MIRROR_NAME
+    workdir = args.workdir if args.workdir is not None else env.workdir
+    registry = mirror.start_mirror(connect(), args.upstream, port, workdir, name)
+    print(f"mirror {name} of {registry.config.upstream} answers at {registry.url}")
+    print(f"pull through it: docker pull {registry.address}/REPOSITORY:TAG (pushes are refused)")
+    print("equivalent commands:")
+    style = PathStyle.here(registry.config.workdir)
+    for command in [
+        *registry.config.folder_commands(style),
+        registry.config.docker_run_command(style),
+    ]:
+        print(command)
+    return 0
+
+
 def _up(args: argparse.Namespace) -> int:
+    if args.stage == Stage.MIRROR.value:
+        return _up_mirror(args)
+    if args.upstream:
+        raise ConfigError("--upstream only applies to a mirror", "reglab up mirror --upstream NAME")
     cfg = _config(args, args.stage)
     if args.password_stdin and not args.user:
         raise ConfigError("--password-stdin needs --user", "add --user NAME")

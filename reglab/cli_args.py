@@ -85,10 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
         "stage",
         choices=[s.value for s in Stage],
         metavar="STAGE",
-        help="local, persistent, tls or auth",
+        help="local, persistent, tls or auth; or mirror (with --upstream)",
     )
     common(p)
     p.add_argument("--user", help="(auth) add this user, or change their password")
+    p.add_argument(
+        "--upstream",
+        metavar="NAME|URL",
+        help="(mirror) the registry to mirror: a reglab registry's name, or a URL",
+    )
     p.add_argument(
         "--password-stdin",
         action="store_true",

@@ -32,12 +32,14 @@ REALM = "Registry Realm"
 
 
 class Stage(StrEnum):
-    """The four workshop stages, each adding one feature to the one before."""
+    """The four workshop stages, each adding one feature to the one before; and a mirror, a
+    pull-through cache of another registry (reglab.mirror)."""
 
     LOCAL = "local"
     PERSISTENT = "persistent"
     TLS = "tls"
     AUTH = "auth"
+    MIRROR = "mirror"
 
     @classmethod
     def parse(cls, value: str | Stage) -> Stage:
@@ -84,12 +86,21 @@ class RegistryConfig:
     #: Maintenance mode: reads are served, pushes and deletes refused (405), as garbage
     #: collection needs (reglab.gc).
     read_only: bool = False
+    #: The mirror stage's upstream, as the mirror container reaches it (http://NAME:5000).
+    upstream: str | None = None
+    #: A Docker network the container joins (the mirror and its upstream talk on it).
+    network: str | None = None
 
     def __post_init__(self) -> None:
         self.stage = Stage.parse(self.stage)
         self.port = settings.check_port(self.port)
         self.name = settings.check_name(self.name)
         self.workdir = settings.resolve_workdir(self.workdir)
+        if (self.stage is Stage.MIRROR) != (self.upstream is not None):
+            raise ConfigError(
+                "a mirror needs an upstream, and only a mirror has one",
+                "reglab up mirror --upstream NAME|URL",
+            )
 
     @property
     def paths(self) -> Workdir:
@@ -113,6 +124,8 @@ class RegistryConfig:
         # Deletes by digest on every stage (off upstream, because a delete frees nothing until
         # garbage collection, and a registry that faces the world may not want them at all).
         env: dict[str, str] = {"REGISTRY_STORAGE_DELETE_ENABLED": "true"}
+        if self.upstream:  # pull-through cache: pulls fill it, pushes are refused
+            env["REGISTRY_PROXY_REMOTEURL"] = self.upstream
         if self.read_only:  # 2.8 wants the map: ..._READONLY_ENABLED=true makes it panic
             env["REGISTRY_STORAGE_MAINTENANCE_READONLY"] = '{"enabled": true}'
         if self.stage.tls:
@@ -171,6 +184,8 @@ class RegistryConfig:
         # The same labels as reglab's own container, so reglab may replace it later.
         parts += [f"--label {k}={v}" for k, v in self.labels().items()]
         parts += [f"-p {ip}:{self.port}:{CONTAINER_PORT}" for ip in self.bind]
+        if self.network:
+            parts.append(f"--network {self.network}")
         if self.restart_policy:
             parts.append(f"--restart {self.restart_policy['Name']}")
         if self.runs_as_invoker:

@@ -139,6 +139,7 @@ class Registry:
                     environment=cfg.environment(),
                     restart_policy=cfg.restart_policy,
                     user=f"{os.getuid()}:{os.getgid()}" if cfg.runs_as_invoker else None,
+                    network=cfg.network,
                 )
         except RegistryError as exc:
             self.remove()  # a container created but not started would block the next try

@@ -24,6 +24,7 @@ def run_once(
     error: type[ReglabError] = ReglabError,
     timeout: float = 120.0,
     entrypoint: list[str] | None = None,
+    network: str | None = None,
 ) -> str:
     """Run ``command`` in a new container of ``image``; return its output; remove it.
 
@@ -34,6 +35,7 @@ def run_once(
             image,
             command or None,
             entrypoint=entrypoint,
+            network=network,
             volumes=volumes or {},
             labels=owner_labels(),
         )

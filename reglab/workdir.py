@@ -10,6 +10,7 @@
       ca/ca.key            the CA's key: apart, so it is never mounted into a container
       auth/htpasswd        bcrypt users
       trust/HOST:PORT/     ca.crt staged for Docker's certs.d (reglab.trust)
+      mirror/              a mirror's own working folder (its registry-data), reglab.mirror
 
 It also knows where the registry keeps things inside ``registry-data/`` (the filesystem
 driver's ``docker/registry/v2/`` tree), so no other module spells those paths out.
@@ -42,7 +43,7 @@ class Workdir:
     root: Path
 
     #: What reglab creates in a working folder; purge removes these and nothing else.
-    ENTRIES = ("registry-data", "certs", "ca", "auth", "trust")
+    ENTRIES = ("registry-data", "certs", "ca", "auth", "trust", "mirror")
 
     @property
     def data(self) -> Path:
@@ -72,6 +73,11 @@ class Workdir:
     @property
     def htpasswd(self) -> Path:
         return self.root / "auth" / "htpasswd"
+
+    @property
+    def mirror(self) -> Path:
+        """A mirror's own working folder: never the upstream's registry-data."""
+        return self.root / "mirror"
 
     @property
     def trust(self) -> Path:

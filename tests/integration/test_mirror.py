@@ -1,0 +1,89 @@
+"""A pull-through mirror in front of a workshop registry, against real registries."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from common import free_port
+from test_cli import assert_one_line_error, run
+
+import reglab
+from reglab import gc, mirror, transfer
+from reglab.network import NETWORK, remove_project_network
+from reglab.settings import TOOLS_IMAGE
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture
+def upstream(engine, make_registry, cleanup_images):
+    """A persistent registry holding hello-world (pulled through the mirror) and another
+    image (never pulled through it)."""
+    registry = make_registry("persistent")
+    for source, repository in (("hello-world", "hello-world"), (TOOLS_IMAGE, "uncached/tools")):
+        ref = registry.ref(repository)
+        cleanup_images.append(ref)
+        transfer.tag(engine, source, ref)
+        transfer.push(engine, ref)
+    yield registry
+    container = registry.container
+    if container is not None:
+        container.remove(force=True, v=True)
+    remove_project_network(engine)
+
+
+def test_the_mirror_serves_the_upstreams_digest_and_keeps_serving_without_it(
+    engine, upstream, tmp_path, cleanup_images
+):
+    name = f"reglab-test-mirror-{uuid.uuid4().hex[:6]}"
+    try:
+        proxy = mirror.start_mirror(engine, upstream.config.name, free_port(), tmp_path, name)
+        assert NETWORK in upstream.container.attrs["NetworkSettings"]["Networks"]
+        with upstream.client() as api:
+            want = api.manifest_digest("hello-world")
+        ref = proxy.ref("hello-world")
+        cleanup_images.append(ref)
+        assert gc.blob_bytes(proxy.config.paths) == 0  # empty until the first pull
+        assert transfer.pull(engine, ref) == want
+        assert gc.blob_bytes(proxy.config.paths) > 0  # the first pull filled its storage
+
+        with pytest.raises(reglab.ImageError):  # a mirror refuses pushes
+            pushed = proxy.ref("pushed/here")
+            cleanup_images.append(pushed)
+            transfer.tag(engine, "hello-world", pushed)
+            transfer.push(engine, pushed)
+
+        upstream.container.stop(timeout=5)  # the upstream goes down
+        transfer.remove(engine, ref)
+        assert transfer.pull(engine, ref) == want  # served from the mirror's own storage
+        uncached = proxy.ref("uncached/tools")
+        with pytest.raises(reglab.ImageError):  # never pulled through it: nothing to serve
+            transfer.pull(engine, uncached)
+    finally:
+        reglab.Registry(reglab.RegistryConfig(name=name), engine).remove()
+
+
+def test_a_mirror_is_not_started_on_an_upstream_that_does_not_answer(engine, upstream, tmp_path):
+    name = f"reglab-test-mirror-{uuid.uuid4().hex[:6]}"
+    upstream.container.stop(timeout=5)
+    args = ["--port", str(free_port()), "--workdir", str(tmp_path), "--name", name]
+    down = run("up", "mirror", "--upstream", upstream.config.name, *args)
+    assert_one_line_error(down, "registry", "is exited")
+    upstream.container.start()
+    upstream.wait_ready()
+    nowhere = run("up", "mirror", "--upstream", "http://reglab-no-such-host:5000", *args)
+    assert_one_line_error(nowhere, "does not answer GET /v2/ with 200")
+    assert_one_line_error(run("up", "mirror", *args), "needs the registry to mirror")
+    assert_one_line_error(run("up", "local", "--upstream", "x", *args), "only applies to a mirror")
+    missing = run("up", "mirror", "--upstream", f"reglab-test-{uuid.uuid4().hex[:6]}", *args)
+    assert_one_line_error(missing, "no registry named")
+    assert engine.containers.list(all=True, filters={"name": name}) == []  # none was started
+
+    ok = run("up", "mirror", "--upstream", upstream.config.name, *args)
+    try:
+        assert ok.returncode == 0, ok.stderr
+        assert "-e REGISTRY_PROXY_REMOTEURL=http://" in ok.stdout
+        assert "pushes are refused" in ok.stdout
+    finally:
+        reglab.Registry(reglab.RegistryConfig(name=name), engine).remove()
