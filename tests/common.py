@@ -41,6 +41,17 @@ def restart_our_engine() -> engine_control.Engine:
     return engine_control.restart(engine.name)
 
 
+def push_as(engine, registry, source: str, repository: str, tag: str, cleanup: list[str]) -> str:
+    """Push image ``source`` to ``registry`` as ``repository:tag``; return the digest. The
+    name goes in ``cleanup`` (the cleanup_images fixture's list)."""
+    from reglab import transfer
+
+    ref = registry.ref(repository, tag)
+    cleanup.append(ref)
+    transfer.tag(engine, source, ref)
+    return transfer.push(engine, ref)
+
+
 def strict() -> bool:
     """True in CI (or with REGLAB_REQUIRE_DOCKER=1): a missing engine or a skip is a failure."""
     return any(

@@ -13,6 +13,23 @@ import reglab
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
+def execute(nb, env: dict[str, str], timeout: int = 120) -> None:
+    """Execute ``nb`` in the notebooks' folder with ``env`` set for its kernel, as a learner's
+    JupyterLab would (the kernel inherits the environment)."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        NotebookClient(
+            nb, timeout=timeout, resources={"metadata": {"path": str(NOTEBOOKS)}}
+        ).execute()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def run_notebook(name: str, tmp_path: Path, break_step: tuple[str, str] | None = None):
     """Execute a notebook in a fresh working folder, optionally with one line of code replaced."""
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
@@ -23,16 +40,9 @@ def run_notebook(name: str, tmp_path: Path, break_step: tuple[str, str] | None =
         assert len(cells) == 1, f"{old!r} is not in exactly one cell of {name}"
         cells[0].source = cells[0].source.replace(old, new)
     env = {"REGLAB_WORKDIR": str(tmp_path / "workdir"), "REGLAB_NAME": "reglab-test-broken"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     try:
-        NotebookClient(nb, timeout=120, resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+        execute(nb, env)
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         # A notebook stopped by a failing cell never reaches its clean-up cell: do it here.
         engine = reglab.connect()
         reglab.Registry(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from common import push_as
 from test_cli import assert_one_line_error, run
 
 import reglab
@@ -13,13 +14,6 @@ from reglab.client import MANIFEST_TYPES
 from reglab.settings import TOOLS_IMAGE
 
 pytestmark = pytest.mark.docker
-
-
-def push_as(engine, registry, source: str, repository: str, tag: str, cleanup) -> str:
-    ref = registry.ref(repository, tag)
-    cleanup.append(ref)
-    transfer.tag(engine, source, ref)
-    return transfer.push(engine, ref)
 
 
 def test_a_delete_goes_by_digest_and_takes_every_tag_of_that_image(

@@ -19,8 +19,7 @@ import nbformat
 import pytest
 import requests
 from common import free_port, shell_script, typed_commands
-from nbclient import NotebookClient
-from notebook_runner import NOTEBOOKS, remove_port_tags
+from notebook_runner import NOTEBOOKS, execute, remove_port_tags
 
 import reglab
 from reglab.network import NETWORK, remove_project_network
@@ -36,17 +35,8 @@ def run_as_learner(notebook: str, workdir: Path, port: int) -> tuple[list[tuple[
     """Run the notebook; return each code cell's source and printed commands, and the digest of
     the hello-world its checkpoints saw."""
     nb = nbformat.read(NOTEBOOKS / notebook, as_version=4)
-    env = {"REGLAB_WORKDIR": str(workdir), "REGLAB_PORT": str(port), "REGLAB_NAME": NAME}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        NotebookClient(nb, timeout=180, resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    execute(nb, {"REGLAB_WORKDIR": str(workdir), "REGLAB_PORT": str(port), "REGLAB_NAME": NAME},
+            timeout=180)  # fmt: skip
     code = [c for c in nb.cells if c.cell_type == "code"]
     text = "".join("".join(o.get("text", "")) for c in code for o in c.get("outputs", []))
     digest = re.search(r"/hello-world:latest: digest (sha256:[0-9a-f]{64})", text)

@@ -6,7 +6,7 @@ import json
 import subprocess
 
 import pytest
-from common import build_random_image
+from common import build_random_image, push_as
 
 import reglab
 from reglab import transfer
@@ -196,13 +196,6 @@ def test_04_exercises_predict_shared_credentials_and_fix_an_md5_line(workshop, c
     assert exercises.user_can_log_in(reg, carol)
     assert "answers 200" in said(capsys)
     assert Htpasswd.load(reg.config.paths.htpasswd).names() == ["moby", "carol"]
-
-
-def push_as(engine, registry, source, repository, tag, cleanup) -> str:
-    ref = registry.ref(repository, tag)
-    cleanup.append(ref)
-    transfer.tag(engine, source, ref)
-    return transfer.push(engine, ref)
 
 
 def test_registry_browser_deletes_only_after_saying_which_tags_go(
