@@ -113,7 +113,8 @@ class RegistryClient:
             )
         if response.status_code >= 400:
             raise ClientError(
-                f"{method} {path} answered {response.status_code}: {response.text.strip()[:200]}",
+                f"{method} {path.split('?', 1)[0]} answered {response.status_code}: "
+                + registry_errors(response),
                 status=response.status_code,
             )
         return response
@@ -206,11 +207,25 @@ class RegistryClient:
                 )
         return total
 
-    def upload_blob(self, repository: str, data: bytes) -> str:
+    def blob_status(self, repository: str, digest: str) -> int:
+        """The status of ``HEAD /v2/REPO/blobs/DIGEST``: 200 when the registry says it has the
+        blob, 404 when not (what it says, which after garbage collection may be its cache)."""
+        try:
+            return self.request("HEAD", f"/v2/{repository}/blobs/{digest}").status_code
+        except ClientError as exc:
+            if exc.status is None:
+                raise
+            return exc.status
+
+    def upload_blob(
+        self, repository: str, data: bytes, headers: dict[str, str] | None = None
+    ) -> str:
         """Upload ``data`` as one blob (monolithic: POST, then PUT with the digest); return
-        the digest. No manifest refers to it, so garbage collection removes it."""
+        the digest. No manifest refers to it, so garbage collection removes it. ``headers``
+        go with both requests."""
         digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
-        started = self.request("POST", f"/v2/{repository}/blobs/uploads/")
+        extra = headers or {}
+        started = self.request("POST", f"/v2/{repository}/blobs/uploads/", headers=extra)
         location = started.headers["Location"]
         path = location.split(self.url, 1)[-1] if location.startswith("http") else location
         separator = "&" if "?" in path else "?"
@@ -218,7 +233,7 @@ class RegistryClient:
             "PUT",
             f"{path}{separator}digest={digest}",
             data=data,
-            headers={"Content-Type": "application/octet-stream"},
+            headers={"Content-Type": "application/octet-stream", **extra},
         )
         return digest
 
@@ -241,6 +256,23 @@ class RegistryClient:
             "HEAD", f"/v2/{repository}/manifests/{reference}", headers={"Accept": MANIFEST_TYPES}
         )
         return str(response.headers["Docker-Content-Digest"])
+
+
+def registry_errors(response: requests.Response) -> str:
+    """The registry's own words for a failed request: ``CODE: message (detail)`` for each error
+    in its JSON body (the body as text when it has none)."""
+    try:
+        errors = response.json().get("errors") or []
+    except (ValueError, AttributeError):
+        errors = []
+    said = []
+    for error in errors if isinstance(errors, list) else []:
+        detail = error.get("detail")
+        shown = f"{error.get('code')}: {error.get('message')}"
+        if isinstance(detail, str) and detail:
+            shown += f" ({detail})"
+        said.append(shown)
+    return "; ".join(said) or response.text.strip()[:300] or response.reason
 
 
 def _platform(entry: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ does what ``reglab.Registry`` does.
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -64,6 +65,51 @@ class Stage(StrEnum):
 
 Volumes = dict[str, dict[str, str]]
 
+#: How the registry sends events: wait at most ``timeout`` for the listener, and after
+#: ``threshold`` failures in a row back off ``backoff`` between retries. Events wait in an
+#: in-memory queue meanwhile: they survive a listener's outage, not a registry restart.
+NOTIFY_TIMEOUT, NOTIFY_THRESHOLD, NOTIFY_BACKOFF = "1s", 3, "1s"
+
+
+def check_notify_url(url: str) -> str:
+    """An events URL must be http(s) with a host: the registry posts JSON to it."""
+    scheme, sep, rest = url.partition("://")
+    if (
+        not sep
+        or scheme not in ("http", "https")
+        or not rest.split("/", 1)[0]
+        or any(c in url for c in " '\"`$\\")
+    ):
+        raise ConfigError(
+            f"--notify {url!r} is not an http(s) URL",
+            "give http://HOST:PORT/PATH (the listener's address as the registry reaches it)",
+        )
+    return url
+
+
+def notification_endpoints(url: str) -> str:
+    """``notifications.endpoints`` as one environment value: a YAML flow list, with the URL in
+    single quotes so that a command line can give it inside double quotes (``"$GATEWAY"``)."""
+    return (
+        f"[{{name: reglab, url: '{url}', timeout: {NOTIFY_TIMEOUT}, "
+        f"threshold: {NOTIFY_THRESHOLD}, backoff: {NOTIFY_BACKOFF}}}]"
+    )
+
+
+def notify_url_of(endpoints: str) -> str | None:
+    """The URL in a value :func:`notification_endpoints` wrote (None if there is none)."""
+    found = re.search(r"url: '([^']*)'", endpoints)
+    return found.group(1) if found else None
+
+
+def _env_argument(name: str, value: str) -> str:
+    """``-e NAME=VALUE`` quoted for the shell; in double quotes when the value holds single
+    quotes, so that a shell variable written into it (``$GATEWAY``) still expands."""
+    if "'" not in value:
+        return f"-e {shlex.quote(name + '=' + value)}"
+    escaped = "".join("\\" + c if c in '"\\`' else c for c in value)
+    return f'-e "{name}={escaped}"'
+
 
 @dataclass
 class RegistryConfig:
@@ -90,6 +136,11 @@ class RegistryConfig:
     upstream: str | None = None
     #: A Docker network the container joins (the mirror and its upstream talk on it).
     network: str | None = None
+    #: A named volume for /var/lib/registry instead of registry-data/ (notebook 05 puts the
+    #: registry on a small disk this way: reglab.disk).
+    data_volume: str | None = None
+    #: Where the registry sends its events (reglab.events): an http(s) URL.
+    notify: str | None = None
 
     def __post_init__(self) -> None:
         self.stage = Stage.parse(self.stage)
@@ -100,6 +151,13 @@ class RegistryConfig:
             raise ConfigError(
                 "a mirror needs an upstream, and only a mirror has one",
                 "reglab up mirror --upstream NAME|URL",
+            )
+        if self.notify is not None:
+            self.notify = check_notify_url(self.notify)
+        if self.data_volume is not None and not self.stage.persistent:
+            raise ConfigError(
+                "the local stage keeps its data in an anonymous volume, not a named one",
+                "use the persistent stage (or a later one) with a data volume",
             )
 
     @property
@@ -126,6 +184,8 @@ class RegistryConfig:
         env: dict[str, str] = {"REGISTRY_STORAGE_DELETE_ENABLED": "true"}
         if self.upstream:  # pull-through cache: pulls fill it, pushes are refused
             env["REGISTRY_PROXY_REMOTEURL"] = self.upstream
+        if self.notify:  # a YAML value: the one endpoint list (reglab.events explains each key)
+            env["REGISTRY_NOTIFICATIONS_ENDPOINTS"] = notification_endpoints(self.notify)
         if self.read_only:  # 2.8 wants the map: ..._READONLY_ENABLED=true makes it panic
             env["REGISTRY_STORAGE_MAINTENANCE_READONLY"] = '{"enabled": true}'
         if self.stage.tls:
@@ -141,7 +201,9 @@ class RegistryConfig:
         """Bind mounts. Only the server certificate and key go in: never the CA's key."""
         paths = self.paths
         vols: Volumes = {}
-        if self.stage.persistent:
+        if self.data_volume:
+            vols[self.data_volume] = {"bind": "/var/lib/registry", "mode": "rw"}
+        elif self.stage.persistent:
             vols[str(paths.data)] = {"bind": "/var/lib/registry", "mode": "rw"}
         if self.stage.tls:
             vols[str(paths.server_cert)] = {"bind": "/certs/domain.crt", "mode": "ro"}
@@ -162,8 +224,8 @@ class RegistryConfig:
     def runs_as_invoker(self) -> bool:
         """With a bind mount the registry runs as the user who started it, so the files it
         writes in registry-data/ are theirs (a learner who is not root can delete them).
-        Without one it stays root: its anonymous volume belongs to root."""
-        return self.stage.persistent
+        Without one it stays root: its volume (anonymous or named) belongs to root."""
+        return self.stage.persistent and self.data_volume is None
 
     def labels(self) -> dict[str, str]:
         return owner_labels(**{STAGE_LABEL: self.stage.value})
@@ -172,7 +234,8 @@ class RegistryConfig:
         """What must exist before ``docker run``: a missing bind-mount source would be made by
         the engine, as root, and a registry running as the user could not write in it."""
         style = style or PathStyle(self.workdir)
-        return [f"mkdir -p {style.show(self.paths.data)}"] if self.stage.persistent else []
+        needed = self.stage.persistent and self.data_volume is None
+        return [f"mkdir -p {style.show(self.paths.data)}"] if needed else []
 
     def docker_run_command(self, style: PathStyle | None = None) -> str:
         """The ``docker run`` line that starts the same container by hand.
@@ -192,7 +255,10 @@ class RegistryConfig:
             parts.append('--user "$(id -u):$(id -g)"')
         for host, spec in self.volumes().items():
             suffix = ":ro" if spec["mode"] == "ro" else ""
-            parts.append(f"-v {style.show(Path(host), mount_to=spec['bind'] + suffix)}")
-        parts += [f"-e {shlex.quote(k + '=' + v)}" for k, v in self.environment().items()]
+            if host == self.data_volume:  # a volume's name, not a path
+                parts.append(f"-v {host}:{spec['bind']}{suffix}")
+            else:
+                parts.append(f"-v {style.show(Path(host), mount_to=spec['bind'] + suffix)}")
+        parts += [_env_argument(k, v) for k, v in self.environment().items()]
         parts.append(self.image)
         return " \\\n  ".join(parts)

@@ -20,7 +20,7 @@ import requests
 import urllib3
 
 from .client import RegistryClient
-from .config import CONTAINER_PORT, RegistryConfig, Stage
+from .config import CONTAINER_PORT, RegistryConfig, Stage, notify_url_of
 from .engine import connect, port_problem, writable_problem
 from .errors import (
     ConfigError,
@@ -98,7 +98,7 @@ class Registry:
         if problem:
             raise ConfigError(problem.what, problem.fix)
         try:
-            if cfg.stage.persistent:
+            if cfg.stage.persistent and cfg.data_volume is None:
                 paths.data.mkdir(parents=True, exist_ok=True)
             if cfg.stage.tls:
                 paths.server_certificate(cfg.cert_names)
@@ -255,22 +255,37 @@ class Registry:
         bind = tuple(dict.fromkeys(b["HostIp"] for b in bindings if b.get("HostIp"))) or (
             "127.0.0.1",
         )
+        env = dict(
+            item.split("=", 1) for item in (container.attrs["Config"]["Env"] or []) if "=" in item
+        ) if container is not None else {}  # fmt: skip
+        networks = list((container.attrs["NetworkSettings"]["Networks"] or {}) if container else [])
         config = RegistryConfig(
             stage=Stage.parse(status.stage),
             port=int(status.ports[0]),
             workdir=workdir,
             name=name,
             bind=bind,
+            upstream=env.get("REGISTRY_PROXY_REMOTEURL"),
+            network=next((n for n in networks if n != "bridge"), None),
+            notify=notify_url_of(env.get("REGISTRY_NOTIFICATIONS_ENDPOINTS", "")),
         )
-        return cls(config, engine)
+        registry = cls(config, engine)
+        source = registry.data_source()
+        if isinstance(source, str):
+            config.data_volume = source
+        return registry
 
-    def data_source(self) -> Path | None:
-        """The host folder the running container stores its data in (None: an anonymous
-        volume, or no container)."""
+    def data_source(self) -> Path | str | None:
+        """Where the running container stores its data: a host folder (Path), a named volume
+        (its name), or None (an anonymous volume, or no container)."""
         container = self.container
         for mount in container.attrs["Mounts"] if container is not None else []:
-            if mount["Destination"] == "/var/lib/registry" and mount["Type"] == "bind":
+            if mount["Destination"] != "/var/lib/registry":
+                continue
+            if mount["Type"] == "bind":
                 return Path(mount["Source"])
+            if mount["Type"] == "volume" and not _anonymous(mount.get("Name", "")):
+                return str(mount["Name"])
         return None
 
     def __enter__(self) -> Registry:
@@ -281,6 +296,11 @@ class Registry:
 
     def __exit__(self, *exc: object) -> None:
         self.remove()
+
+
+def _anonymous(volume: str) -> bool:
+    """The engine names an anonymous volume with 64 hex digits."""
+    return len(volume) == 64 and all(c in "0123456789abcdef" for c in volume)
 
 
 __all__ = ["CONTAINER_PORT", "Registry", "RegistryStatus", "owned_registries"]

@@ -16,14 +16,19 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from .client import RegistryClient
 from .container import Registry
+from .disk import volume_file_bytes
 from .errors import ClientError, ConfigError, RegistryError
 from .oneoff import run_once
 from .workdir import Workdir
 
+#: Where the blobs are, below /var/lib/registry.
+BLOBS = "docker/registry/v2/blobs"
 #: The registry's own configuration file inside the image (the collector reads it).
 CONFIG_PATH = "/etc/docker/registry/config.yml"
 
@@ -80,6 +85,9 @@ class Collection:
     after: int
     eligible: tuple[str, ...]
     dry_run: bool
+    #: For each watched blob, what HEAD answered: before the sweep, after it (the same registry
+    #: process, read-only), and after the restart.
+    watched: dict[str, tuple[int, int, int]] = dataclasses.field(default_factory=dict)
 
     @property
     def reclaimed(self) -> int:
@@ -92,13 +100,29 @@ def blob_bytes(paths: Workdir) -> int:
     return sum(p.stat().st_size for p in blobs.rglob("*") if p.is_file()) if blobs.is_dir() else 0
 
 
-def collect(registry: Registry, dry_run: bool = False, delete_untagged: bool = False) -> Collection:
+def stored_blob_bytes(registry: Registry) -> int:
+    """Bytes of every blob the registry stores, in registry-data/ or in its named volume."""
+    source = registry.data_source()
+    if isinstance(source, str):
+        return volume_file_bytes(registry.engine, source, BLOBS)
+    return blob_bytes(registry.config.paths)
+
+
+def collect(
+    registry: Registry,
+    dry_run: bool = False,
+    delete_untagged: bool = False,
+    watch: Sequence[tuple[str, str]] = (),
+) -> Collection:
     """Collect the registry's garbage safely (see the module's docstring); return the bytes.
 
     CLI equivalent of the collector: ``docker run --rm --entrypoint /bin/registry -v
     DATA:/var/lib/registry registry:2 garbage-collect /etc/docker/registry/config.yml``.
     ``delete_untagged`` also removes manifests no tag points to (in 2.8 it can remove the
     children of a multi-architecture index: use it only on single-platform images).
+
+    ``watch``: (repository, digest) of blobs to ask for with HEAD before the sweep, after it and
+    after the restart; this shows the stale cache the restart clears (notebook 05).
     """
     config, paths = registry.config, registry.config.paths
     source = registry.data_source()
@@ -107,38 +131,60 @@ def collect(registry: Registry, dry_run: bool = False, delete_untagged: bool = F
             f"registry {config.name} keeps its data in an anonymous volume (the local stage)",
             "collect garbage on a registry with registry-data: reglab up persistent (or tls, auth)",
         )
-    if source != paths.data:
+    if isinstance(source, Path) and source != paths.data:
         raise ConfigError(
             f"registry {config.name} stores its data in {source}, not in {paths.data}",
             f"give the folder it was started with: --workdir {source.parent}",
         )
-    before = blob_bytes(paths)
+    before = stored_blob_bytes(registry)
+    mount = str(source) if isinstance(source, str) else str(paths.data)
     flags = [
         *(["--dry-run"] if dry_run else []),
         *(["--delete-untagged"] if delete_untagged else []),
     ]
     if not dry_run:  # no push may land while blobs are swept
         Registry(dataclasses.replace(config, read_only=True), registry.engine).start()
+    seen_before = _heads(registry, watch)
     try:
         output = run_once(
             registry.engine,
             config.image,
             ["garbage-collect", CONFIG_PATH, *flags],
             entrypoint=["/bin/registry"],
-            volumes={
-                str(paths.data): {"bind": "/var/lib/registry", "mode": "ro" if dry_run else "rw"}
-            },
+            volumes={mount: {"bind": "/var/lib/registry", "mode": "ro" if dry_run else "rw"}},
             what="the garbage collector failed",
             fix=f"read its output above, and 'docker logs {config.name}'",
             error=RegistryError,
         )
+        seen_after = _heads(registry, watch)
     finally:
         if not dry_run:  # read-write again, and a new process: its blob cache starts empty
             Registry(config, registry.engine).start()
+    seen_restarted = _heads(registry, watch)
     eligible = tuple(
         dict.fromkeys(re.findall(r"blob eligible for deletion: (sha256:[0-9a-f]{64})", output))
     )
-    return Collection(before, blob_bytes(paths), eligible, dry_run)
+    watched = {
+        digest: (seen_before[i], seen_after[i], seen_restarted[i])
+        for i, (_, digest) in enumerate(watch)
+    }
+    return Collection(before, stored_blob_bytes(registry), eligible, dry_run, watched)
 
 
-__all__ = ["CONFIG_PATH", "Collection", "Deleted", "blob_bytes", "collect", "delete_tag", "tags_of"]
+def _heads(registry: Registry, watch: Sequence[tuple[str, str]]) -> list[int]:
+    if not watch:
+        return []
+    with registry.client() as api:
+        return [api.blob_status(repository, digest) for repository, digest in watch]
+
+
+__all__ = [
+    "CONFIG_PATH",
+    "Collection",
+    "Deleted",
+    "blob_bytes",
+    "collect",
+    "delete_tag",
+    "stored_blob_bytes",
+    "tags_of",
+]

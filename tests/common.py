@@ -14,6 +14,7 @@ from pathlib import Path
 import docker
 
 from reglab.images import BuildContext
+from reglab.settings import REGISTRY_IMAGE
 
 ROOT = Path(__file__).resolve().parents[1]
 SANITIZE = ROOT / "tests" / "nbval-sanitize.cfg"
@@ -143,7 +144,7 @@ def shell_script(commands: list[Typed], port: int, state: Path) -> str:
             ]
         else:
             lines.append(typed.command)
-        if typed.command.startswith("docker run -d"):
+        if typed.command.startswith("docker run -d") and REGISTRY_IMAGE in typed.command:
             lines.append("ready")
     assigned = sorted({m.group(1) for t in commands if (m := re.match(r"(\w+)=", t.command))})
     if assigned:

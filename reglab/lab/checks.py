@@ -7,6 +7,7 @@ checkpoint cells call these, and the tests prove each one fails when its step is
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import docker
@@ -15,6 +16,8 @@ import docker.errors
 from ..client import RegistryClient
 from ..container import Registry
 from ..errors import ClientError, ReglabError, TLSVerificationFailed
+from ..events import Listener
+from ..gc import Collection
 from ..htpasswd import Htpasswd, cost_of
 from ..login import Credentials
 from ..oneoff import run_once
@@ -178,8 +181,13 @@ def push_refused(error: str | None, expected: str) -> None:
 def same(actual: object, expected: object, what: str, fix: str) -> None:
     """``actual`` equals ``expected``; says so with ``what``."""
     if actual != expected:
-        raise CheckFailed(f"{what}: got {actual}, expected {expected}", fix)
-    _ok(f"{what}: {actual}")
+        raise CheckFailed(f"{what}: got {_shown(actual)}, expected {_shown(expected)}", fix)
+    _ok(f"{what}: {_shown(actual)}")
+
+
+def _shown(value: object) -> str:
+    """Numbers with thousands separators (byte counts read better, and compare as N)."""
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
 def htpasswd_matches(path: str | Path, credentials: Credentials) -> None:
@@ -193,3 +201,98 @@ def htpasswd_matches(path: str | Path, credentials: Credentials) -> None:
         f"{credentials.user}'s entry is bcrypt (cost {cost_of(users.users[credentials.user])}) "
         "and matches the password"
     )
+
+
+# --- day two (05-07) ------------------------------------------------------------------------
+
+
+def images_intact(registry: Registry, images: dict[str, str]) -> None:
+    """Each ``REPO:TAG`` in ``images`` still has its digest, and every blob of it downloads
+    and hashes to its digest (a damaged store would fail here)."""
+    with registry.client() as api:
+        for ref, digest in images.items():
+            repository, _, tag = ref.rpartition(":")
+            try:
+                served = api.manifest_digest(repository, tag)
+                size = api.verify_image(repository, tag)
+            except ClientError as exc:
+                raise CheckFailed(
+                    f"{ref} cannot be read back: {exc.problem}", "see 'docker logs' of the registry"
+                ) from None
+            if served != digest:
+                raise CheckFailed(f"{ref} is {served} now, not {digest}", "push it again")
+            _ok(f"{ref}: digest unchanged, every blob hashes right ({size:,} bytes)")
+
+
+def reclaimed(done: Collection, expected: dict[str, int]) -> None:
+    """Garbage collection freed exactly the blobs in ``expected`` (digest: bytes)."""
+    want = sum(expected.values())
+    if set(done.eligible) != set(expected) or done.reclaimed != want:
+        raise CheckFailed(
+            f"the collector deleted {len(done.eligible)} blob(s), {done.reclaimed:,} bytes; "
+            f"expected {len(expected)}, {want:,} bytes",
+            "delete the version first (its manifest), then collect without --dry-run",
+        )
+    _ok(
+        f"reclaimed {want:,} bytes: exactly the {len(expected)} blobs only the deleted version used"
+    )
+
+
+def blobs_gone(registry: Registry, repository: str, digests: Iterable[str]) -> None:
+    """The registry answers 404 for each of these blobs."""
+    with registry.client() as api:
+        answers = {d: api.blob_status(repository, d) for d in digests}
+    alive = [d for d, status in answers.items() if status != 404]
+    if alive:
+        raise CheckFailed(
+            f"{len(alive)} deleted blob(s) still answer {answers[alive[0]]}",
+            "restart the registry after collecting (its cache still knows them)",
+        )
+    _ok(f"all {len(answers)} deleted blobs answer 404")
+
+
+def refused_for(error: str | None, expected: str) -> None:
+    """An operation that should have failed did, with ``expected`` in the registry's words."""
+    if error is None or expected not in error:
+        raise CheckFailed(
+            f"expected a refusal with {expected!r}, got {error!r}",
+            "run the cells above in order (the disk must be full first)",
+        )
+    _ok(f"refused by the registry: {expected}")
+
+
+def mirror_serves(mirror: Registry, upstream_digest: str, repository: str = "hello-world") -> None:
+    """The mirror serves ``repository:latest`` with the upstream's digest, every blob intact."""
+    with mirror.client() as api:
+        try:
+            digest = api.manifest_digest(repository)
+            api.verify_image(repository)
+        except ClientError as exc:
+            raise CheckFailed(
+                f"the mirror does not serve {repository}: {exc.problem}",
+                "pull it through the mirror while the upstream answers",
+            ) from None
+    if digest != upstream_digest:
+        raise CheckFailed(
+            f"the mirror serves {digest}, the upstream {upstream_digest}",
+            "the upstream changed: pull through the mirror again",
+        )
+    _ok(f"the mirror serves {repository}:latest with the upstream's digest {digest}")
+
+
+def events_exactly_once(listener: Listener, expected: list[tuple[str, str, str]]) -> None:
+    """Each (action, repository, digest) arrived as exactly one event, delivered once."""
+    for action, repository, digest in expected:
+        found = [
+            e for _, e in listener.deliveries
+            if (e.action, e.repository, e.digest) == (action, repository, digest)
+            and (action == "delete" or e.is_manifest)
+        ]  # fmt: skip
+        ids = {e.id for e in found}
+        if len(ids) != 1 or len(found) != 1:
+            raise CheckFailed(
+                f"{action} of {repository}@{digest[:19]}...: {len(ids)} event(s), "
+                f"{len(found)} deliveries; expected exactly one",
+                "start the listener before the registry sends, and wait for the events",
+            )
+    _ok(f"each of the {len(expected)} pushes and deletes arrived exactly once, right digest")

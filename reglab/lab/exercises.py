@@ -16,10 +16,12 @@ from collections.abc import Iterable
 
 import requests
 
+from .. import gc, transfer
 from ..certs import Certificate
 from ..config import RegistryConfig, Stage
 from ..container import Registry
 from ..errors import ReglabError, docker_errors
+from ..events import Listener
 from ..htpasswd import Htpasswd, password_variable
 from ..labels import owner_labels
 from ..login import Credentials
@@ -266,3 +268,72 @@ __all__ = [
     "break_certificate", "gateway_in_certificate", "leftover_volumes", "md5_user", "pushed",
     "shared_credentials", "user_can_log_in", "why_refused",
 ]  # fmt: skip
+
+
+# --- 05 -------------------------------------------------------------------------------------
+
+
+def blobs_collected(registry: Registry, answer: int | None) -> bool:
+    """05, predict: how many blobs garbage collection deletes now (a dry run tells)."""
+    if not isinstance(answer, int):
+        return _verdict(False, "", "answer with a number, for example answer = 1")
+    done = gc.collect(registry, dry_run=True)
+    print(f"the collector's dry run: {len(done.eligible)} blob(s) eligible for deletion")
+    return _verdict(
+        answer == len(done.eligible),
+        "the deleted version's own layer, its config and its manifest (a manifest is stored "
+        "as a blob too); the layer both versions share stays, because version 2 still uses it",
+        "count what only version 1 used: look at its manifest (config, layers), remember that "
+        "the manifest is a blob itself, and that a layer shared with version 2 is still in use",
+    )
+
+
+# --- 06 -------------------------------------------------------------------------------------
+
+
+def served_without_upstream(mirror: Registry, upstream: Registry, answer: Iterable[str]) -> bool:
+    """06, predict: with the upstream stopped, which repositories does the mirror serve?"""
+    chosen = {str(a) for a in answer}
+    container = upstream.container
+    if container is not None and container.status == "running":
+        return _verdict(False, "", "stop the upstream first (the cell above)")
+    served = set()
+    with mirror.client() as api:
+        for repository in ("hello-world", "tools"):
+            try:
+                api.verify_image(repository)
+                served.add(repository)
+                print(f"{repository}: served by the mirror")
+            except ReglabError as exc:
+                print(f"{repository}: {exc.problem[:160]}")
+    return _verdict(
+        chosen == served,
+        "the mirror serves what it has stored (hello-world, fetched through it) and nothing "
+        "else: tools was never asked for, so it never came",
+        "a mirror stores what passes through it, and only that; which repository did a "
+        "client already fetch through the mirror?",
+    )
+
+
+# --- 07 -------------------------------------------------------------------------------------
+
+
+def pull_events(ws: Workshop, registry: Registry, listener: Listener, answer: int | None) -> bool:
+    """07, predict: how many events one ``docker pull`` of an image the engine already has
+    produces."""
+    if not isinstance(answer, int):
+        return _verdict(False, "", "answer with a number, for example answer = 3")
+    ref = registry.ref("hello-world")
+    with registry.client() as api:
+        listener.flush(api, "hello-world")
+        before = len(listener.events)
+        transfer.remove(ws.engine, ref)
+        transfer.pull(ws.engine, ref)
+        events = listener.flush(api, "hello-world")[before:]
+    print(f"docker pull {ref}: {len(events)} event(s): {[(e.action, e.what) for e in events]}")
+    return _verdict(
+        answer == len(events),
+        "one: the manifest. The engine already has every layer and the config, so it asks "
+        "for nothing else; a registry's pull counts say little about real downloads",
+        "the engine downloads only what it does not have; what does it always ask for?",
+    )

@@ -15,6 +15,7 @@ import ipywidgets as widgets
 from .. import gc
 from ..container import Registry, owned_registries
 from ..errors import ReglabError
+from ..events import Event, Listener
 from ..htpasswd import Htpasswd
 from ..login import Credentials, login
 
@@ -217,3 +218,34 @@ class StatusPanel(widgets.VBox):
             for r in found
         )
         self.table.value = f"<table><tr>{head}</tr>{body}</table>"
+
+
+def events_table(events: list[Event], last: int = 12) -> str:
+    """The last ``last`` events as an HTML table (newest at the bottom)."""
+    rows = [e.row() for e in events[-last:]]
+    if not rows:
+        return "<i>no events yet: push, pull or delete something</i>"
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in rows[0])
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row.values()) + "</tr>"
+        for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table><small>{len(events)} event(s) in all</small>"
+
+
+class EventTable(widgets.VBox):
+    """A live table of the registry's events: it grows as the listener receives them."""
+
+    def __init__(self, listener: Listener, last: int = 12) -> None:
+        self.last = last
+        self.listener = listener
+        self.table = widgets.HTML(events_table(listener.events, last))
+        super().__init__([self.table])
+        listener.callbacks.append(self._received)
+
+    def _received(self, event: Event) -> None:
+        # Called in the listener's thread; a widget update is a message to the front end.
+        self.table.value = events_table(self.listener.events, self.last)
+
+    def __repr__(self) -> str:  # what nbval compares: the same on every run
+        return f"EventTable(last={self.last})"

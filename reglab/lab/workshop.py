@@ -311,7 +311,10 @@ class Workshop:
             print(f"registry {self.name} keeps running at {self.registry.url}")
             return
         self.down()
-        if self.registry.config.stage.persistent:
+        if self.registry.config.data_volume:
+            volume = self.registry.config.data_volume
+            print(f"registry {self.name} removed; its data stays on volume {volume}")
+        elif self.registry.config.stage.persistent:
             data = self.style.show(self.registry.config.paths.data)
             print(f"registry {self.name} removed; its data stays in {data}")
         else:

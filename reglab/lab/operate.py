@@ -1,0 +1,386 @@
+"""Day two in the notebooks (05-07): deleting and collecting, a mirror, events.
+
+Like :class:`~reglab.lab.workshop.Workshop`'s methods, each function does the work through
+reglab's core AND prints the command line that does the same (``$ ...``), complete and
+typeable in a terminal in the notebook's folder. The logic lives in the core modules
+(``reglab.gc``, ``reglab.disk``, ``reglab.mirror``, ``reglab.replicate``, ``reglab.events``);
+these functions only show it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+import shutil
+
+from .. import gc, mirror, replicate, transfer
+from ..client import MANIFEST_TYPES, RegistryClient
+from ..config import RegistryConfig, Stage
+from ..container import CONTAINER_PORT, Registry
+from ..disk import SmallDisk
+from ..errors import ReglabError
+from ..events import Event, Listener
+from ..images import BuildContext
+from ..labels import OWNER_LABEL
+from ..network import NETWORK, project_network
+from ..settings import REGISTRY_IMAGE, TOOLS_IMAGE
+from .workshop import Workshop
+
+#: The repository (and local image name) of notebook 05's versions.
+APP = "reglab-app"
+MIB = 1 << 20
+
+
+# --- 05: a small disk, versions, delete, collect ---------------------------------------------
+
+
+def small_disk(ws: Workshop, size_mb: int = 24) -> SmallDisk:
+    """A tmpfs volume of ``size_mb`` MiB (and its keeper) for the registry's storage."""
+    disk = SmallDisk(f"{ws.name}-disk", size_mb)
+    if Registry(ws.config("local"), ws.engine).container is not None:  # it may use the disk
+        ws.cli(f"docker rm -f -v {ws.name}")
+        Registry(ws.config("local"), ws.engine).remove()
+    for command in disk.commands():
+        ws.cli(command)
+    disk.create(ws.engine)
+    used, size = disk.usage(ws.engine)
+    print(f"volume {disk.name}: {size / MIB:.0f} MiB, held mounted by {disk.keeper}")
+    return disk
+
+
+def build_version(ws: Workshop, version: int, size_mb: int) -> str:
+    """Build ``reglab-app:VERSION``: reglab-tools plus one layer of ``size_mb`` MiB of random
+    bytes (random, so no compression shrinks it). Every version shares reglab-tools' layer."""
+    folder = ws.workdir / "app"
+    name = f"v{version}.bin"
+    dockerfile = f"FROM {TOOLS_IMAGE}\nCOPY {name} /data/{name}\n"
+    ws.cli(f"mkdir -p {ws.style.show(folder)}")
+    ws.cli(f"head -c {size_mb * MIB} /dev/urandom > {ws.style.show(folder / name)}")
+    shown = dockerfile.replace("\n", "\\n")
+    ws.cli(f"printf '{shown}' | docker build -q -t {APP}:{version} -f - {ws.style.show(folder)}")
+    folder.mkdir(parents=True, exist_ok=True)
+    data = os.urandom(size_mb * MIB)
+    (folder / name).write_bytes(data)
+    context = BuildContext(dockerfile.encode())
+    context.add_bytes(data, name)
+    ref = context.build(ws.engine, f"{APP}:{version}")
+    print(f"built {ref}: {TOOLS_IMAGE} + a layer of {size_mb} MiB")
+    return ref
+
+
+def push_version(ws: Workshop, registry: Registry, version: int) -> str:
+    """Tag ``reglab-app:VERSION`` into the registry and push it; return the digest."""
+    ref = registry.ref(APP, str(version))
+    ws.tag(f"{APP}:{version}", ref)
+    return ws.push(ref)
+
+
+def push_to_full_disk(ws: Workshop, registry: Registry, version: int) -> str | None:
+    """Push a version's new layer once, through the HTTP API, and show the registry's answer.
+
+    ``docker push`` tries each layer five times, over about a minute, then prints only
+    ``received unexpected HTTP status: 500``; one upload shows the registry's own error.
+    Returns that error (None if the upload worked)."""
+    ref = registry.ref(APP, str(version))
+    ws.tag(f"{APP}:{version}", ref)
+    ws.cli(f"docker push {ref}")
+    data = (ws.workdir / "app" / f"v{version}.bin").read_bytes()
+    try:
+        with registry.client() as api:
+            api.upload_blob(APP, data)
+    except ReglabError as exc:
+        print(f"refused: {exc.problem}")
+        return exc.problem
+    print(f"the {len(data) / MIB:.0f} MiB layer was stored")
+    return None
+
+
+def disk_usage(ws: Workshop, disk: SmallDisk) -> tuple[int, int]:
+    """How full the small disk is (``df`` in a one-off container)."""
+    ws.cli(f"docker run --rm -v {disk.name}:/disk:ro {TOOLS_IMAGE} df -k /disk")
+    used, size = disk.usage(ws.engine)
+    print(f"{disk.name}: {used / MIB:.1f} of {size / MIB:.0f} MiB used ({used * 100 // size}%)")
+    return used, size
+
+
+def blob_bytes(ws: Workshop, registry: Registry) -> int:
+    """Bytes of every blob the registry stores (what garbage collection can free)."""
+    source = registry.data_source()
+    blobs = f"/var/lib/registry/{gc.BLOBS}"
+    if isinstance(source, str):
+        ws.cli(f"docker run --rm -v {source}:/var/lib/registry:ro {TOOLS_IMAGE} du -sb {blobs}")
+    else:
+        ws.cli(f"du -sb {ws.style.show(registry.config.paths.storage / 'blobs')}")
+    total = gc.stored_blob_bytes(registry)
+    print(f"blobs stored: {total:,} bytes")
+    return total
+
+
+def _digest_line(registry: Registry, repository: str, tag: str) -> str:
+    return (
+        f"DIGEST=$(curl -sI -H {shlex.quote('Accept: ' + MANIFEST_TYPES)} "
+        f"{registry.url}/v2/{repository}/manifests/{tag} "
+        "| sed -n 's/^docker-content-digest: //Ip' | tr -d '\\r')"
+    )
+
+
+def delete_by_tag(ws: Workshop, registry: Registry, repository: str, tag: str) -> str:
+    """Try ``DELETE /v2/REPO/manifests/TAG``: the registry refuses it; show its answer."""
+    ws.cli(f"curl -s -X DELETE {registry.url}/v2/{repository}/manifests/{tag}")
+    with registry.client() as api:
+        response = api.session.delete(
+            f"{api.url}/v2/{repository}/manifests/{tag}", timeout=api.timeout, verify=api.verify
+        )
+    print(f"{response.status_code}: {response.text.strip()}")
+    return response.text
+
+
+def tags_of(ws: Workshop, registry: Registry, repository: str, tag: str) -> list[str]:
+    """The tags that point to the same image as ``repository:tag``."""
+    ws.cli(_digest_line(registry, repository, tag))
+    ws.cli(f"curl -s {registry.url}/v2/{repository}/tags/list")
+    with registry.client() as api:
+        digest = api.manifest_digest(repository, tag)
+        ws.shell_variables[digest] = "DIGEST"
+        same = gc.tags_of(api, repository, digest)
+    print(f"{repository}:{tag} is {digest}; its tags: {', '.join(same)}")
+    return same
+
+
+def delete(ws: Workshop, registry: Registry, repository: str, tag: str) -> gc.Deleted:
+    """Delete what ``repository:tag`` points to, by digest; every tag of it goes."""
+    ws.cli(_digest_line(registry, repository, tag))
+    with registry.client() as api:
+        deleted = gc.delete_tag(api, repository, tag)
+    ws.shell_variables[deleted.digest] = "DIGEST"
+    ws.cli(f'curl -fsS -X DELETE "{registry.url}/v2/{repository}/manifests/$DIGEST"')
+    print(f"deleted {repository}@{deleted.digest}: 202 Accepted")
+    print(f"tags that went with it: {', '.join(deleted.tags)}")
+    return deleted
+
+
+def collect(
+    ws: Workshop,
+    registry: Registry,
+    dry_run: bool = False,
+    delete_untagged: bool = False,
+    watch: list[tuple[str, str]] | None = None,
+) -> gc.Collection:
+    """Garbage collection, safely: read-only registry, the collector, read-write again."""
+    config = registry.config
+    source = registry.data_source()
+    target = "/var/lib/registry" + (":ro" if dry_run else "")
+    mount = (
+        f"{source}:{target}"
+        if isinstance(source, str)
+        else ws.style.show(config.paths.data, mount_to=target)
+    )
+    flags = " --dry-run" * dry_run + " --delete-untagged" * delete_untagged
+    collector = (
+        f"docker run --rm --entrypoint /bin/registry -v {mount} "
+        f"{REGISTRY_IMAGE} garbage-collect {gc.CONFIG_PATH}{flags}"
+    )
+    if not dry_run:
+        read_only = dataclasses.replace(config, read_only=True)
+        ws.cli(f"docker rm -f {config.name}")
+        ws.cli(read_only.docker_run_command(ws.style))
+    ws.cli(collector)
+    if not dry_run:
+        ws.cli(f"docker rm -f {config.name}")
+        ws.cli(config.docker_run_command(ws.style))
+    done = gc.collect(registry, dry_run, delete_untagged, watch or [])
+    verb = "would delete" if dry_run else "deleted"
+    print(f"the collector {verb} {len(done.eligible)} blob(s)")
+    for digest in done.eligible:
+        print(f"  {digest}")
+    if not dry_run:
+        print(
+            f"blobs stored: before {done.before:,} bytes, after {done.after:,}, "
+            f"reclaimed {done.reclaimed:,}"
+        )
+    for digest, (before, swept, restarted) in done.watched.items():
+        print(
+            f"HEAD {digest}: {before} before the sweep, {swept} after it (the same "
+            f"process), {restarted} after the restart"
+        )
+    return done
+
+
+def only_in(api: RegistryClient, repository: str, tag: str, other: str) -> dict[str, int]:
+    """The blobs (digest: bytes) of ``repository:tag`` that ``other`` does not use, with the
+    manifest itself (stored as a blob too): what deleting ``tag`` can free."""
+    mine, theirs = (api.manifest(repository, t) for t in (tag, other))
+    used = {b["digest"] for b in [theirs["config"], *theirs["layers"]]}
+    blobs = {b["digest"]: int(b["size"]) for b in [mine["config"], *mine["layers"]]}
+    response = api.request(
+        "GET", f"/v2/{repository}/manifests/{tag}", headers={"Accept": MANIFEST_TYPES}
+    )
+    blobs[response.headers["Docker-Content-Digest"]] = len(response.content)
+    return {d: size for d, size in blobs.items() if d not in used}
+
+
+def remove_disk(ws: Workshop, disk: SmallDisk) -> None:
+    for command in disk.remove_commands():
+        ws.cli(command)
+    disk.remove(ws.engine)
+
+
+def remove_versions(ws: Workshop, *versions: int) -> None:
+    """Remove the local ``reglab-app`` images notebook 05 built."""
+    refs = [f"{APP}:{v}" for v in versions if transfer.exists(ws.engine, f"{APP}:{v}")]
+    if refs:
+        ws.rmi(*refs)
+
+
+# --- 06: a mirror, and skopeo -----------------------------------------------------------------
+
+
+def start_mirror(
+    ws: Workshop, upstream: Registry, port: int | None = None, empty: bool = True
+) -> Registry:
+    """A pull-through mirror of ``upstream`` on the workshop network (reglab.mirror); with
+    ``empty``, its cache from an earlier run is deleted first, so every run starts the same."""
+    name = f"{ws.name}-mirror"
+    port = port or ws.port + 1
+    data = ws.workdir / "mirror" / "registry-data"
+    if empty:
+        old = Registry(RegistryConfig(name=name, workdir=ws.workdir / "mirror"), ws.engine)
+        if old.container is not None:
+            ws.cli(f"docker rm -f -v {name}")
+            old.remove()
+        ws.cli(f"rm -rf {ws.style.show(data)}")
+        shutil.rmtree(data, ignore_errors=True)
+    ws.cli(f"docker network create --label {OWNER_LABEL}=true {NETWORK}")
+    ws.cli(
+        f"docker network connect --alias {upstream.config.name} {NETWORK} {upstream.config.name}"
+    )
+    config = RegistryConfig(
+        stage=Stage.MIRROR, port=port, workdir=ws.workdir / "mirror", name=name,
+        upstream=f"http://{upstream.config.name}:{CONTAINER_PORT}", network=NETWORK,
+    )  # fmt: skip
+    for command in config.folder_commands(ws.style):
+        ws.cli(command)
+    ws.cli(config.docker_run_command(ws.style))
+    registry = mirror.start_mirror(ws.engine, upstream.config.name, port, ws.workdir, name)
+    print(f"mirror {name} of {registry.config.upstream} answers at {registry.url}")
+    return registry
+
+
+def check_upstream(ws: Workshop, url: str) -> str | None:
+    """What reglab says before starting a mirror whose upstream does not answer (2.8 would
+    start, then panic). Returns the one line (None if the upstream answers)."""
+    try:
+        mirror.check_upstream(ws.engine, url)
+    except ReglabError as exc:
+        print(f"reglab: error: {exc}")
+        return str(exc)
+    print(f"{url} answers GET /v2/ with 200")
+    return None
+
+
+def fetch(ws: Workshop, registry: Registry, repository: str, into: str) -> str:
+    """Fetch every blob of ``repository:latest`` from ``registry`` with skopeo, into a folder
+    (a client with nothing cached, unlike the Docker engine); return the digest."""
+    target = ws.workdir / into
+    command = [
+        "skopeo", "copy", "--src-tls-verify=false",
+        f"docker://{registry.ref(repository)}", f"dir:{target}",
+    ]  # fmt: skip
+    ws.cli(" ".join([*command[:-1], f"dir:{ws.style.show(target)}"]))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    replicate.run(command)
+    digest = replicate.digest(registry.ref(repository))
+    print(f"fetched {registry.ref(repository)}: digest {digest}")
+    return digest
+
+
+def blob_requests(ws: Workshop, registry: Registry, repository: str) -> int:
+    """How many blob GETs the registry's access log shows for ``repository`` (not printed:
+    how many a mirror makes depends on its timing; compare two counts instead)."""
+    pattern = f'"GET /v2/{repository}/blobs/'
+    ws.cli(f"docker logs {registry.config.name} 2>&1 | grep -c {shlex.quote(pattern)}")
+    return registry.logs(tail=100_000).count(pattern)
+
+
+def stop(ws: Workshop, registry: Registry) -> None:
+    ws.cli(f"docker stop {registry.config.name}")
+    container = registry.container
+    if container is not None:
+        container.stop(timeout=10)
+    print(f"{registry.config.name} stopped")
+
+
+def start(ws: Workshop, registry: Registry) -> None:
+    ws.cli(f"docker start {registry.config.name}")
+    container = registry.container
+    if container is not None:
+        container.start()
+    registry.wait_ready()
+    print(f"{registry.config.name} answers again")
+
+
+def sync(ws: Workshop, source: Registry, repository: str, destination: Registry) -> str:
+    """Copy every tag of ``repository`` from one registry to another with ``skopeo sync``;
+    return the destination's digest of ``repository:latest``."""
+    command = replicate.sync_command(source.address, repository, destination.address)
+    ws.cli(replicate.shown(command))
+    replicate.run(command)
+    ws.cli(replicate.shown(replicate.inspect_command(destination.ref(repository))))
+    digest = replicate.digest(destination.ref(repository))
+    print(f"{destination.ref(repository)}: digest {digest}")
+    return digest
+
+
+def start_other(ws: Workshop, suffix: str, port: int) -> Registry:
+    """A second plain registry of the workshop (persistent, its own folder, name and port)."""
+    config = RegistryConfig(
+        stage=Stage.PERSISTENT, port=port, workdir=ws.workdir / suffix, name=f"{ws.name}-{suffix}"
+    )
+    for command in config.folder_commands(ws.style):
+        ws.cli(command)
+    ws.cli(config.docker_run_command(ws.style))
+    registry = Registry(config, ws.engine).start()
+    print(f"registry {config.name} answers at {registry.url}")
+    return registry
+
+
+def remove(ws: Workshop, registry: Registry) -> None:
+    ws.cli(f"docker rm -f -v {registry.config.name}")
+    registry.remove()
+
+
+# --- 07: events ----------------------------------------------------------------------------
+
+
+def listen(ws: Workshop) -> Listener:
+    """Start an event listener in this kernel, on the workshop network's gateway: an address
+    of this machine that the registry container reaches, and nothing outside it."""
+    gateway = project_network(ws.engine)
+    listener = Listener(gateway).start()
+    print(f"listening for registry events at {listener.url}")
+    return listener
+
+
+def count_by_action(events: list[Event], repository: str) -> dict[str, int]:
+    """How many events of each action ``repository`` had, e.g. {"push": 3, "pull": 2}."""
+    counts: dict[str, int] = {}
+    for event in events:
+        if event.repository == repository:
+            counts[event.action] = counts.get(event.action, 0) + 1
+    return counts
+
+
+def new_events(registry: Registry, listener: Listener, since: int, repository: str) -> list[Event]:
+    """Wait for every event the registry has queued, then show those after the first
+    ``since``: one line each, and how many of each kind."""
+    with registry.client() as api:
+        events = listener.flush(api, repository)[since:]
+    for event in events:
+        tag = f":{event.tag}" if event.tag else ""
+        print(f"{event.action:<7}{event.what:<9}{event.repository}{tag} {event.digest}")
+    kinds: dict[str, int] = {}
+    for event in events:
+        kinds[f"{event.action} {event.what}"] = kinds.get(f"{event.action} {event.what}", 0) + 1
+    print(f"{len(events)} event(s): " + ", ".join(f"{n} {kind}" for kind, n in kinds.items()))
+    return events
