@@ -7,6 +7,7 @@ never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import json
 import sys
@@ -15,11 +16,12 @@ from dataclasses import asdict
 
 from . import archive, gc, images, mirror, settings
 from .cli_args import build_parser
-from .config import RegistryConfig, Stage
+from .config import RegistryConfig, Stage, check_notify_url
 from .container import Registry, owned_registries
 from .engine import EngineInfo, connect, preflight
 from .errors import ConfigError, HtpasswdError, ReglabError
 from .htpasswd import Htpasswd, check_username
+from .network import NETWORK, project_network
 from .progress import TextProgress
 from .shell import PathStyle
 
@@ -91,7 +93,9 @@ def _up_mirror(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else env.port + 1  # beside its upstream
     name = args.name or MIRROR_NAME
     workdir = args.workdir if args.workdir is not None else env.workdir
-    registry = mirror.start_mirror(connect(), args.upstream, port, workdir, name)
+    registry = mirror.start_mirror(
+        connect(), args.upstream, port, workdir, name, notify=_notify_url(args)
+    )
     print(f"mirror {name} of {registry.config.upstream} answers at {registry.url}")
     print(f"pull through it: docker pull {registry.address}/REPOSITORY:TAG (pushes are refused)")
     print("equivalent commands:")
@@ -104,12 +108,20 @@ def _up_mirror(args: argparse.Namespace) -> int:
     return 0
 
 
+def _notify_url(args: argparse.Namespace) -> str | None:
+    return check_notify_url(args.notify) if args.notify is not None else None
+
+
 def _up(args: argparse.Namespace) -> int:
     if args.stage == Stage.MIRROR.value:
         return _up_mirror(args)
     if args.upstream:
         raise ConfigError("--upstream only applies to a mirror", "reglab up mirror --upstream NAME")
     cfg = _config(args, args.stage)
+    notify = _notify_url(args)  # checked before any password is read
+    if notify:  # on the workshop network, the registry reaches its gateway and containers
+        project_network(connect())
+        cfg = dataclasses.replace(cfg, notify=notify, network=NETWORK)
     if args.password_stdin and not args.user:
         raise ConfigError("--password-stdin needs --user", "add --user NAME")
     if args.user:
@@ -128,6 +140,8 @@ def _up(args: argparse.Namespace) -> int:
     from_env = args.workdir is None and settings.Settings.from_env().workdir_from_env
     style = PathStyle.here(cfg.workdir, from_env)
     print(f"registry {cfg.name} (stage {cfg.stage.value}) answers at {registry.url}")
+    if cfg.notify:
+        print(f"its events go to {cfg.notify}")
     if cfg.stage.tls:
         print(f"CA certificate for clients: {style.show(cfg.paths.ca_cert)}")
     print("equivalent commands:")

@@ -100,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="(auth) read the user's password from standard input",
     )
     p.add_argument(
+        "--notify",
+        metavar="URL",
+        help="send the registry's events to URL (http or https; the registry joins reglab-net, "
+        "whose gateway address reaches this machine)",
+    )
+    p.add_argument(
         "--timeout",
         type=float,
         default=30.0,

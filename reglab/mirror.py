@@ -77,14 +77,20 @@ def check_upstream(engine: docker.DockerClient, url: str) -> None:
 
 
 def start_mirror(
-    engine: docker.DockerClient, upstream: str, port: int, workdir: Path, name: str
+    engine: docker.DockerClient,
+    upstream: str,
+    port: int,
+    workdir: Path,
+    name: str,
+    notify: str | None = None,
 ) -> Registry:
-    """Start (or replace) a mirror of ``upstream`` on ``port``; its data in workdir/mirror."""
+    """Start (or replace) a mirror of ``upstream`` on ``port``; its data in workdir/mirror;
+    its events (pulls that filled it) to ``notify`` when given."""
     project_network(engine)
     url = upstream_url(engine, upstream, workdir)
     check_upstream(engine, url)
     config = RegistryConfig(
         stage=Stage.MIRROR, port=port, workdir=workdir / "mirror", name=name, upstream=url,
-        network=NETWORK,
+        network=NETWORK, notify=notify,
     )  # fmt: skip
     return Registry(config, engine).start()

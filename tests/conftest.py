@@ -64,6 +64,10 @@ def remove_leftovers() -> list[str]:
         if container.name.startswith(TEST_PREFIX) and labels.is_owned(container.labels):
             container.remove(force=True, v=True)
             removed.append(f"container {container.name}")
+    for volume in engine.volumes.list(filters={"label": labels.OWNER_LABEL}):
+        if volume.name.startswith(TEST_PREFIX) and labels.is_owned(volume.attrs.get("Labels")):
+            volume.remove(force=True)  # a small disk (reglab.disk), its keeper gone above
+            removed.append(f"volume {volume.name}")
     return removed
 
 

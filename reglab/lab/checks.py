@@ -256,7 +256,7 @@ def refused_for(error: str | None, expected: str) -> None:
     if error is None or expected not in error:
         raise CheckFailed(
             f"expected a refusal with {expected!r}, got {error!r}",
-            "run the cells above in order (the disk must be full first)",
+            "run the cells above in order, from the top",
         )
     _ok(f"refused by the registry: {expected}")
 

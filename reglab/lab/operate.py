@@ -125,15 +125,22 @@ def _digest_line(registry: Registry, repository: str, tag: str) -> str:
     )
 
 
+def ask(ws: Workshop, registry: Registry, method: str, path: str) -> str:
+    """Send one request that the registry may refuse, and show its answer as it is:
+    ``STATUS: BODY``. Returns that line."""
+    ws.cli(f"curl -s -X {method} {registry.url}{path}")
+    with registry.client() as api:
+        response = api.session.request(
+            method, f"{api.url}{path}", timeout=api.timeout, verify=api.verify
+        )
+    answer = f"{response.status_code}: {response.text.strip()}"
+    print(answer)
+    return answer
+
+
 def delete_by_tag(ws: Workshop, registry: Registry, repository: str, tag: str) -> str:
     """Try ``DELETE /v2/REPO/manifests/TAG``: the registry refuses it; show its answer."""
-    ws.cli(f"curl -s -X DELETE {registry.url}/v2/{repository}/manifests/{tag}")
-    with registry.client() as api:
-        response = api.session.delete(
-            f"{api.url}/v2/{repository}/manifests/{tag}", timeout=api.timeout, verify=api.verify
-        )
-    print(f"{response.status_code}: {response.text.strip()}")
-    return response.text
+    return ask(ws, registry, "DELETE", f"/v2/{repository}/manifests/{tag}")
 
 
 def tags_of(ws: Workshop, registry: Registry, repository: str, tag: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
@@ -11,6 +12,7 @@ from test_cli import assert_one_line_error, run
 import reglab
 from reglab import gc, transfer
 from reglab.client import MANIFEST_TYPES
+from reglab.disk import SmallDisk
 from reglab.settings import TOOLS_IMAGE
 
 pytestmark = pytest.mark.docker
@@ -152,3 +154,47 @@ def test_gc_from_the_command_line_and_its_refusals(engine, make_registry, cleanu
     local = make_registry("local")
     on_local = ["--workdir", str(tmp_path), "--name", local.config.name]
     assert_one_line_error(run("gc", *on_local), "anonymous volume")
+
+
+def test_a_full_small_disk_refuses_then_collection_on_the_volume_makes_room(
+    engine, make_registry, cleanup_images
+):
+    """The registry on a size-limited tmpfs volume (reglab.disk): a blob that does not fit
+    gets the registry's own error, what was stored stays whole, and after delete + gc (which
+    restarts the registry twice: the keeper keeps the tmpfs) the same blob fits. The watched
+    blob shows the stale descriptor cache: 200 after the sweep, 404 after the restart."""
+    disk = SmallDisk(f"reglab-test-{uuid.uuid4().hex[:6]}-disk", 16).create(engine)
+    try:
+        registry = make_registry("persistent", data_volume=disk.name)
+        digest = push_as(engine, registry, "hello-world", "app", "v1", cleanup_images)
+        blob = os.urandom(8 << 20)
+        with registry.client() as api:
+            api.upload_blob("app", os.urandom(10 << 20))  # unreferenced: garbage to collect
+            with pytest.raises(reglab.ClientError, match="no space left on device") as full:
+                api.upload_blob("app", blob)
+            assert full.value.status == 500
+            api.verify_image("app", "v1")
+            config = api.manifest("app", "v1")["config"]["digest"]
+            gc.delete_tag(api, "app", "v1")
+        attached = reglab.Registry.attach(engine, registry.config.name, registry.config.workdir)
+        assert attached.config.data_volume == disk.name
+        done = gc.collect(attached, watch=[("app", config)])
+        assert done.reclaimed >= 10 << 20 and digest in done.eligible
+        assert done.watched[config] == (200, 200, 404)
+        with attached.client() as api:
+            assert api.upload_blob("app", blob).startswith("sha256:")  # it fits now
+    finally:
+        reglab.Registry(reglab.RegistryConfig(name=registry.config.name), engine).remove()
+        disk.remove(engine)
+    assert not [v for v in engine.volumes.list() if v.name == disk.name]
+
+
+def test_a_small_disk_never_removes_a_volume_reglab_did_not_make(engine, workshop_images):
+    name = f"reglab-test-{uuid.uuid4().hex[:6]}-foreign"
+    engine.volumes.create(name)  # a learner's volume of the same name
+    try:
+        with pytest.raises(reglab.NotOwned, match="not created by reglab"):
+            SmallDisk(name, 4).create(engine)
+        assert engine.volumes.get(name).name == name
+    finally:
+        engine.volumes.get(name).remove()

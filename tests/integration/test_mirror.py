@@ -9,7 +9,7 @@ from common import free_port
 from test_cli import assert_one_line_error, run
 
 import reglab
-from reglab import gc, mirror, transfer
+from reglab import gc, mirror, replicate, transfer
 from reglab.network import NETWORK, remove_project_network
 from reglab.settings import TOOLS_IMAGE
 
@@ -48,11 +48,8 @@ def test_the_mirror_serves_the_upstreams_digest_and_keeps_serving_without_it(
         assert transfer.pull(engine, ref) == want
         assert gc.blob_bytes(proxy.config.paths) > 0  # the first pull filled its storage
 
-        with pytest.raises(reglab.ImageError):  # a mirror refuses pushes
-            pushed = proxy.ref("pushed/here")
-            cleanup_images.append(pushed)
-            transfer.tag(engine, "hello-world", pushed)
-            transfer.push(engine, pushed)
+        with proxy.client() as api, pytest.raises(reglab.ClientError, match="UNSUPPORTED"):
+            api.upload_blob("pushed/here", b"a push starts with an upload: refused")
 
         upstream.container.stop(timeout=5)  # the upstream goes down
         transfer.remove(engine, ref)
@@ -87,3 +84,31 @@ def test_a_mirror_is_not_started_on_an_upstream_that_does_not_answer(engine, ups
         assert "pushes are refused" in ok.stdout
     finally:
         reglab.Registry(reglab.RegistryConfig(name=name), engine).remove()
+
+
+def test_skopeo_sync_copies_every_tag_with_the_same_digests(
+    engine, upstream, make_registry, cleanup_images
+):
+    ref = upstream.ref("hello-world", "v2")
+    cleanup_images.append(ref)
+    transfer.tag(engine, TOOLS_IMAGE, ref)
+    transfer.push(engine, ref)
+    copy = make_registry("persistent", name=f"reglab-test-copy-{uuid.uuid4().hex[:6]}")
+    replicate.sync(upstream.address, "hello-world", copy.address)
+    with upstream.client() as source, copy.client() as target:
+        assert target.tags("hello-world") == source.tags("hello-world") == ["latest", "v2"]
+        for tag in ("latest", "v2"):
+            assert target.manifest_digest("hello-world", tag) == source.manifest_digest(
+                "hello-world", tag
+            )
+            target.verify_image("hello-world", tag)
+    assert replicate.digest(copy.ref("hello-world", "v2")) == transfer.pull(engine, ref)
+
+
+def test_skopeo_errors_are_one_line(upstream, monkeypatch):
+    with pytest.raises(reglab.RegistryError, match="skopeo sync failed") as err:
+        replicate.sync(upstream.address, "no-such-repository", "127.0.0.1:9")
+    assert "\n" not in str(err.value)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(reglab.ConfigError, match="skopeo is not installed"):
+        replicate.sync(upstream.address, "hello-world", "127.0.0.1:9")
