@@ -48,6 +48,8 @@ def engine_state() -> set[str] | None:
         {f"container {c.name}" for c in engine.containers.list(all=True)}
         | {f"network {n.name}" for n in engine.networks.list()}
         | {f"image {t}" for i in engine.images.list() for t in i.tags}
+        # an image left with no name but a registry digest (``<none>`` in docker images)
+        | {f"untagged image {i.id}" for i in engine.images.list() if not i.tags}
         | {f"volume {v.name}" for v in engine.volumes.list()}
     )
 

@@ -45,9 +45,12 @@ def run_notebook(name: str, tmp_path: Path, break_step: tuple[str, str] | None =
     finally:
         # A notebook stopped by a failing cell never reaches its clean-up cell: do it here.
         engine = reglab.connect()
-        reglab.Registry(
-            reglab.RegistryConfig(name="reglab-test-broken", workdir=tmp_path), engine
-        ).remove()
+        for container in engine.containers.list(all=True, filters={"name": "^reglab-test-broken"}):
+            container.remove(force=True, v=True)  # the registry, a mirror, a disk's keeper
+        for volume in engine.volumes.list(filters={"name": "reglab-test-broken"}):
+            volume.remove(force=True)
+        for image in engine.images.list(name="reglab-app"):  # notebook 05's versions
+            engine.images.remove(image.id, force=True)
         remove_port_tags(engine, os.environ.get("REGLAB_PORT", ""))
         reglab.network.remove_project_network(engine)
     return nb

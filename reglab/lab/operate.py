@@ -14,12 +14,12 @@ import os
 import shlex
 import shutil
 
-from .. import gc, mirror, replicate, transfer
+from .. import gc, mirror, replicate
 from ..client import MANIFEST_TYPES, RegistryClient
 from ..config import RegistryConfig, Stage
 from ..container import CONTAINER_PORT, Registry
 from ..disk import SmallDisk
-from ..errors import ReglabError
+from ..errors import ImageError, ReglabError, docker_errors
 from ..events import Event, Listener
 from ..images import BuildContext
 from ..labels import OWNER_LABEL
@@ -111,7 +111,10 @@ def blob_bytes(ws: Workshop, registry: Registry) -> int:
     if isinstance(source, str):
         ws.cli(f"docker run --rm -v {source}:/var/lib/registry:ro {TOOLS_IMAGE} du -sb {blobs}")
     else:
-        ws.cli(f"du -sb {ws.style.show(registry.config.paths.storage / 'blobs')}")
+        # No blobs/ folder until the first blob: du's error means 0 bytes.
+        ws.cli(
+            f"du -sb {ws.style.show(registry.config.paths.storage / 'blobs')} 2>/dev/null || echo 0"
+        )
     total = gc.stored_blob_bytes(registry)
     print(f"blobs stored: {total:,} bytes")
     return total
@@ -233,11 +236,14 @@ def remove_disk(ws: Workshop, disk: SmallDisk) -> None:
     disk.remove(ws.engine)
 
 
-def remove_versions(ws: Workshop, *versions: int) -> None:
-    """Remove the local ``reglab-app`` images notebook 05 built."""
-    refs = [f"{APP}:{v}" for v in versions if transfer.exists(ws.engine, f"{APP}:{v}")]
-    if refs:
-        ws.rmi(*refs)
+def remove_versions(ws: Workshop) -> None:
+    """Remove the local ``reglab-app`` images notebook 05 built, by ID: with every name and
+    digest they got (moving tag 2 left version 2 with a digest of the registry but no tag of
+    it, which ``docker rmi NAME`` would leave behind)."""
+    ws.cli(f"docker rmi -f $(docker images -q {APP})")
+    with docker_errors(f"cannot remove the {APP} images", error=ImageError):
+        for image in ws.engine.images.list(name=APP):
+            ws.engine.images.remove(image.id, force=True)
 
 
 # --- 06: a mirror, and skopeo -----------------------------------------------------------------

@@ -94,6 +94,27 @@ def test_refused_fails_when_auth_is_off(make_registry):
         ),
         # auth is never turned on: the tls stage instead of auth
         ("04-basic-auth.ipynb", 'reg = ws.up("auth")', 'reg = ws.up("tls")', "CheckFailed"),
+        # the registry is not on the small disk: nothing fills up, version 3 is stored
+        (
+            "05-delete-and-gc.ipynb",
+            'reg = ws.up("persistent", data_volume=disk.name)',
+            'reg = ws.up("persistent")',
+            "CheckFailed",
+        ),
+        # nobody pulls through the mirror: its storage stays empty
+        (
+            "06-pull-through-mirror.ipynb",
+            'digest = operate.fetch(ws, mirror, "hello-world", into="pulled")',
+            "digest = stored",
+            "CheckFailed",
+        ),
+        # the registry is not restarted: the queued events are delivered after all
+        (
+            "07-registry-events.ipynb",
+            'reg = ws.up("local", notify=events.url, network=NETWORK)\nseen',
+            "seen",
+            "CheckFailed",
+        ),
     ],
 )
 def test_a_broken_step_stops_the_notebook_at_its_checkpoint(

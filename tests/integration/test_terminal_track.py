@@ -22,6 +22,8 @@ from common import free_port, shell_script, typed_commands
 from notebook_runner import NOTEBOOKS, execute, remove_port_tags
 
 import reglab
+from reglab import gc
+from reglab.events import Listener
 from reglab.network import NETWORK, remove_project_network
 from reglab.trust import DOCKER_CERTS_D
 
@@ -31,17 +33,19 @@ NAME = "reglab-test-typed"
 PASSWORDS = {"PASSWORD_MOBY": "moby-typed-pw", "PASSWORD_CAROL": "carol-typed-pw"}
 
 
-def run_as_learner(notebook: str, workdir: Path, port: int) -> tuple[list[tuple[str, list]], str]:
+def run_as_learner(
+    notebook: str, workdir: Path, port: int
+) -> tuple[list[tuple[str, list]], str | None]:
     """Run the notebook; return each code cell's source and printed commands, and the digest of
-    the hello-world its checkpoints saw."""
+    the hello-world its checkpoints saw (None if it has none)."""
     nb = nbformat.read(NOTEBOOKS / notebook, as_version=4)
     execute(nb, {"REGLAB_WORKDIR": str(workdir), "REGLAB_PORT": str(port), "REGLAB_NAME": NAME},
             timeout=180)  # fmt: skip
     code = [c for c in nb.cells if c.cell_type == "code"]
     text = "".join("".join(o.get("text", "")) for c in code for o in c.get("outputs", []))
     digest = re.search(r"/hello-world:latest: digest (sha256:[0-9a-f]{64})", text)
-    assert digest, "the notebook never pushed or pulled hello-world"
-    return [(c.source, typed_commands(c.get("outputs", []))) for c in code], digest.group(1)
+    cells = [(c.source, typed_commands(c.get("outputs", []))) for c in code]
+    return cells, digest.group(1) if digest else None
 
 
 def type_in_terminal(commands, port: int, env: dict[str, str], tmp_path: Path) -> None:
@@ -102,6 +106,49 @@ def facts_04(port, workdir, hello_digest):
         "PASSWORD_CAROL"])).status() == 200  # fmt: skip
 
 
+def facts_05(port, workdir, hello_digest):
+    registry = reglab.Registry.attach(reglab.connect(), NAME, workdir)
+    assert registry.config.data_volume == f"{NAME}-disk"  # on the small disk
+    with registry.client() as api:
+        assert api.manifest_digest("reglab-app", "2") == api.manifest_digest("reglab-app", "3")
+        for deleted in ("1", "old"):  # deleted by digest, both tags with it
+            with pytest.raises(reglab.ClientError) as gone:
+                api.manifest_digest("reglab-app", deleted)
+            assert gone.value.status == 404
+        api.verify_image("reglab-app", "3")  # pushed after the collection made room
+
+
+def facts_06(port, workdir, hello_digest):
+    engine = reglab.connect()
+    mirror = reglab.Registry.attach(engine, f"{NAME}-mirror", workdir)
+    assert mirror.config.upstream == f"http://{NAME}:5000"
+    assert digest_of(f"http://127.0.0.1:{port + 1}", "hello-world") == hello_digest
+    assert gc.blob_bytes(reglab.Workdir(workdir / "mirror")) > 0  # filled by the pulls
+    assert digest_of(f"http://127.0.0.1:{port + 2}", "hello-world") == hello_digest  # synced
+    assert (workdir / "pulled" / "manifest.json").is_file()  # skopeo's copy into a folder
+
+
+def facts_07(port, workdir, hello_digest):
+    engine = reglab.connect()
+    registry = reglab.Registry.attach(engine, NAME, workdir)
+    gateway = reglab.network.project_network(engine)
+    assert registry.config.network == NETWORK
+    assert registry.config.notify and registry.config.notify.startswith(f"http://{gateway}:")
+    listen_port = int(registry.config.notify.rsplit(":", 1)[1].split("/")[0])
+    with Listener(gateway, listen_port) as events:  # where the typed registry sends
+        ref = registry.ref("typed/hello-world")
+        reglab.transfer.tag(engine, "hello-world", ref)
+        try:
+            pushed = reglab.transfer.push(engine, ref)
+            with registry.client() as api:
+                received = events.flush(api, "typed/hello-world")
+        finally:
+            reglab.transfer.remove(engine, ref)
+    # (The typed pushes' own events, queued meanwhile, may arrive first: they are not counted.)
+    ours = [e for e in received if e.repository == "typed/hello-world" and e.is_manifest]
+    assert [(e.action, e.digest) for e in ours] == [("push", pushed)]
+
+
 #: The facts to check, and the checkpoint cell after which they hold (None: the last cell
 #: before the clean-up; later cells, such as an exercise, may change them on purpose).
 FACTS = {
@@ -109,6 +156,9 @@ FACTS = {
     "02-persistent-storage.ipynb": (facts_02, 'checks.registry_serves(reg, "hello-world", digest)'),
     "03-tls.ipynb": (facts_03, None),
     "04-basic-auth.ipynb": (facts_04, None),
+    "05-delete-and-gc.ipynb": (facts_05, None),
+    "06-pull-through-mirror.ipynb": (facts_06, None),
+    "07-registry-events.ipynb": (facts_07, None),
 }
 
 
@@ -142,8 +192,12 @@ def test_printed_commands_typed_in_a_terminal_do_what_the_cells_did(
         assert not any(n.name == NETWORK for n in engine.networks.list())
         assert not any(p.name.endswith(f":{port}") for p in DOCKER_CERTS_D.glob("*"))
     finally:
-        for container in engine.containers.list(all=True, filters={"name": f"^{NAME}$"}):
+        for container in engine.containers.list(all=True, filters={"name": f"^{NAME}"}):
             container.remove(force=True, v=True)  # made by the typed docker run: the test's
+        for volume in engine.volumes.list(filters={"name": NAME}):
+            volume.remove(force=True)  # notebook 05's small disk
+        for version in (1, 2, 3):  # notebook 05's local images
+            reglab.transfer.remove(engine, f"reglab-app:{version}")
         remove_port_tags(engine, str(port))
         remove_project_network(engine)
         for entry in DOCKER_CERTS_D.glob(f"*:{port}"):

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import json
 import subprocess
+import uuid
 
 import pytest
-from common import build_random_image, push_as
+from common import build_random_image, free_port, push_as
 
 import reglab
-from reglab import transfer
+from reglab import gc, mirror, transfer
+from reglab.events import Listener
 from reglab.htpasswd import Htpasswd
 from reglab.lab import Workshop, exercises
 from reglab.lab.display import NotebookProgress
-from reglab.lab.widgets import LoginForm, RegistryBrowser, StatusPanel, add_user_and_login
+from reglab.lab.widgets import (
+    EventTable,
+    LoginForm,
+    RegistryBrowser,
+    StatusPanel,
+    add_user_and_login,
+)
 from reglab.settings import TOOLS_IMAGE
 
 pytestmark = pytest.mark.docker
@@ -249,3 +257,66 @@ def test_registry_browser_shows_an_index_as_its_platforms(engine, make_registry,
     browser.repositories.value = "multi"
     browser.tags.value = "both"
     assert "linux/arm64/v8" in browser.details.value and "platforms" in browser.details.value
+
+
+def test_05_exercise_predicts_how_many_blobs_the_collector_deletes(
+    engine, make_registry, cleanup_images, capsys
+):
+    registry = make_registry("persistent")
+    push_as(engine, registry, "hello-world", "app", "v1", cleanup_images)
+    push_as(engine, registry, TOOLS_IMAGE, "app", "v2", cleanup_images)
+    with registry.client() as api:
+        gc.delete_tag(api, "app", "v1")
+    assert not exercises.blobs_collected(registry, None)
+    assert "answer with a number" in said(capsys)
+    assert not exercises.blobs_collected(registry, 2)  # forgetting the manifest is a blob
+    assert "the manifest is a blob itself" in said(capsys)
+    assert exercises.blobs_collected(registry, 3)  # hello-world's layer, config, manifest
+    assert "3 blob(s) eligible" in said(capsys)
+    with registry.client() as api:
+        api.verify_image("app", "v2")  # a dry run: nothing went
+
+
+def test_06_exercise_predicts_what_a_mirror_serves_without_its_upstream(
+    engine, make_registry, tmp_path, capsys
+):
+    upstream = make_registry("persistent")
+    for source, repository in (("hello-world", "hello-world"), (TOOLS_IMAGE, "tools")):
+        push_as(engine, upstream, source, repository, "latest", [])
+        transfer.remove(engine, upstream.ref(repository))
+    name = f"reglab-test-mirror-{uuid.uuid4().hex[:6]}"
+    proxy = mirror.start_mirror(engine, upstream.config.name, free_port(), tmp_path, name)
+    try:
+        with proxy.client() as api:
+            api.verify_image("hello-world")  # fetched through the mirror once
+        assert not exercises.served_without_upstream(proxy, upstream, {"hello-world"})
+        assert "stop the upstream first" in said(capsys)
+        upstream.container.stop(timeout=5)
+        assert not exercises.served_without_upstream(proxy, upstream, {"hello-world", "tools"})
+        out = said(capsys)
+        assert "tools: GET /v2/tools/manifests/latest answered 404" in out and "Not yet" in out
+        assert exercises.served_without_upstream(proxy, upstream, ["hello-world"])
+        assert "✔ Correct" in said(capsys)
+    finally:
+        reglab.Registry(reglab.RegistryConfig(name=name), engine).remove()
+        upstream.remove()
+        reglab.network.remove_project_network(engine)
+
+
+def test_07_exercise_predicts_the_events_of_a_pull_and_the_table_follows(workshop, engine, capsys):
+    listener = Listener(reglab.network.project_network(engine)).start()
+    try:
+        table = EventTable(listener)
+        assert "no events yet" in table.table.value
+        reg = workshop.up("local", notify=listener.url, network=reglab.network.NETWORK)
+        workshop.tag("hello-world", reg.ref("hello-world"))
+        digest = workshop.push(reg.ref("hello-world"))
+        assert not exercises.pull_events(workshop, reg, listener, None)
+        assert "answer with a number" in said(capsys)
+        assert not exercises.pull_events(workshop, reg, listener, 3)
+        assert "1 event(s): [('pull', 'manifest')]" in said(capsys)
+        assert exercises.pull_events(workshop, reg, listener, 1)
+        assert "✔ Correct" in said(capsys)
+        assert digest[:19] in table.table.value and "<td>pull</td>" in table.table.value
+    finally:
+        listener.stop()
