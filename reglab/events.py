@@ -19,11 +19,13 @@ What an operator must know, and notebook 07 shows:
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -67,6 +69,15 @@ class Event:
         )
 
     @property
+    def sent(self) -> float:
+        """When the registry made the event (wall-clock seconds; 0.0 if it has no time)."""
+        try:  # 2.8 writes nanoseconds: Python reads microseconds
+            text = re.sub(r"(\.\d{6})\d*", r"\1", self.timestamp).replace("Z", "+00:00")
+            return datetime.fromisoformat(text).timestamp()
+        except ValueError:
+            return 0.0
+
+    @property
     def is_manifest(self) -> bool:
         return "manifest" in self.media_type
 
@@ -101,7 +112,8 @@ class Listener:
     def __init__(self, host: str, port: int = 0) -> None:
         self.host, self.port = host, port
         self.events: list[Event] = []
-        #: (monotonic time of arrival, event) for every event received, resent ones too.
+        #: (time of arrival, event) for every event received, resent ones too. Wall-clock
+        #: seconds, as the registry's ``timestamp`` (containers share this machine's clock).
         self.deliveries: list[tuple[float, Event]] = []
         self.callbacks: list[Callable[[Event], None]] = []
         self._seen: set[str] = set()
@@ -149,7 +161,7 @@ class Listener:
     def receive(self, envelope: dict[str, Any]) -> None:
         """Record the events of one envelope (each id once in :attr:`events`)."""
         parsed = [Event.parse(raw) for raw in envelope.get("events") or []]
-        now = time.monotonic()
+        now = time.time()
         with self._changed:
             for event in parsed:
                 self.deliveries.append((now, event))
