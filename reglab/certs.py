@@ -286,3 +286,41 @@ class CA:
             .sign(ca_key, hashes.SHA256())
         )
         return Certificate(cert, key)
+
+    def issue_signing_cert(self, name: str, days: int = SERVER_DAYS) -> Certificate:
+        """A certificate for signing tokens (RSA 2048: RS256, which every registry verifies),
+        signed by this CA. The registry trusts tokens whose ``x5c`` chain leads to this CA."""
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        start = _now() - dt.timedelta(minutes=5)
+        ca_cert, ca_key = self.certificate.cert, self.certificate.key
+        assert ca_key is not None
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca_cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(start + dt.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                critical=False,
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        return Certificate(cert, key)

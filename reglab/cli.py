@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 
-from . import archive, gc, images, mirror, settings
+from . import archive, gc, images, mirror, settings, tokenauth
 from .cli_args import build_parser
 from .config import RegistryConfig, Stage, check_notify_url
 from .container import Registry, owned_registries
@@ -119,15 +119,19 @@ def _up(args: argparse.Namespace) -> int:
         raise ConfigError("--upstream only applies to a mirror", "reglab up mirror --upstream NAME")
     cfg = _config(args, args.stage)
     notify = _notify_url(args)  # checked before any password is read
+    if args.acl is not None and not cfg.stage.token:
+        raise ConfigError("--acl only applies to the token stage", "reglab up token --acl FILE")
+    if cfg.stage.token:
+        tokenauth.use_acl(cfg, args.acl)  # a bad file: one line, nothing changed
     if notify:  # on the workshop network, the registry reaches its gateway and containers
         project_network(connect())
         cfg = dataclasses.replace(cfg, notify=notify, network=NETWORK)
     if args.password_stdin and not args.user:
         raise ConfigError("--password-stdin needs --user", "add --user NAME")
     if args.user:
-        if not cfg.stage.auth:
+        if not (cfg.stage.auth or cfg.stage.token):
             raise ConfigError(
-                "--user only applies to the auth stage",
+                "--user only applies to the auth and token stages",
                 "run: reglab up auth --user NAME --password-stdin",
             )
         check_username(args.user)  # before asking for a password
@@ -144,9 +148,28 @@ def _up(args: argparse.Namespace) -> int:
         print(f"its events go to {cfg.notify}")
     if cfg.stage.tls:
         print(f"CA certificate for clients: {style.show(cfg.paths.ca_cert)}")
+    commands = [*cfg.folder_commands(style), cfg.docker_run_command(style)]
+    if cfg.stage.token:
+        server = tokenauth.TokenServer(cfg, registry.engine)
+        print(f"token server {server.name} answers at {server.url}")
+        print(f"access list: {style.show(cfg.paths.acl)} (the first matching rule decides)")
+        commands.insert(0, server.docker_run_command(style))
     print("equivalent commands:")
-    for command in [*cfg.folder_commands(style), cfg.docker_run_command(style)]:
+    for command in commands:
         print(command)
+    return 0
+
+
+def _user(args: argparse.Namespace) -> int:
+    env = settings.Settings.from_env()
+    paths = RegistryConfig(workdir=args.workdir if args.workdir is not None else env.workdir).paths
+    check_username(args.user)  # before asking for a password
+    users = Htpasswd.load(paths.htpasswd, replacing=args.user)  # a corrupt file: changed not
+    existed = args.user in users.names()
+    users.set(args.user, _read_password(args))
+    users.save()
+    print(f"{'changed the password of' if existed else 'added'} {args.user} in {paths.htpasswd}")
+    print("the auth stage reads it on every request; the token stage's server per token")
     return 0
 
 
@@ -183,7 +206,7 @@ def _delete(args: argparse.Namespace) -> int:
     if not repository or "/" in tag:
         raise ConfigError(f"{args.image!r} is not REPO:TAG", "give a tag, e.g. hello-world:latest")
     auth = None
-    if registry.config.stage.auth:
+    if registry.config.stage.auth or registry.config.stage.token:
         if not args.user:
             raise ConfigError(
                 f"registry {cfg.name} asks for a login", "add --user NAME --password-stdin"
@@ -240,6 +263,7 @@ COMMANDS = {
     "notebooks": _notebooks,
     "delete": _delete,
     "gc": _gc,
+    "user": _user,
 }
 
 

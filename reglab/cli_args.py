@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         "stage",
         choices=[s.value for s in Stage],
         metavar="STAGE",
-        help="local, persistent, tls or auth; or mirror (with --upstream)",
+        help="local, persistent, tls, auth or token; or mirror (with --upstream)",
     )
     common(p)
     p.add_argument("--user", help="(auth) add this user, or change their password")
@@ -100,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="(auth) read the user's password from standard input",
     )
     p.add_argument(
+        "--acl",
+        type=Path,
+        metavar="FILE",
+        help="(token) the access list to use (copied to auth/acl.yml; default: the one there, "
+        "else reglab's example)",
+    )
+    p.add_argument(
         "--notify",
         metavar="URL",
         help="send the registry's events to URL (http or https; the registry joins reglab-net, "
@@ -110,6 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=30.0,
         help="seconds to wait for the registry to answer (default 30)",
+    )
+
+    p = sub.add_parser("user", help="manage the workshop's users (bcrypt, auth/htpasswd)")
+    users = p.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=_Parser)
+    u = users.add_parser("add", help="add a user, or change their password (auth and token stages)")
+    u.add_argument("user", metavar="NAME")
+    u.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    u.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="working folder (default: REGLAB_WORKDIR or ./workdir)",
     )
 
     p = sub.add_parser("status", help="show reglab's registries")

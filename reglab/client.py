@@ -7,11 +7,13 @@ registry's certificate against the CA file you give it, so a TLS check here is a
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import requests
+import requests.auth
 
 from .errors import AuthenticationRequired, ClientError, TLSVerificationFailed
 
@@ -66,10 +68,13 @@ class RegistryClient:
         self.session.auth = auth
         self.timeout = timeout
 
-    def __repr__(self) -> str:  # never shows the password
+    @property
+    def user(self) -> str | None:
         auth = self.session.auth
-        user = auth[0] if isinstance(auth, tuple) else None
-        return f"RegistryClient({self.url!r}, user={user!r})"
+        return auth[0] if isinstance(auth, tuple) else None
+
+    def __repr__(self) -> str:  # never shows the password
+        return f"RegistryClient({self.url!r}, user={self.user!r})"
 
     def close(self) -> None:
         self.session.close()
@@ -81,8 +86,64 @@ class RegistryClient:
         self.close()
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """Send a request; raise ClientError (or a subclass) with the fix on failure."""
+        """Send a request; raise ClientError (or a subclass) with the fix on failure.
+
+        A registry with token authentication answers 401 with a ``Bearer`` challenge: the
+        client then asks the challenge's realm for a token (with its user and password, or
+        anonymously), for the challenge's service and scope, and sends the request again with
+        ``Authorization: Bearer TOKEN``, as the Docker engine does."""
         url = f"{self.url}{path}"
+        response = self._send(method, url, **kwargs)
+        challenge = response.headers.get("WWW-Authenticate", "")
+        if response.status_code == 401 and challenge.lower().startswith("bearer "):
+            asked = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+            token = self.token(asked)
+            response = self._send(method, url, auth=_Bearer(token), **kwargs)
+            if response.status_code == 401:  # the token server granted less than asked
+                raise AuthenticationRequired(
+                    f"{method} {path.split('?', 1)[0]} was refused: the token for "
+                    f"{self.user or 'anonymous'} does not grant {asked.get('scope', 'access')}",
+                    "the access list (auth/acl.yml) decides: the first rule that matches the "
+                    "user and the repository must allow it",
+                    status=401,
+                )
+        if response.status_code == 401:
+            raise AuthenticationRequired(
+                f"{method} {path} was refused: 401 Unauthorized "
+                f"({'wrong user or password' if self.session.auth else 'no credentials sent'})",
+                "give the right user and password",
+                status=401,
+            )
+        if response.status_code >= 400:
+            raise ClientError(
+                f"{method} {path.split('?', 1)[0]} answered {response.status_code}: "
+                + registry_errors(response),
+                status=response.status_code,
+            )
+        return response
+
+    def token(self, challenge: dict[str, str]) -> str:
+        """A token from ``challenge["realm"]`` for its service and scope (the token server
+        verifies TLS against the same CA as the registry)."""
+        realm = challenge.get("realm", "")
+        if not realm.startswith(("https://", "http://")):
+            raise ClientError(f"the registry's token realm {realm!r} is not an absolute URL")
+        params = {k: v for k, v in challenge.items() if k in ("service", "scope")}
+        answer = self._send("GET", realm, params=params, auth=self.session.auth)
+        if answer.status_code == 401:
+            who = self.user or "an anonymous request"
+            raise AuthenticationRequired(
+                f"the token server refused {who}: 401 Unauthorized (wrong user or password)",
+                "give the right user and password",
+                status=401,
+            )
+        if answer.status_code != 200:
+            raise ClientError(
+                f"the token server answered {answer.status_code}", status=answer.status_code
+            )
+        return str(answer.json()["token"])
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         try:
             response = self.session.request(
                 method, url, timeout=self.timeout, verify=self.verify, **kwargs
@@ -104,19 +165,6 @@ class RegistryClient:
                 f"{self.url} did not answer in {self.timeout:g} s",
                 "check the registry's logs (reglab status)",
             ) from None
-        if response.status_code == 401:
-            raise AuthenticationRequired(
-                f"{method} {path} was refused: 401 Unauthorized "
-                f"({'wrong user or password' if self.session.auth else 'no credentials sent'})",
-                "give the right user and password",
-                status=401,
-            )
-        if response.status_code >= 400:
-            raise ClientError(
-                f"{method} {path.split('?', 1)[0]} answered {response.status_code}: "
-                + registry_errors(response),
-                status=response.status_code,
-            )
         return response
 
     def ping(self) -> int:
@@ -256,6 +304,17 @@ class RegistryClient:
             "HEAD", f"/v2/{repository}/manifests/{reference}", headers={"Accept": MANIFEST_TYPES}
         )
         return str(response.headers["Docker-Content-Digest"])
+
+
+class _Bearer(requests.auth.AuthBase):
+    """``Authorization: Bearer TOKEN`` (it replaces the session's basic auth for one request)."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        return request
 
 
 def registry_errors(response: requests.Response) -> str:

@@ -7,6 +7,8 @@ local      the registry on a port; images live in the image's anonymous volume
 persistent + ``registry-data/`` bind-mounted at /var/lib/registry: data outlives the container
 tls        + HTTPS with the workshop CA's server certificate; ``--restart unless-stopped``
 auth       + basic auth from a bcrypt ``auth/htpasswd``
+token      TLS, and token auth instead: a token server (reglab.tokenauth) grants each user
+           what the access list ``auth/acl.yml`` allows, repository by repository
 ========== ============================================================================
 
 :meth:`RegistryConfig.docker_run_command` shows the learner the exact ``docker run`` line that
@@ -30,6 +32,9 @@ from .workdir import Workdir
 
 CONTAINER_PORT = 5000
 REALM = "Registry Realm"
+#: The token stage's names: the registry (``aud`` of every token) and the token server (``iss``).
+TOKEN_SERVICE = "reglab-registry"
+TOKEN_ISSUER = "reglab-token"
 
 
 class Stage(StrEnum):
@@ -41,6 +46,7 @@ class Stage(StrEnum):
     TLS = "tls"
     AUTH = "auth"
     MIRROR = "mirror"
+    TOKEN = "token"
 
     @classmethod
     def parse(cls, value: str | Stage) -> Stage:
@@ -56,11 +62,16 @@ class Stage(StrEnum):
 
     @property
     def tls(self) -> bool:
-        return self in (Stage.TLS, Stage.AUTH)
+        return self in (Stage.TLS, Stage.AUTH, Stage.TOKEN)
 
     @property
     def auth(self) -> bool:
+        """Basic auth from htpasswd (the token stage checks users at its token server)."""
         return self is Stage.AUTH
+
+    @property
+    def token(self) -> bool:
+        return self is Stage.TOKEN
 
 
 Volumes = dict[str, dict[str, str]]
@@ -141,6 +152,8 @@ class RegistryConfig:
     data_volume: str | None = None
     #: Where the registry sends its events (reglab.events): an http(s) URL.
     notify: str | None = None
+    #: The token stage's token server port on this machine (default: the registry's + 1).
+    token_port: int | None = None
 
     def __post_init__(self) -> None:
         self.stage = Stage.parse(self.stage)
@@ -154,6 +167,10 @@ class RegistryConfig:
             )
         if self.notify is not None:
             self.notify = check_notify_url(self.notify)
+        if self.stage.token and self.token_port is None:
+            self.token_port = self.port + 1 if self.port < 65535 else self.port - 1
+        if self.token_port is not None:
+            self.token_port = settings.check_port(self.token_port)
         if self.data_volume is not None and not self.stage.persistent:
             raise ConfigError(
                 "the local stage keeps its data in an anonymous volume, not a named one",
@@ -174,6 +191,11 @@ class RegistryConfig:
         return f"{'https' if self.stage.tls else 'http'}://{self.address}"
 
     @property
+    def realm(self) -> str:
+        """Where clients ask for tokens: an absolute URL, as the registry requires."""
+        return f"https://127.0.0.1:{self.token_port}/auth"
+
+    @property
     def cert_names(self) -> tuple[str, ...]:
         extra = [n for n in (*self.bind, *self.extra_names) if n not in ("0.0.0.0", "")]
         return tuple(dict.fromkeys((*DEFAULT_NAMES, *extra)))
@@ -191,6 +213,12 @@ class RegistryConfig:
         if self.stage.tls:
             env["REGISTRY_HTTP_TLS_CERTIFICATE"] = "/certs/domain.crt"
             env["REGISTRY_HTTP_TLS_KEY"] = "/certs/domain.key"
+        if self.stage.token:  # tokens signed by a key the workshop CA certified
+            env["REGISTRY_AUTH"] = "token"
+            env["REGISTRY_AUTH_TOKEN_REALM"] = self.realm
+            env["REGISTRY_AUTH_TOKEN_SERVICE"] = TOKEN_SERVICE
+            env["REGISTRY_AUTH_TOKEN_ISSUER"] = TOKEN_ISSUER
+            env["REGISTRY_AUTH_TOKEN_ROOTCERTBUNDLE"] = "/certs/ca.crt"
         if self.stage.auth:
             env["REGISTRY_AUTH"] = "htpasswd"
             env["REGISTRY_AUTH_HTPASSWD_REALM"] = REALM
@@ -210,6 +238,8 @@ class RegistryConfig:
             vols[str(paths.server_key)] = {"bind": "/certs/domain.key", "mode": "ro"}
         if self.stage.auth:
             vols[str(paths.htpasswd.parent)] = {"bind": "/auth", "mode": "ro"}
+        if self.stage.token:  # the CA's certificate (never its key): to verify tokens
+            vols[str(paths.ca_cert)] = {"bind": "/certs/ca.crt", "mode": "ro"}
         return vols
 
     def ports(self) -> dict[str, list[tuple[str, int]]]:

@@ -34,6 +34,7 @@ from .errors import (
 from .htpasswd import Htpasswd
 from .labels import is_owned
 from .status import RegistryStatus, owned_registries
+from .tokenauth import TokenServer, remove_token_server
 from .transfer import exists
 
 #: Readiness polling: a GET /v2/ every 10 ms is cheap, and the registry answers ~0.3 s after
@@ -125,6 +126,8 @@ class Registry:
                 f"image {cfg.image} is not present",
                 "run 'reglab images' (it builds it offline if needed)",
             )
+        if cfg.stage.token:  # clients get their tokens there: it answers before the registry
+            TokenServer(cfg, self.engine).start(timeout=timeout)
         try:
             with docker_errors(
                 "the registry container could not start", "check 'reglab doctor'", RegistryError
@@ -208,6 +211,7 @@ class Registry:
         """
         if purge:
             self.config.paths.check_purgeable()  # before anything is removed
+        remove_token_server(self.engine, self.config.name)  # the token stage's, if any
         container = self.container
         if container is not None:
             if not is_owned(container.labels):
@@ -268,6 +272,7 @@ class Registry:
             upstream=env.get("REGISTRY_PROXY_REMOTEURL"),
             network=next((n for n in networks if n != "bridge"), None),
             notify=notify_url_of(env.get("REGISTRY_NOTIFICATIONS_ENDPOINTS", "")),
+            token_port=_port_of(env.get("REGISTRY_AUTH_TOKEN_REALM")),
         )
         registry = cls(config, engine)
         source = registry.data_source()
@@ -296,6 +301,13 @@ class Registry:
 
     def __exit__(self, *exc: object) -> None:
         self.remove()
+
+
+def _port_of(url: str | None) -> int | None:
+    """The port of ``https://HOST:PORT/...`` (None without a URL)."""
+    if not url:
+        return None
+    return int(url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[1])
 
 
 def _anonymous(volume: str) -> bool:

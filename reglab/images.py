@@ -13,6 +13,7 @@ A room without network can also be provisioned from a tarball (``reglab.archive`
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -26,12 +27,29 @@ from pathlib import Path
 import docker
 
 from . import settings
+from .debian import make_debian_image
 from .errors import ImageError, ReglabError, docker_errors
 from .labels import BUILT_LABEL
 from .progress import ProgressCallback
 from .transfer import exists, follow, pull
 
-WORKSHOP_IMAGES = (settings.REGISTRY_IMAGE, settings.HELLO_IMAGE, settings.TOOLS_IMAGE)
+WORKSHOP_IMAGES = (
+    settings.REGISTRY_IMAGE,
+    settings.HELLO_IMAGE,
+    settings.TOOLS_IMAGE,
+    settings.PYTHON_IMAGE,
+    settings.TOKEN_IMAGE,
+)
+#: Made here only, never pulled: they exist nowhere else.
+LOCAL_ONLY = (settings.TOOLS_IMAGE, settings.PYTHON_IMAGE, settings.TOKEN_IMAGE)
+#: The Debian packages of the Python base: what tokenserver.py imports.
+PYTHON_PACKAGES = [
+    "python3-minimal",
+    "python3-cryptography",
+    "python3-bcrypt",
+    "python3-yaml",
+    "python3-cffi-backend",  # provides what the two above need; debootstrap skips virtual packages
+]
 REGISTRY_BINARY_CANDIDATES = ("/usr/bin/docker-registry", "/usr/bin/registry", "/bin/registry")
 #: Debian's busybox-static ships a static busybox; Debian's busybox a dynamic one (its
 #: libraries then go into the image too).
@@ -59,10 +77,10 @@ def ensure_images(
     """
     how: dict[str, str] = {}
     for ref in WORKSHOP_IMAGES:
-        if exists(client, ref):
+        if exists(client, ref) and (ref != settings.TOKEN_IMAGE or token_image_current(client)):
             how[ref] = "present"
             continue
-        if not offline and ref != settings.TOOLS_IMAGE:
+        if not offline and ref not in LOCAL_ONLY:
             try:
                 pull(client, ref, progress=progress)
                 how[ref] = "pulled"
@@ -73,6 +91,10 @@ def ensure_images(
             build_registry_image(client, binary=registry_binary, progress=progress)
         elif ref == settings.TOOLS_IMAGE:
             build_tools_image(client, progress=progress)
+        elif ref == settings.PYTHON_IMAGE:
+            make_debian_image(client, ref, PYTHON_PACKAGES)
+        elif ref == settings.TOKEN_IMAGE:
+            build_token_image(client, progress=progress)
         else:
             build_hello_image(client, progress=progress)
         how[ref] = "built"
@@ -265,3 +287,36 @@ def build_tools_image(
         context.add_file(lib, "rootfs" + str(lib))
     context.add_dir("rootfs/tmp", 0o1777)
     return context.build(client, ref, progress)
+
+
+TOKEN_DOCKERFILE = f"""\
+FROM {settings.PYTHON_IMAGE}
+COPY tokenserver.py /srv/tokenserver.py
+EXPOSE 5001
+ENTRYPOINT ["python3", "/srv/tokenserver.py"]
+""".encode()
+#: The label that says which tokenserver.py an image holds: a changed file is built again.
+SOURCE_LABEL = "org.reglab.source"
+
+
+def _token_source() -> tuple[bytes, str]:
+    data = (Path(__file__).parent / "tokenserver.py").read_bytes()
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def token_image_current(client: docker.DockerClient) -> bool:
+    """True when reglab-token holds this reglab's tokenserver.py."""
+    labels = client.images.get(settings.TOKEN_IMAGE).labels or {}
+    return labels.get(SOURCE_LABEL) == _token_source()[1]
+
+
+def build_token_image(
+    client: docker.DockerClient, *, progress: ProgressCallback | None = None
+) -> str:
+    """``reglab-token``: reglab's tokenserver.py (one file: the standard library, cryptography,
+    bcrypt and yaml) on the debootstrapped Python base."""
+    data, digest = _token_source()
+    dockerfile = TOKEN_DOCKERFILE + f"LABEL {SOURCE_LABEL}={digest}\n".encode()
+    context = BuildContext(dockerfile)
+    context.add_bytes(data, "tokenserver.py")
+    return context.build(client, settings.TOKEN_IMAGE, progress)

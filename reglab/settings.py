@@ -33,6 +33,10 @@ HELLO_IMAGE = "hello-world:latest"
 #: Small tools (Debian's static busybox) for short-lived containers that do a file operation as
 #: the engine: writing Docker's certs.d for a learner who is in the docker group but not root.
 TOOLS_IMAGE = "reglab-tools:1"
+#: Debian 12 with Python and the token server's packages, made with debootstrap (reglab.debian).
+PYTHON_IMAGE = "reglab-python:12"
+#: The token server (reglab/tokenserver.py) on that base.
+TOKEN_IMAGE = "reglab-token:1"
 
 _PORT_FIX = "give a port between 1 and 65535, e.g. 5000"
 

@@ -38,14 +38,15 @@ class RegistryStatus:
             stage=stage.value,
             ports=tuple(sorted(ports)),
             tls=stage.tls,
-            auth=stage.auth,
+            auth=stage.auth or stage.token,
             owned=is_owned(container.labels),
         )
 
 
 def owned_registries(engine: docker.DockerClient | None = None) -> list[RegistryStatus]:
-    """Every container reglab created, running or not."""
+    """Every registry container reglab created, running or not (not the helpers: a small
+    disk's keeper, a token server)."""
     engine = engine or connect()
     with docker_errors("cannot list containers"):
         found = engine.containers.list(all=True, filters={"label": OWNER_LABEL})
-    return [RegistryStatus.of(c) for c in found]
+    return [RegistryStatus.of(c) for c in found if STAGE_LABEL in (c.labels or {})]

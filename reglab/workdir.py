@@ -9,6 +9,9 @@
       certs/ca.crt         the workshop CA's certificate, for clients
       ca/ca.key            the CA's key: apart, so it is never mounted into a container
       auth/htpasswd        bcrypt users
+      auth/acl.yml         the token server's access list
+      certs/token.crt      the key that signs tokens, and its certificate from the CA
+      certs/token.key
       trust/HOST:PORT/     ca.crt staged for Docker's certs.d (reglab.trust)
       mirror/              a mirror's own working folder (its registry-data), reglab.mirror
 
@@ -26,6 +29,9 @@ from pathlib import Path
 from .certs import CA, CA_DAYS, CA_NAME, DEFAULT_NAMES, SERVER_DAYS, Certificate
 from .errors import ConfigError
 from .shell import PathStyle
+
+#: The subject of the token-signing certificate.
+TOKEN_SIGNER = "reglab token signer"
 
 
 def _is_ip(name: str) -> bool:
@@ -73,6 +79,20 @@ class Workdir:
     @property
     def htpasswd(self) -> Path:
         return self.root / "auth" / "htpasswd"
+
+    @property
+    def acl(self) -> Path:
+        """The token server's access list (docker_auth's YAML format, reglab.tokenserver)."""
+        return self.root / "auth" / "acl.yml"
+
+    @property
+    def token_key(self) -> Path:
+        return self.certs / "token.key"
+
+    @property
+    def token_cert(self) -> Path:
+        """The certificate of the key that signs tokens, issued by the workshop CA."""
+        return self.certs / "token.crt"
 
     @property
     def mirror(self) -> Path:
@@ -144,6 +164,36 @@ class Workdir:
         cert = ca.issue_cert(*names)
         cert.write(self.server_cert, self.server_key)
         return cert
+
+    def signing_certificate(self) -> Certificate:
+        """The token-signing certificate: reused while valid and issued by this CA, else
+        issued (the CA is made first when missing)."""
+        ca = self._ca()
+        if self.token_cert.exists() and self.token_key.exists() and ca is not None:
+            cert = Certificate.load(self.token_cert, self.token_key)
+            if cert.issuer == ca.certificate.subject:
+                cert.check()
+                return cert
+        if ca is None:
+            ca = CA.create()
+            ca.write(self.ca_cert, self.ca_key)
+        cert = ca.issue_signing_cert(TOKEN_SIGNER)
+        cert.write(self.token_cert, self.token_key)
+        return cert
+
+    def signing_certificate_commands(self, style: PathStyle) -> list[str]:
+        """openssl lines that do what :meth:`signing_certificate` does (the CA's lines come
+        from :meth:`certificate_commands`)."""
+        ca_key, ca_cert = style.show(self.ca_key), style.show(self.ca_cert)
+        key, cert = style.show(self.token_key), style.show(self.token_cert)
+        csr = style.show(self.ca_key.parent / "token.csr")
+        serial = style.show(self.ca_key.parent / "ca.srl")
+        return [
+            f"openssl req -new -newkey rsa:2048 -nodes -subj '/CN={TOKEN_SIGNER}' "
+            f"-keyout {key} -out {csr}",
+            f"openssl x509 -req -in {csr} -CA {ca_cert} -CAkey {ca_key} -CAcreateserial "
+            f"-CAserial {serial} -days {SERVER_DAYS} -out {cert}",
+        ]
 
     def certificate_commands(self, names: tuple[str, ...], style: PathStyle) -> list[str]:
         """openssl lines that do what :meth:`server_certificate` does: the CA made only when its

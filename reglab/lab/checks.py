@@ -296,3 +296,29 @@ def events_exactly_once(listener: Listener, expected: list[tuple[str, str, str]]
                 "start the listener before the registry sends, and wait for the events",
             )
     _ok(f"each of the {len(expected)} pushes and deletes arrived exactly once, right digest")
+
+
+def access_as_written(registry: Registry, users: dict[str, Credentials]) -> None:
+    """Every rule of the example access list does what it says, through the token flow."""
+    from .access import can  # the notebook layer's helper; checks stays importable alone
+
+    expected = [
+        ("bob", "push", "team/app", True),
+        ("bob", "pull", "team/app", True),
+        ("alice", "pull", "team/app", True),
+        ("alice", "push", "team/app", False),
+        (None, "pull", "public/hello", True),
+        (None, "push", "public/hello", False),
+        (None, "pull", "team/app", False),
+        ("alice", "catalog", "", False),
+        ("admin", "catalog", "", True),
+    ]
+    for user, action, repository, allowed in expected:
+        got = can(registry, users[user] if user else None, action, repository or "_catalog")
+        if got != allowed:
+            raise CheckFailed(
+                f"{user or 'anonymous'} {action} {repository}: "
+                f"{'allowed' if got else 'refused'}, the access list says otherwise",
+                "restore auth/acl.yml from Step 2 (the first matching rule decides)",
+            )
+    _ok(f"all {len(expected)} rules behave as written (push, pull and catalog, per user)")

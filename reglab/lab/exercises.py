@@ -26,6 +26,7 @@ from ..htpasswd import Htpasswd, password_variable
 from ..labels import owner_labels
 from ..login import Credentials
 from ..settings import REGISTRY_IMAGE
+from . import access
 from .workshop import Workshop
 
 
@@ -336,4 +337,37 @@ def pull_events(ws: Workshop, registry: Registry, listener: Listener, answer: in
         "one: the manifest. The engine already has every layer and the config, so it asks "
         "for nothing else; a registry's pull counts say little about real downloads",
         "the engine downloads only what it does not have; what does it always ask for?",
+    )
+
+
+# --- 08 -------------------------------------------------------------------------------------
+
+#: The four attempts of notebook 08's exercise: (who, action, repository).
+ATTEMPTS = {
+    "a": ("alice", "pull", "team/app"),
+    "b": ("alice", "push", "team/app"),
+    "c": (None, "pull", "public/hello"),
+    "d": (None, "pull", "team/app"),
+}
+
+
+def token_access(registry: Registry, users: dict[str, Credentials], answer: Iterable[str]) -> bool:
+    """08, predict: which of the four attempts does the access list allow? The check makes
+    each one through the token flow and shows what the registry said."""
+    chosen = {str(a).strip().lower() for a in answer}
+    if not chosen <= set(ATTEMPTS):
+        return _verdict(False, "", 'answer with letters, for example answer = {"a", "d"}')
+    allowed = set()
+    for letter, (user, action, repository) in ATTEMPTS.items():
+        ok = access.can(registry, users[user] if user else None, action, repository)
+        said = "allowed" if ok else "refused"
+        print(f"({letter}) {user or 'anonymous'} {action} {repository}: {said}")
+        if ok:
+            allowed.add(letter)
+    return _verdict(
+        chosen == allowed,
+        "alice's rule for team/* allows pull only; the anonymous rule matches public/* only, "
+        "and for team/app no rule matches the empty account: nothing is allowed",
+        "for each attempt, find the FIRST rule whose account and name match; only its actions "
+        'count (the anonymous account is "")',
     )

@@ -29,6 +29,7 @@ from ..network import NETWORK, project_network, remove_project_network
 from ..refs import is_local_name
 from ..settings import Settings
 from ..shell import PathStyle
+from ..tokenauth import TokenServer
 from ..trust import (
     host_port,
     trust_commands,
@@ -58,6 +59,8 @@ class Workshop:
     #: The certificate names whose openssl lines this notebook has shown (None: none yet, or
     #: the certificate was replaced since).
     shown_certificate: tuple[str, ...] | None = None
+    #: Whether the token-signing certificate's openssl lines were shown.
+    shown_signing: bool = False
 
     @property
     def port(self) -> int:
@@ -109,6 +112,8 @@ class Workshop:
         config = self.config(stage, **kwargs)
         if config.stage.tls and self.shown_certificate != config.cert_names:
             self._certificate_commands(config)  # start() issues or reissues it as needed
+        if config.stage.token:
+            self._token_server_commands(config)
         if Registry(config, self.engine).container is not None:
             self.cli(f"docker rm -f -v {config.name}")  # docker run refuses a name in use
         for command in config.folder_commands(self.style):
@@ -141,6 +146,17 @@ class Workshop:
             found.append(f"{mount['Type']} {where} -> {mount['Destination']}")
             print(found[-1])
         return found
+
+    def _token_server_commands(self, config: RegistryConfig) -> None:
+        """The token stage's server: its signing certificate (once), then its container."""
+        if not self.shown_signing:
+            for command in config.paths.signing_certificate_commands(self.style):
+                self.cli(command)
+            self.shown_signing = True
+        server = TokenServer(config, self.engine)
+        if server.container is not None:
+            self.cli(f"docker rm -f {server.name}")
+        self.cli(server.docker_run_command(self.style))
 
     def _certificate_commands(self, config: RegistryConfig) -> None:
         for command in config.paths.certificate_commands(config.cert_names, self.style):
@@ -264,6 +280,10 @@ class Workshop:
         """Push, expecting a refusal: show and return the engine's error (None if it worked)."""
         return self._try("push", ref, credentials)
 
+    def try_pull(self, ref: str, credentials: Credentials | None = None) -> str | None:
+        """Pull, expecting a refusal: show and return the engine's error (None if it worked)."""
+        return self._try("pull", ref, credentials)
+
     def _try(self, action: str, ref: str, credentials: Credentials | None) -> str | None:
         try:
             self._transfer(action, ref, credentials)
@@ -291,8 +311,11 @@ class Workshop:
     def down(self) -> None:
         """Remove the registry container, and with ``-v`` its anonymous volume (where the local
         stage keeps its images); a bind-mounted registry-data/ stays."""
+        registry = self._current()
+        if registry.config.stage.token:
+            self.cli(f"docker rm -f {TokenServer(registry.config, self.engine).name}")
         self.cli(f"docker rm -f -v {self.name}")
-        self._current().remove()
+        registry.remove()
 
     def cleanup(self, keep_running: bool = False) -> None:
         """Remove the image names this notebook made (and any name of this registry's address,

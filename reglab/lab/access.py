@@ -1,0 +1,148 @@
+"""Notebook 08, token authentication: each step through reglab's core AND its command line.
+
+The token flow is shown request by request with ``curl`` (the lines a learner types), and
+checked with reglab's HTTP client, which speaks the same flow (reglab.client).
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from typing import Any
+
+import requests
+
+from ..client import MANIFEST_TYPES
+from ..config import TOKEN_SERVICE
+from ..container import Registry
+from ..errors import ReglabError
+from ..files import write_atomic
+from ..htpasswd import password_variable
+from ..login import Credentials
+from ..tokenauth import check_acl
+from ..tokenserver import decode
+from .workshop import Workshop
+
+
+def write_acl(ws: Workshop, text: str) -> None:
+    """Write ``auth/acl.yml`` (checked first: a rule that does not parse changes nothing)."""
+    path = ws.config("token").paths.acl
+    lines = " ".join(shlex.quote(line) for line in text.strip("\n").splitlines())
+    ws.cli(f"printf '%s\\n' {lines} > {ws.style.show(path)}")
+    staged = path.with_suffix(".new")
+    write_atomic(staged, text.encode(), mode=0o644)
+    try:
+        rules = check_acl(staged)
+    except ReglabError:
+        staged.unlink()
+        raise
+    staged.replace(path)
+    print(f"{path.name}: {len(rules)} rules; the first that matches decides")
+
+
+def _curl(ws: Workshop, registry: Registry) -> str:
+    return f"curl -s --cacert {ws.style.show(registry.config.paths.ca_cert)}"
+
+
+def challenge(ws: Workshop, registry: Registry, path: str) -> str:
+    """Ask without a token: the registry answers 401 and says where to get one."""
+    ws.cli(f"{_curl(ws, registry)} -i {registry.url}{path} | grep -i www-authenticate")
+    with registry.client() as api:
+        answer = api.session.get(f"{api.url}{path}", verify=api.verify, timeout=api.timeout)
+    header = answer.headers.get("WWW-Authenticate", "")
+    print(f"{answer.status_code} {answer.reason}")
+    print(f"WWW-Authenticate: {header}")
+    return header
+
+
+def get_token(ws: Workshop, registry: Registry, credentials: Credentials | None, scope: str) -> str:
+    """Ask the realm for a token for ``scope``, as ``credentials`` (None: anonymously)."""
+    realm = registry.config.realm
+    who = f' -u "{credentials.user}:${password_variable(credentials.user)}"' if credentials else ""
+    query = f"service={TOKEN_SERVICE}&scope={scope}"
+    ws.cli(
+        f'TOKEN=$({_curl(ws, registry)}{who} "{realm}?{query}" '
+        "| python3 -c 'import json, sys; print(json.load(sys.stdin)[\"token\"])')"
+    )
+    answer = requests.get(
+        realm,
+        params={"service": TOKEN_SERVICE, "scope": scope},
+        auth=credentials.as_tuple() if credentials else None,
+        verify=str(registry.config.paths.ca_cert),
+        timeout=10,
+    )
+    if answer.status_code != 200:
+        print(f"the token server answered {answer.status_code}: {answer.text.strip()}")
+        return ""
+    token = str(answer.json()["token"])
+    print(f"a token of {len(token)} characters: {token[:20]}...")
+    return token
+
+
+def claims(token: str) -> dict[str, Any]:
+    """What the token says (its header and claims; the registry checks the signature)."""
+    header, body = decode(token)
+    print(f"header: alg {header['alg']}, x5c: {len(header.get('x5c', []))} certificate(s)")
+    for key in ("iss", "sub", "aud"):
+        print(f"{key:>6}: {body[key]!r}")
+    print(f"{'exp':>6}: {body['exp'] - body['iat']} s after it was issued (iat)")
+    print(f"{'nbf':>6}: {body['iat'] - body['nbf']} s before it was issued (clock leeway)")
+    print(f"access: {body['access']}")
+    return body
+
+
+def with_token(ws: Workshop, registry: Registry, token: str, path: str) -> int:
+    """Send the token: ``Authorization: Bearer TOKEN``; show the answer."""
+    ws.cli(f'{_curl(ws, registry)} -H "Authorization: Bearer $TOKEN" {registry.url}{path}')
+    with registry.client() as api:
+        answer = api.session.get(
+            f"{api.url}{path}",
+            headers={"Authorization": f"Bearer {token}", "Accept": MANIFEST_TYPES},
+            verify=api.verify,
+            timeout=api.timeout,
+        )
+    print(f"{answer.status_code}: {answer.text.strip()[:200]}")
+    return answer.status_code
+
+
+def can(registry: Registry, credentials: Credentials | None, action: str, repository: str) -> bool:
+    """Whether the registry lets ``credentials`` ``pull`` or ``push`` ``repository``, asked
+    through the token flow (a push is tried as the upload every push starts with)."""
+    auth = credentials.as_tuple() if credentials else None
+    try:
+        with registry.client(auth=auth) as api:
+            if action == "pull":
+                api.manifest_digest(repository)
+            elif action == "push":
+                api.request("POST", f"/v2/{repository}/blobs/uploads/")
+            else:
+                api.catalog()
+    except ReglabError:
+        return False
+    return True
+
+
+def cost(registry: Registry, credentials: Credentials, requests_: int = 20) -> tuple[float, float]:
+    """Milliseconds for ``requests_`` requests with one token, and for as many new tokens (a
+    bcrypt check each): where the password check's cost goes with tokens."""
+    scope = "repository:team/app:pull"
+    with registry.client(auth=credentials.as_tuple()) as api:
+        token = api.token(
+            {"realm": registry.config.realm, "service": TOKEN_SERVICE, "scope": scope}
+        )
+        start = time.perf_counter()
+        for _ in range(requests_):
+            api.session.head(
+                f"{api.url}/v2/team/app/manifests/latest",
+                headers={"Authorization": f"Bearer {token}", "Accept": MANIFEST_TYPES},
+                verify=api.verify,
+                timeout=api.timeout,
+            )
+        with_token_ms = (time.perf_counter() - start) * 1000
+        start = time.perf_counter()
+        for _ in range(requests_):
+            api.token({"realm": registry.config.realm, "service": TOKEN_SERVICE, "scope": scope})
+        new_tokens_ms = (time.perf_counter() - start) * 1000
+    print(f"{requests_} requests with one token: {with_token_ms:.0f} ms")
+    print(f"{requests_} new tokens (a bcrypt check each): {new_tokens_ms:.0f} ms")
+    return with_token_ms, new_tokens_ms
