@@ -299,7 +299,9 @@ def events_exactly_once(listener: Listener, expected: list[tuple[str, str, str]]
 
 
 def access_as_written(registry: Registry, users: dict[str, Credentials]) -> None:
-    """Every rule of the example access list does what it says, through the token flow."""
+    """Every rule of the example access list does what it says, through the token flow
+    (after notebook 08's Step 4 pushed ``team/app`` and ``public/hello``: a pull needs an
+    image to pull)."""
     from .access import can  # the notebook layer's helper; checks stays importable alone
 
     expected = [

@@ -108,6 +108,13 @@ def test_refused_fails_when_auth_is_off(make_registry):
             "digest = stored",
             "CheckFailed",
         ),
+        # alice is given push: the access list no longer says what the notebook teaches
+        (
+            "08-token-auth.ipynb",
+            'name: "team/*"}\n  actions: [pull]\n',
+            'name: "team/*"}\n  actions: [pull, push]\n',
+            "CheckFailed",
+        ),
         # the registry is not restarted: the queued events are delivered after all
         (
             "07-registry-events.ipynb",

@@ -24,13 +24,17 @@ from notebook_runner import NOTEBOOKS, execute, remove_port_tags
 import reglab
 from reglab import gc
 from reglab.events import Listener
+from reglab.lab import checks
 from reglab.network import NETWORK, remove_project_network
 from reglab.trust import DOCKER_CERTS_D
 
 pytestmark = pytest.mark.docker
 
 NAME = "reglab-test-typed"
-PASSWORDS = {"PASSWORD_MOBY": "moby-typed-pw", "PASSWORD_CAROL": "carol-typed-pw"}
+PASSWORDS = {
+    f"PASSWORD_{user.upper()}": f"{user}-typed-pw"
+    for user in ("moby", "carol", "alice", "bob", "admin")
+}
 
 
 def run_as_learner(
@@ -149,6 +153,17 @@ def facts_07(port, workdir, hello_digest):
     assert [(e.action, e.digest) for e in ours] == [("push", pushed)]
 
 
+def facts_08(port, workdir, hello_digest):
+    registry = reglab.Registry.attach(reglab.connect(), NAME, workdir)
+    assert registry.config.stage.token and registry.config.token_port == port + 1
+    users = {u: reglab.Credentials(u, f"{u}-typed-pw") for u in ("admin", "alice", "bob")}
+    checks.access_as_written(registry, users)  # typed users, typed access list, typed key
+    with registry.client(auth=users["alice"].as_tuple()) as api:
+        team = api.manifest_digest("team/app")
+    with registry.client() as anonymous:  # the same hello-world, pushed by bob and by admin
+        assert anonymous.manifest_digest("public/hello") == team
+
+
 #: The facts to check, and the checkpoint cell after which they hold (None: the last cell
 #: before the clean-up; later cells, such as an exercise, may change them on purpose).
 FACTS = {
@@ -159,6 +174,7 @@ FACTS = {
     "05-delete-and-gc.ipynb": (facts_05, None),
     "06-pull-through-mirror.ipynb": (facts_06, None),
     "07-registry-events.ipynb": (facts_07, None),
+    "08-token-auth.ipynb": (facts_08, None),
 }
 
 

@@ -320,3 +320,21 @@ def test_07_exercise_predicts_the_events_of_a_pull_and_the_table_follows(worksho
         assert digest[:19] in table.table.value and "<td>pull</td>" in table.table.value
     finally:
         listener.stop()
+
+
+def test_08_exercise_predicts_what_the_access_list_allows(engine, workshop, capsys):
+    users = {u: reglab.Credentials.generate(u) for u in ("admin", "alice", "bob")}
+    for credentials in users.values():
+        workshop.add_user(credentials)
+    reg = workshop.up("token")
+    for user, repository in (("bob", "team/app"), ("admin", "public/hello")):
+        workshop.tag("hello-world", reg.ref(repository))
+        transfer.push(engine, reg.ref(repository), auth=users[user].auth_config())
+    said(capsys)
+    assert not exercises.token_access(reg, users, {"e"})
+    assert "answer with letters" in said(capsys)
+    assert not exercises.token_access(reg, users, {"a", "b", "c"})  # alice may not push
+    out = said(capsys)
+    assert "(b) alice push team/app: refused" in out and "Not yet" in out
+    assert exercises.token_access(reg, users, ["A", "c"])
+    assert "✔ Correct" in said(capsys)

@@ -1,0 +1,123 @@
+"""Token authentication against the real registry and the real token server container."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+
+import pytest
+from common import free_port
+from test_cli import assert_one_line_error, run
+
+import reglab
+from reglab import transfer
+from reglab.lab import checks
+from reglab.tokenserver import sign
+
+pytestmark = pytest.mark.docker
+
+PASSWORDS = {"admin": "admin-pw", "alice": "alice-pw", "bob": "bob-pw"}
+
+
+@pytest.fixture
+def token_registry(engine, workshop_images, tmp_path):
+    name, port = f"reglab-test-{uuid.uuid4().hex[:6]}", free_port()
+    args = ["--port", str(port), "--workdir", str(tmp_path / "w"), "--name", name]
+    for user, password in PASSWORDS.items():
+        added = run("user", "add", user, "--password-stdin", "--workdir", str(tmp_path / "w"),
+                    stdin=password + "\n")  # fmt: skip
+        assert added.returncode == 0, added.stderr
+    started = run("up", "token", *args)
+    assert started.returncode == 0, started.stderr
+    yield reglab.Registry.attach(engine, name, tmp_path / "w"), args
+    run("down", "--workdir", str(tmp_path / "w"), "--name", name)
+
+
+def users() -> dict[str, reglab.Credentials]:
+    return {u: reglab.Credentials(u, p) for u, p in PASSWORDS.items()}
+
+
+def test_every_rule_of_the_access_list_holds_and_down_removes_the_token_server(
+    engine, token_registry, cleanup_images
+):
+    registry, args = token_registry
+    assert registry.config.stage.token and registry.config.token_port is not None
+    for user, repository in (("bob", "team/app"), ("admin", "public/hello")):
+        ref = registry.ref(repository)
+        cleanup_images.append(ref)
+        transfer.tag(engine, "hello-world", ref)
+        transfer.push(engine, ref, auth=users()[user].auth_config())
+    checks.access_as_written(registry, users())
+    down = run("down", "--workdir", str(registry.config.workdir), "--name", registry.config.name)
+    assert down.returncode == 0, down.stderr
+    names = {c.name for c in engine.containers.list(all=True)}
+    assert registry.config.name not in names and f"{registry.config.name}-token" not in names
+
+
+def test_the_engine_logs_in_through_the_token_server_and_a_wrong_password_is_a_401(
+    engine, token_registry, tmp_path
+):
+    registry, _ = token_registry
+    config = tmp_path / "docker-config"
+    login = ["docker", "--config", str(config), "login", registry.address, "--password-stdin"]
+    good = subprocess.run(
+        [*login, "-u", "alice"], input="alice-pw\n", capture_output=True, text=True
+    )
+    assert good.returncode == 0 and "Login Succeeded" in good.stdout, good.stderr
+    bad = subprocess.run([*login, "-u", "alice"], input="wrong\n", capture_output=True, text=True)
+    assert bad.returncode != 0
+    refused = pytest.raises(reglab.AuthenticationRequired, match="the token server refused alice")
+    with refused, registry.client(auth=("alice", "wrong")) as api:
+        api.tags("team/app")
+    logs = bytes(engine.containers.get(f"{registry.config.name}-token").logs()).decode()
+    assert "refused: wrong user or password" in logs and "Traceback" not in logs
+
+
+def test_registry_2_8_refuses_a_list_audience_and_a_foreign_signer(token_registry):
+    """What reglab's tokens get right, shown to matter: the same token with ``aud`` as a list,
+    or signed by a key the workshop CA did not certify, is refused by the registry."""
+    registry, _ = token_registry
+    paths = registry.config.paths
+    signer = reglab.Certificate.load(paths.token_cert, paths.token_key)
+    now = int(time.time())
+    claims = {"iss": "reglab-token", "sub": "admin", "aud": "reglab-registry", "exp": now + 60,
+              "nbf": now - 10, "iat": now, "jti": uuid.uuid4().hex,
+              "access": [{"type": "registry", "name": "catalog", "actions": ["*"]}]}  # fmt: skip
+
+    def status(token: str) -> int:
+        bearer = {"Authorization": f"Bearer {token}"}
+        with registry.client() as api:
+            answer = api.session.get(f"{api.url}/v2/_catalog", verify=api.verify, headers=bearer)
+        return answer.status_code
+
+    assert status(sign(claims, signer.key, [signer.cert])) == 200
+    assert status(sign({**claims, "aud": ["reglab-registry"]}, signer.key, [signer.cert])) == 401
+    foreign = reglab.CA.create("not the workshop CA").issue_signing_cert("intruder")
+    assert status(sign(claims, foreign.key, [foreign.cert])) == 401  # not the rootcertbundle
+
+
+def test_bad_users_and_access_lists_are_one_line_and_change_nothing(
+    engine, workshop_images, tmp_path
+):
+    folder = tmp_path / "w"
+    add = ["user", "add", "--password-stdin", "--workdir", str(folder)]
+    assert_one_line_error(run(*add[:2], "a:b", *add[2:], stdin="pw\n"), "contains ':'")
+    assert_one_line_error(run(*add[:2], "carol", *add[2:], stdin="\n"), "password is empty")
+    assert not (folder / "auth" / "htpasswd").exists()
+    assert run(*add[:2], "bob", *add[2:], stdin="bob-pw\n").returncode == 0
+    acl = folder / "auth" / "acl.yml"
+    acl.write_text("- match: {account: bob}\n  actions: [pull]\n")
+    name = f"reglab-test-{uuid.uuid4().hex[:6]}"
+    args = ["--port", str(free_port()), "--workdir", str(folder), "--name", name]
+    for text, message in (
+        ("- match: {account: bob\n", "is not valid YAML"),
+        ("- match: {account: bob}\n  actions: [pull, fly]\n", "unknown action 'fly'"),
+        ("- actions: [pull]\n", "has no 'match:'"),
+    ):
+        bad = tmp_path / "bad.yml"
+        bad.write_text(text)
+        assert_one_line_error(run("up", "token", "--acl", str(bad), *args), message)
+    assert acl.read_text() == "- match: {account: bob}\n  actions: [pull]\n"  # untouched
+    assert engine.containers.list(all=True, filters={"name": name}) == []
+    assert_one_line_error(run("up", "tls", "--acl", str(acl), *args), "only applies to the token")

@@ -1,0 +1,109 @@
+"""The token server's pure parts: the access list, scopes, what a token grants, its signature."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+
+from reglab.certs import CA
+from reglab.tokenauth import DEFAULT_ACL
+from reglab.tokenserver import AclError, Issuer, decode, grant, load_users, parse_acl, parse_scope
+
+
+def test_the_example_access_list_grants_what_it_says():
+    rules = parse_acl(DEFAULT_ACL)
+    both = "repository:team/app:pull,push"
+    assert grant(rules, "bob", [both]) == [
+        {"type": "repository", "name": "team/app", "actions": ["pull", "push"]}
+    ]
+    assert grant(rules, "alice", [both]) == [
+        {"type": "repository", "name": "team/app", "actions": ["pull"]}
+    ]
+    assert grant(rules, "", ["repository:public/hello:pull,push"]) == [
+        {"type": "repository", "name": "public/hello", "actions": ["pull"]}
+    ]
+    assert grant(rules, "", [both]) == []  # no rule for anonymous on team/*
+    assert grant(rules, "alice", ["registry:catalog:*"]) == []
+    assert grant(rules, "admin", ["registry:catalog:*"]) == [
+        {"type": "registry", "name": "catalog", "actions": ["*"]}
+    ]
+    assert grant(rules, "mallory", [both]) == []
+
+
+def test_the_first_matching_rule_decides_even_when_a_later_one_allows_more():
+    rules = parse_acl(
+        """
+- match: {account: alice, name: "team/secret"}
+  actions: []
+- match: {account: alice, name: "team/*"}
+  actions: [pull, push]
+"""
+    )
+    assert grant(rules, "alice", ["repository:team/secret:pull"]) == []
+    assert grant(rules, "alice", ["repository:team/app:push"])[0]["actions"] == ["push"]
+
+
+def test_docker_auths_config_file_with_an_acl_key_is_accepted():
+    rules = parse_acl("acl:\n  - match: {account: bob}\n    actions: [pull]\n")
+    assert rules[0].account == "bob" and rules[0].name == "*"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("- match: {account: bob\n", "is not valid YAML (line"),
+        ("match: {account: bob}", "must be a YAML list of rules"),
+        ("- actions: [pull]", "rule 1 of the access list has no 'match:'"),
+        ("- match: {account: bob}\n  actions: [pull, fly]", "unknown action 'fly'"),
+        ("- match: {account: bob}\n  actions: pull", "'actions' must be a list"),
+        ("- match: {user: bob}\n  actions: [pull]", "matches on 'user', unsupported"),
+    ],
+)
+def test_a_bad_access_list_is_one_line_naming_the_rule(text, message):
+    with pytest.raises(AclError) as err:
+        parse_acl(text)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_scopes_keep_a_registry_port_in_the_name():
+    assert parse_scope("repository:team/app:pull,push") == (
+        "repository",
+        "team/app",
+        ["pull", "push"],
+    )
+    assert parse_scope("repository:localhost:5000/app:pull") == (
+        "repository", "localhost:5000/app", ["pull"],
+    )  # fmt: skip
+    assert parse_scope("nonsense") is None
+
+
+def test_a_token_is_rs256_with_the_chain_and_a_string_audience(tmp_path):
+    ca = CA.create()
+    signer = ca.issue_signing_cert("reglab token signer")
+    users = tmp_path / "htpasswd"
+    users.write_text("alice:$2y$05$" + "a" * 53 + "\nmd5user:$apr1$x$y\n")
+    assert list(load_users(users)) == ["alice"]  # the registry ignores non-bcrypt lines too
+    issuer = Issuer("reglab-token", "reglab-registry", users, parse_acl(DEFAULT_ACL),
+                    signer.key, [signer.cert])  # fmt: skip
+    answer = issuer.token("alice", ["repository:team/app:pull,push"], now=1_000_000)
+    header, claims = decode(answer["token"])
+    assert header["alg"] == "RS256" and "kid" not in header
+    assert claims["aud"] == "reglab-registry" and isinstance(claims["aud"], str)
+    assert (claims["exp"] - claims["iat"], claims["iat"] - claims["nbf"]) == (300, 10)
+    assert claims["access"] == [{"type": "repository", "name": "team/app", "actions": ["pull"]}]
+    signing_input, _, signature = answer["token"].rpartition(".")
+    leaf = base64.b64decode(header["x5c"][0])
+    assert leaf == signer.cert.public_bytes(
+        __import__("cryptography").hazmat.primitives.serialization.Encoding.DER
+    )
+    signer.cert.public_key().verify(  # raises when the signature is wrong
+        base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)),
+        signing_input.encode(),
+        padding.PKCS1v15(),
+        hashes.SHA256(),
+    )
+    assert json.loads(json.dumps(answer))["expires_in"] == 300
