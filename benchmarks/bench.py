@@ -8,6 +8,7 @@ median is reported. The last line is machine-readable:
 
     BENCH push_ratio=R pull_ratio=R ready_overhead_ms=N auth_push_ratio=R notebooks_ratio=R
           gc_s_per_1000_blobs=S mirror_pull_ratio=R event_p99_ms=N event_outage_lost=N
+          token_push_ratio=R tokens_per_s=N
 
 (ratios = reglab / CLI). It also writes the bcrypt cost curve to notebooks/images/.
 Traffic goes only to registries on 127.0.0.1 started here.
@@ -93,6 +94,22 @@ def docker(*args: str) -> None:
     subprocess.run(["docker", *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+def alternate_prepared(
+    rounds: int,
+    a: tuple[Callable[[], object], Callable[[], object]],
+    b: tuple[Callable[[], object], Callable[[], object]],
+) -> tuple[float, float]:
+    """Like :func:`alternate`, with a preparation of its own for each side: (prepare, action)."""
+    times_a: list[float] = []
+    times_b: list[float] = []
+    for n in range(rounds):
+        order = [(a, times_a), (b, times_b)] if n % 2 == 0 else [(b, times_b), (a, times_a)]
+        for (prepare, action), sink in order:
+            prepare()
+            sink.append(timed(action))
+    return statistics.median(times_a), statistics.median(times_b)
+
+
 def alternate(
     rounds: int, prepare: Callable[[], None], a: Callable[[], object], b: Callable[[], object]
 ) -> tuple[float, float]:
@@ -122,6 +139,7 @@ class Bench:
         self.image_mb = layers * size / 2**20
         self.rows: list[tuple[str, str, str, str]] = []
         self.lost = 0
+        self.tokens_per_s = 0.0
 
     def registry(self, stage: str = "local", **kwargs: object) -> reglab.Registry:
         config = reglab.RegistryConfig(
@@ -234,6 +252,53 @@ class Bench:
             statistics.median(times_auth),
             statistics.median(times_plain),
         )
+
+    def token_push(self) -> float:
+        """A push with token auth (TLS, a token server, bob's token per scope) / the same push
+        without auth; then tokens issued per second by the token server."""
+        ref = f"127.0.0.1:{self.port}/team/data:latest"
+        transfer.tag(self.engine, self.source, ref)
+        registry, creds = self.auth_registry(DEFAULT_COST)
+        token_config = dataclasses.replace(
+            registry.config, stage=reglab.Stage.TOKEN, token_port=free_port()
+        )
+        acl = token_config.paths.acl
+        acl.write_text(f"- match: {{account: {creds.user}}}\n  actions: [pull, push]\n")
+        token_registry = reglab.Registry(token_config, self.engine)
+
+        def fresh_token() -> None:
+            shutil.rmtree(self.tmp / "w" / "registry-data", ignore_errors=True)
+            token_registry.start()
+
+        try:
+            r, c = alternate_prepared(
+                self.rounds,
+                (fresh_token, lambda: transfer.push(self.engine, ref, auth=creds.auth_config())),
+                (self.fresh, lambda: transfer.push(self.engine, ref)),
+            )
+            value = self.row("token auth push / plain push", r, c)
+            count = 50 if self.quick else 200
+            fresh_token()
+            with requests.Session() as session:
+                params = {"service": "reglab-registry", "scope": "repository:team/data:pull,push"}
+                started = time.perf_counter()
+                ca = str(token_config.paths.ca_cert)
+                for _ in range(count):
+                    answer = session.get(
+                        token_config.realm, params=params, timeout=10, auth=creds.as_tuple(),
+                        verify=ca,
+                    )  # fmt: skip
+                    answer.raise_for_status()
+                self.tokens_per_s = count / (time.perf_counter() - started)
+            print(
+                f"measured: {count} tokens in a row: {self.tokens_per_s:.0f} tokens/s", flush=True
+            )
+            self.rows.append(("tokens issued per second (bcrypt cost 5 + RS256)",
+                              f"{self.tokens_per_s:.0f}/s", "-", "-"))  # fmt: skip
+        finally:
+            token_registry.remove()
+            transfer.remove(self.engine, ref)
+        return value
 
     def cost_curve(self) -> list[tuple[int, float]]:
         ref = f"127.0.0.1:{self.port}/bench/data:latest"
@@ -438,7 +503,10 @@ class Bench:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-STEPS = ("push", "pull", "ready", "auth_push", "cost_curve", "notebooks", "gc", "mirror", "events")
+STEPS = (
+    "push", "pull", "ready", "auth_push", "token_push", "cost_curve", "notebooks", "gc",
+    "mirror", "events",
+)  # fmt: skip
 
 
 def main() -> int:
@@ -502,6 +570,7 @@ def main() -> int:
         "auth_push": "auth_push_ratio",
         "notebooks": "notebooks_ratio",
         "gc": "gc_s_per_1000_blobs",
+        "token_push": "token_push_ratio",
         "mirror": "mirror_pull_ratio",
         "events": "event_p99_ms",
     }
@@ -510,6 +579,8 @@ def main() -> int:
         for s in names
         if s in results
     )
+    if "token_push" in results:
+        line += f" tokens_per_s={bench.tokens_per_s:.0f}"
     if "events" in results:
         line += f" event_outage_lost={bench.lost}"
     print(line)
