@@ -16,8 +16,11 @@ The flow (the registry's "token authentication specification"):
 
 The access list has the format of the docker_auth server (cesanta/docker_auth), so what
 learners write here carries over: a YAML list of rules, each ``match`` on ``account``,
-``type`` and ``name`` (globs; ``""`` is the anonymous account) and the ``actions`` it allows.
-For each requested scope the **first** matching rule decides; no rule, no access.
+``type`` and ``name`` (globs, or regular expressions between slashes; ``${account}`` and the
+like stand for the request's values; ``""`` is the anonymous account) and the ``actions`` it
+allows (``[]`` denies, ``["*"]`` allows all). For each requested scope the **first** matching
+rule decides; no rule, no access. (docker_auth's ``ip``, ``service`` and ``labels`` matches
+are not supported: such a rule is refused, not ignored.)
 
 This module is the whole server: it imports only the standard library, ``cryptography``,
 ``bcrypt`` and ``yaml``, so the token server's container runs this one file
@@ -30,6 +33,7 @@ import argparse
 import base64
 import fnmatch
 import json
+import re
 import ssl
 import sys
 import time
@@ -68,12 +72,22 @@ class Rule:
     name: str
     actions: tuple[str, ...]
 
-    def matches(self, account: str, type_: str, name: str) -> bool:
-        return (
-            fnmatch.fnmatchcase(account, self.account)
-            and fnmatch.fnmatchcase(type_, self.type)
-            and fnmatch.fnmatchcase(name, self.name)
+    def matches(self, account: str, type_: str, name: str, service: str = "") -> bool:
+        request = {"account": account, "type": type_, "name": name, "service": service}
+        return all(
+            _matches(pattern, value, request)
+            for pattern, value in ((self.account, account), (self.type, type_), (self.name, name))
         )
+
+
+def _matches(pattern: str, value: str, request: dict[str, str]) -> bool:
+    """docker_auth's rule: a glob, or a regular expression between slashes (``/.+/``), after
+    ``${account}``, ``${type}``, ``${name}`` and ``${service}`` are replaced by the request's."""
+    for key, text in request.items():
+        pattern = pattern.replace("${" + key + "}", text)
+    if len(pattern) >= 2 and pattern.startswith("/") and pattern.endswith("/"):
+        return re.fullmatch(pattern[1:-1], value) is not None
+    return fnmatch.fnmatchcase(value, pattern)
 
 
 def parse_acl(text: str, where: str = "the access list") -> list[Rule]:
@@ -94,8 +108,18 @@ def parse_acl(text: str, where: str = "the access list") -> list[Rule]:
             raise AclError(f"rule {n} of {where} has no 'match:' mapping")
         match, actions = entry["match"], entry.get("actions", [])
         unknown = set(match) - {"account", "type", "name"}
-        if unknown:
+        if unknown:  # docker_auth also matches ip, service and labels: said, not ignored
             raise AclError(f"rule {n} of {where} matches on {sorted(unknown)[0]!r}, unsupported")
+        for key in ("account", "type", "name"):
+            pattern = str(match.get(key, ""))
+            if len(pattern) >= 2 and pattern.startswith("/") and pattern.endswith("/"):
+                try:
+                    re.compile(pattern[1:-1])
+                except re.error as exc:
+                    raise AclError(
+                        f"rule {n} of {where}: {key} {pattern} is not a regular expression: {exc}"
+                    ) from None
+
         if not isinstance(actions, list) or not all(isinstance(a, str) for a in actions):
             raise AclError(f"rule {n} of {where}: 'actions' must be a list, e.g. [pull]")
         bad = [a for a in actions if a not in ACTIONS]
@@ -133,7 +157,9 @@ def parse_scope(scope: str) -> tuple[str, str, list[str]] | None:
     return type_, name, [a for a in actions.split(",") if a]
 
 
-def grant(rules: Iterable[Rule], account: str, scopes: Iterable[str]) -> list[dict[str, Any]]:
+def grant(
+    rules: Iterable[Rule], account: str, scopes: Iterable[str], service: str = ""
+) -> list[dict[str, Any]]:
     """The ``access`` claim: for each scope, the requested actions the first matching rule
     allows (scopes that get nothing are left out)."""
     rules = list(rules)
@@ -143,7 +169,7 @@ def grant(rules: Iterable[Rule], account: str, scopes: Iterable[str]) -> list[di
         if parsed is None:
             continue
         type_, name, wanted = parsed
-        rule = next((r for r in rules if r.matches(account, type_, name)), None)
+        rule = next((r for r in rules if r.matches(account, type_, name, service)), None)
         if rule is None:
             continue
         allowed = [a for a in wanted if a in rule.actions or "*" in rule.actions]
@@ -225,7 +251,7 @@ class Issuer:
             "nbf": now - LEEWAY_S,
             "iat": now,
             "jti": uuid.uuid4().hex,
-            "access": grant(self.rules, account, scopes),
+            "access": grant(self.rules, account, scopes, self.service),
         }
         token = sign(claims, self.key, self.chain)
         return {

@@ -107,3 +107,24 @@ def test_a_token_is_rs256_with_the_chain_and_a_string_audience(tmp_path):
         hashes.SHA256(),
     )
     assert json.loads(json.dumps(answer))["expires_in"] == 300
+
+
+def test_docker_auths_variables_and_regular_expressions_match_as_there():
+    rules = parse_acl(
+        """
+- match: {account: "/.+/", name: "${account}/*"}
+  actions: ["*"]
+- match: {account: "/.+/", type: registry, name: catalog}
+  actions: ["*"]
+- match: {account: "/.+/"}
+  actions: [pull]
+"""
+    )
+    assert grant(rules, "carol", ["repository:carol/app:push"])[0]["actions"] == ["push"]
+    assert grant(rules, "carol", ["repository:dave/app:push,pull"])[0]["actions"] == ["pull"]
+    assert grant(rules, "", ["repository:carol/app:pull"]) == []  # "/.+/": not anonymous
+    assert grant(rules, "carol", ["registry:catalog:*"])[0]["actions"] == ["*"]
+    with pytest.raises(AclError, match="is not a regular expression"):
+        parse_acl("- match: {name: '/(unclosed/'}\n  actions: [pull]\n")
+    with pytest.raises(AclError, match="matches on 'ip', unsupported"):
+        parse_acl("- match: {ip: 127.0.0.0/8}\n  actions: ['*']\n")
