@@ -338,3 +338,21 @@ def test_08_exercise_predicts_what_the_access_list_allows(engine, workshop, caps
     assert "(b) alice push team/app: refused" in out and "Not yet" in out
     assert exercises.token_access(reg, users, ["A", "c"])
     assert "✔ Correct" in said(capsys)
+
+
+def test_registry_browser_follows_the_token_flow_and_says_what_a_token_does_not_grant(
+    engine, workshop, capsys
+):
+    users = {u: reglab.Credentials.generate(u) for u in ("admin", "alice")}
+    for credentials in users.values():
+        workshop.add_user(credentials)
+    reg = workshop.up("token")
+    workshop.tag("hello-world", reg.ref("team/app"))
+    digest = transfer.push(engine, reg.ref("team/app"), auth=users["admin"].auth_config())
+    browser = RegistryBrowser(reg, auth=users["admin"].as_tuple())  # admin: the catalog too
+    assert browser.repositories.options == ("team/app",)
+    browser.repositories.value = "team/app"
+    browser.tags.value = "latest"
+    assert digest in browser.details.value
+    denied = RegistryBrowser(reg, auth=users["alice"].as_tuple())  # no rule grants her it
+    assert "does not grant registry:catalog:*" in denied.details.value
