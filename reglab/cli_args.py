@@ -57,7 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="check that the workshop can run here")
     common(p)
 
-    p = sub.add_parser("images", help="make registry:2 and hello-world available")
+    p = sub.add_parser(
+        "images",
+        help="make the workshop's images available (registry:2, hello-world, tools, token)",
+    )
     p.add_argument(
         "--offline",
         action="store_true",
