@@ -13,6 +13,7 @@ A room without network can also be provisioned from a tarball (``reglab.archive`
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -25,6 +26,7 @@ from importlib import resources
 from pathlib import Path
 
 import docker
+import docker.errors
 
 from . import settings
 from .debian import make_debian_image
@@ -94,7 +96,10 @@ def ensure_images(
         elif ref == settings.PYTHON_IMAGE:
             make_debian_image(client, ref, PYTHON_PACKAGES)
         elif ref == settings.TOKEN_IMAGE:
+            outdated = client.images.get(ref).id if exists(client, ref) else None
             build_token_image(client, progress=progress)
+            if outdated is not None:  # the old build, no longer named: not left behind
+                _remove_unused(client, outdated)
         else:
             build_hello_image(client, progress=progress)
         how[ref] = "built"
@@ -287,6 +292,13 @@ def build_tools_image(
         context.add_file(lib, "rootfs" + str(lib))
     context.add_dir("rootfs/tmp", 0o1777)
     return context.build(client, ref, progress)
+
+
+def _remove_unused(client: docker.DockerClient, image_id: str) -> None:
+    """Remove an image reglab built and no longer names, unless a container still uses it."""
+    # In use (a token server still runs on it): it goes when that container goes.
+    with contextlib.suppress(docker.errors.APIError):
+        client.images.remove(image_id)
 
 
 TOKEN_DOCKERFILE = f"""\

@@ -62,10 +62,23 @@ def strict() -> bool:
 
 
 def free_port() -> int:
-    """A port nothing listens on, from the ephemeral range: never a learner's 5000."""
+    """A port nothing listens on, from the ephemeral range: never a learner's 5000. The next
+    two are free too: a token server (+1), a mirror (+1) and a copy (+2) take them."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port < 65534 and all(_free(port + n) for n in (1, 2)):
+            return port
+
+
+def _free(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def build_random_image(

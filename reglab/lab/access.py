@@ -75,7 +75,7 @@ def get_token(ws: Workshop, registry: Registry, credentials: Credentials | None,
         print(f"the token server answered {answer.status_code}: {answer.text.strip()}")
         return ""
     token = str(answer.json()["token"])
-    print(f"a token of {len(token)} characters: {token[:20]}...")
+    print(f"a token: {token[:20]}... (three base64 parts: header, claims, signature)")
     return token
 
 
@@ -91,17 +91,23 @@ def claims(token: str) -> dict[str, Any]:
     return body
 
 
-def with_token(ws: Workshop, registry: Registry, token: str, path: str) -> int:
-    """Send the token: ``Authorization: Bearer TOKEN``; show the answer."""
-    ws.cli(f'{_curl(ws, registry)} -H "Authorization: Bearer $TOKEN" {registry.url}{path}')
+def with_token(ws: Workshop, registry: Registry, token: str, repository: str) -> int:
+    """Send the token: ``Authorization: Bearer TOKEN`` on a ``HEAD`` of the manifest of
+    ``repository:latest``; show the status and the digest the registry answers with."""
+    path = f"/v2/{repository}/manifests/latest"
+    ws.cli(
+        f'{_curl(ws, registry)} -I -H "Authorization: Bearer $TOKEN" '
+        f"-H {shlex.quote('Accept: ' + MANIFEST_TYPES)} {registry.url}{path}"
+    )
     with registry.client() as api:
-        answer = api.session.get(
+        answer = api.session.head(
             f"{api.url}{path}",
             headers={"Authorization": f"Bearer {token}", "Accept": MANIFEST_TYPES},
             verify=api.verify,
             timeout=api.timeout,
         )
-    print(f"{answer.status_code}: {answer.text.strip()[:200]}")
+    print(f"{answer.status_code} {answer.reason}")
+    print(f"Docker-Content-Digest: {answer.headers.get('Docker-Content-Digest', '(none)')}")
     return answer.status_code
 
 

@@ -131,7 +131,10 @@ def test_name_taken_by_a_container_reglab_does_not_own(engine, cli):
         (["up", "auth", "--user", "mo:by", "--password-stdin"], "contains ':'"),
         (["up", "auth", "--user", "", "--password-stdin"], "--password-stdin needs --user"),
         (["up", "auth", "--user", "moby", "--password-stdin"], "password is empty"),
-        (["up", "local", "--user", "moby", "--password-stdin"], "only applies to the auth stage"),
+        (
+            ["up", "local", "--user", "moby", "--password-stdin"],
+            "only applies to the auth and token stages",
+        ),
     ],
 )
 def test_bad_input_is_one_line(args, needle, tmp_path):
