@@ -51,6 +51,7 @@ class Event:
     user: str | None
     timestamp: str
     user_agent: str = ""
+    method: str = ""  # the HTTP request that caused it: a HEAD is reported as a pull too
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> Event:
@@ -66,6 +67,7 @@ class Event:
             user=(raw.get("actor") or {}).get("name") or None,
             timestamp=str(raw.get("timestamp", "")),
             user_agent=str((raw.get("request") or {}).get("useragent", "")),
+            method=str((raw.get("request") or {}).get("method", "")),
         )
 
     @property

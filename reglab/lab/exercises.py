@@ -320,8 +320,13 @@ def served_without_upstream(mirror: Registry, upstream: Registry, answer: Iterab
 
 
 def pull_events(ws: Workshop, registry: Registry, listener: Listener, answer: int | None) -> bool:
-    """07, predict: how many events one ``docker pull`` of an image the engine already has
-    produces."""
+    """07, predict: how many blob events (layer or config downloads) one ``docker pull`` of
+    an image the engine already has produces.
+
+    The question is about blobs because that number is fixed: the engine asks for no part it
+    has. Its manifest requests are not: a ``HEAD`` to resolve the tag, then a ``GET`` by digest
+    only when it no longer keeps the manifest itself, so one or two manifest events.
+    """
     if not isinstance(answer, int):
         return _verdict(False, "", "answer with a number, for example answer = 3")
     ref = registry.ref("hello-world")
@@ -331,12 +336,20 @@ def pull_events(ws: Workshop, registry: Registry, listener: Listener, answer: in
         transfer.remove(ws.engine, ref)
         transfer.pull(ws.engine, ref)
         events = listener.flush(api, "hello-world")[before:]
-    print(f"docker pull {ref}: {len(events)} event(s): {[(e.action, e.what) for e in events]}")
+    blobs = [e for e in events if e.what == "blob"]
+    others = [e for e in events if e.what != "blob"]
+    print(f"docker pull {ref}: {len(blobs)} blob event(s)")
+    if all(e.action == "pull" and e.what == "manifest" for e in others):
+        print("every other event was a request for the manifest")
+    else:
+        print(f"other events: {[(e.action, e.what, e.method) for e in others]}")
     return _verdict(
-        answer == len(events),
-        "one: the manifest. The engine already has every layer and the config, so it asks "
-        "for nothing else; a registry's pull counts say little about real downloads",
-        "the engine downloads only what it does not have; what does it always ask for?",
+        answer == len(blobs),
+        "none. The engine already has every layer and the config, so it asks only about the "
+        "manifest: a HEAD to resolve the tag, and a GET when it no longer keeps the manifest "
+        "itself. A registry's pull events count requests, not downloads",
+        "the engine downloads only what it does not have; which parts of hello-world does it "
+        "have already?",
     )
 
 

@@ -18,7 +18,7 @@ def raw_event(id_: str, action: str = "push", **target) -> dict:
     target.setdefault("mediaType", "application/vnd.docker.distribution.manifest.v2+json")
     target.setdefault("repository", "hello-world")
     target.setdefault("digest", "sha256:" + "a" * 64)
-    request = {"useragent": "docker/test"}
+    request = {"useragent": "docker/test", "method": "HEAD" if action == "pull" else "PUT"}
     return {"id": id_, "action": action, "target": target, "actor": {"name": "moby"},
             "request": request, "timestamp": "2026-11-27T00:00:00Z"}  # fmt: skip
 
@@ -38,6 +38,7 @@ def test_events_are_kept_once_each_and_every_delivery_counted():
     assert [e.id for e in events] == ["1", "2"]
     assert len(listener.deliveries) == 4
     assert events[0].user == "moby" and events[0].is_manifest and events[0].what == "manifest"
+    assert (events[0].method, events[1].method) == ("PUT", "HEAD")
 
 
 def test_what_is_not_an_envelope_is_refused_and_the_listener_keeps_going():
