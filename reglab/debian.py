@@ -48,13 +48,21 @@ CACHE = Path("/var/cache/reglab/images")
 
 
 def make_debian_image(
-    client: docker.DockerClient, ref: str, packages: list[str], timeout: float = 900.0
+    client: docker.DockerClient,
+    ref: str,
+    packages: list[str],
+    timeout: float = 900.0,
+    changes: list[str] | None = None,
 ) -> str:
     """``debootstrap --variant=minbase --include=PACKAGES bookworm`` into a temporary folder,
     then ``docker import`` it as ``ref``; return ``ref``. The file system is kept in
-    :data:`CACHE` and imported from there next time."""
+    :data:`CACHE` and imported from there next time (by package list: two images of the same
+    packages share it). ``changes`` are Dockerfile lines for the import, such as ``CMD``."""
     key = hashlib.sha256(f"{SUITE} {' '.join(sorted(packages))}".encode()).hexdigest()[:16]
     cached = CACHE / f"{ref.replace(':', '-').replace('/', '-')}-{key}.tar"
+    shared = next(iter(sorted(CACHE.glob(f"*-{key}.tar"))), None) if CACHE.is_dir() else None
+    if not cached.is_file() and shared is not None:
+        cached = shared  # the same packages made for another image
     if not cached.is_file():
         _debootstrap(ref, packages, cached, timeout)
     with docker_errors(f"cannot import {ref}", error=ImageError):
@@ -63,7 +71,7 @@ def make_debian_image(
             cached.read_bytes(),
             repository=repository,
             tag=tag,
-            changes=[f"LABEL {BUILT_LABEL}=debootstrap"],
+            changes=[f"LABEL {BUILT_LABEL}=debootstrap", *(changes or [])],
         )
     return ref
 

