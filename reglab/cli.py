@@ -1,4 +1,4 @@
-"""The ``reglab`` command: doctor, images, up, status, down.
+"""The ``reglab`` command: doctor, images, up, status, down, swarm, ...
 
 Every user error ends with a non-zero exit and one line on stderr naming the problem and the fix;
 never a traceback.
@@ -24,6 +24,7 @@ from .htpasswd import Htpasswd, check_username
 from .network import NETWORK, project_network
 from .progress import TextProgress
 from .shell import PathStyle
+from .swarm import SwarmRegistry
 
 
 def _config(args: argparse.Namespace, stage: str = "local") -> RegistryConfig:
@@ -241,6 +242,51 @@ def _gc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _swarm_registry(args: argparse.Namespace) -> SwarmRegistry:
+    env = settings.Settings.from_env()
+    port = getattr(args, "port", None)
+    workdir = getattr(args, "workdir", None)
+    workdir = workdir if workdir is not None else env.workdir
+    name = args.name or env.name
+    if args.action == "up":
+        return SwarmRegistry(
+            connect(),
+            name=name,
+            port=port if port is not None else env.port,
+            workdir=workdir,
+            replicas=args.replicas,
+        )
+    # the others act on what runs: its front's port, unless one is given
+    registry = SwarmRegistry.attach(connect(), name, workdir, env.port)
+    if port is not None:
+        registry.port = port
+    return registry
+
+
+def _swarm(args: argparse.Namespace) -> int:
+    registry = _swarm_registry(args)
+    if args.action == "up":
+        if registry.up():
+            print("this engine is now a swarm manager (reglab swarm down leaves it again)")
+        print(f"stack {registry.name}: {registry.replicas} replicas behind {registry.url}")
+        print(f"log in: docker login {registry.address} (trust certs/ca.crt first, see 03)")
+    elif args.action == "status":
+        for key, value in registry.status().items():
+            print(f"{key}: {value}")
+    elif args.action == "scale":
+        registry.scale(args.replicas)
+        print(f"{registry.service}: {args.replicas} replica(s), all up at the front")
+    else:
+        left = registry.down(purge=args.purge)
+        print(f"removed the stack {registry.name} and {registry.front}")
+        if args.purge:
+            print(f"deleted the store's volume {registry.volume}")
+        else:
+            print(f"images kept in the volume {registry.volume} (--purge deletes it)")
+        print("left the swarm reglab created" if left else "the engine's swarm is left as it was")
+    return 0
+
+
 def _notebooks(args: argparse.Namespace) -> int:
     # Imported here: the other commands need none of the notebook layer.
     from .lab.copies import LEARNER_FOLDER, make_learner_copies
@@ -264,6 +310,7 @@ COMMANDS = {
     "delete": _delete,
     "gc": _gc,
     "user": _user,
+    "swarm": _swarm,
 }
 
 

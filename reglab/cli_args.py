@@ -21,6 +21,19 @@ def _port(value: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _replicas(value: str) -> int:
+    from .swarm import SwarmRegistry  # the one place that says how many
+
+    try:
+        return SwarmRegistry.check_replicas(int(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            str(Problem(f"{value!r} is not a number of replicas", "give 1 to 9, e.g. 3"))
+        ) from None
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line naming the fix, like every other error."""
 
@@ -178,6 +191,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--reset",
         action="store_true",
         help="overwrite existing copies (and so the learner's work in them)",
+    )
+
+    p = sub.add_parser("swarm", help="registry replicas on Docker Swarm behind a front (09)")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=_Parser)
+    s = actions.add_parser(
+        "up", help="deploy the stack and its front (TLS + auth); ready when it returns"
+    )
+    s.add_argument(
+        "--replicas", type=_replicas, default=3, help="registry replicas (1-9, default 3)"
+    )
+    common(s)
+    s = actions.add_parser("status", help="what runs, and the replicas the front sees")
+    common(s, port=False, workdir=False)
+    s = actions.add_parser("scale", help="change the number of replicas; the front follows")
+    s.add_argument("replicas", type=_replicas, metavar="N", help="1 to 9")
+    common(s, port=False, workdir=False)
+    s = actions.add_parser("down", help="remove the stack and front; leave a swarm reglab made")
+    common(s, port=False)
+    s.add_argument(
+        "--purge", action="store_true", help="also delete the store's volume (every image)"
     )
 
     p = sub.add_parser("down", help="remove the registry container (data stays)")

@@ -145,7 +145,7 @@ def init_commands() -> list[str]:
 
 
 def ensure_swarm(engine: docker.DockerClient) -> bool:
-    """Make sure the engine is a swarm manager; return True when reglab created the swarm.
+    """Make sure the engine is a swarm manager; return True when this call created the swarm.
 
     ``docker swarm init`` only when the engine is in no swarm. It listens on 127.0.0.1 only:
     another machine joins a swarm over the network, which a workshop on one machine does not
@@ -160,7 +160,7 @@ def ensure_swarm(engine: docker.DockerClient) -> bool:
                 "this engine is a worker in a swarm: a stack is deployed from a manager",
                 "run reglab on a manager node, or leave that swarm (docker swarm leave)",
             )
-        return swarm_owned(engine)
+        return False
     if state != "inactive":
         raise EngineError(
             f"this engine's swarm is {state}",
@@ -429,6 +429,26 @@ class SwarmRegistry:
                 f"docker stack deploy failed: {last[0][:300]}", "see 'docker stack ps " + self.name
             )
 
+    @classmethod
+    def attach(
+        cls, engine: docker.DockerClient, name: str, workdir: Path, port: int
+    ) -> SwarmRegistry:
+        """The deployment ``name`` as it runs: its front's port read from the front (``port``
+        when no front runs), its replicas from the service."""
+        registry = cls(engine, name, port, workdir)
+        front = registry.front_container()
+        if front is not None:
+            bindings = (front.attrs["HostConfig"].get("PortBindings") or {}).get(
+                f"{FRONT_PORT}/tcp"
+            ) or [{}]
+            registry.port = int(bindings[0].get("HostPort") or port)
+        try:
+            spec = engine.services.get(registry.service).attrs["Spec"]
+            registry.replicas = int(spec["Mode"]["Replicated"]["Replicas"])
+        except (docker.errors.NotFound, docker.errors.APIError, KeyError):
+            pass
+        return registry
+
     def front_container(self) -> Any:
         try:
             return self.engine.containers.get(self.front)
@@ -456,16 +476,19 @@ class SwarmRegistry:
                 volumes=mount,
             )
 
-    def up(self, timeout: float = 240.0) -> None:
-        """Swarm, files, stack and front; return when every replica answers through the front."""
+    def up(self, timeout: float = 240.0) -> bool:
+        """Swarm, files, stack and front; return when every replica answers through the front.
+        Return True when it created the swarm. Every check comes first: bad input changes
+        nothing."""
         self.check_replicas(self.replicas)
         self.check_users()
         self.check_ports()
-        ensure_swarm(self.engine)
+        created = ensure_swarm(self.engine)
         version = self.write_files()
         self.deploy(version)
         self.start_front()
         self.wait_ready(self.replicas, timeout)
+        return created
 
     # --- state ---
     def services(self) -> list[Any]:
@@ -638,9 +661,9 @@ class SwarmRegistry:
         the swarm was left. The volume outlives the stack otherwise: deploy again, and every
         image is still there."""
         front = self.front_container()
-        if not self.deployed() and front is None:
-            if leave and leave_swarm(self.engine):
-                return True
+        volumes = [v for v in self.engine.volumes.list(filters={"name": self.volume})]
+        volumes = [v for v in volumes if v.name == self.volume] if purge else []
+        if not (self.deployed() or front or volumes or (leave and swarm_owned(self.engine))):
             raise ConfigError(
                 f"nothing deployed: no stack {self.name} on this engine",
                 "nothing to do (reglab swarm up starts it)",
@@ -648,10 +671,8 @@ class SwarmRegistry:
         if front is not None:
             front.remove(force=True)
         self.remove_stack(timeout)
-        if purge:
-            for volume in self.engine.volumes.list(filters={"name": self.volume}):
-                if volume.name == self.volume:
-                    _wait_removed(volume.remove, timeout)
+        for volume in volumes:
+            _wait_removed(volume.remove, timeout)
         return leave and leave_swarm(self.engine)
 
     def remove_stack(self, timeout: float = 60.0) -> None:

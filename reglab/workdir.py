@@ -49,7 +49,7 @@ class Workdir:
     root: Path
 
     #: What reglab creates in a working folder; purge removes these and nothing else.
-    ENTRIES = ("registry-data", "certs", "ca", "auth", "trust", "mirror")
+    ENTRIES = ("registry-data", "certs", "ca", "auth", "trust", "mirror", "swarm")
 
     @property
     def data(self) -> Path:
