@@ -21,10 +21,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -36,11 +38,11 @@ import docker.errors
 import requests
 import yaml
 
-from .client import RegistryClient
-from .errors import ConfigError, EngineError, RegistryError, ReglabError, docker_errors
+from .client import MANIFEST_TYPES, RegistryClient
+from .errors import ClientError, ConfigError, EngineError, RegistryError, ReglabError, docker_errors
 from .files import write_atomic
 from .labels import OWNER_LABEL, owner_labels
-from .settings import FRONT_IMAGE
+from .settings import FRONT_IMAGE, REGISTRY_IMAGE
 from .shell import PathStyle
 from .workdir import Workdir
 
@@ -92,10 +94,15 @@ backend replicas
     # A replica is up when /v2/ answers 200 or 401 (auth is on): that is the registry itself.
     option httpchk GET /v2/
     http-check expect rstatus ^(200|401)$
-    # Which replica answered, for the notebook to show (its address on the stack's network).
-    http-response set-header X-Reglab-Replica %si
+    # Which replica answered (its name here), for a client to see; and a client may pick one
+    # (X-Reglab-Use: replica2): the workshop shows what each replica serves.
+    http-response set-header X-Reglab-Replica %s
+{use_server}
     default-server check inter 1s fall 2 rise 1 resolvers docker init-addr none
     server-template replica {slots} tasks.{service}:5000
+    # A registry started beside the stack as {odd} (notebook 09: another http.secret);
+    # only a request that asks for it goes there.
+    server odd {odd}:5000 backup
 
 frontend stats
     bind :{stats_port}
@@ -187,9 +194,12 @@ def leave_commands() -> list[str]:
 
 
 def leave_swarm(engine: docker.DockerClient) -> bool:
-    """Leave the swarm if reglab created it (and remove docker_gwbridge if the swarm made it);
-    return True when it left. Someone else's swarm is never left."""
+    """Leave the swarm if reglab created it and nothing runs in it any more (then remove
+    docker_gwbridge too if the swarm made it); return True when it left. Someone else's swarm
+    is never left."""
     if not swarm_owned(engine):
+        return False
+    if engine.services.list():  # another stack still runs in it: not while it does
         return False
     labels = _node(engine).attrs["Spec"].get("Labels") or {}
     with docker_errors("cannot leave the swarm", error=EngineError):
@@ -215,6 +225,11 @@ def _wait_removed(remove: Any, timeout: float = 20.0) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def _update_started(svc: Any) -> str:
+    """When the service's last update started ("" if it had none)."""
+    return str((svc.attrs.get("UpdateStatus") or {}).get("StartedAt", ""))
 
 
 # --- the deployment ----------------------------------------------------------------------------
@@ -261,6 +276,11 @@ class SwarmRegistry:
         return f"{self.name}-front"
 
     @property
+    def odd(self) -> str:
+        """The name of a registry started beside the stack with another ``http.secret``."""
+        return f"{self.name}-odd"
+
+    @property
     def volume(self) -> str:
         return f"{self.name}_s3-data"
 
@@ -296,6 +316,8 @@ class SwarmRegistry:
             return
         for port in (self.port, self.port + 1):
             with socket.socket() as probe:
+                # as the engine binds it: a port that only lingers after a close is free
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     probe.bind(("127.0.0.1", port))
                 except OSError:
@@ -370,8 +392,17 @@ class SwarmRegistry:
                 }
             ]
         }
+        use_server = "\n".join(
+            f"    use-server {name} if {{ req.hdr(x-reglab-use) -m str {name} }}"
+            for name in [*(f"replica{i}" for i in range(1, MAX_REPLICAS + 1)), "odd"]
+        )
         haproxy = HAPROXY_CFG.format(
-            front_port=FRONT_PORT, stats_port=STATS_PORT, slots=MAX_REPLICAS, service=self.service
+            front_port=FRONT_PORT,
+            stats_port=STATS_PORT,
+            slots=MAX_REPLICAS,
+            service=self.service,
+            use_server=use_server,
+            odd=self.odd,
         )
         files = {
             "stack.yml": stack_file(),
@@ -397,10 +428,18 @@ class SwarmRegistry:
             "REGLAB_SECRETS": version,
         }
 
-    def deploy_command(self, version: str, style: PathStyle) -> str:
-        env = " ".join(f"{k}={v}" for k, v in self.deploy_environment(version).items())
+    def deploy_command(self, style: PathStyle) -> str:
+        """The ``docker stack deploy`` line; the secrets' version is the same hash
+        :meth:`write_files` computes, worked out by the shell from the files."""
+        files = " ".join(
+            style.show(self.folder / name) for name in ("registry.yml", "htpasswd", "s3.json")
+        )
         stack = style.show(self.folder / "stack.yml")
-        return f"{env} docker stack deploy --resolve-image never -c {stack} {self.name}"
+        return (
+            f"REGLAB_STACK={self.name} REGLAB_REPLICAS={self.replicas} "
+            f"REGLAB_SECRETS=$(cat {files} | sha256sum | cut -c1-12) "
+            f"docker stack deploy --resolve-image never -c {stack} {self.name}"
+        )
 
     def front_command(self, style: PathStyle) -> str:
         mount = style.show(self.folder, mount_to="/etc/haproxy/reglab")
@@ -448,6 +487,60 @@ class SwarmRegistry:
         except (docker.errors.NotFound, docker.errors.APIError, KeyError):
             pass
         return registry
+
+    # --- a registry with another http.secret (notebook 09 shows what it breaks) ---
+    def odd_commands(self, style: PathStyle) -> list[str]:
+        config = style.show(self.folder / "odd.yml", mount_to="/etc/docker/registry/config.yml")
+        users = style.show(self.folder / "htpasswd", mount_to="/run/secrets/htpasswd")
+        registry_yml = style.show(self.folder / "registry.yml")
+        odd_yml = style.show(self.folder / "odd.yml")
+        return [
+            f'(umask 077; sed "s/^  secret: .*/  secret: another-$RANDOM$RANDOM$RANDOM/" '
+            f"{registry_yml} > {odd_yml})",
+            f"docker run -d --name {self.odd} --label {OWNER_LABEL}=true --network {self.network} "
+            f"-v {config}:ro -v {users}:ro {REGISTRY_IMAGE}",
+        ]
+
+    def start_odd(self, timeout: float = 60.0) -> None:
+        """Start a registry like the replicas (same store, cache, users) but with another
+        ``http.secret``, beside the stack; the front sends it only requests that ask for it.
+        Return when the front sees it up."""
+        config = yaml.safe_load((self.folder / "registry.yml").read_text())
+        config["http"]["secret"] = secrets.token_hex(32)
+        write_atomic(
+            self.folder / "odd.yml", yaml.safe_dump(config, sort_keys=False).encode(), 0o600
+        )
+        self.remove_odd()
+        with docker_errors(f"cannot start {self.odd}", error=RegistryError):
+            self.engine.containers.run(
+                REGISTRY_IMAGE,
+                name=self.odd,
+                detach=True,
+                labels=owner_labels(),
+                network=self.network,
+                volumes={
+                    str((self.folder / "odd.yml").resolve()): {
+                        "bind": "/etc/docker/registry/config.yml",
+                        "mode": "ro",
+                    },
+                    str((self.folder / "htpasswd").resolve()): {
+                        "bind": "/run/secrets/htpasswd",
+                        "mode": "ro",
+                    },
+                },
+            )
+        deadline = time.monotonic() + timeout
+        while not any(r.name == "odd" and r.status == "UP" for r in self.replicas_seen(True)):
+            if time.monotonic() > deadline:
+                raise RegistryError(f"the front never saw {self.odd} up", f"docker logs {self.odd}")
+            time.sleep(0.3)
+
+    def remove_odd(self) -> bool:
+        try:
+            self.engine.containers.get(self.odd).remove(force=True, v=True)
+        except docker.errors.NotFound:
+            return False
+        return True
 
     def front_container(self) -> Any:
         try:
@@ -511,6 +604,25 @@ class SwarmRegistry:
         tasks = svc.tasks(filters={"desired-state": "running"})
         return [t for t in tasks if t["Status"]["State"] == "running"]
 
+    def _task_trouble(self) -> str:
+        """What the newest task that is not running says (its state and error), if any."""
+        try:
+            service = self.engine.services.get(self.service)
+            tasks = service.tasks()
+        except docker.errors.APIError:
+            return ""
+        wanted = service.attrs["Spec"].get("Mode", {}).get("Replicated", {}).get("Replicas")
+        stuck = [t for t in tasks if t["Status"]["State"] != "running"]
+        if not stuck:
+            return ""
+        newest = max(stuck, key=lambda t: t["Status"].get("Timestamp", ""))
+        status = newest["Status"]
+        said = status.get("Err") or status.get("Message") or ""
+        return (
+            f"; the service wants {wanted}; a task is {status['State']} ({said}), "
+            f"wanted {newest.get('DesiredState')}"
+        )
+
     def healthy(self, service: str) -> bool:
         """True when a task of the service runs and its health check passed (if it has one)."""
         for task in self.running_tasks(service):
@@ -524,8 +636,9 @@ class SwarmRegistry:
                 return True
         return False
 
-    def replicas_seen(self) -> list[Replica]:
-        """The front's view of the replicas, from HAProxy's statistics (CSV)."""
+    def replicas_seen(self, odd: bool = False) -> list[Replica]:
+        """The front's view of the replicas, from HAProxy's statistics (CSV); with ``odd``
+        the registry started beside the stack too."""
         try:
             answer = requests.get(self.stats_url, timeout=5)
         except requests.RequestException:
@@ -537,8 +650,9 @@ class SwarmRegistry:
         seen = []
         for row in rows[1:]:
             values = dict(zip(header, row.split(","), strict=False))
-            if values.get("pxname") == "replicas" and values.get("svname", "").startswith(
-                "replica"
+            name = values.get("svname", "")
+            if values.get("pxname") == "replicas" and (
+                name.startswith("replica") or (odd and name == "odd")
             ):
                 address = values.get("addr", "").rsplit(":", 1)[0]
                 status = values.get("status", "").split(" ")[0]
@@ -557,10 +671,12 @@ class SwarmRegistry:
         while time.monotonic() < deadline:
             if not (self.healthy(f"{self.name}_s3") and self.healthy(f"{self.name}_redis")):
                 waiting = "the store and the cache"
-            elif len(self.running_tasks(self.service)) != replicas:
-                waiting = f"{replicas} registry replicas"
-            elif len(self.up_replicas()) != replicas or len(self.replicas_seen()) != replicas:
-                waiting = f"the front to see {replicas} replicas up"
+            elif (running := len(self.running_tasks(self.service))) != replicas:
+                waiting = f"{replicas} registry replicas, {running} run{self._task_trouble()}"
+            elif (up := len(self.up_replicas())) != replicas or len(
+                self.replicas_seen()
+            ) != replicas:
+                waiting = f"the front to see {replicas} replicas up, {up} are"
             else:
                 with self.client() as api:
                     try:
@@ -577,13 +693,44 @@ class SwarmRegistry:
 
     # --- operations ---
     def scale(self, replicas: int, timeout: float = 120.0) -> None:
-        """``docker service scale``; return when the front sees exactly that many up."""
+        """``docker service scale``; return when Swarm finished that update (see
+        :meth:`_wait_update`) and the front sees exactly that many up."""
         self.check_replicas(replicas)
         self._require_deployed()
+        svc = self.engine.services.get(self.service)
+        started = _update_started(svc)
         with docker_errors(f"cannot scale {self.service}", error=RegistryError):
-            self.engine.services.get(self.service).scale(replicas)
+            svc.scale(replicas)
+        self._wait_update(svc, started, timeout)
         self.replicas = replicas
         self.wait_ready(replicas, timeout)
+
+    def _wait_update(self, svc: Any, before: str, timeout: float) -> None:
+        """Wait until the service's update that started after ``before`` completed.
+
+        A scale is an update too, and Swarm watches each updated task for a while (the
+        ``monitor`` period) before it calls the update done: a replica that fails meanwhile
+        makes it roll the update back (``failure_action: rollback``), scale included. So a
+        replica killed right after a scale would undo the scale; after this returns it cannot.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            svc.reload()
+            status = svc.attrs.get("UpdateStatus") or {}
+            if status.get("StartedAt", "") != before:
+                state = status.get("State")
+                if state == "completed":
+                    return
+                if state in ("paused", "rollback_completed", "rollback_paused"):
+                    raise RegistryError(
+                        f"the update of {self.service} ended {state}: {status.get('Message', '')}",
+                        f"see docker service ps {self.service}",
+                    )
+            time.sleep(0.3)
+        raise RegistryError(
+            f"the update of {self.service} did not finish in {timeout:g} s",
+            f"see docker service ps {self.service}",
+        )
 
     def replica_containers(self) -> list[Any]:
         """The containers of the running registry tasks (on this node)."""
@@ -611,22 +758,15 @@ class SwarmRegistry:
 
     def rolling_update(self, timeout: float = 180.0) -> None:
         """``docker service update --force``: every replica replaced, one at a time, the new one
-        started before the old one stops; return when the update completed."""
+        started before the old one stops; return when the update completed and the front
+        sees every replica up."""
         self._require_deployed()
         svc = self.engine.services.get(self.service)
+        started = _update_started(svc)
         with docker_errors(f"cannot update {self.service}", error=RegistryError):
             svc.force_update()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            svc.reload()
-            state = (svc.attrs.get("UpdateStatus") or {}).get("State")
-            if state == "completed":
-                self.wait_ready(self.replicas, timeout)
-                return
-            if state in ("paused", "rollback_completed", "rollback_paused"):
-                raise RegistryError(f"the update of {self.service} {state}", "docker service ps")
-            time.sleep(0.5)
-        raise RegistryError(f"the update of {self.service} did not finish", "docker service ps")
+        self._wait_update(svc, started, timeout)
+        self.wait_ready(self.replicas, timeout)
 
     def _require_deployed(self) -> None:
         if not self.deployed():
@@ -650,7 +790,13 @@ class SwarmRegistry:
         }
 
     def down_commands(self, purge: bool) -> list[str]:
-        commands = [f"docker rm -f {self.front}", f"docker stack rm {self.name}"]
+        gone = f"docker network ls -q -f label=com.docker.stack.namespace={self.name}"
+        commands = [
+            f"docker rm -f {self.front} {self.odd}",
+            f"docker stack rm {self.name}",
+            # the command returns at once; the network goes a moment later
+            f'until [ -z "$({gone})" ]; do sleep 0.2; done',
+        ]
         if purge:
             commands.append(f"docker volume rm {self.volume}")
         return commands
@@ -663,13 +809,15 @@ class SwarmRegistry:
         front = self.front_container()
         volumes = [v for v in self.engine.volumes.list(filters={"name": self.volume})]
         volumes = [v for v in volumes if v.name == self.volume] if purge else []
-        if not (self.deployed() or front or volumes or (leave and swarm_owned(self.engine))):
+        idle_swarm = leave and swarm_owned(self.engine) and not self.engine.services.list()
+        if not (self.deployed() or front or volumes or idle_swarm):
             raise ConfigError(
                 f"nothing deployed: no stack {self.name} on this engine",
                 "nothing to do (reglab swarm up starts it)",
             )
         if front is not None:
             front.remove(force=True)
+        self.remove_odd()
         self.remove_stack(timeout)
         for volume in volumes:
             _wait_removed(volume.remove, timeout)
@@ -685,9 +833,8 @@ class SwarmRegistry:
             for svc in self.engine.services.list(filters=namespace):
                 svc.remove()
             deadline = time.monotonic() + timeout
-            while self.engine.containers.list(
-                all=True, filters={"label": f"com.docker.stack.namespace={self.name}"}
-            ):
+            # the low-level list: containers.list() inspects each, racing their removal
+            while self.engine.api.containers(all=True, filters=namespace):
                 if time.monotonic() > deadline:
                     break
                 time.sleep(0.3)
@@ -695,3 +842,185 @@ class SwarmRegistry:
                 secret.remove()
             for network in self.engine.networks.list(filters=namespace):
                 _wait_removed(network.remove, timeout)
+
+
+# --- what the replicas do, measured -----------------------------------------------------------
+
+
+def replica_header(name: str) -> dict[str, str]:
+    """The header that makes the front send a request to the replica ``name``."""
+    return {"X-Reglab-Use": name}
+
+
+def served_by(response: requests.Response) -> str:
+    """Which replica answered (the front's name for it)."""
+    return response.headers.get("X-Reglab-Replica", "?")
+
+
+def digest_from_each(
+    registry: SwarmRegistry, auth: tuple[str, str], repository: str, reference: str = "latest"
+) -> dict[str, str]:
+    """{replica: digest} for ``repository:reference``, asking every replica the front has up,
+    one by one (the answer says which replica it came from: it must be the one asked)."""
+    found = {}
+    with registry.client(auth=auth) as api:
+        for replica in registry.up_replicas():
+            response = api.request(
+                "HEAD",
+                f"/v2/{repository}/manifests/{reference}",
+                headers={"Accept": MANIFEST_TYPES, **replica_header(replica.name)},
+            )
+            if served_by(response) != replica.name:
+                raise RegistryError(
+                    f"asked {replica.name}, {served_by(response)} answered",
+                    "check the front's haproxy.cfg (use-server lines)",
+                )
+            found[replica.name] = str(response.headers["Docker-Content-Digest"])
+    return found
+
+
+@dataclass
+class UploadStep:
+    """One request of a chunked upload: what, where it went, what came back."""
+
+    request: str  # POST, PATCH, PUT
+    replica: str
+    status: int
+    error: str = ""
+
+
+def split_upload(
+    registry: SwarmRegistry,
+    auth: tuple[str, str],
+    repository: str,
+    data: bytes,
+    route: tuple[str, str, str],
+) -> tuple[str, list[UploadStep]]:
+    """Upload ``data`` as one blob in three requests (start, one chunk, commit), each sent to
+    the replica ``route`` names; return the digest and each step. A step that fails ends it.
+
+    The upload's state travels in its URL, signed with ``http.secret``: a replica with
+    another secret cannot read it.
+    """
+    digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
+    steps: list[UploadStep] = []
+    location = f"/v2/{repository}/blobs/uploads/"
+    with registry.client(auth=auth) as api:
+        for method, replica in zip(("POST", "PATCH", "PUT"), route, strict=True):
+            path = location.split(registry.url, 1)[-1]
+            kwargs: dict[str, Any] = {"headers": replica_header(replica)}
+            if method == "PATCH":
+                kwargs["data"] = data
+                kwargs["headers"]["Content-Type"] = "application/octet-stream"
+            if method == "PUT":
+                path += ("&" if "?" in path else "?") + f"digest={digest}"
+            try:
+                response = api.request(method, path, **kwargs)
+            except ClientError as exc:
+                steps.append(UploadStep(method, replica, exc.status or 0, exc.problem))
+                return digest, steps
+            steps.append(UploadStep(method, replica, response.status_code))
+            location = response.headers.get("Location", location)
+    return digest, steps
+
+
+@dataclass
+class PullStream:
+    """Pulls of one image through the front, over and over, from ``workers`` threads: the
+    manifest, then every blob, each checked by its digest. Counts what failed and how.
+
+    ``with PullStream(...) as stream: ...`` runs it while the block runs.
+    """
+
+    registry: SwarmRegistry
+    auth: tuple[str, str]
+    repository: str
+    workers: int = 4
+    ok: int = 0
+    failed: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def requests(self) -> int:
+        return self.ok + len(self.failed)
+
+    def _count(self, error: str | None) -> None:
+        with self._lock:
+            if error is None:
+                self.ok += 1
+            else:
+                self.failed.append(error)
+
+    def _run(self) -> None:
+        with self.registry.client(auth=self.auth) as api:
+            while not self._stop.is_set():
+                try:
+                    manifest = api.manifest(self.repository)
+                    self._count(None)
+                except ReglabError as exc:
+                    self._count(exc.problem)
+                    continue
+                for blob in [manifest["config"], *manifest.get("layers", [])]:
+                    self._count(_fetch_blob(api, self.repository, blob["digest"]))
+
+    def wait_for(self, count: int, timeout: float = 60.0) -> None:
+        """Wait until at least ``count`` requests were made (so far)."""
+        deadline = time.monotonic() + timeout
+        while self.requests < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def __enter__(self) -> PullStream:
+        self._threads = [
+            threading.Thread(target=self._run, daemon=True) for _ in range(self.workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=60)
+
+
+def _fetch_blob(api: RegistryClient, repository: str, digest: str) -> str | None:
+    """GET one blob; None when its bytes hash to its digest, else what went wrong."""
+    try:
+        response = api.request("GET", f"/v2/{repository}/blobs/{digest}")
+    except ReglabError as exc:
+        return exc.problem
+    if f"sha256:{hashlib.sha256(response.content).hexdigest()}" != digest:
+        return f"blob {digest[:19]} came back with other bytes"
+    return None
+
+
+def bucket_command(registry: SwarmRegistry) -> str:
+    """How a terminal asks the store how much the bucket holds."""
+    label = f"com.docker.swarm.service.name={registry.name}_s3"
+    return (
+        f"echo 'fs.du /buckets/{BUCKET}' | "
+        f"docker exec -i $(docker ps -q -f label={label}) weed shell"
+    )
+
+
+def bucket_bytes(registry: SwarmRegistry) -> int:
+    """The bytes the bucket holds, as the store itself counts them (``weed shell fs.du``)."""
+    store = [
+        c
+        for c in registry.engine.containers.list(
+            filters={"label": f"com.docker.swarm.service.name={registry.name}_s3"}
+        )
+    ]
+    if not store:
+        raise RegistryError(f"the store of {registry.name} does not run", "reglab swarm up")
+    with docker_errors("cannot ask the store", error=RegistryError):
+        result = store[0].exec_run(
+            ["/bin/busybox", "sh", "-c", f"echo 'fs.du /buckets/{BUCKET}' | weed shell"]
+        )
+    output = bytes(result.output).decode(errors="replace")
+    match = re.search(r"logical size:\s*(\d+)", output)
+    if match is None:
+        raise RegistryError(f"the store did not say its size: {output.strip()[-200:]}")
+    return int(match.group(1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
@@ -163,3 +164,13 @@ def shell_script(commands: list[Typed], port: int, state: Path) -> str:
     if assigned:
         lines.append(f"declare -p {' '.join(assigned)} >> {shlex.quote(str(state))}")
     return "\n".join(lines) + "\n"
+
+
+def remove_test_stack(engine: docker.DockerClient, name: str) -> None:
+    """Remove a stack a test (or a notebook a test ran) left, its front, odd registry and
+    volume; then leave the swarm if reglab made it. Nothing when there is none."""
+    from reglab.errors import ConfigError
+    from reglab.swarm import SwarmRegistry
+
+    with contextlib.suppress(ConfigError):  # nothing deployed, and no swarm of reglab's
+        SwarmRegistry(engine, name, 0, ROOT / "no-workdir").down(purge=True)

@@ -14,11 +14,12 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+import docker.errors
 import pytest
-from common import free_port, strict
+from common import free_port, remove_test_stack, strict
 
 import reglab
-from reglab import images, labels, transfer
+from reglab import images, labels, swarm, transfer
 from reglab.htpasswd import Htpasswd
 
 #: Every container the suite creates is named with this prefix.
@@ -51,7 +52,16 @@ def engine_state() -> set[str] | None:
         # an image left with no name but a registry digest (``<none>`` in docker images)
         | {f"untagged image {i.id}" for i in engine.images.list() if not i.tags}
         | {f"volume {v.name}" for v in engine.volumes.list()}
+        | {f"swarm {engine.info().get('Swarm', {}).get('LocalNodeState')}"}
+        | {f"secret {s.name}" for s in _secrets(engine)}
     )
+
+
+def _secrets(engine) -> list:
+    try:
+        return list(engine.secrets.list())
+    except docker.errors.APIError:  # not a swarm manager: no secrets
+        return []
 
 
 def remove_leftovers() -> list[str]:
@@ -70,6 +80,14 @@ def remove_leftovers() -> list[str]:
         if volume.name.startswith(TEST_PREFIX) and labels.is_owned(volume.attrs.get("Labels")):
             volume.remove(force=True)  # a small disk (reglab.disk), its keeper gone above
             removed.append(f"volume {volume.name}")
+    if swarm.swarm_state(engine) == "active":  # stacks of notebook 09 and its tests
+        for service in engine.services.list():
+            stack = service.attrs["Spec"].get("Labels", {}).get("com.docker.stack.namespace", "")
+            if stack.startswith(TEST_PREFIX):
+                remove_test_stack(engine, stack)
+                removed.append(f"stack {stack}")
+        if swarm.leave_swarm(engine):
+            removed.append("the swarm reglab made")
     return removed
 
 

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import nbformat
+from common import remove_test_stack
 from nbclient import NotebookClient
 
 import reglab
@@ -53,6 +54,7 @@ def run_notebook(name: str, tmp_path: Path, break_step: tuple[str, str] | None =
             engine.images.remove(image.id, force=True)
         remove_port_tags(engine, os.environ.get("REGLAB_PORT", ""))
         reglab.network.remove_project_network(engine)
+        remove_test_stack(engine, "reglab-test-broken")  # notebook 09's swarm
     return nb
 
 

@@ -26,6 +26,7 @@ from ..htpasswd import Htpasswd, password_variable
 from ..labels import owner_labels
 from ..login import Credentials
 from ..settings import REGISTRY_IMAGE
+from ..swarm import SwarmRegistry, split_upload
 from . import access
 from .workshop import Workshop
 
@@ -383,4 +384,40 @@ def token_access(registry: Registry, users: dict[str, Credentials], answer: Iter
         "and for team/app no rule matches the empty account: nothing is allowed",
         "for each attempt, find the FIRST rule whose account and name match; only its actions "
         'count (the anonymous account is "")',
+    )
+
+
+# --- 09 -------------------------------------------------------------------------------------
+
+#: Notebook 09's choices: what happens to an upload whose chunk goes to the odd replica.
+ODD_SECRET_CHOICES = {
+    "a": "it commits as usual: every replica reads the same store",
+    "b": "the odd replica refuses the chunk with the registry's own error",
+    "c": "the front sees the error and retries on another replica, where it commits",
+    "d": "the front answers 502 Bad Gateway",
+}
+
+
+def odd_secret(swarm: SwarmRegistry, credentials: Credentials, answer: str) -> bool:
+    """09, predict: an upload started on replica1 sends its chunk to a registry with another
+    ``http.secret``. The check makes that upload and shows each request."""
+    choice = str(answer).strip().lower().strip("()")
+    if choice not in ODD_SECRET_CHOICES:
+        return _verdict(False, "", 'answer with one letter, for example answer = "a"')
+    data = b"one chunk for the odd replica\n" * 1024
+    _, steps = split_upload(
+        swarm, credentials.as_tuple(), "odd", data, ("replica1", "odd", "replica1")
+    )
+    for step in steps:
+        said = f" {step.error}" if step.error else ""
+        print(f"{step.request:<6} on {step.replica:<9} -> {step.status}{said}")
+    refused = len(steps) == 2 and "BLOB_UPLOAD_INVALID" in steps[1].error
+    happened = "b" if refused else ("a" if steps[-1].status == 201 else "?")
+    return _verdict(
+        choice == happened,
+        "the upload's state travels in its Location URL, signed with http.secret; a replica "
+        "with another secret cannot verify it and answers BLOB_UPLOAD_INVALID. The front does "
+        "not retry: the replica answered, and a PATCH is not idempotent",
+        "the upload's state (where it is, how far it got) travels in its URL, signed: who can "
+        "check that signature?",
     )

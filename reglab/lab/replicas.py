@@ -1,0 +1,199 @@
+"""Notebook 09 in the notebooks: registry replicas on Docker Swarm.
+
+Like :class:`~reglab.lab.workshop.Workshop`'s methods, each function does the work through
+reglab's core (``reglab.swarm``) AND prints the command line that does the same (``$ ...``),
+complete and typeable in a terminal in the notebook's folder.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from ..client import MANIFEST_TYPES
+from ..htpasswd import password_variable
+from ..login import Credentials, login, login_command, logout
+from ..settings import DEFAULT_NAME
+from ..swarm import (
+    PullStream,
+    SwarmRegistry,
+    UploadStep,
+    bucket_bytes,
+    bucket_command,
+    digest_from_each,
+    init_commands,
+    split_upload,
+    swarm_owned,
+    swarm_state,
+)
+from .workshop import Workshop
+
+
+def _named(ws: Workshop) -> str:
+    return "" if ws.name == DEFAULT_NAME else f" --name {ws.name}"
+
+
+def up(ws: Workshop, replicas: int = 3) -> SwarmRegistry:
+    """``reglab swarm up``: the swarm (if the engine is in none), the stack, the front; return
+    once every replica answers through the front. Shows what it ran."""
+    swarm = SwarmRegistry(ws.engine, ws.name, ws.port, ws.workdir, replicas)
+    ws.cli(f"reglab swarm up --replicas {replicas} --port {ws.port}{_named(ws)}")
+    before = swarm_state(ws.engine)
+    created = swarm.up()
+    print("it ran:")
+    if created:
+        for command in init_commands():
+            print(f"  {command}")
+    elif swarm_owned(ws.engine):
+        print("  (the swarm reglab made earlier)")
+    else:
+        print(f"  (this engine was in a swarm already ({before}): used, and never left)")
+    print(f"  {swarm.deploy_command(ws.style)}")
+    print(f"  {swarm.front_command(ws.style)}")
+    status(swarm)
+    return swarm
+
+
+def status(swarm: SwarmRegistry) -> None:
+    """What runs, and what the front sees."""
+    for service, tasks in sorted(swarm.status()["services"].items()):
+        print(f"{service}: {tasks} running")
+    seen = swarm.replicas_seen()
+    print(
+        f"the front sees {len(seen)} replica(s): " + ", ".join(f"{r.name} {r.status}" for r in seen)
+    )
+
+
+def log_in(ws: Workshop, swarm: SwarmRegistry, credentials: Credentials) -> None:
+    """Trust the workshop CA for the front's address, and ``docker login`` there."""
+    ws.trust_ca("127.0.0.1")
+    ws.cli(login_command(swarm.address, credentials.user))
+    print(login(ws.engine, swarm.address, credentials))
+
+
+def bucket(ws: Workshop, swarm: SwarmRegistry) -> int:
+    """How many bytes the store's bucket holds, as the store counts them."""
+    ws.cli(bucket_command(swarm))
+    size = bucket_bytes(swarm)
+    print(f"bucket registry: {size:,} bytes")
+    return size
+
+
+def _curl(ws: Workshop, swarm: SwarmRegistry, credentials: Credentials) -> str:
+    ca = ws.style.show(ws.config("tls").paths.ca_cert)
+    return f'curl -s --cacert {ca} -u "{credentials.user}:${password_variable(credentials.user)}"'
+
+
+def each_replica(
+    ws: Workshop, swarm: SwarmRegistry, credentials: Credentials, repository: str
+) -> dict[str, str]:
+    """Ask every replica, one by one, which digest it serves for ``repository:latest``."""
+    accept = shlex.quote(f"Accept: {MANIFEST_TYPES}")
+    ws.cli(
+        f"{_curl(ws, swarm, credentials)} -I -H 'X-Reglab-Use: replica1' -H {accept} "
+        f"{swarm.url}/v2/{repository}/manifests/latest | grep -i -e docker-content-digest "
+        "-e x-reglab-replica"
+    )
+    found = digest_from_each(swarm, credentials.as_tuple(), repository)
+    for replica, digest in found.items():
+        print(f"{replica}: {digest}")
+    return found
+
+
+def upload_across(
+    ws: Workshop,
+    swarm: SwarmRegistry,
+    credentials: Credentials,
+    route: tuple[str, str, str],
+    repository: str = "split",
+) -> list[UploadStep]:
+    """One blob uploaded in three requests, each sent to the replica ``route`` names."""
+    data = f"an upload in three requests: {' -> '.join(route)}\n".encode() * 2048
+    digest, steps = split_upload(swarm, credentials.as_tuple(), repository, data, route)
+    for step in steps:
+        said = f" {step.error}" if step.error else ""
+        print(f"{step.request:<6} on {step.replica:<9} -> {step.status}{said}")
+    if steps[-1].status == 201:
+        print(f"committed: {digest}")
+    return steps
+
+
+def start_odd(ws: Workshop, swarm: SwarmRegistry) -> None:
+    """A registry like the replicas but with another ``http.secret``, beside the stack."""
+    for command in swarm.odd_commands(ws.style):
+        ws.cli(command)
+    swarm.start_odd()
+    print(f"{swarm.odd} runs with another http.secret; the front calls it odd")
+
+
+def remove_odd(ws: Workshop, swarm: SwarmRegistry) -> None:
+    ws.cli(f"docker rm -f {swarm.odd}")
+    swarm.remove_odd()
+
+
+def scale(ws: Workshop, swarm: SwarmRegistry, replicas: int) -> None:
+    """``docker service scale``; return when the front sees exactly that many up."""
+    ws.cli(f"docker service scale {swarm.service}={replicas}")
+    swarm.scale(replicas)
+    status(swarm)
+
+
+def kill_during_pulls(
+    ws: Workshop, swarm: SwarmRegistry, credentials: Credentials, repository: str
+) -> PullStream:
+    """Pull ``repository`` over and over while one replica is killed; return the counts."""
+    with PullStream(swarm, credentials.as_tuple(), repository) as stream:
+        stream.wait_for(100)
+        label = f"com.docker.swarm.service.name={swarm.service}"
+        ws.cli(f"docker kill $(docker ps -q -f label={label} | head -n 1)")
+        swarm.kill_replica()
+        print(f"killed one replica of {swarm.service}; Swarm starts another")
+        swarm.wait_ready(swarm.replicas)  # Swarm starts another in its place
+        stream.wait_for(stream.requests + 100)
+    _counts(stream)
+    return stream
+
+
+def update_during_pulls(
+    ws: Workshop, swarm: SwarmRegistry, credentials: Credentials, repository: str
+) -> PullStream:
+    """Pull ``repository`` over and over during a rolling update of every replica."""
+    with PullStream(swarm, credentials.as_tuple(), repository) as stream:
+        stream.wait_for(100)
+        ws.cli(f"docker service update --force {swarm.service}")
+        swarm.rolling_update()
+        stream.wait_for(stream.requests + 100)
+    print(f"every replica replaced, one at a time; the front sees {len(swarm.up_replicas())} up")
+    _counts(stream)
+    return stream
+
+
+def _counts(stream: PullStream) -> None:
+    print(f"{stream.requests} requests (manifests and blobs): {len(stream.failed)} failed")
+    for error in sorted(set(stream.failed))[:5]:
+        print(f"  failed: {error}")
+
+
+def redeploy(ws: Workshop, swarm: SwarmRegistry) -> None:
+    """Remove the whole stack and its front, then deploy it again: the volume stays."""
+    for command in swarm.down_commands(purge=False):
+        ws.cli(command)
+    swarm.down(leave=False)
+    print(f"stack {swarm.name} removed; volume {swarm.volume} kept")
+    version = swarm.write_files()
+    ws.cli(swarm.deploy_command(ws.style))
+    swarm.deploy(version)
+    ws.cli(swarm.front_command(ws.style))
+    swarm.start_front()
+    swarm.wait_ready(swarm.replicas)
+    status(swarm)
+
+
+def down(ws: Workshop, swarm: SwarmRegistry, purge: bool = True) -> None:
+    """Log out, untrust the front's address, remove everything this notebook started; leave
+    the swarm if reglab made it."""
+    ws.cli(f"docker logout {swarm.address}")
+    logout(ws.engine, swarm.address)
+    ws.untrust_ca("127.0.0.1")
+    ws.cli(f"reglab swarm down{' --purge' if purge else ''}{_named(ws)}")
+    left = swarm.down(purge=purge)
+    print("left the swarm reglab made" if left else "the engine's swarm is as it was")

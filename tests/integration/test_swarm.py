@@ -1,0 +1,202 @@
+"""Registry replicas on Docker Swarm, through the reglab command as a user types it: the stack,
+its shared store, cache and http.secret, the front, scaling, failover, and the engine left as
+it was found."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from common import free_port, remove_test_stack
+
+import reglab
+from reglab import swarm, transfer
+from reglab.htpasswd import Htpasswd
+from reglab.lab import exercises
+from reglab.swarm import PullStream, SwarmRegistry, digest_from_each, split_upload
+
+pytestmark = pytest.mark.docker
+
+USER = ("moby", "swarm-test-pw")
+
+
+def run(*args: str, workdir: Path):
+    return subprocess.run(
+        [sys.executable, "-m", "reglab", "swarm", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "REGLAB_WORKDIR": str(workdir)},
+    )
+
+
+def assert_one_line_error(result, *needles: str) -> None:
+    assert result.returncode != 0, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "fix:" in lines[0]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def gateway_bridge(engine) -> bool:
+    return any(n.name == swarm.GWBRIDGE for n in engine.networks.list(names=[swarm.GWBRIDGE]))
+
+
+@pytest.fixture(scope="module")
+def deployed(engine, workshop_images, tmp_path_factory):
+    """``reglab swarm up --replicas 2`` in a fresh folder with one user; removed afterwards."""
+    assert swarm.swarm_state(engine) == "inactive", "these tests start from no swarm"
+    had_gwbridge = gateway_bridge(engine)
+    workdir = tmp_path_factory.mktemp("swarm") / "workdir"
+    users = Htpasswd.load(reglab.Workdir(workdir).htpasswd)
+    users.set(*USER, cost=5)
+    users.save()
+    name, port = f"reglab-test-swarm-{uuid.uuid4().hex[:6]}", free_port()
+    try:
+        result = run("up", "--replicas", "2", "--port", str(port), "--name", name, workdir=workdir)
+        assert result.returncode == 0, result.stderr
+        assert "now a swarm manager" in result.stdout
+        registry = SwarmRegistry.attach(engine, name, workdir, port)
+        reglab.install_ca_for_docker(reglab.Workdir(workdir).ca_cert, "127.0.0.1", port)
+        before = swarm.bucket_bytes(registry)
+        transfer.tag(engine, "hello-world", f"{registry.address}/hello-world:latest")
+        auth = {"username": USER[0], "password": USER[1]}
+        digest = transfer.push(engine, f"{registry.address}/hello-world:latest", auth=auth)
+        assert swarm.bucket_bytes(registry) > before
+        yield registry, workdir, digest
+    finally:
+        transfer.remove(engine, f"127.0.0.1:{port}/hello-world:latest")
+        reglab.uninstall_ca_for_docker("127.0.0.1", port)
+        remove_test_stack(engine, name)
+        assert swarm.swarm_state(engine) == "inactive"
+        assert gateway_bridge(engine) == had_gwbridge
+
+
+def test_status_scale_and_every_replica_serving_one_store(deployed):
+    registry, workdir, digest = deployed
+    status = run("status", "--name", registry.name, workdir=workdir)
+    assert status.returncode == 0, status.stderr
+    assert f"{registry.name}_registry': '2/2'" in status.stdout
+    assert registry.url in status.stdout  # the port read back from the running front
+
+    scaled = run("scale", "3", "--name", registry.name, workdir=workdir)
+    assert scaled.returncode == 0, scaled.stderr
+    assert len(registry.up_replicas()) == 3
+    registry.replicas = 3
+    found = digest_from_each(registry, USER, "hello-world")
+    assert sorted(found.values()) == [digest] * 3, found
+
+
+def test_an_upload_across_replicas_needs_one_http_secret(deployed, capsys):
+    registry = deployed[0]
+    names = [r.name for r in registry.up_replicas()]
+    data = os.urandom(30_000)
+    digest, steps = split_upload(registry, USER, "split", data, (names[0], names[1], names[-1]))
+    assert [(s.request, s.replica, s.status) for s in steps] == [
+        ("POST", names[0], 202),
+        ("PATCH", names[1], 202),
+        ("PUT", names[-1], 201),
+    ]
+    with registry.client(auth=USER) as api:
+        assert api.blob_status("split", digest) == 200
+
+    registry.start_odd()
+    try:
+        _, steps = split_upload(registry, USER, "split", data, (names[0], "odd", names[0]))
+        assert len(steps) == 2 and "BLOB_UPLOAD_INVALID" in steps[1].error
+        assert not exercises.odd_secret(registry, reglab.Credentials(*USER), "a")
+        assert "✘ Not yet" in capsys.readouterr().out
+        assert exercises.odd_secret(registry, reglab.Credentials(*USER), "b")
+        assert "✔ Correct" in capsys.readouterr().out
+    finally:
+        assert registry.remove_odd()
+
+
+def test_no_request_fails_while_a_replica_dies_or_all_are_replaced(deployed):
+    registry = SwarmRegistry.attach(deployed[0].engine, deployed[0].name, deployed[1], 0)
+    with PullStream(registry, USER, "hello-world") as stream:
+        stream.wait_for(50)
+        registry.kill_replica()
+        registry.wait_ready(registry.replicas)
+        stream.wait_for(stream.requests + 100)
+        registry.rolling_update()
+        stream.wait_for(stream.requests + 50)
+    assert stream.requests >= 200 and stream.failed == [], stream.failed[:3]
+
+
+def test_bad_input_is_one_line_and_changes_nothing(engine, deployed, tmp_path):
+    registry, workdir, _ = deployed
+    assert_one_line_error(run("scale", "0", "--name", registry.name, workdir=workdir), "1 to 9")
+    other = f"reglab-test-other-{uuid.uuid4().hex[:6]}"
+    taken = run("up", "--port", str(registry.port), "--name", other, workdir=workdir)
+    assert_one_line_error(taken, f"port {registry.port}", "in use")
+    assert not SwarmRegistry(engine, other, 0, workdir).deployed()
+    assert_one_line_error(run("down", "--name", other, workdir=workdir), "nothing deployed")
+    no_users = run("up", "--name", other, workdir=tmp_path / "empty")
+    assert_one_line_error(no_users, "no users", "reglab user add")
+
+
+def test_down_keeps_the_store_unless_purged_then_leaves_the_swarm(engine, deployed):
+    registry, workdir, _ = deployed
+    kept = run("down", "--name", registry.name, workdir=workdir)
+    assert kept.returncode == 0, kept.stderr
+    assert "left the swarm reglab created" in kept.stdout
+    assert swarm.swarm_state(engine) == "inactive"
+    assert [v.name for v in engine.volumes.list(filters={"name": registry.volume})] == [
+        registry.volume
+    ]
+    again = run("up", "--replicas", "1", "--port", str(registry.port), "--name", registry.name,
+                workdir=workdir)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    registry.replicas = 1
+    with registry.client(auth=USER) as api:
+        assert "hello-world" in api.catalog()  # the store outlived the stack and the swarm
+    purged = run("down", "--purge", "--name", registry.name, workdir=workdir)
+    assert purged.returncode == 0, purged.stderr
+    assert engine.volumes.list(filters={"name": registry.volume}) == []
+    assert_one_line_error(run("down", "--name", registry.name, workdir=workdir), "nothing")
+
+
+def test_a_swarm_reglab_did_not_make_is_used_and_never_left(engine, workshop_images, tmp_path):
+    assert swarm.swarm_state(engine) == "inactive"
+    had_gwbridge = gateway_bridge(engine)
+    engine.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
+    name, port = f"reglab-test-theirs-{uuid.uuid4().hex[:6]}", free_port()
+    try:
+        users = Htpasswd.load(reglab.Workdir(tmp_path / "w").htpasswd)
+        users.set(*USER, cost=5)
+        users.save()
+        up = run("up", "--replicas", "1", "--port", str(port), "--name", name,
+                 workdir=tmp_path / "w")  # fmt: skip
+        assert up.returncode == 0, up.stderr
+        assert "now a swarm manager" not in up.stdout
+        down = run("down", "--purge", "--name", name, workdir=tmp_path / "w")
+        assert down.returncode == 0, down.stderr
+        assert "left as it was" in down.stdout
+        assert swarm.swarm_state(engine) == "active"  # still their swarm
+    finally:
+        remove_test_stack(engine, name)
+        engine.swarm.leave(force=True)
+        if not had_gwbridge:
+            for network in engine.networks.list(names=[swarm.GWBRIDGE]):
+                swarm._wait_removed(network.remove)
+
+
+def test_a_port_in_use_by_another_program_is_refused_before_any_swarm(engine, tmp_path):
+    users = Htpasswd.load(reglab.Workdir(tmp_path / "w").htpasswd)
+    users.set(*USER, cost=5)
+    users.save()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run("up", "--port", str(port), "--name", "reglab-test-busy",
+                     workdir=tmp_path / "w")  # fmt: skip
+    assert_one_line_error(result, f"port {port}", "--port")
+    assert swarm.swarm_state(engine) == "inactive"  # checked first: nothing was changed
