@@ -13,6 +13,7 @@ The notebooks' layer (helper, checkpoints, exercises, widgets) is ``reglab.lab``
 never imports it.
 """
 
+from . import swarm
 from .archive import load_images, save_images
 from .certs import CA, Certificate
 from .client import ImageSummary, RegistryClient
@@ -40,6 +41,7 @@ from .images import ensure_images
 from .login import Credentials, login, logout
 from .progress import Progress
 from .settings import Settings
+from .swarm import SwarmRegistry
 from .transfer import exists, pull, push, remove, tag
 from .trust import install_ca_for_docker, uninstall_ca_for_docker
 from .workdir import Workdir
@@ -58,4 +60,5 @@ __all__ = [
     "Progress", "ensure_images", "exists", "load_images", "pull", "push", "remove",
     "save_images", "tag",
     "Credentials", "login", "logout",
+    "SwarmRegistry", "swarm",
 ]  # fmt: skip

@@ -693,26 +693,17 @@ class SwarmRegistry:
 
     # --- operations ---
     def scale(self, replicas: int, timeout: float = 120.0) -> None:
-        """``docker service scale``; return when Swarm finished that update (see
-        :meth:`_wait_update`) and the front sees exactly that many up."""
+        """``docker service scale``; return when the front sees exactly that many up."""
         self.check_replicas(replicas)
         self._require_deployed()
-        svc = self.engine.services.get(self.service)
-        started = _update_started(svc)
         with docker_errors(f"cannot scale {self.service}", error=RegistryError):
-            svc.scale(replicas)
-        self._wait_update(svc, started, timeout)
+            self.engine.services.get(self.service).scale(replicas)
         self.replicas = replicas
         self.wait_ready(replicas, timeout)
 
     def _wait_update(self, svc: Any, before: str, timeout: float) -> None:
-        """Wait until the service's update that started after ``before`` completed.
-
-        A scale is an update too, and Swarm watches each updated task for a while (the
-        ``monitor`` period) before it calls the update done: a replica that fails meanwhile
-        makes it roll the update back (``failure_action: rollback``), scale included. So a
-        replica killed right after a scale would undo the scale; after this returns it cannot.
-        """
+        """Wait until the service's update that started after ``before`` completed; a paused
+        or rolled back one raises (see the stack file's ``update_config``)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             svc.reload()

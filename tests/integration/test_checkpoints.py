@@ -115,6 +115,13 @@ def test_refused_fails_when_auth_is_off(make_registry):
             'name: "team/*"}\n  actions: [pull, push]\n',
             "CheckFailed",
         ),
+        # nothing is pushed through the front: the bucket stays as it was
+        (
+            "09-swarm-replicas.ipynb",
+            "digest = ws.push(ref)",
+            f'digest = "{WRONG_DIGEST}"',
+            "CheckFailed",
+        ),
         # the registry is not restarted: the queued events are delivered after all
         (
             "07-registry-events.ipynb",

@@ -13,12 +13,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 import requests
-from common import free_port, shell_script, typed_commands
+from common import free_port, remove_test_stack, shell_script, typed_commands
 from notebook_runner import NOTEBOOKS, execute, remove_port_tags
 
 import reglab
@@ -164,6 +165,13 @@ def facts_08(port, workdir, hello_digest):
         assert anonymous.manifest_digest("public/hello") == team
 
 
+def facts_09(port, workdir, hello_digest):
+    registry = reglab.SwarmRegistry.attach(reglab.connect(), NAME, workdir, port)
+    assert registry.port == port and registry.replicas == 3
+    found = reglab.swarm.digest_from_each(registry, ("moby", "moby-typed-pw"), "hello-world")
+    assert sorted(found.values()) == [hello_digest] * 3  # the typed push, in the typed stack
+
+
 #: The facts to check, and the checkpoint cell after which they hold (None: the last cell
 #: before the clean-up; later cells, such as an exercise, may change them on purpose).
 FACTS = {
@@ -175,6 +183,7 @@ FACTS = {
     "06-pull-through-mirror.ipynb": (facts_06, None),
     "07-registry-events.ipynb": (facts_07, None),
     "08-token-auth.ipynb": (facts_08, None),
+    "09-swarm-replicas.ipynb": (facts_09, None),
 }
 
 
@@ -196,18 +205,23 @@ def test_printed_commands_typed_in_a_terminal_do_what_the_cells_did(
 
     workdir = tmp_path / "typed" / "workdir"  # a fresh working folder
     env = {**os.environ, **PASSWORDS, "REGLAB_WORKDIR": str(workdir),
-           "DOCKER_CONFIG": str(tmp_path / "docker-config")}  # fmt: skip
+           "DOCKER_CONFIG": str(tmp_path / "docker-config"),
+           # the reglab command, as scripts/workshop puts it on a terminal's PATH
+           "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}  # fmt: skip
     try:
         type_in_terminal(before, port, env, tmp_path)
-        hello = reglab.Registry(reglab.RegistryConfig(name=NAME, port=port), engine)
-        assert hello.container is not None and hello.container.status == "running"
+        if notebook != "09-swarm-replicas.ipynb":  # 09's registry is a stack, not a container
+            hello = reglab.Registry(reglab.RegistryConfig(name=NAME, port=port), engine)
+            assert hello.container is not None and hello.container.status == "running"
         facts(port, workdir, hello_digest)
         type_in_terminal(rest, port, env, tmp_path)
         type_in_terminal(cleanup, port, env, tmp_path)
         assert engine.containers.list(all=True, filters={"name": NAME}) == []
         assert not any(n.name == NETWORK for n in engine.networks.list())
+        assert reglab.swarm.swarm_state(engine) == "inactive"  # 09 left the swarm it made
         assert not any(p.name.endswith(f":{port}") for p in DOCKER_CERTS_D.glob("*"))
     finally:
+        remove_test_stack(engine, NAME)  # 09's stack, if a typed line failed
         for container in engine.containers.list(all=True, filters={"name": f"^{NAME}"}):
             container.remove(force=True, v=True)  # made by the typed docker run: the test's
         for volume in engine.volumes.list(filters={"name": NAME}):
