@@ -8,7 +8,8 @@ median is reported. The last line is machine-readable:
 
     BENCH push_ratio=R pull_ratio=R ready_overhead_ms=N auth_push_ratio=R notebooks_ratio=R
           gc_s_per_1000_blobs=S mirror_pull_ratio=R event_p99_ms=N event_outage_lost=N
-          token_push_ratio=R tokens_per_s=N
+          token_push_ratio=R tokens_per_s=N lb_pull_ratio=R failover_errors=N
+          failover_requests=N lb_rps_1=N lb_rps_3=N
 
 (ratios = reglab / CLI). It also writes the bcrypt cost curve to notebooks/images/.
 Traffic goes only to registries on 127.0.0.1 started here.
@@ -50,6 +51,7 @@ from reglab import mirror as reglab_mirror
 from reglab.events import Listener
 from reglab.htpasswd import DEFAULT_COST, Htpasswd
 from reglab.network import NETWORK, project_network, remove_project_network
+from reglab.swarm import PullStream, SwarmRegistry
 
 NAME = "reglab-registry-bench"
 #: Where a run writes its results (the plot of the cost curve, the BENCH line): never a
@@ -140,6 +142,8 @@ class Bench:
         self.rows: list[tuple[str, str, str, str]] = []
         self.lost = 0
         self.tokens_per_s = 0.0
+        self.failover = (0, 0)
+        self.throughput: dict[int, float] = {}
 
     def registry(self, stage: str = "local", **kwargs: object) -> reglab.Registry:
         config = reglab.RegistryConfig(
@@ -496,6 +500,67 @@ class Bench:
         self.rows.append(("events lost in a 5 s listener outage", str(self.lost), "-", "-"))
         return p99
 
+    def swarm(self) -> float:
+        """A pull through the front of 3 replicas / the same pull straight from one registry
+        (both TLS + auth, every layer moved each time); then failed requests among a stream of
+        pulls while a replica is killed and during a rolling update; then concurrent pull
+        throughput with 1 and 3 replicas."""
+        registry, creds = self.auth_registry(DEFAULT_COST)
+        registry.start()
+        direct = registry.ref("bench/data")
+        stack = SwarmRegistry(self.engine, f"{NAME}-swarm", free_port(), self.tmp / "w", 3)
+        reglab.install_ca_for_docker(registry.config.paths.ca_cert, "127.0.0.1", stack.port)
+        through = f"{stack.address}/bench/data:latest"
+        try:
+            stack.up()
+            for ref in (direct, through):
+                transfer.tag(self.engine, self.source, ref)
+                transfer.push(self.engine, ref, auth=creds.auth_config())
+            transfer.remove(self.engine, self.source)
+
+            def forget() -> None:
+                for name in (through, direct):
+                    transfer.remove(self.engine, name)
+
+            r, c = alternate(
+                self.rounds,
+                forget,
+                lambda: transfer.pull(self.engine, through, auth=creds.auth_config()),
+                lambda: transfer.pull(self.engine, direct, auth=creds.auth_config()),
+            )
+            transfer.tag(self.engine, direct, self.source)
+            ratio = self.row(f"pull {self.image_mb:.0f} MiB: front of 3 / one registry", r, c)
+
+            auth = creds.as_tuple()
+            with PullStream(stack, auth, "bench/data") as stream:
+                stream.wait_for(100)
+                stack.kill_replica()
+                stack.wait_ready(3)
+                stream.wait_for(stream.requests + 100)
+                stack.rolling_update()
+                stream.wait_for(stream.requests + 100)
+            self.failover = (len(stream.failed), stream.requests)
+            self.rows.append(
+                ("failed requests: kill + rolling update", str(len(stream.failed)),
+                 f"of {stream.requests}", "-")
+            )  # fmt: skip
+            for replicas in (1, 3):
+                stack.scale(replicas)
+                with PullStream(stack, auth, "bench/data", workers=8) as load:
+                    time.sleep(3.0)  # warm up, then count a fixed window
+                    start, started = time.perf_counter(), load.ok
+                    time.sleep(10.0 if not self.quick else 5.0)
+                    rate = (load.ok - started) / (time.perf_counter() - start)
+                self.throughput[replicas] = rate
+                self.rows.append((f"requests/s, 8 pullers, {replicas} replica(s)",
+                                  f"{rate:.0f}", "-", "-"))  # fmt: skip
+        finally:
+            transfer.remove(self.engine, through)
+            stack.down(purge=True)
+            reglab.uninstall_ca_for_docker("127.0.0.1", stack.port)
+            registry.remove()
+        return ratio
+
     def close(self) -> None:
         self.registry().remove()
         for ref in (self.source, f"127.0.0.1:{self.port}/bench/data:latest"):
@@ -505,7 +570,7 @@ class Bench:
 
 STEPS = (
     "push", "pull", "ready", "auth_push", "token_push", "cost_curve", "notebooks", "gc",
-    "mirror", "events",
+    "mirror", "events", "swarm",
 )  # fmt: skip
 
 
@@ -573,6 +638,7 @@ def main() -> int:
         "token_push": "token_push_ratio",
         "mirror": "mirror_pull_ratio",
         "events": "event_p99_ms",
+        "swarm": "lb_pull_ratio",
     }
     line = "BENCH " + " ".join(
         f"{names[s]}={results[s]:.0f}" if s == "ready" else f"{names[s]}={results[s]:.3f}"
@@ -583,6 +649,9 @@ def main() -> int:
         line += f" tokens_per_s={bench.tokens_per_s:.0f}"
     if "events" in results:
         line += f" event_outage_lost={bench.lost}"
+    if "swarm" in results:
+        line += f" failover_errors={bench.failover[0]} failover_requests={bench.failover[1]}"
+        line += "".join(f" lb_rps_{n}={rate:.0f}" for n, rate in bench.throughput.items())
     print(line)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.txt").write_text(line + "\n")

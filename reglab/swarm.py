@@ -441,6 +441,13 @@ class SwarmRegistry:
             f"docker stack deploy --resolve-image never -c {stack} {self.name}"
         )
 
+    def wait_command(self, style: PathStyle) -> str:
+        """A line that waits until a replica answers through the front (401: it asks for a
+        login), polling as :meth:`wait_ready` does."""
+        ca = style.show(self._paths.ca_cert)
+        code = f"curl -s -o /dev/null -w '%{{http_code}}' --cacert {ca} {self.url}/v2/"
+        return f'until [ "$({code})" = 401 ]; do sleep 0.2; done'
+
     def front_command(self, style: PathStyle) -> str:
         mount = style.show(self.folder, mount_to="/etc/haproxy/reglab")
         return (
@@ -783,7 +790,7 @@ class SwarmRegistry:
     def down_commands(self, purge: bool) -> list[str]:
         gone = f"docker network ls -q -f label=com.docker.stack.namespace={self.name}"
         commands = [
-            f"docker rm -f {self.front} {self.odd}",
+            f"docker rm -f {self.front}",
             f"docker stack rm {self.name}",
             # the command returns at once; the network goes a moment later
             f'until [ -z "$({gone})" ]; do sleep 0.2; done',

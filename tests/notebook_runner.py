@@ -46,6 +46,7 @@ def run_notebook(name: str, tmp_path: Path, break_step: tuple[str, str] | None =
     finally:
         # A notebook stopped by a failing cell never reaches its clean-up cell: do it here.
         engine = reglab.connect()
+        remove_test_stack(engine, "reglab-test-broken")  # first: Swarm restarts what goes alone
         for container in engine.containers.list(all=True, filters={"name": "^reglab-test-broken"}):
             container.remove(force=True, v=True)  # the registry, a mirror, a disk's keeper
         for volume in engine.volumes.list(filters={"name": "reglab-test-broken"}):
@@ -54,7 +55,6 @@ def run_notebook(name: str, tmp_path: Path, break_step: tuple[str, str] | None =
             engine.images.remove(image.id, force=True)
         remove_port_tags(engine, os.environ.get("REGLAB_PORT", ""))
         reglab.network.remove_project_network(engine)
-        remove_test_stack(engine, "reglab-test-broken")  # notebook 09's swarm
     return nb
 
 

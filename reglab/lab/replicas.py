@@ -12,7 +12,6 @@ import shlex
 from ..client import MANIFEST_TYPES
 from ..htpasswd import password_variable
 from ..login import Credentials, login, login_command, logout
-from ..settings import DEFAULT_NAME
 from ..swarm import (
     PullStream,
     SwarmRegistry,
@@ -29,7 +28,7 @@ from .workshop import Workshop
 
 
 def _named(ws: Workshop) -> str:
-    return "" if ws.name == DEFAULT_NAME else f" --name {ws.name}"
+    return f" --name {ws.name}"
 
 
 def up(ws: Workshop, replicas: int = 3) -> SwarmRegistry:
@@ -125,7 +124,7 @@ def start_odd(ws: Workshop, swarm: SwarmRegistry) -> None:
 
 
 def remove_odd(ws: Workshop, swarm: SwarmRegistry) -> None:
-    ws.cli(f"docker rm -f {swarm.odd}")
+    ws.cli(f"docker rm -f -v {swarm.odd}")  # -v: and the image's anonymous volume
     swarm.remove_odd()
 
 
@@ -183,6 +182,7 @@ def redeploy(ws: Workshop, swarm: SwarmRegistry) -> None:
     swarm.deploy(version)
     ws.cli(swarm.front_command(ws.style))
     swarm.start_front()
+    ws.cli(swarm.wait_command(ws.style))
     swarm.wait_ready(swarm.replicas)
     status(swarm)
 

@@ -79,3 +79,30 @@ def test_the_learners_copy_has_no_outputs_and_keeps_their_work(tmp_path):
     assert "# my own note" in mine.read_text()
     assert make_learner_copies(source, tmp_path, reset=True)
     assert "# my own note" not in mine.read_text()
+
+
+def test_the_replica_checks_fail_on_what_would_be_wrong():
+    from reglab.swarm import PullStream, UploadStep
+
+    digest, other = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    with pytest.raises(checks.CheckFailed, match="2 replica"):
+        checks.replicas_agree({"replica1": digest, "replica2": digest}, digest, 3)
+    with pytest.raises(checks.CheckFailed, match="replica2 served another digest"):
+        checks.replicas_agree({"replica1": digest, "replica2": other}, digest, 2)
+    checks.replicas_agree({"replica1": digest, "replica2": digest}, digest, 2)
+    with pytest.raises(checks.CheckFailed, match="bucket holds"):
+        checks.bucket_grew(100, 100)
+    refused = [UploadStep("POST", "replica1", 202), UploadStep("PATCH", "odd", 404, "INVALID")]
+    with pytest.raises(checks.CheckFailed, match="did not commit"):
+        checks.upload_committed(refused)
+    one_replica = [UploadStep(m, "replica1", s) for m, s in (("POST", 202), ("PUT", 201))]
+    with pytest.raises(checks.CheckFailed, match="one replica"):
+        checks.upload_committed(one_replica)
+    stream = PullStream(registry=None, auth=("a", "b"), repository="r")  # type: ignore[arg-type]
+    stream.ok, stream.failed = 250, ["cannot connect"]
+    with pytest.raises(checks.CheckFailed, match="1 of 251 requests failed"):
+        checks.no_failed_requests(stream)
+    stream.failed = []
+    stream.ok = 120
+    with pytest.raises(checks.CheckFailed, match="only 120"):
+        checks.no_failed_requests(stream)
