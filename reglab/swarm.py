@@ -442,11 +442,14 @@ class SwarmRegistry:
         )
 
     def wait_command(self, style: PathStyle) -> str:
-        """A line that waits until a replica answers through the front (401: it asks for a
-        login), polling as :meth:`wait_ready` does."""
+        """A line that waits, as :meth:`wait_ready` does, until the store and the cache are
+        healthy and a replica answers through the front (401: it asks for a login)."""
         ca = style.show(self._paths.ca_cert)
         code = f"curl -s -o /dev/null -w '%{{http_code}}' --cacert {ca} {self.url}/v2/"
-        return f'until [ "$({code})" = 401 ]; do sleep 0.2; done'
+        healthy = f"docker ps -q -f label=com.docker.stack.namespace={self.name} -f health=healthy"
+        return (
+            f'until [ "$({healthy} | wc -l)" -ge 2 ] && [ "$({code})" = 401 ]; do sleep 0.2; done'
+        )
 
     def front_command(self, style: PathStyle) -> str:
         mount = style.show(self.folder, mount_to="/etc/haproxy/reglab")

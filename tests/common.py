@@ -161,8 +161,11 @@ def shell_script(commands: list[Typed], port: int, state: Path) -> str:
         if typed.command.startswith("docker run -d") and REGISTRY_IMAGE in typed.command:
             lines.append("ready")
     assigned = sorted({m.group(1) for t in commands if (m := re.match(r"(\w+)=", t.command))})
-    if assigned:
-        lines.append(f"declare -p {' '.join(assigned)} >> {shlex.quote(str(state))}")
+    if assigned:  # (NAME=value command ... sets NAME for that command only: not kept)
+        lines.append(
+            f"for v in {' '.join(assigned)}; do declare -p $v 2>/dev/null >> "
+            f"{shlex.quote(str(state))} || true; done"
+        )
     return "\n".join(lines) + "\n"
 
 

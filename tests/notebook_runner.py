@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from common import remove_test_stack
 from nbclient import NotebookClient
 
 import reglab
+from reglab.trust import DOCKER_CERTS_D
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -55,6 +57,10 @@ def run_notebook(name: str, tmp_path: Path, break_step: tuple[str, str] | None =
             engine.images.remove(image.id, force=True)
         remove_port_tags(engine, os.environ.get("REGLAB_PORT", ""))
         reglab.network.remove_project_network(engine)
+        port = os.environ.get("REGLAB_PORT", "")
+        for entry in DOCKER_CERTS_D.glob(f"*:{port}") if port else []:  # 09 trusts its front
+            with contextlib.suppress(OSError, reglab.ReglabError):
+                reglab.uninstall_ca_for_docker(entry.name.rsplit(":", 1)[0].strip("[]"), int(port))
     return nb
 
 

@@ -168,6 +168,7 @@ def facts_08(port, workdir, hello_digest):
 def facts_09(port, workdir, hello_digest):
     registry = reglab.SwarmRegistry.attach(reglab.connect(), NAME, workdir, port)
     assert registry.port == port and registry.replicas == 3
+    registry.wait_ready(3)  # the typed lines waited for one replica; the facts ask all three
     found = reglab.swarm.digest_from_each(registry, ("moby", "moby-typed-pw"), "hello-world")
     assert sorted(found.values()) == [hello_digest] * 3  # the typed push, in the typed stack
 
