@@ -189,10 +189,6 @@ def ensure_swarm(engine: docker.DockerClient) -> bool:
     return True
 
 
-def leave_commands() -> list[str]:
-    return ["docker swarm leave --force"]
-
-
 def leave_swarm(engine: docker.DockerClient) -> bool:
     """Leave the swarm if reglab created it and nothing runs in it any more (then remove
     docker_gwbridge too if the swarm made it); return True when it left. Someone else's swarm
