@@ -343,7 +343,7 @@ def replicas_agree(found: dict[str, str], digest: str, replicas: int) -> None:
             f"{', '.join(wrong)} served another digest than {digest[:19]}...",
             "every replica must use the same storage: check registry.yml's s3 section",
         )
-    _ok(f"all {replicas} replicas serve {digest[:19]}... from the shared store")
+    _ok(f"all {replicas} replicas serve {digest} from the shared store")
 
 
 def bucket_grew(before: int, after: int) -> None:
