@@ -123,7 +123,7 @@ def _up(args: argparse.Namespace) -> int:
     if args.acl is not None and not cfg.stage.token:
         raise ConfigError("--acl only applies to the token stage", "reglab up token --acl FILE")
     if cfg.stage.token:
-        tokenauth.use_acl(cfg, args.acl)  # a bad file: one line, nothing changed
+        tokenauth.use_acl(cfg.paths, args.acl)  # a bad file: one line, nothing changed
     if notify:  # on the workshop network, the registry reaches its gateway and containers
         project_network(connect())
         cfg = dataclasses.replace(cfg, notify=notify, network=NETWORK)
@@ -266,9 +266,10 @@ def _swarm_registry(args: argparse.Namespace) -> SwarmRegistry:
 def _swarm(args: argparse.Namespace) -> int:
     registry = _swarm_registry(args)
     if args.action == "up":
-        if registry.up():
+        if registry.up(acl=args.acl):
             print("this engine is now a swarm manager (reglab swarm down leaves it again)")
         print(f"stack {registry.name}: {registry.replicas} replicas behind {registry.url}")
+        print(f"tokens: {registry.realm} (users: auth/htpasswd, access list: auth/acl.yml)")
         print(f"log in: docker login {registry.address} (trust certs/ca.crt first, see 03)")
     elif args.action == "status":
         for key, value in registry.status().items():

@@ -196,10 +196,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("swarm", help="registry replicas on Docker Swarm behind a front (09)")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=_Parser)
     s = actions.add_parser(
-        "up", help="deploy the stack and its front (TLS + auth); ready when it returns"
+        "up", help="deploy the stack and its front (TLS + token auth); ready when it returns"
     )
     s.add_argument(
         "--replicas", type=_replicas, default=3, help="registry replicas (1-9, default 3)"
+    )
+    s.add_argument(
+        "--acl",
+        type=Path,
+        metavar="FILE",
+        help="the token servers' access list (copied to auth/acl.yml; default: the one there, "
+        "else reglab's example)",
     )
     common(s)
     s = actions.add_parser("status", help="what runs, and the replicas the front sees")

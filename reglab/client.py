@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,10 @@ class RegistryClient:
         self.verify: str | bool = str(ca) if ca else True
         self.session.auth = auth
         self.timeout = timeout
+        # Tokens by (realm, service, scope), with when they stop being used: like the Docker
+        # engine, one token serves many requests (each new one costs a password check).
+        self._tokens: dict[tuple[str, ...], tuple[str, float]] = {}
+        self._repositories: dict[str, tuple[str, ...]] = {}  # repository -> its last token's key
 
     @property
     def user(self) -> str | None:
@@ -91,13 +96,20 @@ class RegistryClient:
         A registry with token authentication answers 401 with a ``Bearer`` challenge: the
         client then asks the challenge's realm for a token (with its user and password, or
         anonymously), for the challenge's service and scope, and sends the request again with
-        ``Authorization: Bearer TOKEN``, as the Docker engine does."""
+        ``Authorization: Bearer TOKEN``, as the Docker engine does. Like the engine, it then
+        sends that token with the next requests for the same repository: an upload's ``PATCH``
+        carries its data once, not first to a 401 (which a registry may answer before it
+        read the data, and then close the connection)."""
         url = f"{self.url}{path}"
-        response = self._send(method, url, **kwargs)
+        repository = _repository(path)
+        known = self._token_of(repository)
+        response = self._send(method, url, **kwargs, **({"auth": _Bearer(known)} if known else {}))
         challenge = response.headers.get("WWW-Authenticate", "")
         if response.status_code == 401 and challenge.lower().startswith("bearer "):
             asked = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
-            token = self.token(asked)
+            token = self._token_for(asked)
+            if repository:
+                self._repositories[repository] = self._token_key(asked)
             response = self._send(method, url, auth=_Bearer(token), **kwargs)
             if response.status_code == 401:  # the token server granted less than asked
                 raise AuthenticationRequired(
@@ -122,9 +134,34 @@ class RegistryClient:
             )
         return response
 
+    @staticmethod
+    def _token_key(challenge: dict[str, str]) -> tuple[str, ...]:
+        return tuple(challenge.get(k, "") for k in ("realm", "service", "scope"))
+
+    def _token_of(self, repository: str) -> str:
+        """The token last used for ``repository``, while it is good ("" otherwise)."""
+        key = self._repositories.get(repository)
+        token, until = self._tokens.get(key, ("", 0.0)) if key else ("", 0.0)
+        return token if token and time.monotonic() < until else ""
+
+    def _token_for(self, challenge: dict[str, str]) -> str:
+        """A token for the challenge: the one fetched before for the same realm, service and
+        scope while it is good for 10 s more, else a new one."""
+        key = self._token_key(challenge)
+        token, until = self._tokens.get(key, ("", 0.0))
+        if not token or time.monotonic() > until:
+            token, lifetime = self._fetch_token(challenge)
+            self._tokens[key] = (token, time.monotonic() + lifetime - 10)
+        return token
+
     def token(self, challenge: dict[str, str]) -> str:
-        """A token from ``challenge["realm"]`` for its service and scope (the token server
+        """A new token from ``challenge["realm"]`` for its service and scope (the token server
         verifies TLS against the same CA as the registry)."""
+        return self._fetch_token(challenge)[0]
+
+    def _fetch_token(self, challenge: dict[str, str]) -> tuple[str, float]:
+        """A token and how many seconds it is good for (``expires_in``; 60 when not said, the
+        minimum the token specification allows)."""
         realm = challenge.get("realm", "")
         if not realm.startswith(("https://", "http://")):
             raise ClientError(f"the registry's token realm {realm!r} is not an absolute URL")
@@ -141,7 +178,8 @@ class RegistryClient:
             raise ClientError(
                 f"the token server answered {answer.status_code}", status=answer.status_code
             )
-        return str(answer.json()["token"])
+        body = answer.json()
+        return str(body["token"]), float(body.get("expires_in") or 60)
 
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         try:
@@ -304,6 +342,12 @@ class RegistryClient:
             "HEAD", f"/v2/{repository}/manifests/{reference}", headers={"Accept": MANIFEST_TYPES}
         )
         return str(response.headers["Docker-Content-Digest"])
+
+
+def _repository(path: str) -> str:
+    """The repository a ``/v2/NAME/(blobs|manifests|tags)/...`` path names ("" for others)."""
+    match = re.match(r"/v2/(.+?)/(?:blobs|manifests|tags)/", path)
+    return match.group(1) if match else ""
 
 
 class _Bearer(requests.auth.AuthBase):

@@ -5,11 +5,16 @@ What the distribution docs ask of a load-balanced registry, built from real part
 
 - the stack file ``reglab/assets/stack.yml`` (``docker stack deploy`` format): SeaweedFS's S3
   gateway, Redis and N registry replicas, every one with ``endpoint_mode: dnsrr``;
+- token authentication: the token server of notebook 08 (:mod:`reglab.tokenserver`) as a
+  service with two replicas, reading the working folder's users and access list; every registry
+  replica trusts tokens signed by a key the workshop CA certified;
 - the registry's whole config as a Docker secret (it holds ``http.secret`` and the store's keys),
-  the users' htpasswd file and the store's identities as secrets too;
+  the users' htpasswd file, the token-signing key and the store's identities as secrets too;
+  what is not secret (the access list, certificates) as Docker configs;
 - HAProxy in front, a plain container on the stack's network published on 127.0.0.1 only: it
   finds the replicas through Docker's DNS (``tasks.SERVICE``), checks ``/v2/`` on each, and
-  retries a request that found a replica gone on another one.
+  retries a request that found a replica gone on another one; ``/auth`` goes to the token
+  servers, so the token realm is the front's own address.
 
 The swarm itself: reglab runs ``docker swarm init`` only when the engine is in no swarm, marks
 the node as its own, and :meth:`SwarmRegistry.down` leaves only such a swarm. An engine already
@@ -39,11 +44,14 @@ import requests
 import yaml
 
 from .client import MANIFEST_TYPES, RegistryClient
+from .config import TOKEN_ISSUER, TOKEN_SERVICE
 from .errors import ClientError, ConfigError, EngineError, RegistryError, ReglabError, docker_errors
 from .files import write_atomic
+from .htpasswd import Htpasswd
 from .labels import OWNER_LABEL, owner_labels
 from .settings import FRONT_IMAGE, REGISTRY_IMAGE
 from .shell import PathStyle
+from .tokenauth import check_acl, use_acl
 from .workdir import Workdir
 
 #: Marks a swarm reglab created (a label of the engine's node): only such a swarm is left.
@@ -59,6 +67,10 @@ STATS_PORT = 8404
 BUCKET = "registry"
 #: How many replicas the front can know at once (HAProxy's server-template slots).
 MAX_REPLICAS = 9
+#: The token service's replicas (stack.yml) and the front's slots for them.
+TOKEN_REPLICAS = 2
+#: The files of ``workdir/swarm`` that become secrets or configs; their hash is their version.
+VERSIONED = ("registry.yml", "htpasswd", "s3.json", "token.key", "acl.yml", "token.crt", "ca.crt")
 
 HAPROXY_CFG = """\
 # HAProxy in front of the registry replicas (written by reglab swarm up).
@@ -87,7 +99,17 @@ resolvers docker
 frontend registry
     bind :{front_port} ssl crt /etc/haproxy/reglab/front.pem
     http-request set-header X-Forwarded-Proto https
+    # The token realm is this front's /auth: one address for the learner and the engine.
+    use_backend tokens if {{ path /auth }}
     default_backend replicas
+
+backend tokens
+    balance roundrobin
+    # A token server is up when it signs an anonymous token.
+    option httpchk GET "/auth?service={token_service}"
+    http-check expect status 200
+    default-server check inter 1s fall 2 rise 1 resolvers docker init-addr none
+    server-template token {token_slots} tasks.{token}:5001
 
 backend replicas
     balance roundrobin
@@ -264,6 +286,15 @@ class SwarmRegistry:
         return f"{self.name}_registry"
 
     @property
+    def token_service(self) -> str:
+        return f"{self.name}_token"
+
+    @property
+    def realm(self) -> str:
+        """Where clients get tokens: the front sends /auth to the token servers."""
+        return f"{self.url}/auth"
+
+    @property
     def network(self) -> str:
         return f"{self.name}_default"
 
@@ -323,21 +354,30 @@ class SwarmRegistry:
                         "choose another with --port, or stop what uses it",
                     ) from None
 
-    def check_users(self) -> None:
-        if not self._paths.htpasswd.is_file():
+    def check_users(self, acl: Path | None = None) -> None:
+        """Users to log in with, and an access list that parses (``acl`` is checked, not yet
+        copied: bad input changes nothing)."""
+        if not self._paths.htpasswd.is_file() or not Htpasswd.load(self._paths.htpasswd).names():
             raise ConfigError(
-                f"no users in {self._paths.htpasswd}: the replicas require a login",
+                f"no users in {self._paths.htpasswd}: the token servers check their passwords",
                 "add one first: reglab user add NAME",
             )
+        if acl is not None:
+            check_acl(acl)
+        elif self._paths.acl.exists():
+            check_acl(self._paths.acl)
 
     # --- files ---
-    def write_files(self) -> str:
+    def write_files(self, acl: Path | None = None) -> str:
         """Write the stack's files into ``workdir/swarm``; return their version (a hash).
 
         ``http.secret`` and the store's keys are made once and kept: every replica, and every
-        later deployment, must share them.
+        later deployment, must share them. The users and the access list are the working
+        folder's (``acl``, when given, is copied there first, as ``reglab up token --acl``).
         """
         cert = self._paths.server_certificate()  # the workshop CA's, issued when missing
+        self._paths.signing_certificate()  # the token servers' key, issued when missing
+        acl_file = use_acl(self._paths, acl)
         folder = self.folder
         folder.mkdir(parents=True, exist_ok=True)
         keys_file = folder / "keys.json"
@@ -374,7 +414,14 @@ class SwarmRegistry:
                 "secret": keys["http_secret"],
                 "headers": {"X-Content-Type-Options": ["nosniff"]},
             },
-            "auth": {"htpasswd": {"realm": "reglab", "path": "/run/secrets/htpasswd"}},
+            "auth": {
+                "token": {
+                    "realm": self.realm,
+                    "service": TOKEN_SERVICE,
+                    "issuer": TOKEN_ISSUER,
+                    "rootcertbundle": "/etc/reglab/ca.crt",
+                }
+            },
             "health": {"storagedriver": {"enabled": True, "interval": "5s", "threshold": 3}},
         }
         identities = {
@@ -399,20 +446,27 @@ class SwarmRegistry:
             service=self.service,
             use_server=use_server,
             odd=self.odd,
+            token=self.token_service,
+            token_slots=TOKEN_REPLICAS,
+            token_service=TOKEN_SERVICE,
         )
         files = {
             "stack.yml": stack_file(),
             "registry.yml": yaml.safe_dump(config, sort_keys=False).encode(),
             "s3.json": json.dumps(identities, indent=1).encode(),
             "htpasswd": self._paths.htpasswd.read_bytes(),
+            "token.key": self._paths.token_key.read_bytes(),
+            "acl.yml": acl_file.read_bytes(),
+            "token.crt": self._paths.token_cert.read_bytes(),
+            "ca.crt": self._paths.ca_cert.read_bytes(),
             "haproxy.cfg": haproxy.encode(),
             "front.pem": cert.cert_pem + cert.key_pem,
         }
         for name, data in files.items():
-            secret = name in ("registry.yml", "s3.json", "front.pem")
+            secret = name in ("registry.yml", "s3.json", "token.key", "front.pem")
             write_atomic(folder / name, data, mode=0o600 if secret else 0o644)
         digest = hashlib.sha256()
-        for name in ("registry.yml", "htpasswd", "s3.json"):
+        for name in VERSIONED:
             digest.update(files[name])
         return digest.hexdigest()[:12]
 
@@ -427,9 +481,7 @@ class SwarmRegistry:
     def deploy_command(self, style: PathStyle) -> str:
         """The ``docker stack deploy`` line; the secrets' version is the same hash
         :meth:`write_files` computes, worked out by the shell from the files."""
-        files = " ".join(
-            style.show(self.folder / name) for name in ("registry.yml", "htpasswd", "s3.json")
-        )
+        files = " ".join(style.show(self.folder / name) for name in VERSIONED)
         stack = style.show(self.folder / "stack.yml")
         return (
             f"REGLAB_STACK={self.name} REGLAB_REPLICAS={self.replicas} "
@@ -439,12 +491,14 @@ class SwarmRegistry:
 
     def wait_command(self, style: PathStyle) -> str:
         """A line that waits, as :meth:`wait_ready` does, until the store and the cache are
-        healthy and a replica answers through the front (401: it asks for a login)."""
+        healthy, a replica answers through the front (401: it asks for a token) and so does a
+        token server (200: an anonymous token)."""
         ca = style.show(self._paths.ca_cert)
-        code = f"curl -s -o /dev/null -w '%{{http_code}}' --cacert {ca} {self.url}/v2/"
+        code = f"curl -s -o /dev/null -w '%{{http_code}}' --cacert {ca}"
         healthy = f"docker ps -q -f label=com.docker.stack.namespace={self.name} -f health=healthy"
         return (
-            f'until [ "$({healthy} | wc -l)" -ge 2 ] && [ "$({code})" = 401 ]; do sleep 0.2; done'
+            f'until [ "$({healthy} | wc -l)" -ge 2 ] && [ "$({code} {self.url}/v2/)" = 401 ] '
+            f'&& [ "$({code} "{self.realm}?service={TOKEN_SERVICE}")" = 200 ]; do sleep 0.2; done'
         )
 
     def front_command(self, style: PathStyle) -> str:
@@ -497,18 +551,18 @@ class SwarmRegistry:
     # --- a registry with another http.secret (notebook 09 shows what it breaks) ---
     def odd_commands(self, style: PathStyle) -> list[str]:
         config = style.show(self.folder / "odd.yml", mount_to="/etc/docker/registry/config.yml")
-        users = style.show(self.folder / "htpasswd", mount_to="/run/secrets/htpasswd")
+        ca = style.show(self.folder / "ca.crt", mount_to="/etc/reglab/ca.crt")
         registry_yml = style.show(self.folder / "registry.yml")
         odd_yml = style.show(self.folder / "odd.yml")
         return [
             f'(umask 077; sed "s/^  secret: .*/  secret: another-$RANDOM$RANDOM$RANDOM/" '
             f"{registry_yml} > {odd_yml})",
             f"docker run -d --name {self.odd} --label {OWNER_LABEL}=true --network {self.network} "
-            f"-v {config}:ro -v {users}:ro {REGISTRY_IMAGE}",
+            f"-v {config}:ro -v {ca}:ro {REGISTRY_IMAGE}",
         ]
 
     def start_odd(self, timeout: float = 60.0) -> None:
-        """Start a registry like the replicas (same store, cache, users) but with another
+        """Start a registry like the replicas (same store, cache, tokens) but with another
         ``http.secret``, beside the stack; the front sends it only requests that ask for it.
         Return when the front sees it up."""
         config = yaml.safe_load((self.folder / "registry.yml").read_text())
@@ -529,8 +583,8 @@ class SwarmRegistry:
                         "bind": "/etc/docker/registry/config.yml",
                         "mode": "ro",
                     },
-                    str((self.folder / "htpasswd").resolve()): {
-                        "bind": "/run/secrets/htpasswd",
+                    str((self.folder / "ca.crt").resolve()): {
+                        "bind": "/etc/reglab/ca.crt",
                         "mode": "ro",
                     },
                 },
@@ -575,15 +629,16 @@ class SwarmRegistry:
                 volumes=mount,
             )
 
-    def up(self, timeout: float = 240.0) -> bool:
+    def up(self, acl: Path | None = None, timeout: float = 240.0) -> bool:
         """Swarm, files, stack and front; return when every replica answers through the front.
-        Return True when it created the swarm. Every check comes first: bad input changes
+        Return True when it created the swarm. ``acl``: an access list to use (copied to the
+        working folder's ``auth/acl.yml``). Every check comes first: bad input changes
         nothing."""
         self.check_replicas(self.replicas)
-        self.check_users()
+        self.check_users(acl)
         self.check_ports()
         created = ensure_swarm(self.engine)
-        version = self.write_files()
+        version = self.write_files(acl)
         self.deploy(version)
         self.start_front()
         self.wait_ready(self.replicas, timeout)
@@ -642,9 +697,9 @@ class SwarmRegistry:
                 return True
         return False
 
-    def replicas_seen(self, odd: bool = False) -> list[Replica]:
+    def replicas_seen(self, odd: bool = False, backend: str = "replicas") -> list[Replica]:
         """The front's view of the replicas, from HAProxy's statistics (CSV); with ``odd``
-        the registry started beside the stack too."""
+        the registry started beside the stack too. ``backend="tokens"``: the token servers."""
         try:
             answer = requests.get(self.stats_url, timeout=5)
         except requests.RequestException:
@@ -653,12 +708,13 @@ class SwarmRegistry:
         if not rows:
             return []
         header = rows[0].split(",")
+        prefix = "replica" if backend == "replicas" else "token"
         seen = []
         for row in rows[1:]:
             values = dict(zip(header, row.split(","), strict=False))
             name = values.get("svname", "")
-            if values.get("pxname") == "replicas" and (
-                name.startswith("replica") or (odd and name == "odd")
+            if values.get("pxname") == backend and (
+                name.startswith(prefix) or (odd and name == "odd")
             ):
                 address = values.get("addr", "").rsplit(":", 1)[0]
                 status = values.get("status", "").split(" ")[0]
@@ -669,9 +725,13 @@ class SwarmRegistry:
     def up_replicas(self) -> list[Replica]:
         return [r for r in self.replicas_seen() if r.status == "UP"]
 
+    def token_servers_up(self) -> int:
+        return sum(r.status == "UP" for r in self.replicas_seen(backend="tokens"))
+
     def wait_ready(self, replicas: int, timeout: float = 240.0) -> None:
-        """Wait until the store and cache are healthy, ``replicas`` registry tasks run, and the
-        front has exactly that many replicas up; then ``GET /v2/`` through it answers."""
+        """Wait until the store and cache are healthy, ``replicas`` registry tasks run, the
+        front has both token servers and exactly ``replicas`` replicas up; then ``GET /v2/``
+        through it answers, with an anonymous token from the front's ``/auth``."""
         deadline = time.monotonic() + timeout
         waiting = "the store and the cache"
         while time.monotonic() < deadline:
@@ -679,6 +739,8 @@ class SwarmRegistry:
                 waiting = "the store and the cache"
             elif (running := len(self.running_tasks(self.service))) != replicas:
                 waiting = f"{replicas} registry replicas, {running} run{self._task_trouble()}"
+            elif self.token_servers_up() != TOKEN_REPLICAS:
+                waiting = f"the front to see {TOKEN_REPLICAS} token servers up"
             elif (up := len(self.up_replicas())) != replicas or len(
                 self.replicas_seen()
             ) != replicas:
@@ -686,7 +748,9 @@ class SwarmRegistry:
             else:
                 with self.client() as api:
                     try:
-                        if api.status() == 401:  # the replicas ask for a login: ready
+                        # 200: a replica asked for a token, a token server signed an
+                        # anonymous one, and the replica took it
+                        if api.status() == 200:
                             return
                     except ReglabError:
                         pass  # no answer yet
@@ -822,7 +886,7 @@ class SwarmRegistry:
 
     def remove_stack(self, timeout: float = 60.0) -> None:
         """``docker stack rm``, done by the SDK in the same order; return when the stack's
-        tasks, network and secrets are gone (the command itself returns before)."""
+        tasks, network, secrets and configs are gone (the command itself returns before)."""
         namespace = {"label": f"com.docker.stack.namespace={self.name}"}
         if swarm_state(self.engine) != "active":
             return
@@ -837,6 +901,8 @@ class SwarmRegistry:
                 time.sleep(0.3)
             for secret in self.engine.secrets.list(filters=namespace):
                 secret.remove()
+            for config in self.engine.configs.list(filters=namespace):
+                config.remove()
             for network in self.engine.networks.list(filters=namespace):
                 _wait_removed(network.remove, timeout)
 

@@ -34,6 +34,7 @@ from .settings import TOKEN_IMAGE
 from .shell import PathStyle
 from .tokenserver import AclError, Rule, load_acl
 from .transfer import exists
+from .workdir import Workdir
 
 #: The port inside the container.
 SERVER_PORT = 5001
@@ -82,10 +83,11 @@ def check_acl(path: Path) -> list[Rule]:
         ) from None
 
 
-def use_acl(config: RegistryConfig, source: Path | None) -> Path:
+def use_acl(paths: Workdir, source: Path | None) -> Path:
     """The working folder's ``auth/acl.yml``: copied from ``source`` when given (after checking
-    it: a bad file changes nothing), else written with :data:`DEFAULT_ACL` when missing."""
-    target = config.paths.acl
+    it: a bad file changes nothing), else written with :data:`DEFAULT_ACL` when missing. The
+    token stage's server and the swarm's token service both read it."""
+    target = paths.acl
     if source is not None:
         check_acl(source)
         if source.resolve() != target.resolve():
@@ -160,7 +162,7 @@ class TokenServer:
                 f"{paths.htpasswd} has no users",
                 "add one: reglab user add NAME --password-stdin",
             )
-        use_acl(self.config, acl)
+        use_acl(paths, acl)
         paths.signing_certificate()
 
     def start(self, acl: Path | None = None, timeout: float = 30.0) -> TokenServer:

@@ -53,14 +53,15 @@ def engine_state() -> set[str] | None:
         | {f"untagged image {i.id}" for i in engine.images.list() if not i.tags}
         | {f"volume {v.name}" for v in engine.volumes.list()}
         | {f"swarm {engine.info().get('Swarm', {}).get('LocalNodeState')}"}
-        | {f"secret {s.name}" for s in _secrets(engine)}
+        | {f"secret {s.name}" for s in _swarm_objects(engine.secrets)}
+        | {f"config {c.name}" for c in _swarm_objects(engine.configs)}
     )
 
 
-def _secrets(engine) -> list:
+def _swarm_objects(collection) -> list:
     try:
-        return list(engine.secrets.list())
-    except docker.errors.APIError:  # not a swarm manager: no secrets
+        return list(collection.list())
+    except docker.errors.APIError:  # not a swarm manager: no secrets, no configs
         return []
 
 

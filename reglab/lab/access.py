@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shlex
 import time
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -55,15 +56,22 @@ def challenge(ws: Workshop, registry: Registry, path: str) -> str:
     return header
 
 
+def token_command(
+    ws: Workshop, ca: Path, realm: str, credentials: Credentials | None, scope: str
+) -> str:
+    """The line that asks ``realm`` for a token and keeps it in ``$TOKEN``."""
+    who = f' -u "{credentials.user}:${password_variable(credentials.user)}"' if credentials else ""
+    query = f"service={TOKEN_SERVICE}&scope={scope}"
+    return (
+        f'TOKEN=$(curl -s --cacert {ws.style.show(ca)}{who} "{realm}?{query}" '
+        "| python3 -c 'import json, sys; print(json.load(sys.stdin)[\"token\"])')"
+    )
+
+
 def get_token(ws: Workshop, registry: Registry, credentials: Credentials | None, scope: str) -> str:
     """Ask the realm for a token for ``scope``, as ``credentials`` (None: anonymously)."""
     realm = registry.config.realm
-    who = f' -u "{credentials.user}:${password_variable(credentials.user)}"' if credentials else ""
-    query = f"service={TOKEN_SERVICE}&scope={scope}"
-    ws.cli(
-        f'TOKEN=$({_curl(ws, registry)}{who} "{realm}?{query}" '
-        "| python3 -c 'import json, sys; print(json.load(sys.stdin)[\"token\"])')"
-    )
+    ws.cli(token_command(ws, registry.config.paths.ca_cert, realm, credentials, scope))
     answer = requests.get(
         realm,
         params={"service": TOKEN_SERVICE, "scope": scope},

@@ -398,15 +398,18 @@ ODD_SECRET_CHOICES = {
 }
 
 
-def odd_secret(swarm: SwarmRegistry, credentials: Credentials, answer: str) -> bool:
+def odd_secret(
+    swarm: SwarmRegistry, credentials: Credentials, answer: str, repository: str = "team/odd"
+) -> bool:
     """09, predict: an upload started on replica1 sends its chunk to a registry with another
-    ``http.secret``. The check makes that upload and shows each request."""
+    ``http.secret``. The check makes that upload (into ``repository``, which the access list
+    must let ``credentials`` push) and shows each request."""
     choice = str(answer).strip().lower().strip("()")
     if choice not in ODD_SECRET_CHOICES:
         return _verdict(False, "", 'answer with one letter, for example answer = "a"')
     data = b"one chunk for the odd replica\n" * 1024
     _, steps = split_upload(
-        swarm, credentials.as_tuple(), "odd", data, ("replica1", "odd", "replica1")
+        swarm, credentials.as_tuple(), repository, data, ("replica1", "odd", "replica1")
     )
     for step in steps:
         said = f" {step.error}" if step.error else ""

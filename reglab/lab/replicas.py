@@ -10,7 +10,6 @@ from __future__ import annotations
 import shlex
 
 from ..client import MANIFEST_TYPES
-from ..htpasswd import password_variable
 from ..login import Credentials, login, login_command, logout
 from ..swarm import (
     PullStream,
@@ -24,6 +23,7 @@ from ..swarm import (
     swarm_owned,
     swarm_state,
 )
+from .access import token_command
 from .workshop import Workshop
 
 
@@ -76,20 +76,18 @@ def bucket(ws: Workshop, swarm: SwarmRegistry) -> int:
     return size
 
 
-def _curl(ws: Workshop, swarm: SwarmRegistry, credentials: Credentials) -> str:
-    ca = ws.style.show(ws.config("tls").paths.ca_cert)
-    return f'curl -s --cacert {ca} -u "{credentials.user}:${password_variable(credentials.user)}"'
-
-
 def each_replica(
     ws: Workshop, swarm: SwarmRegistry, credentials: Credentials, repository: str
 ) -> dict[str, str]:
-    """Ask every replica, one by one, which digest it serves for ``repository:latest``."""
+    """Ask every replica, one by one, which digest it serves for ``repository:latest``: with
+    one token from the front's ``/auth``, which every replica accepts."""
+    ca = ws.config("tls").paths.ca_cert
+    ws.cli(token_command(ws, ca, swarm.realm, credentials, f"repository:{repository}:pull"))
     accept = shlex.quote(f"Accept: {MANIFEST_TYPES}")
     ws.cli(
-        f"{_curl(ws, swarm, credentials)} -I -H 'X-Reglab-Use: replica1' -H {accept} "
-        f"{swarm.url}/v2/{repository}/manifests/latest | grep -i -e docker-content-digest "
-        "-e x-reglab-replica"
+        f'curl -s --cacert {ws.style.show(ca)} -I -H "Authorization: Bearer $TOKEN" '
+        f"-H 'X-Reglab-Use: replica1' -H {accept} {swarm.url}/v2/{repository}/manifests/latest "
+        "| grep -i -e docker-content-digest -e x-reglab-replica"
     )
     found = digest_from_each(swarm, credentials.as_tuple(), repository)
     for replica, digest in found.items():
@@ -102,7 +100,7 @@ def upload_across(
     swarm: SwarmRegistry,
     credentials: Credentials,
     route: tuple[str, str, str],
-    repository: str = "split",
+    repository: str = "team/split",
 ) -> list[UploadStep]:
     """One blob uploaded in three requests, each sent to the replica ``route`` names."""
     data = f"an upload in three requests: {' -> '.join(route)}\n".encode() * 2048

@@ -1,6 +1,6 @@
 """Registry replicas on Docker Swarm, through the reglab command as a user types it: the stack,
-its shared store, cache and http.secret, the front, scaling, failover, and the engine left as
-it was found."""
+its shared store, cache and http.secret, its token servers, the front, scaling, failover, and
+the engine left as it was found."""
 
 from __future__ import annotations
 
@@ -23,6 +23,14 @@ from reglab.swarm import PullStream, SwarmRegistry, digest_from_each, split_uplo
 pytestmark = pytest.mark.docker
 
 USER = ("moby", "swarm-test-pw")
+READER = ("reader", "reader-test-pw")
+#: The access list given with --acl: moby may do anything, reader only pull.
+ACL = """\
+- match: {account: moby}
+  actions: ["*"]
+- match: {account: reader}
+  actions: [pull]
+"""
 
 
 def run(*args: str, workdir: Path):
@@ -56,12 +64,17 @@ def deployed(engine, workshop_images, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("swarm") / "workdir"
     users = Htpasswd.load(reglab.Workdir(workdir).htpasswd)
     users.set(*USER, cost=5)
+    users.set(*READER, cost=5)
     users.save()
+    acl = workdir.parent / "acl.yml"
+    acl.write_text(ACL)
     name, port = f"reglab-test-swarm-{uuid.uuid4().hex[:6]}", free_port()
     try:
-        result = run("up", "--replicas", "2", "--port", str(port), "--name", name, workdir=workdir)
+        result = run("up", "--replicas", "2", "--port", str(port), "--name", name,
+                     "--acl", str(acl), workdir=workdir)  # fmt: skip
         assert result.returncode == 0, result.stderr
         assert "now a swarm manager" in result.stdout
+        assert reglab.Workdir(workdir).acl.read_text() == ACL  # the given list, copied
         registry = SwarmRegistry.attach(engine, name, workdir, port)
         reglab.install_ca_for_docker(reglab.Workdir(workdir).ca_cert, "127.0.0.1", port)
         before = swarm.bucket_bytes(registry)
@@ -91,6 +104,27 @@ def test_status_scale_and_every_replica_serving_one_store(deployed):
     registry.replicas = 3
     found = digest_from_each(registry, USER, "hello-world")
     assert sorted(found.values()) == [digest] * 3, found
+
+
+def test_every_replica_takes_the_token_servers_tokens_and_their_limits(deployed):
+    registry, workdir, digest = deployed
+    assert registry.token_servers_up() == swarm.TOKEN_REPLICAS
+    # the realm is the front's own /auth, which the front sends to the token servers
+    with registry.client() as anonymous:
+        assert anonymous.status() == 200  # a token for nobody still opens /v2/
+        challenge = anonymous.session.get(f"{registry.url}/v2/", verify=anonymous.verify)
+    assert f'realm="{registry.realm}"' in challenge.headers["WWW-Authenticate"]
+    assert sorted(digest_from_each(registry, READER, "hello-world").values()) == [digest] * len(
+        registry.up_replicas()
+    )
+    for replica in registry.up_replicas():  # the reader may pull, never push, on every replica
+        with registry.client(auth=READER) as api, pytest.raises(reglab.ReglabError) as refused:
+            api.request("POST", "/v2/hello-world/blobs/uploads/", headers={
+                "X-Reglab-Use": replica.name})  # fmt: skip
+        assert refused.value.status == 401 and "does not grant" in refused.value.problem
+    with registry.client(auth=(READER[0], "wrong")) as api, pytest.raises(reglab.ReglabError) as no:
+        api.manifest_digest("hello-world")
+    assert "token server refused" in no.value.problem
 
 
 def test_an_upload_across_replicas_needs_one_http_secret(deployed, capsys):
@@ -140,6 +174,15 @@ def test_bad_input_is_one_line_and_changes_nothing(engine, deployed, tmp_path):
     assert_one_line_error(run("down", "--name", other, workdir=workdir), "nothing deployed")
     no_users = run("up", "--name", other, workdir=tmp_path / "empty")
     assert_one_line_error(no_users, "no users", "reglab user add")
+    acl = reglab.Workdir(workdir).acl
+    before = acl.read_bytes()
+    bad = tmp_path / "bad.yml"
+    bad.write_text("- match: {account: moby, ip: 10.0.0.1}\n  actions: [pull]\n")
+    refused = run("up", "--name", other, "--port", str(free_port()), "--acl", str(bad),
+                  workdir=workdir)  # fmt: skip
+    assert_one_line_error(refused, "ip")
+    assert acl.read_bytes() == before  # the access list in use is untouched
+    assert not SwarmRegistry(engine, other, 0, workdir).deployed()
 
 
 def test_down_keeps_the_store_unless_purged_then_leaves_the_swarm(engine, deployed):

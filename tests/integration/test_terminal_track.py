@@ -169,8 +169,12 @@ def facts_09(port, workdir, hello_digest):
     registry = reglab.SwarmRegistry.attach(reglab.connect(), NAME, workdir, port)
     assert registry.port == port and registry.replicas == 3
     registry.wait_ready(3)  # the typed lines waited for one replica; the facts ask all three
-    found = reglab.swarm.digest_from_each(registry, ("moby", "moby-typed-pw"), "hello-world")
+    assert registry.token_servers_up() == reglab.swarm.TOKEN_REPLICAS
+    found = reglab.swarm.digest_from_each(registry, ("bob", "bob-typed-pw"), "team/hello-world")
     assert sorted(found.values()) == [hello_digest] * 3  # the typed push, in the typed stack
+    wrong = registry.client(auth=("bob", "wrong"))  # the typed user's password decides
+    with wrong as api, pytest.raises(reglab.ReglabError, match="token server refused"):
+        api.manifest_digest("team/hello-world")
 
 
 #: The facts to check, and the checkpoint cell after which they hold (None: the last cell
