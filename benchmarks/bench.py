@@ -9,7 +9,7 @@ median is reported. The last line is machine-readable:
     BENCH push_ratio=R pull_ratio=R ready_overhead_ms=N auth_push_ratio=R notebooks_ratio=R
           gc_s_per_1000_blobs=S mirror_pull_ratio=R event_p99_ms=N event_outage_lost=N
           token_push_ratio=R tokens_per_s=N lb_pull_ratio=R failover_errors=N
-          failover_requests=N lb_rps_1=N lb_rps_3=N
+          failover_requests=N failover_resumed=N lb_rps_1=N lb_rps_3=N
 
 (ratios = reglab / CLI). It also writes the bcrypt cost curve to notebooks/images/.
 Traffic goes only to registries on 127.0.0.1 started here.
@@ -143,6 +143,7 @@ class Bench:
         self.lost = 0
         self.tokens_per_s = 0.0
         self.failover = (0, 0)
+        self.resumed = 0
         self.throughput: dict[int, float] = {}
 
     def registry(self, stage: str = "local", **kwargs: object) -> reglab.Registry:
@@ -502,10 +503,15 @@ class Bench:
 
     def swarm(self) -> float:
         """A pull through the front of 3 replicas / the same pull straight from one registry
-        (both TLS + auth, every layer moved each time); then failed requests among a stream of
-        pulls while a replica is killed and during a rolling update; then concurrent pull
-        throughput with 1 and 3 replicas."""
-        registry, creds = self.auth_registry(DEFAULT_COST)
+        (both TLS + token auth with the same users and access list, every layer moved each
+        time); then failed requests among a stream of pulls while a replica is killed and
+        during a rolling update; then concurrent pull throughput with 1 and 3 replicas."""
+        basic, creds = self.auth_registry(DEFAULT_COST)
+        token_config = dataclasses.replace(
+            basic.config, stage=reglab.Stage.TOKEN, token_port=free_port()
+        )
+        token_config.paths.acl.write_text(f"- match: {{account: {creds.user}}}\n  actions: ['*']\n")
+        registry = reglab.Registry(token_config, self.engine)
         registry.start()
         direct = registry.ref("bench/data")
         stack = SwarmRegistry(self.engine, f"{NAME}-swarm", free_port(), self.tmp / "w", 3)
@@ -540,9 +546,10 @@ class Bench:
                 stack.rolling_update()
                 stream.wait_for(stream.requests + 100)
             self.failover = (len(stream.failed), stream.requests)
+            self.resumed = stream.resumed
             self.rows.append(
                 ("failed requests: kill + rolling update", str(len(stream.failed)),
-                 f"of {stream.requests}", "-")
+                 f"of {stream.requests}", f"{stream.resumed} resumed")
             )  # fmt: skip
             for replicas in (1, 3):
                 stack.scale(replicas)
@@ -651,6 +658,7 @@ def main() -> int:
         line += f" event_outage_lost={bench.lost}"
     if "swarm" in results:
         line += f" failover_errors={bench.failover[0]} failover_requests={bench.failover[1]}"
+        line += f" failover_resumed={bench.resumed}"
         line += "".join(f" lb_rps_{n}={rate:.0f}" for n, rate in bench.throughput.items())
     print(line)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -279,7 +279,7 @@ def _swarm(args: argparse.Namespace) -> int:
         print(f"{registry.service}: {args.replicas} replica(s), all up at the front")
     else:
         left = registry.down(purge=args.purge)
-        print(f"removed the stack {registry.name} and {registry.front}")
+        print(f"removed the stack {registry.name} and {registry.relay}")
         if args.purge:
             print(f"deleted the store's volume {registry.volume}")
         else:

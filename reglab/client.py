@@ -110,6 +110,7 @@ class RegistryClient:
             token = self._token_for(asked)
             if repository:
                 self._repositories[repository] = self._token_key(asked)
+            response.close()  # (a streamed answer is not read: its connection is let go)
             response = self._send(method, url, auth=_Bearer(token), **kwargs)
             if response.status_code == 401:  # the token server granted less than asked
                 raise AuthenticationRequired(
@@ -202,6 +203,11 @@ class RegistryClient:
             raise ClientError(
                 f"{self.url} did not answer in {self.timeout:g} s",
                 "check the registry's logs (reglab status)",
+            ) from None
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
+            raise ClientError(
+                f"the answer of {self.url} broke off before its end",
+                "the registry stopped while it answered: ask again",
             ) from None
         return response
 

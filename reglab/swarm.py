@@ -11,10 +11,13 @@ What the distribution docs ask of a load-balanced registry, built from real part
 - the registry's whole config as a Docker secret (it holds ``http.secret`` and the store's keys),
   the users' htpasswd file, the token-signing key and the store's identities as secrets too;
   what is not secret (the access list, certificates) as Docker configs;
-- HAProxy in front, a plain container on the stack's network published on 127.0.0.1 only: it
-  finds the replicas through Docker's DNS (``tasks.SERVICE``), checks ``/v2/`` on each, and
-  retries a request that found a replica gone on another one; ``/auth`` goes to the token
-  servers, so the token realm is the front's own address.
+- HAProxy in front, a service of the stack too (its TLS key a secret): it finds the replicas
+  through Docker's DNS (``tasks.SERVICE``), checks ``/v2/`` on each, and retries a request that
+  found a replica gone on another one; ``/auth`` goes to the token servers, so the token realm
+  is the front's own address;
+- a relay, the one plain container: it holds 127.0.0.1:PORT and passes the connections (TLS
+  still encrypted) to the front. Swarm publishes a service's port on every address of every
+  node; a workshop keeps its registry on 127.0.0.1. On a cluster, publish the front instead.
 
 The swarm itself: reglab runs ``docker swarm init`` only when the engine is in no swarm, marks
 the node as its own, and :meth:`SwarmRegistry.down` leaves only such a swarm. An engine already
@@ -60,7 +63,8 @@ SWARM_LABEL = "org.reglab.swarm"
 #: there before reglab's swarm: if not, leaving the swarm removes it too.
 GWBRIDGE_LABEL = "org.reglab.gwbridge"
 GWBRIDGE = "docker_gwbridge"
-#: The front's ports inside its container: the registry (TLS) and HAProxy's statistics.
+#: The front's ports inside its containers (the relay's too): the registry (TLS) and
+#: HAProxy's statistics.
 FRONT_PORT = 5443
 STATS_PORT = 8404
 #: The bucket the registry stores in (the store makes it at start).
@@ -70,7 +74,10 @@ MAX_REPLICAS = 9
 #: The token service's replicas (stack.yml) and the front's slots for them.
 TOKEN_REPLICAS = 2
 #: The files of ``workdir/swarm`` that become secrets or configs; their hash is their version.
-VERSIONED = ("registry.yml", "htpasswd", "s3.json", "token.key", "acl.yml", "token.crt", "ca.crt")
+VERSIONED = (
+    "registry.yml", "htpasswd", "s3.json", "token.key", "front.pem",
+    "acl.yml", "token.crt", "ca.crt", "haproxy.cfg",
+)  # fmt: skip
 
 HAPROXY_CFG = """\
 # HAProxy in front of the registry replicas (written by reglab swarm up).
@@ -97,7 +104,7 @@ resolvers docker
     accepted_payload_size 8192
 
 frontend registry
-    bind :{front_port} ssl crt /etc/haproxy/reglab/front.pem
+    bind :{front_port} ssl crt /run/secrets/front.pem
     http-request set-header X-Forwarded-Proto https
     # The token realm is this front's /auth: one address for the learner and the engine.
     use_backend tokens if {{ path /auth }}
@@ -132,6 +139,41 @@ frontend stats
     stats uri /stats
     stats refresh 5s
     stats show-legends  # the CSV then has each replica's address
+"""
+
+RELAY_CFG = """\
+# The relay: 127.0.0.1:PORT on this machine to the front, a service of the stack (written by
+# reglab swarm up). TCP only: TLS ends at the front, and the relay holds no key.
+global
+    log stdout format raw local0 info
+
+defaults
+    mode tcp
+    option splice-auto  # the kernel moves the bytes: no copy through the relay
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+
+resolvers docker
+    nameserver dns 127.0.0.11:53
+    hold valid 1s
+    hold obsolete 1s
+
+frontend registry
+    bind :{front_port}
+    default_backend front
+
+backend front
+    default-server check inter 1s resolvers docker init-addr none
+    server-template front 1 tasks.{front}:{front_port}
+
+frontend stats
+    bind :{stats_port}
+    default_backend stats
+
+backend stats
+    default-server check inter 1s resolvers docker init-addr none
+    server-template front 1 tasks.{front}:{stats_port}
 """
 
 
@@ -300,7 +342,13 @@ class SwarmRegistry:
 
     @property
     def front(self) -> str:
-        return f"{self.name}-front"
+        """The front's service (HAProxy: TLS, health checks, retries)."""
+        return f"{self.name}_front"
+
+    @property
+    def relay(self) -> str:
+        """The plain container that holds 127.0.0.1:port and passes connections to the front."""
+        return f"{self.name}-relay"
 
     @property
     def odd(self) -> str:
@@ -338,8 +386,8 @@ class SwarmRegistry:
         return replicas
 
     def check_ports(self) -> None:
-        """The front's two ports must be free on 127.0.0.1 (unless it is our front already)."""
-        if self.front_container() is not None:
+        """The relay's two ports must be free on 127.0.0.1 (unless it is our relay already)."""
+        if self.relay_container() is not None:
             return
         for port in (self.port, self.port + 1):
             with socket.socket() as probe:
@@ -411,6 +459,9 @@ class SwarmRegistry:
             "redis": {"addr": "redis:6379", "dialtimeout": "1s", "readtimeout": "1s"},
             "http": {
                 "addr": ":5000",
+                # On SIGTERM (a rolling update stops the old replica), finish the requests in
+                # flight, up to 5 s, before exiting; Swarm kills after 10 s (stop_grace_period).
+                "draintimeout": "5s",
                 "secret": keys["http_secret"],
                 "headers": {"X-Content-Type-Options": ["nosniff"]},
             },
@@ -450,6 +501,7 @@ class SwarmRegistry:
             token_slots=TOKEN_REPLICAS,
             token_service=TOKEN_SERVICE,
         )
+        relay = RELAY_CFG.format(front_port=FRONT_PORT, stats_port=STATS_PORT, front=self.front)
         files = {
             "stack.yml": stack_file(),
             "registry.yml": yaml.safe_dump(config, sort_keys=False).encode(),
@@ -461,6 +513,7 @@ class SwarmRegistry:
             "ca.crt": self._paths.ca_cert.read_bytes(),
             "haproxy.cfg": haproxy.encode(),
             "front.pem": cert.cert_pem + cert.key_pem,
+            "relay.cfg": relay.encode(),
         }
         for name, data in files.items():
             secret = name in ("registry.yml", "s3.json", "token.key", "front.pem")
@@ -501,13 +554,13 @@ class SwarmRegistry:
             f'&& [ "$({code} "{self.realm}?service={TOKEN_SERVICE}")" = 200 ]; do sleep 0.2; done'
         )
 
-    def front_command(self, style: PathStyle) -> str:
-        mount = style.show(self.folder, mount_to="/etc/haproxy/reglab")
+    def relay_command(self, style: PathStyle) -> str:
+        mount = style.show(self.folder / "relay.cfg", mount_to="/etc/haproxy/relay.cfg")
         return (
-            f"docker run -d --name {self.front} --label {OWNER_LABEL}=true "
+            f"docker run -d --name {self.relay} --label {OWNER_LABEL}=true "
             f"--network {self.network} -p 127.0.0.1:{self.port}:{FRONT_PORT} "
             f"-p 127.0.0.1:{self.port + 1}:{STATS_PORT} -v {mount}:ro "
-            f"{FRONT_IMAGE} haproxy -W -db -f /etc/haproxy/reglab/haproxy.cfg"
+            f"{FRONT_IMAGE} haproxy -W -db -f /etc/haproxy/relay.cfg"
         )
 
     def deploy(self, version: str) -> None:
@@ -532,12 +585,12 @@ class SwarmRegistry:
     def attach(
         cls, engine: docker.DockerClient, name: str, workdir: Path, port: int
     ) -> SwarmRegistry:
-        """The deployment ``name`` as it runs: its front's port read from the front (``port``
-        when no front runs), its replicas from the service."""
+        """The deployment ``name`` as it runs: its port read from the relay (``port`` when no
+        relay runs), its replicas from the service."""
         registry = cls(engine, name, port, workdir)
-        front = registry.front_container()
-        if front is not None:
-            bindings = (front.attrs["HostConfig"].get("PortBindings") or {}).get(
+        relay = registry.relay_container()
+        if relay is not None:
+            bindings = (relay.attrs["HostConfig"].get("PortBindings") or {}).get(
                 f"{FRONT_PORT}/tcp"
             ) or [{}]
             registry.port = int(bindings[0].get("HostPort") or port)
@@ -602,23 +655,23 @@ class SwarmRegistry:
             return False
         return True
 
-    def front_container(self) -> Any:
+    def relay_container(self) -> Any:
         try:
-            return self.engine.containers.get(self.front)
+            return self.engine.containers.get(self.relay)
         except docker.errors.NotFound:
             return None
 
-    def start_front(self) -> None:
-        """Start HAProxy on the stack's network (again, if it runs: its config may be new)."""
-        old = self.front_container()
+    def start_relay(self) -> None:
+        """Start the relay on the stack's network (again, if it runs)."""
+        old = self.relay_container()
         if old is not None:
             old.remove(force=True)
-        mount = {str(self.folder.resolve()): {"bind": "/etc/haproxy/reglab", "mode": "ro"}}
-        with docker_errors(f"cannot start the front {self.front}", error=RegistryError):
+        config = str((self.folder / "relay.cfg").resolve())
+        with docker_errors(f"cannot start the relay {self.relay}", error=RegistryError):
             self.engine.containers.run(
                 FRONT_IMAGE,
-                ["haproxy", "-W", "-db", "-f", "/etc/haproxy/reglab/haproxy.cfg"],
-                name=self.front,
+                ["haproxy", "-W", "-db", "-f", "/etc/haproxy/relay.cfg"],
+                name=self.relay,
                 detach=True,
                 labels=owner_labels(),
                 network=self.network,
@@ -626,11 +679,11 @@ class SwarmRegistry:
                     f"{FRONT_PORT}/tcp": ("127.0.0.1", self.port),
                     f"{STATS_PORT}/tcp": ("127.0.0.1", self.port + 1),
                 },
-                volumes=mount,
+                volumes={config: {"bind": "/etc/haproxy/relay.cfg", "mode": "ro"}},
             )
 
     def up(self, acl: Path | None = None, timeout: float = 240.0) -> bool:
-        """Swarm, files, stack and front; return when every replica answers through the front.
+        """Swarm, files, stack and relay; return when every replica answers through the front.
         Return True when it created the swarm. ``acl``: an access list to use (copied to the
         working folder's ``auth/acl.yml``). Every check comes first: bad input changes
         nothing."""
@@ -640,7 +693,7 @@ class SwarmRegistry:
         created = ensure_swarm(self.engine)
         version = self.write_files(acl)
         self.deploy(version)
-        self.start_front()
+        self.start_relay()
         self.wait_ready(self.replicas, timeout)
         return created
 
@@ -665,10 +718,10 @@ class SwarmRegistry:
         tasks = svc.tasks(filters={"desired-state": "running"})
         return [t for t in tasks if t["Status"]["State"] == "running"]
 
-    def _task_trouble(self) -> str:
-        """What the newest task that is not running says (its state and error), if any."""
+    def _task_trouble(self, name: str) -> str:
+        """What the service's newest task that is not running says (its state and error)."""
         try:
-            service = self.engine.services.get(self.service)
+            service = self.engine.services.get(name)
             tasks = service.tasks()
         except docker.errors.APIError:
             return ""
@@ -737,8 +790,12 @@ class SwarmRegistry:
         while time.monotonic() < deadline:
             if not (self.healthy(f"{self.name}_s3") and self.healthy(f"{self.name}_redis")):
                 waiting = "the store and the cache"
+            elif not self.running_tasks(self.front):
+                waiting = f"the front ({self.front}){self._task_trouble(self.front)}"
             elif (running := len(self.running_tasks(self.service))) != replicas:
-                waiting = f"{replicas} registry replicas, {running} run{self._task_trouble()}"
+                waiting = (
+                    f"{replicas} registry replicas, {running} run{self._task_trouble(self.service)}"
+                )
             elif self.token_servers_up() != TOKEN_REPLICAS:
                 waiting = f"the front to see {TOKEN_REPLICAS} token servers up"
             elif (up := len(self.up_replicas())) != replicas or len(
@@ -758,7 +815,7 @@ class SwarmRegistry:
             time.sleep(0.5)
         raise RegistryError(
             f"the swarm registry was not ready within {timeout:g} s (waiting for {waiting})",
-            f"see docker stack ps {self.name} and docker logs {self.front}",
+            f"see docker stack ps {self.name} and docker service logs {self.front}",
         )
 
     # --- operations ---
@@ -846,14 +903,14 @@ class SwarmRegistry:
         return {
             "stack": self.name,
             "services": services,
-            "front": f"{self.url} ({self.front})",
+            "front": f"{self.url} ({self.front}, through {self.relay})",
             "replicas up at the front": [r.address for r in self.up_replicas()],
         }
 
     def down_commands(self, purge: bool) -> list[str]:
         gone = f"docker network ls -q -f label=com.docker.stack.namespace={self.name}"
         commands = [
-            f"docker rm -f {self.front}",
+            f"docker rm -f {self.relay}",
             f"docker stack rm {self.name}",
             # the command returns at once; the network goes a moment later
             f'until [ -z "$({gone})" ]; do sleep 0.2; done',
@@ -863,21 +920,21 @@ class SwarmRegistry:
         return commands
 
     def down(self, purge: bool = False, leave: bool = True, timeout: float = 60.0) -> bool:
-        """Remove the front and the stack (its services, network and secrets); with ``purge``
+        """Remove the relay and the stack (its services, network and secrets); with ``purge``
         the store's volume too. Then leave the swarm if reglab created it. Return whether
         the swarm was left. The volume outlives the stack otherwise: deploy again, and every
         image is still there."""
-        front = self.front_container()
+        relay = self.relay_container()
         volumes = [v for v in self.engine.volumes.list(filters={"name": self.volume})]
         volumes = [v for v in volumes if v.name == self.volume] if purge else []
         idle_swarm = leave and swarm_owned(self.engine) and not self.engine.services.list()
-        if not (self.deployed() or front or volumes or idle_swarm):
+        if not (self.deployed() or relay or volumes or idle_swarm):
             raise ConfigError(
                 f"nothing deployed: no stack {self.name} on this engine",
                 "nothing to do (reglab swarm up starts it)",
             )
-        if front is not None:
-            front.remove(force=True)
+        if relay is not None:
+            relay.remove(force=True)
         self.remove_odd()
         self.remove_stack(timeout)
         for volume in volumes:
@@ -1001,6 +1058,8 @@ class PullStream:
     workers: int = 4
     ok: int = 0
     failed: list[str] = field(default_factory=list)
+    #: Blob downloads that broke off (their replica was killed mid-answer) and were resumed.
+    resumed: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -1009,8 +1068,9 @@ class PullStream:
     def requests(self) -> int:
         return self.ok + len(self.failed)
 
-    def _count(self, error: str | None) -> None:
+    def _count(self, error: str | None, resumed: int = 0) -> None:
         with self._lock:
+            self.resumed += resumed
             if error is None:
                 self.ok += 1
             else:
@@ -1025,8 +1085,11 @@ class PullStream:
                 except ReglabError as exc:
                     self._count(exc.problem)
                     continue
+                except Exception as exc:  # counted, never lost with the thread
+                    self._count(f"{type(exc).__name__}: {exc}")
+                    continue
                 for blob in [manifest["config"], *manifest.get("layers", [])]:
-                    self._count(_fetch_blob(api, self.repository, blob["digest"]))
+                    self._count(*_fetch_blob(api, self.repository, blob["digest"]))
 
     def wait_for(self, count: int, timeout: float = 60.0) -> None:
         """Wait until at least ``count`` requests were made (so far)."""
@@ -1048,15 +1111,42 @@ class PullStream:
             thread.join(timeout=60)
 
 
-def _fetch_blob(api: RegistryClient, repository: str, digest: str) -> str | None:
-    """GET one blob; None when its bytes hash to its digest, else what went wrong."""
-    try:
-        response = api.request("GET", f"/v2/{repository}/blobs/{digest}")
-    except ReglabError as exc:
-        return exc.problem
-    if f"sha256:{hashlib.sha256(response.content).hexdigest()}" != digest:
-        return f"blob {digest[:19]} came back with other bytes"
-    return None
+#: How many times a blob download that broke off is resumed (the Docker engine: 5).
+RESUMES = 3
+
+
+def _fetch_blob(api: RegistryClient, repository: str, digest: str) -> tuple[str | None, int]:
+    """GET one blob; (None, resumed) when its bytes hash to its digest, else (what went wrong,
+    resumed).
+
+    A download that broke off (its replica was killed while it answered: no front can replay
+    an answer already under way) is resumed where it stopped with a ``Range`` request, as the
+    Docker engine resumes a layer; ``resumed`` counts how often.
+    """
+    data = bytearray()
+    resumed = 0
+    while True:
+        headers = {"Range": f"bytes={len(data)}-"} if data else {}
+        try:  # a request that gets no answer, or an error, has failed: not retried here
+            response = api.request(
+                "GET", f"/v2/{repository}/blobs/{digest}", headers=headers, stream=True
+            )
+        except ReglabError as exc:
+            return exc.problem, resumed
+        if data and response.status_code != 206:
+            data.clear()  # the whole blob again, not the rest of it
+        try:
+            with response:
+                for chunk in response.iter_content(1 << 16):
+                    data += chunk
+            break
+        except requests.RequestException as exc:  # the answer broke off
+            if resumed == RESUMES:
+                return f"the answer broke off {RESUMES + 1} times: {exc}", resumed
+            resumed += 1
+    if f"sha256:{hashlib.sha256(data).hexdigest()}" != digest:
+        return f"blob {digest[:19]} came back with other bytes", resumed
+    return None, resumed
 
 
 def bucket_command(registry: SwarmRegistry) -> str:

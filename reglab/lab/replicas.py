@@ -47,7 +47,7 @@ def up(ws: Workshop, replicas: int = 3) -> SwarmRegistry:
     else:
         print(f"  (this engine was in a swarm already ({before}): used, and never left)")
     print(f"  {swarm.deploy_command(ws.style)}")
-    print(f"  {swarm.front_command(ws.style)}")
+    print(f"  {swarm.relay_command(ws.style)}")
     status(swarm)
     return swarm
 
@@ -165,12 +165,17 @@ def update_during_pulls(
 
 def _counts(stream: PullStream) -> None:
     print(f"{stream.requests} requests (manifests and blobs): {len(stream.failed)} failed")
+    if stream.resumed:  # a blob under way when its replica died: no front can replay that
+        print(
+            f"{stream.resumed} blob download(s) broke off with their replica and were resumed "
+            "with a Range request, as the Docker engine does"
+        )
     for error in sorted(set(stream.failed))[:5]:
         print(f"  failed: {error}")
 
 
 def redeploy(ws: Workshop, swarm: SwarmRegistry) -> None:
-    """Remove the whole stack and its front, then deploy it again: the volume stays."""
+    """Remove the whole stack and its relay, then deploy it again: the volume stays."""
     for command in swarm.down_commands(purge=False):
         ws.cli(command)
     swarm.down(leave=False)
@@ -178,8 +183,8 @@ def redeploy(ws: Workshop, swarm: SwarmRegistry) -> None:
     version = swarm.write_files()
     ws.cli(swarm.deploy_command(ws.style))
     swarm.deploy(version)
-    ws.cli(swarm.front_command(ws.style))
-    swarm.start_front()
+    ws.cli(swarm.relay_command(ws.style))
+    swarm.start_relay()
     ws.cli(swarm.wait_command(ws.style))
     swarm.wait_ready(swarm.replicas)
     status(swarm)
