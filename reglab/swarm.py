@@ -73,11 +73,16 @@ BUCKET = "registry"
 MAX_REPLICAS = 9
 #: The token service's replicas (stack.yml) and the front's slots for them.
 TOKEN_REPLICAS = 2
-#: The files of ``workdir/swarm`` that become secrets or configs; their hash is their version.
-VERSIONED = (
-    "registry.yml", "htpasswd", "s3.json", "token.key", "front.pem",
-    "acl.yml", "token.crt", "ca.crt", "haproxy.cfg",
-)  # fmt: skip
+#: The files of ``workdir/swarm`` that become secrets or configs, in two groups, each versioned
+#: by the hash of its files (a variable of the stack file): the store's identities apart, so
+#: that adding a user does not restart the store.
+VERSIONS = {
+    "REGLAB_STORE": ("s3.json",),
+    "REGLAB_SECRETS": (
+        "registry.yml", "htpasswd", "token.key", "front.pem",
+        "acl.yml", "token.crt", "ca.crt", "haproxy.cfg",
+    ),
+}  # fmt: skip
 
 HAPROXY_CFG = """\
 # HAProxy in front of the registry replicas (written by reglab swarm up).
@@ -163,17 +168,21 @@ frontend registry
     bind :{front_port}
     default_backend front
 
+# Two slots: while the front is updated, the new one runs beside the old one for a moment.
 backend front
     default-server check inter 1s resolvers docker init-addr none
-    server-template front 1 tasks.{front}:{front_port}
+    retries 3
+    option redispatch 1
+    server-template front 2 tasks.{front}:{front_port}
 
 frontend stats
     bind :{stats_port}
     default_backend stats
 
 backend stats
+    balance first
     default-server check inter 1s resolvers docker init-addr none
-    server-template front 1 tasks.{front}:{stats_port}
+    server-template front 2 tasks.{front}:{stats_port}
 """
 
 
@@ -416,8 +425,9 @@ class SwarmRegistry:
             check_acl(self._paths.acl)
 
     # --- files ---
-    def write_files(self, acl: Path | None = None) -> str:
-        """Write the stack's files into ``workdir/swarm``; return their version (a hash).
+    def write_files(self, acl: Path | None = None) -> dict[str, str]:
+        """Write the stack's files into ``workdir/swarm``; return their versions (hashes, by
+        the stack file's variable: :data:`VERSIONS`).
 
         ``http.secret`` and the store's keys are made once and kept: every replica, and every
         later deployment, must share them. The users and the access list are the working
@@ -518,27 +528,29 @@ class SwarmRegistry:
         for name, data in files.items():
             secret = name in ("registry.yml", "s3.json", "token.key", "front.pem")
             write_atomic(folder / name, data, mode=0o600 if secret else 0o644)
-        digest = hashlib.sha256()
-        for name in VERSIONED:
-            digest.update(files[name])
-        return digest.hexdigest()[:12]
+        versions = {}
+        for variable, names in VERSIONS.items():
+            digest = hashlib.sha256()
+            for name in names:
+                digest.update(files[name])
+            versions[variable] = digest.hexdigest()[:12]
+        return versions
 
     # --- deploy ---
-    def deploy_environment(self, version: str) -> dict[str, str]:
-        return {
-            "REGLAB_STACK": self.name,
-            "REGLAB_REPLICAS": str(self.replicas),
-            "REGLAB_SECRETS": version,
-        }
+    def deploy_environment(self, versions: dict[str, str]) -> dict[str, str]:
+        return {"REGLAB_STACK": self.name, "REGLAB_REPLICAS": str(self.replicas), **versions}
 
     def deploy_command(self, style: PathStyle) -> str:
-        """The ``docker stack deploy`` line; the secrets' version is the same hash
+        """The ``docker stack deploy`` line; the versions are the same hashes
         :meth:`write_files` computes, worked out by the shell from the files."""
-        files = " ".join(style.show(self.folder / name) for name in VERSIONED)
+        versions = " ".join(
+            f"{variable}=$(cat {' '.join(style.show(self.folder / n) for n in names)} "
+            "| sha256sum | cut -c1-12)"
+            for variable, names in VERSIONS.items()
+        )
         stack = style.show(self.folder / "stack.yml")
         return (
-            f"REGLAB_STACK={self.name} REGLAB_REPLICAS={self.replicas} "
-            f"REGLAB_SECRETS=$(cat {files} | sha256sum | cut -c1-12) "
+            f"REGLAB_STACK={self.name} REGLAB_REPLICAS={self.replicas} {versions} "
             f"docker stack deploy --resolve-image never -c {stack} {self.name}"
         )
 
@@ -563,13 +575,20 @@ class SwarmRegistry:
             f"{FRONT_IMAGE} haproxy -W -db -f /etc/haproxy/relay.cfg"
         )
 
-    def deploy(self, version: str) -> None:
-        """``docker stack deploy`` (the Docker SDK has no stacks: the docker command does it)."""
+    def deploy(self, versions: dict[str, str], timeout: float = 240.0) -> None:
+        """``docker stack deploy`` (the Docker SDK has no stacks: the docker command does it).
+        Deployed over a running stack, it returns when the services it changed have completed
+        their rolling updates (new secrets or configs: new tasks, started as the stack file's
+        ``update_config`` says)."""
         if shutil.which("docker") is None:
             raise EngineError(
                 "the docker command is needed to deploy a stack", "install Docker's CLI"
             )
-        env = {**os.environ, **self.deploy_environment(version)}
+        before = {
+            svc.name: (svc.attrs["Spec"].get("TaskTemplate"), _update_started(svc))
+            for svc in self.services()
+        }
+        env = {**os.environ, **self.deploy_environment(versions)}
         command = ["docker", "stack", "deploy", "--resolve-image", "never", "-c"]
         command += [str(self.folder / "stack.yml"), self.name]
         result = subprocess.run(
@@ -580,6 +599,10 @@ class SwarmRegistry:
             raise RegistryError(
                 f"docker stack deploy failed: {last[0][:300]}", "see 'docker stack ps " + self.name
             )
+        for svc in self.services():
+            template, started = before.get(svc.name, (None, ""))
+            if template is not None and svc.attrs["Spec"].get("TaskTemplate") != template:
+                self._wait_update(svc, started, timeout)
 
     @classmethod
     def attach(
@@ -643,10 +666,25 @@ class SwarmRegistry:
                 },
             )
         deadline = time.monotonic() + timeout
-        while not any(r.name == "odd" and r.status == "UP" for r in self.replicas_seen(True)):
+        while not self._answers_as("odd"):
             if time.monotonic() > deadline:
                 raise RegistryError(f"the front never saw {self.odd} up", f"docker logs {self.odd}")
             time.sleep(0.3)
+
+    def _answers_as(self, replica: str) -> bool:
+        """True when the front shows ``replica`` up AND a request sent to it is answered by it:
+        a server the front just resolved may count as up before it listens, and a request
+        it cannot reach goes to another replica."""
+        if not any(r.name == replica and r.status == "UP" for r in self.replicas_seen(True)):
+            return False
+        with self.client() as api:
+            try:
+                answer = api.session.get(
+                    f"{self.url}/v2/", headers=replica_header(replica), verify=api.verify, timeout=5
+                )
+            except requests.RequestException:
+                return False
+        return served_by(answer) == replica
 
     def remove_odd(self) -> bool:
         try:
@@ -691,8 +729,8 @@ class SwarmRegistry:
         self.check_users(acl)
         self.check_ports()
         created = ensure_swarm(self.engine)
-        version = self.write_files(acl)
-        self.deploy(version)
+        versions = self.write_files(acl)
+        self.deploy(versions)
         self.start_relay()
         self.wait_ready(self.replicas, timeout)
         return created
@@ -841,13 +879,13 @@ class SwarmRegistry:
                     return
                 if state in ("paused", "rollback_completed", "rollback_paused"):
                     raise RegistryError(
-                        f"the update of {self.service} ended {state}: {status.get('Message', '')}",
-                        f"see docker service ps {self.service}",
+                        f"the update of {svc.name} ended {state}: {status.get('Message', '')}",
+                        f"see docker service ps {svc.name}",
                     )
             time.sleep(0.3)
         raise RegistryError(
-            f"the update of {self.service} did not finish in {timeout:g} s",
-            f"see docker service ps {self.service}",
+            f"the update of {svc.name} did not finish in {timeout:g} s",
+            f"see docker service ps {svc.name}",
         )
 
     def replica_containers(self) -> list[Any]:

@@ -63,14 +63,25 @@ def strict() -> bool:
 
 
 def free_port() -> int:
-    """A port nothing listens on, from the ephemeral range: never a learner's 5000. The next
-    two are free too: a token server (+1), a mirror (+1) and a copy (+2) take them."""
+    """A port nothing listens on, never a learner's 5000. The next two are free too: a token
+    server (+1), a mirror (+1) and a copy (+2) take them.
+
+    Below the kernel's ephemeral range: a port from that range, free when it was picked, can
+    be taken a moment later by any outgoing connection or by a Jupyter kernel's own sockets
+    (they bind port 0) before the registry binds it."""
+    low = _ephemeral_low()
     while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port < 65534 and all(_free(port + n) for n in (1, 2)):
+        port = random.randrange(20000, low - 3)
+        if all(_free(port + n) for n in (0, 1, 2)):
             return port
+
+
+def _ephemeral_low() -> int:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768  # Linux's default
+    return max(low, 25000)
 
 
 def _free(port: int) -> bool:

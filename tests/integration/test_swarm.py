@@ -185,6 +185,26 @@ def test_bad_input_is_one_line_and_changes_nothing(engine, deployed, tmp_path):
     assert not SwarmRegistry(engine, other, 0, workdir).deployed()
 
 
+def test_users_and_rules_added_later_count_after_swarm_up_again(engine, deployed, tmp_path):
+    registry, workdir, digest = deployed
+    newcomer = ("newcomer", "newcomer-test-pw")
+    users = Htpasswd.load(reglab.Workdir(workdir).htpasswd)
+    users.set(*newcomer, cost=5)
+    users.save()
+    late = registry.client(auth=newcomer)  # the deployed users are a secret: not yet
+    with late as api, pytest.raises(reglab.ReglabError, match="token server refused"):
+        api.manifest_digest("hello-world")
+    acl = tmp_path / "acl.yml"
+    acl.write_text(ACL + "- match: {account: newcomer}\n  actions: [pull]\n")
+    running = SwarmRegistry.attach(engine, registry.name, workdir, 0)
+    again = run("up", "--replicas", str(running.replicas), "--port", str(running.port),
+                "--name", registry.name, "--acl", str(acl), workdir=workdir)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert "now a swarm manager" not in again.stdout  # the same swarm, the stack updated
+    found = digest_from_each(running, newcomer, "hello-world")
+    assert sorted(found.values()) == [digest] * running.replicas
+
+
 def test_down_keeps_the_store_unless_purged_then_leaves_the_swarm(engine, deployed):
     registry, workdir, _ = deployed
     kept = run("down", "--name", registry.name, workdir=workdir)
