@@ -637,7 +637,7 @@ class SwarmRegistry:
             f"-v {config}:ro -v {ca}:ro {REGISTRY_IMAGE}",
         ]
 
-    def start_odd(self, timeout: float = 60.0) -> None:
+    def start_odd(self, timeout: float = 90.0) -> None:
         """Start a registry like the replicas (same store, cache, tokens) but with another
         ``http.secret``, beside the stack; the front sends it only requests that ask for it.
         Return when the front sees it up."""
@@ -646,6 +646,24 @@ class SwarmRegistry:
         write_atomic(
             self.folder / "odd.yml", yaml.safe_dump(config, sort_keys=False).encode(), 0o600
         )
+        # Rarely, the front has been seen never to reach a plain container that just joined
+        # the stack's network (for a whole minute; by name, through Docker's DNS). A new
+        # container, with a new address, is then started: up to three in all.
+        for _attempt in range(3):
+            self._run_odd()
+            deadline = time.monotonic() + timeout / 3
+            while time.monotonic() < deadline:
+                if self._answers_as("odd"):
+                    return
+                time.sleep(0.3)
+        seen = [r.status for r in self.replicas_seen(True) if r.name == "odd"]
+        raise RegistryError(
+            f"the front never reached {self.odd} (it shows it "
+            f"{seen[0] if seen else 'with no address: not resolved'})",
+            f"docker logs {self.odd}; docker service logs {self.front}",
+        )
+
+    def _run_odd(self) -> None:
         self.remove_odd()
         with docker_errors(f"cannot start {self.odd}", error=RegistryError):
             self.engine.containers.run(
@@ -665,11 +683,6 @@ class SwarmRegistry:
                     },
                 },
             )
-        deadline = time.monotonic() + timeout
-        while not self._answers_as("odd"):
-            if time.monotonic() > deadline:
-                raise RegistryError(f"the front never saw {self.odd} up", f"docker logs {self.odd}")
-            time.sleep(0.3)
 
     def _answers_as(self, replica: str) -> bool:
         """True when the front shows ``replica`` up AND a request sent to it is answered by it:
