@@ -46,11 +46,13 @@ from common import (
 )  # noqa: E402
 
 import reglab
-from reglab import gc, images, transfer
-from reglab import mirror as reglab_mirror
-from reglab.events import Listener
-from reglab.htpasswd import DEFAULT_COST, Htpasswd
-from reglab.network import NETWORK, project_network, remove_project_network
+from reglab.auth.htpasswd import DEFAULT_COST, Htpasswd
+from reglab.engine import transfer
+from reglab.engine.network import NETWORK, project_network, remove_project_network
+from reglab.images import build as images
+from reglab.registry import gc
+from reglab.registry import mirror as reglab_mirror
+from reglab.registry.events import Listener
 from reglab.swarm import PullStream, SwarmRegistry
 
 NAME = "reglab-registry-bench"

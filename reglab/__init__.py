@@ -13,14 +13,10 @@ The notebooks' layer (helper, checkpoints, exercises, widgets) is ``reglab.lab``
 never imports it.
 """
 
-from . import swarm
-from .archive import load_images, save_images
-from .certs import CA, Certificate
-from .client import ImageSummary, RegistryClient
-from .config import RegistryConfig, Stage
-from .container import Registry, RegistryStatus, owned_registries
-from .engine import EngineInfo, connect, preflight
-from .errors import (
+from reglab import swarm
+from reglab.auth.certs import CA, Certificate
+from reglab.auth.htpasswd import DEFAULT_COST, Htpasswd
+from reglab.base.errors import (
     AuthenticationRequired,
     CertificateError,
     ClientError,
@@ -36,15 +32,20 @@ from .errors import (
     ReglabError,
     TLSVerificationFailed,
 )
-from .htpasswd import DEFAULT_COST, Htpasswd
-from .images import ensure_images
-from .login import Credentials, login, logout
-from .progress import Progress
-from .settings import Settings
-from .swarm import SwarmRegistry
-from .transfer import exists, pull, push, remove, tag
-from .trust import install_ca_for_docker, uninstall_ca_for_docker
-from .workdir import Workdir
+from reglab.base.progress import Progress
+from reglab.base.settings import Settings
+from reglab.engine.connection import EngineInfo, connect
+from reglab.engine.login import Credentials, login, logout
+from reglab.engine.transfer import exists, pull, push, remove, tag
+from reglab.engine.trust import install_ca_for_docker, uninstall_ca_for_docker
+from reglab.images.archive import load_images, save_images
+from reglab.images.build import ensure_images
+from reglab.registry.client import ImageSummary, RegistryClient
+from reglab.registry.config import RegistryConfig, Stage
+from reglab.registry.container import Registry, RegistryStatus, owned_registries
+from reglab.registry.preflight import preflight
+from reglab.registry.workdir import Workdir
+from reglab.swarm import SwarmRegistry
 
 __version__ = "0.1.0"
 

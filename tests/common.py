@@ -14,8 +14,8 @@ from pathlib import Path
 
 import docker
 
-from reglab.images import BuildContext
-from reglab.settings import REGISTRY_IMAGE
+from reglab.base.settings import REGISTRY_IMAGE
+from reglab.images.build import BuildContext
 
 ROOT = Path(__file__).resolve().parents[1]
 SANITIZE = ROOT / "tests" / "nbval-sanitize.cfg"
@@ -46,7 +46,7 @@ def restart_our_engine() -> engine_control.Engine:
 def push_as(engine, registry, source: str, repository: str, tag: str, cleanup: list[str]) -> str:
     """Push image ``source`` to ``registry`` as ``repository:tag``; return the digest. The
     name goes in ``cleanup`` (the cleanup_images fixture's list)."""
-    from reglab import transfer
+    from reglab.engine import transfer
 
     ref = registry.ref(repository, tag)
     cleanup.append(ref)
@@ -183,7 +183,7 @@ def shell_script(commands: list[Typed], port: int, state: Path) -> str:
 def remove_test_stack(engine: docker.DockerClient, name: str) -> None:
     """Remove a stack a test (or a notebook a test ran) left, its front, odd registry and
     volume; then leave the swarm if reglab made it. Nothing when there is none."""
-    from reglab.errors import ConfigError
+    from reglab.base.errors import ConfigError
     from reglab.swarm import SwarmRegistry
 
     with contextlib.suppress(ConfigError):  # nothing deployed, and no swarm of reglab's

@@ -19,8 +19,11 @@ import pytest
 from common import free_port, remove_test_stack, strict
 
 import reglab
-from reglab import images, labels, swarm, transfer
-from reglab.htpasswd import Htpasswd
+from reglab import swarm
+from reglab.auth.htpasswd import Htpasswd
+from reglab.base import labels
+from reglab.engine import transfer
+from reglab.images import build as images
 
 #: Every container the suite creates is named with this prefix.
 TEST_PREFIX = "reglab-test"
@@ -79,7 +82,7 @@ def remove_leftovers() -> list[str]:
             removed.append(f"container {container.name}")
     for volume in engine.volumes.list(filters={"label": labels.OWNER_LABEL}):
         if volume.name.startswith(TEST_PREFIX) and labels.is_owned(volume.attrs.get("Labels")):
-            volume.remove(force=True)  # a small disk (reglab.disk), its keeper gone above
+            volume.remove(force=True)  # a small disk (reglab.registry.disk), its keeper gone above
             removed.append(f"volume {volume.name}")
     if swarm.swarm_state(engine) == "active":  # stacks of notebook 09 and its tests
         for service in engine.services.list():

@@ -11,7 +11,7 @@ from common import remove_test_stack
 from nbclient import NotebookClient
 
 import reglab
-from reglab.trust import DOCKER_CERTS_D
+from reglab.engine.trust import DOCKER_CERTS_D
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -56,7 +56,7 @@ def run_notebook(name: str, tmp_path: Path, break_step: tuple[str, str] | None =
         for image in engine.images.list(name="reglab-app"):  # notebook 05's versions
             engine.images.remove(image.id, force=True)
         remove_port_tags(engine, os.environ.get("REGLAB_PORT", ""))
-        reglab.network.remove_project_network(engine)
+        reglab.engine.network.remove_project_network(engine)
         port = os.environ.get("REGLAB_PORT", "")
         for entry in DOCKER_CERTS_D.glob(f"*:{port}") if port else []:  # 09 trusts its front
             with contextlib.suppress(OSError, reglab.ReglabError):
@@ -69,4 +69,4 @@ def remove_port_tags(engine, port: str) -> None:
     for image in engine.images.list():
         for tag in image.tags:
             if f":{port}/" in tag:
-                reglab.transfer.remove(engine, tag)
+                reglab.engine.transfer.remove(engine, tag)

@@ -12,7 +12,7 @@
 The core (``reglab.*`` outside this package) never imports from here.
 """
 
-from . import checks, exercises, widgets
-from .workshop import Workshop
+from reglab.lab import checks, exercises, widgets
+from reglab.lab.workshop import Workshop
 
 __all__ = ["Workshop", "checks", "exercises", "widgets"]

@@ -1,7 +1,7 @@
 """Notebook 08, token authentication: each step through reglab's core AND its command line.
 
 The token flow is shown request by request with ``curl`` (the lines a learner types), and
-checked with reglab's HTTP client, which speaks the same flow (reglab.client).
+checked with reglab's HTTP client, which speaks the same flow (reglab.registry.client).
 """
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ from typing import Any
 
 import requests
 
-from ..client import MANIFEST_TYPES
-from ..config import TOKEN_SERVICE
-from ..container import Registry
-from ..errors import ReglabError
-from ..files import write_atomic
-from ..htpasswd import password_variable
-from ..login import Credentials
-from ..tokenauth import check_acl
-from ..tokenserver import decode
-from .workshop import Workshop
+from reglab.auth.htpasswd import password_variable
+from reglab.auth.tokenserver import decode
+from reglab.base.errors import ReglabError
+from reglab.base.files import write_atomic
+from reglab.engine.login import Credentials
+from reglab.lab.workshop import Workshop
+from reglab.registry.client import MANIFEST_TYPES
+from reglab.registry.config import TOKEN_SERVICE
+from reglab.registry.container import Registry
+from reglab.registry.token import check_acl
 
 
 def write_acl(ws: Workshop, text: str) -> None:

@@ -13,16 +13,16 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from ..client import RegistryClient
-from ..container import Registry
-from ..errors import ClientError, ReglabError, TLSVerificationFailed
-from ..events import Listener
-from ..gc import Collection
-from ..htpasswd import Htpasswd, cost_of
-from ..login import Credentials
-from ..oneoff import run_once
-from ..swarm import PullStream, UploadStep
-from ..transfer import exists
+from reglab.auth.htpasswd import Htpasswd, cost_of
+from reglab.base.errors import ClientError, ReglabError, TLSVerificationFailed
+from reglab.engine.login import Credentials
+from reglab.engine.oneoff import run_once
+from reglab.engine.transfer import exists
+from reglab.registry.client import RegistryClient
+from reglab.registry.container import Registry
+from reglab.registry.events import Listener
+from reglab.registry.gc import Collection
+from reglab.swarm import PullStream, UploadStep
 
 
 class CheckFailed(ReglabError):
@@ -303,7 +303,7 @@ def access_as_written(registry: Registry, users: dict[str, Credentials]) -> None
     """Every rule of the example access list does what it says, through the token flow
     (after notebook 08's Step 4 pushed ``team/app`` and ``public/hello``: a pull needs an
     image to pull)."""
-    from .access import can  # the notebook layer's helper; checks stays importable alone
+    from reglab.lab.access import can  # the notebook layer's helper; checks stays importable alone
 
     expected = [
         ("bob", "push", "team/app", True),

@@ -12,8 +12,8 @@ import json
 import shutil
 from pathlib import Path
 
-from ..errors import ConfigError
-from ..files import write_atomic
+from reglab.base.errors import ConfigError
+from reglab.base.files import write_atomic
 
 #: Beside the committed notebooks (git-ignored), so links between notebooks and images/ work.
 LEARNER_FOLDER = "learner"

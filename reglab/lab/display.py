@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import ReglabError
-from ..progress import COMPLETE, LayerTotals, Progress, TextProgress
+from reglab.base.errors import ReglabError
+from reglab.base.progress import COMPLETE, LayerTotals, Progress, TextProgress
 
 
 def _shell() -> Any:

@@ -16,19 +16,20 @@ from collections.abc import Iterable
 
 import requests
 
-from .. import gc, transfer
-from ..certs import Certificate
-from ..config import RegistryConfig, Stage
-from ..container import Registry
-from ..errors import ReglabError, docker_errors
-from ..events import Listener
-from ..htpasswd import Htpasswd, password_variable
-from ..labels import owner_labels
-from ..login import Credentials
-from ..settings import REGISTRY_IMAGE
-from ..swarm import SwarmRegistry, split_upload
-from . import access
-from .workshop import Workshop
+from reglab.auth.certs import Certificate
+from reglab.auth.htpasswd import Htpasswd, password_variable
+from reglab.base.errors import ReglabError, docker_errors
+from reglab.base.labels import owner_labels
+from reglab.base.settings import REGISTRY_IMAGE
+from reglab.engine import transfer
+from reglab.engine.login import Credentials
+from reglab.lab import access
+from reglab.lab.workshop import Workshop
+from reglab.registry import gc
+from reglab.registry.config import RegistryConfig, Stage
+from reglab.registry.container import Registry
+from reglab.registry.events import Listener
+from reglab.swarm import SwarmRegistry, split_upload
 
 
 def _verdict(ok: bool, good: str, hint: str) -> bool:

@@ -3,8 +3,8 @@
 Like :class:`~reglab.lab.workshop.Workshop`'s methods, each function does the work through
 reglab's core AND prints the command line that does the same (``$ ...``), complete and
 typeable in a terminal in the notebook's folder. The logic lives in the core modules
-(``reglab.gc``, ``reglab.disk``, ``reglab.mirror``, ``reglab.replicate``, ``reglab.events``);
-these functions only show it.
+(``gc``, ``disk``, ``mirror``, ``replicate`` and ``events`` of ``reglab.registry``); these
+functions only show it.
 """
 
 from __future__ import annotations
@@ -14,18 +14,18 @@ import os
 import shlex
 import shutil
 
-from .. import gc, mirror, replicate
-from ..client import MANIFEST_TYPES, RegistryClient
-from ..config import RegistryConfig, Stage
-from ..container import CONTAINER_PORT, Registry
-from ..disk import SmallDisk
-from ..errors import ImageError, ReglabError, docker_errors
-from ..events import Event, Listener
-from ..images import BuildContext
-from ..labels import OWNER_LABEL
-from ..network import NETWORK, project_network
-from ..settings import REGISTRY_IMAGE, TOOLS_IMAGE
-from .workshop import Workshop
+from reglab.base.errors import ImageError, ReglabError, docker_errors
+from reglab.base.labels import OWNER_LABEL
+from reglab.base.settings import REGISTRY_IMAGE, TOOLS_IMAGE
+from reglab.engine.network import NETWORK, project_network
+from reglab.images.build import BuildContext
+from reglab.lab.workshop import Workshop
+from reglab.registry import gc, mirror, replicate
+from reglab.registry.client import MANIFEST_TYPES, RegistryClient
+from reglab.registry.config import RegistryConfig, Stage
+from reglab.registry.container import CONTAINER_PORT, Registry
+from reglab.registry.disk import SmallDisk
+from reglab.registry.events import Event, Listener
 
 #: The repository (and local image name) of notebook 05's versions.
 APP = "reglab-app"
@@ -252,7 +252,7 @@ def remove_versions(ws: Workshop) -> None:
 def start_mirror(
     ws: Workshop, upstream: Registry, port: int | None = None, empty: bool = True
 ) -> Registry:
-    """A pull-through mirror of ``upstream`` on the workshop network (reglab.mirror); with
+    """A pull-through mirror of ``upstream`` on the workshop network (reglab.registry.mirror); with
     ``empty``, its cache from an earlier run is deleted first, so every run starts the same."""
     name = f"{ws.name}-mirror"
     port = port or ws.port + 1

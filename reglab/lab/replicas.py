@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import shlex
 
-from ..client import MANIFEST_TYPES
-from ..login import Credentials, login, login_command, logout
-from ..swarm import (
+from reglab.engine.login import Credentials, login, login_command, logout
+from reglab.lab.access import token_command
+from reglab.lab.workshop import Workshop
+from reglab.registry.client import MANIFEST_TYPES
+from reglab.swarm import (
     PullStream,
     SwarmRegistry,
     UploadStep,
@@ -23,8 +25,6 @@ from ..swarm import (
     swarm_owned,
     swarm_state,
 )
-from .access import token_command
-from .workshop import Workshop
 
 
 def _named(ws: Workshop) -> str:

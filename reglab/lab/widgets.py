@@ -12,12 +12,12 @@ from typing import Any
 import docker
 import ipywidgets as widgets
 
-from .. import gc
-from ..container import Registry, owned_registries
-from ..errors import ReglabError
-from ..events import Event, Listener
-from ..htpasswd import Htpasswd
-from ..login import Credentials, login
+from reglab.auth.htpasswd import Htpasswd
+from reglab.base.errors import ReglabError
+from reglab.engine.login import Credentials, login
+from reglab.registry import gc
+from reglab.registry.container import Registry, owned_registries
+from reglab.registry.events import Event, Listener
 
 
 def add_user_and_login(

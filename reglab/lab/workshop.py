@@ -16,28 +16,29 @@ from typing import Any
 
 import docker
 
-from .. import images, transfer
-from ..certs import Certificate
-from ..config import RegistryConfig, Stage
-from ..container import Registry
-from ..engine import EngineInfo, connect
-from ..errors import ReglabError
-from ..htpasswd import DEFAULT_COST, Htpasswd, add_user_commands
-from ..labels import OWNER_LABEL
-from ..login import Credentials, login, login_command, logout
-from ..network import NETWORK, project_network, remove_project_network
-from ..refs import is_local_name
-from ..settings import Settings
-from ..shell import PathStyle
-from ..tokenauth import TokenServer
-from ..trust import (
+from reglab.auth.certs import Certificate
+from reglab.auth.htpasswd import DEFAULT_COST, Htpasswd, add_user_commands
+from reglab.base.errors import ReglabError
+from reglab.base.labels import OWNER_LABEL
+from reglab.base.refs import is_local_name
+from reglab.base.settings import Settings
+from reglab.base.shell import PathStyle
+from reglab.engine import transfer
+from reglab.engine.connection import EngineInfo, connect
+from reglab.engine.login import Credentials, login, login_command, logout
+from reglab.engine.network import NETWORK, project_network, remove_project_network
+from reglab.engine.trust import (
     host_port,
     trust_commands,
     trust_through_engine,
     untrust_commands,
     untrust_through_engine,
 )
-from .display import for_display, one_line_errors
+from reglab.images import build as images
+from reglab.lab.display import for_display, one_line_errors
+from reglab.registry.config import RegistryConfig, Stage
+from reglab.registry.container import Registry
+from reglab.registry.token import TokenServer
 
 
 def cli(command: str) -> None:
@@ -82,7 +83,7 @@ class Workshop:
 
     @property
     def style(self) -> PathStyle:
-        """How this notebook's commands write the working folder (see reglab.shell)."""
+        """How this notebook's commands write the working folder (see reglab.base.shell)."""
         return PathStyle.here(self.workdir, self.settings.workdir_from_env)
 
     @classmethod

@@ -15,7 +15,7 @@ from nbclient.exceptions import CellExecutionError
 from notebook_runner import NOTEBOOKS, run_notebook
 
 import reglab
-from reglab import transfer
+from reglab.engine import transfer
 from reglab.lab import checks
 
 pytestmark = pytest.mark.docker

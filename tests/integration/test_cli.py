@@ -11,8 +11,8 @@ import uuid
 import pytest
 
 import reglab
-from reglab import transfer
-from reglab.htpasswd import Htpasswd
+from reglab.auth.htpasswd import Htpasswd
+from reglab.engine import transfer
 
 pytestmark = pytest.mark.docker
 

@@ -10,9 +10,10 @@ from common import free_port
 from test_cli import assert_one_line_error, run
 
 import reglab
-from reglab import gc, transfer
-from reglab.events import Listener
-from reglab.network import NETWORK, project_network, remove_project_network
+from reglab.engine import transfer
+from reglab.engine.network import NETWORK, project_network, remove_project_network
+from reglab.registry import gc
+from reglab.registry.events import Listener
 
 pytestmark = pytest.mark.docker
 

@@ -10,10 +10,11 @@ from common import push_as
 from test_cli import assert_one_line_error, run
 
 import reglab
-from reglab import gc, transfer
-from reglab.client import MANIFEST_TYPES
-from reglab.disk import SmallDisk
-from reglab.settings import TOOLS_IMAGE
+from reglab.base.settings import TOOLS_IMAGE
+from reglab.engine import transfer
+from reglab.registry import gc
+from reglab.registry.client import MANIFEST_TYPES
+from reglab.registry.disk import SmallDisk
 
 pytestmark = pytest.mark.docker
 
@@ -159,7 +160,7 @@ def test_gc_from_the_command_line_and_its_refusals(engine, make_registry, cleanu
 def test_a_full_small_disk_refuses_then_collection_on_the_volume_makes_room(
     engine, make_registry, cleanup_images
 ):
-    """The registry on a size-limited tmpfs volume (reglab.disk): a blob that does not fit
+    """The registry on a size-limited tmpfs volume (reglab.registry.disk): a blob that does not fit
     gets the registry's own error, what was stored stays whole, and after delete + gc (which
     restarts the registry twice: the keeper keeps the tmpfs) the same blob fits. The watched
     blob shows the stale descriptor cache: 200 after the sweep, 404 after the restart."""

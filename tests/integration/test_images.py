@@ -8,8 +8,11 @@ import uuid
 import pytest
 
 import reglab
-from reglab import archive, images, labels, progress, transfer
-from reglab.oneoff import run_once
+from reglab.base import labels, progress
+from reglab.engine import transfer
+from reglab.engine.oneoff import run_once
+from reglab.images import archive
+from reglab.images import build as images
 
 pytestmark = pytest.mark.docker
 

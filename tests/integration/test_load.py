@@ -11,7 +11,7 @@ from common import build_random_image
 from conftest import REPORT
 
 import reglab
-from reglab import transfer
+from reglab.engine import transfer
 
 pytestmark = pytest.mark.docker
 PUSHES, PULLS = 8, 32

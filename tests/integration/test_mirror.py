@@ -9,9 +9,10 @@ from common import free_port
 from test_cli import assert_one_line_error, run
 
 import reglab
-from reglab import gc, mirror, replicate, transfer
-from reglab.network import NETWORK, remove_project_network
-from reglab.settings import TOOLS_IMAGE
+from reglab.base.settings import TOOLS_IMAGE
+from reglab.engine import transfer
+from reglab.engine.network import NETWORK, remove_project_network
+from reglab.registry import gc, mirror, replicate
 
 pytestmark = pytest.mark.docker
 

@@ -19,7 +19,7 @@ from nbclient import NotebookClient
 from notebook_runner import NOTEBOOKS, run_notebook
 
 import reglab
-from reglab import transfer
+from reglab.engine import transfer
 
 pytestmark = pytest.mark.docker
 
@@ -194,7 +194,9 @@ def test_interrupted_notebook_is_recovered_by_running_it_again(
     assert not any(
         p.name.endswith(f":{port}")
         for p in (
-            reglab.trust.DOCKER_CERTS_D.iterdir() if reglab.trust.DOCKER_CERTS_D.exists() else []
+            reglab.engine.trust.DOCKER_CERTS_D.iterdir()
+            if reglab.engine.trust.DOCKER_CERTS_D.exists()
+            else []
         )
     )
 

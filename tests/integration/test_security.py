@@ -18,8 +18,8 @@ from nbclient import NotebookClient
 from notebook_runner import NOTEBOOKS
 
 import reglab
-from reglab import transfer
-from reglab.htpasswd import Htpasswd
+from reglab.auth.htpasswd import Htpasswd
+from reglab.engine import transfer
 
 pytestmark = pytest.mark.docker
 

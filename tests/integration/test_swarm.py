@@ -15,8 +15,9 @@ import pytest
 from common import free_port, remove_test_stack
 
 import reglab
-from reglab import swarm, transfer
-from reglab.htpasswd import Htpasswd
+from reglab import swarm
+from reglab.auth.htpasswd import Htpasswd
+from reglab.engine import transfer
 from reglab.lab import exercises
 from reglab.swarm import PullStream, SwarmRegistry, digest_from_each, split_upload
 

@@ -23,11 +23,11 @@ from common import free_port, remove_test_stack, shell_script, typed_commands
 from notebook_runner import NOTEBOOKS, execute, remove_port_tags
 
 import reglab
-from reglab import gc
-from reglab.events import Listener
+from reglab.engine.network import NETWORK, remove_project_network
+from reglab.engine.trust import DOCKER_CERTS_D
 from reglab.lab import checks
-from reglab.network import NETWORK, remove_project_network
-from reglab.trust import DOCKER_CERTS_D
+from reglab.registry import gc
+from reglab.registry.events import Listener
 
 pytestmark = pytest.mark.docker
 
@@ -89,7 +89,7 @@ def facts_03(port, workdir, hello_digest):
     with pytest.raises(requests.exceptions.SSLError):  # no CA: refused
         requests.get(f"https://127.0.0.1:{port}/v2/", timeout=5)
     assert digest_of(f"https://127.0.0.1:{port}", "hello-world", paths.ca_cert) == hello_digest
-    gateway = reglab.network.project_network(reglab.connect())
+    gateway = reglab.engine.network.project_network(reglab.connect())
     assert reglab.Certificate.load(paths.server_cert).covers(gateway)  # the exercise's fix
     trusted = DOCKER_CERTS_D / f"{gateway}:{port}" / "ca.crt"
     assert trusted.read_bytes() == paths.ca_cert.read_bytes()  # written through the engine
@@ -136,19 +136,19 @@ def facts_06(port, workdir, hello_digest):
 def facts_07(port, workdir, hello_digest):
     engine = reglab.connect()
     registry = reglab.Registry.attach(engine, NAME, workdir)
-    gateway = reglab.network.project_network(engine)
+    gateway = reglab.engine.network.project_network(engine)
     assert registry.config.network == NETWORK
     assert registry.config.notify and registry.config.notify.startswith(f"http://{gateway}:")
     listen_port = int(registry.config.notify.rsplit(":", 1)[1].split("/")[0])
     with Listener(gateway, listen_port) as events:  # where the typed registry sends
         ref = registry.ref("typed/hello-world")
-        reglab.transfer.tag(engine, "hello-world", ref)
+        reglab.engine.transfer.tag(engine, "hello-world", ref)
         try:
-            pushed = reglab.transfer.push(engine, ref)
+            pushed = reglab.engine.transfer.push(engine, ref)
             with registry.client() as api:
                 received = events.flush(api, "typed/hello-world")
         finally:
-            reglab.transfer.remove(engine, ref)
+            reglab.engine.transfer.remove(engine, ref)
     # (The typed pushes' own events, queued meanwhile, may arrive first: they are not counted.)
     ours = [e for e in received if e.repository == "typed/hello-world" and e.is_manifest]
     assert [(e.action, e.digest) for e in ours] == [("push", pushed)]
@@ -232,7 +232,7 @@ def test_printed_commands_typed_in_a_terminal_do_what_the_cells_did(
         for volume in engine.volumes.list(filters={"name": NAME}):
             volume.remove(force=True)  # notebook 05's small disk
         for version in (1, 2, 3):  # notebook 05's local images
-            reglab.transfer.remove(engine, f"reglab-app:{version}")
+            reglab.engine.transfer.remove(engine, f"reglab-app:{version}")
         remove_port_tags(engine, str(port))
         remove_project_network(engine)
         for entry in DOCKER_CERTS_D.glob(f"*:{port}"):

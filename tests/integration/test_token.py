@@ -11,9 +11,9 @@ from common import free_port
 from test_cli import assert_one_line_error, run
 
 import reglab
-from reglab import transfer
+from reglab.auth.tokenserver import sign
+from reglab.engine import transfer
 from reglab.lab import checks
-from reglab.tokenserver import sign
 
 pytestmark = pytest.mark.docker
 

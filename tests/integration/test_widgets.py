@@ -10,9 +10,9 @@ import pytest
 from common import build_random_image, free_port, push_as
 
 import reglab
-from reglab import gc, mirror, transfer
-from reglab.events import Listener
-from reglab.htpasswd import Htpasswd
+from reglab.auth.htpasswd import Htpasswd
+from reglab.base.settings import TOOLS_IMAGE
+from reglab.engine import transfer
 from reglab.lab import Workshop, exercises
 from reglab.lab.display import NotebookProgress
 from reglab.lab.widgets import (
@@ -22,7 +22,8 @@ from reglab.lab.widgets import (
     StatusPanel,
     add_user_and_login,
 )
-from reglab.settings import TOOLS_IMAGE
+from reglab.registry import gc, mirror
+from reglab.registry.events import Listener
 
 pytestmark = pytest.mark.docker
 
@@ -127,7 +128,7 @@ def workshop(engine, workshop_images, tmp_path, port):
     ws = Workshop(engine, settings)
     yield ws
     ws.cleanup()
-    reglab.network.remove_project_network(engine)
+    reglab.engine.network.remove_project_network(engine)
 
 
 def said(capsys) -> str:
@@ -300,15 +301,15 @@ def test_06_exercise_predicts_what_a_mirror_serves_without_its_upstream(
     finally:
         reglab.Registry(reglab.RegistryConfig(name=name), engine).remove()
         upstream.remove()
-        reglab.network.remove_project_network(engine)
+        reglab.engine.network.remove_project_network(engine)
 
 
 def test_07_exercise_predicts_the_events_of_a_pull_and_the_table_follows(workshop, engine, capsys):
-    listener = Listener(reglab.network.project_network(engine)).start()
+    listener = Listener(reglab.engine.network.project_network(engine)).start()
     try:
         table = EventTable(listener)
         assert "no events yet" in table.table.value
-        reg = workshop.up("local", notify=listener.url, network=reglab.network.NETWORK)
+        reg = workshop.up("local", notify=listener.url, network=reglab.engine.network.NETWORK)
         workshop.tag("hello-world", reg.ref("hello-world"))
         digest = workshop.push(reg.ref("hello-world"))
         assert not exercises.pull_events(workshop, reg, listener, None)

@@ -8,9 +8,9 @@ import stat
 
 import pytest
 
-from reglab.certs import CA, Certificate
-from reglab.errors import CertificateError
-from reglab.trust import docker_ca_path, install_ca_for_docker, uninstall_ca_for_docker
+from reglab.auth.certs import CA, Certificate
+from reglab.base.errors import CertificateError
+from reglab.engine.trust import docker_ca_path, install_ca_for_docker, uninstall_ca_for_docker
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +115,6 @@ def test_install_ca_not_writable_says_the_exact_command(ca, tmp_path, monkeypatc
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("reglab.trust.write_atomic", refuse)
+    monkeypatch.setattr("reglab.engine.trust.write_atomic", refuse)
     with pytest.raises(CertificateError, match=r"sudo mkdir -p .*5443.* && sudo cp"):
         install_ca_for_docker(tmp_path / "ca.crt", "10.0.0.1", 5443, tmp_path / "certs.d")

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from reglab import settings
-from reglab.config import RegistryConfig
-from reglab.errors import ConfigError, engine_text, explain
-from reglab.refs import split_ref
+from reglab.base import settings
+from reglab.base.errors import ConfigError, engine_text, explain
+from reglab.base.refs import split_ref
+from reglab.registry.config import RegistryConfig
 
 
 def config(stage: str, **kw) -> RegistryConfig:
@@ -140,13 +140,13 @@ def test_split_ref():
     ],
 )
 def test_image_names_are_read_as_docker_reads_them(name, expected):
-    from reglab.refs import parse_reference
+    from reglab.base.refs import parse_reference
 
     assert parse_reference(name) == expected
 
 
 def test_writability_is_tested_by_writing(tmp_path):
-    from reglab.engine import writable_problem
+    from reglab.engine.connection import writable_problem
 
     assert writable_problem(tmp_path / "new" / "workdir") is None  # parent exists, writable
     assert "not writable" in str(writable_problem(Path("/sys/reglab-workdir")))  # even as root

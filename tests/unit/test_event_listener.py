@@ -9,9 +9,14 @@ import time
 import pytest
 import requests
 
-from reglab.config import RegistryConfig, check_notify_url, notification_endpoints, notify_url_of
-from reglab.errors import ConfigError, RegistryError
-from reglab.events import ENVELOPE_TYPE, Event, Listener
+from reglab.base.errors import ConfigError, RegistryError
+from reglab.registry.config import (
+    RegistryConfig,
+    check_notify_url,
+    notification_endpoints,
+    notify_url_of,
+)
+from reglab.registry.events import ENVELOPE_TYPE, Event, Listener
 
 
 def raw_event(id_: str, action: str = "push", **target) -> dict:

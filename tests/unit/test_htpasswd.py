@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from reglab.errors import HtpasswdError
-from reglab.htpasswd import DEFAULT_COST, Htpasswd, cost_of, hash_password
+from reglab.auth.htpasswd import DEFAULT_COST, Htpasswd, cost_of, hash_password
+from reglab.base.errors import HtpasswdError
 
 
 def test_add_verify_and_cost(tmp_path):

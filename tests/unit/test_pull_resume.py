@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from reglab.client import RegistryClient
+from reglab.registry.client import RegistryClient
 from reglab.swarm import RESUMES, _fetch_blob
 
 BLOB = bytes(range(256)) * 4096  # 1 MiB

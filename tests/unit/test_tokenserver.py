@@ -9,9 +9,17 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from reglab.certs import CA
-from reglab.tokenauth import DEFAULT_ACL
-from reglab.tokenserver import AclError, Issuer, decode, grant, load_users, parse_acl, parse_scope
+from reglab.auth.certs import CA
+from reglab.auth.tokenserver import (
+    AclError,
+    Issuer,
+    decode,
+    grant,
+    load_users,
+    parse_acl,
+    parse_scope,
+)
+from reglab.registry.token import DEFAULT_ACL
 
 
 def test_the_example_access_list_grants_what_it_says():

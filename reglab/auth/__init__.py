@@ -1,0 +1,1 @@
+"""Who may do what: certificates, htpasswd users, the token server."""

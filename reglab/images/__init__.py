@@ -1,0 +1,1 @@
+"""The images the workshop runs, made offline when Docker Hub is out of reach."""

@@ -1,0 +1,1 @@
+"""One registry: its stages, working folder, container, HTTP client and day-two operations."""

@@ -1,0 +1,190 @@
+"""Deleting images from a registry, and collecting the garbage they leave.
+
+A registry deletes a manifest by its **digest** only; a tag is refused. Deleting a digest removes
+every tag that points to it, so :func:`delete_tag` first lists those tags, then deletes, and
+says which went. Nothing is freed on disk yet: the blobs stay until garbage collection.
+
+:func:`collect` runs ``registry garbage-collect`` safely, as the distribution docs ask: never
+while the registry accepts pushes (a blob uploaded during the mark phase would be swept). The
+running registry is restarted read-only, the collector runs in a one-off container on the same
+folder, and the registry restarts read-write. That restart matters too: a registry keeps an
+in-memory cache of blob descriptors, and until it restarts it may still answer 200 for a blob
+the collector deleted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from reglab.base.errors import ClientError, ConfigError, RegistryError
+from reglab.engine.oneoff import run_once
+from reglab.registry.client import RegistryClient
+from reglab.registry.container import Registry
+from reglab.registry.disk import volume_file_bytes
+from reglab.registry.workdir import Workdir
+
+#: Where the blobs are, below /var/lib/registry.
+BLOBS = "docker/registry/v2/blobs"
+#: The registry's own configuration file inside the image (the collector reads it).
+CONFIG_PATH = "/etc/docker/registry/config.yml"
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """What one delete removed: the manifest's digest and every tag that pointed to it."""
+
+    repository: str
+    digest: str
+    tags: tuple[str, ...]
+
+
+def tags_of(api: RegistryClient, repository: str, digest: str) -> list[str]:
+    """The tags of ``repository`` that point to ``digest`` (each asked by HEAD)."""
+    return [t for t in api.tags(repository) if api.manifest_digest(repository, t) == digest]
+
+
+def delete_tag(api: RegistryClient, repository: str, tag: str) -> Deleted:
+    """Delete the image ``repository:tag`` points to (by its digest); return what went.
+
+    CLI: ``curl -X DELETE .../v2/REPO/manifests/DIGEST`` after a HEAD for the digest.
+    """
+    try:
+        digest = api.manifest_digest(repository, tag)
+    except ClientError as exc:
+        if exc.status != 404:
+            raise
+        known = _known_tags(api, repository)
+        raise ClientError(
+            f"{repository}:{tag} is not in the registry"
+            + (f" (its tags: {', '.join(known)})" if known else ""),
+            "check the name with 'reglab status' and the registry browser, or push it first",
+            status=404,
+        ) from exc
+    going = tags_of(api, repository, digest)
+    api.delete_manifest(repository, digest)
+    return Deleted(repository, digest, tuple(going))
+
+
+def _known_tags(api: RegistryClient, repository: str) -> list[str]:
+    try:
+        return api.tags(repository)
+    except ClientError:
+        return []
+
+
+@dataclass(frozen=True)
+class Collection:
+    """What one garbage collection did: bytes of blobs before and after, and the blobs the
+    collector named."""
+
+    before: int
+    after: int
+    eligible: tuple[str, ...]
+    dry_run: bool
+    #: For each watched blob, what HEAD answered: before the sweep, after it (the same registry
+    #: process, read-only), and after the restart.
+    watched: dict[str, tuple[int, int, int]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def reclaimed(self) -> int:
+        return self.before - self.after
+
+
+def blob_bytes(paths: Workdir) -> int:
+    """Bytes of every blob stored in ``registry-data`` (what garbage collection frees)."""
+    blobs = paths.storage / "blobs"
+    return sum(p.stat().st_size for p in blobs.rglob("*") if p.is_file()) if blobs.is_dir() else 0
+
+
+def stored_blob_bytes(registry: Registry) -> int:
+    """Bytes of every blob the registry stores, in registry-data/ or in its named volume."""
+    source = registry.data_source()
+    if isinstance(source, str):
+        return volume_file_bytes(registry.engine, source, BLOBS)
+    return blob_bytes(registry.config.paths)
+
+
+def collect(
+    registry: Registry,
+    dry_run: bool = False,
+    delete_untagged: bool = False,
+    watch: Sequence[tuple[str, str]] = (),
+) -> Collection:
+    """Collect the registry's garbage safely (see the module's docstring); return the bytes.
+
+    CLI equivalent of the collector: ``docker run --rm --entrypoint /bin/registry -v
+    DATA:/var/lib/registry registry:2 garbage-collect /etc/docker/registry/config.yml``.
+    ``delete_untagged`` also removes manifests no tag points to (in 2.8 it can remove the
+    children of a multi-architecture index: use it only on single-platform images).
+
+    ``watch``: (repository, digest) of blobs to ask for with HEAD before the sweep, after it and
+    after the restart; this shows the stale cache the restart clears (notebook 05).
+    """
+    config, paths = registry.config, registry.config.paths
+    source = registry.data_source()
+    if source is None:
+        raise ConfigError(
+            f"registry {config.name} keeps its data in an anonymous volume (the local stage)",
+            "collect garbage on a registry with registry-data: reglab up persistent (or tls, auth)",
+        )
+    if isinstance(source, Path) and source != paths.data:
+        raise ConfigError(
+            f"registry {config.name} stores its data in {source}, not in {paths.data}",
+            f"give the folder it was started with: --workdir {source.parent}",
+        )
+    before = stored_blob_bytes(registry)
+    mount = str(source) if isinstance(source, str) else str(paths.data)
+    flags = [
+        *(["--dry-run"] if dry_run else []),
+        *(["--delete-untagged"] if delete_untagged else []),
+    ]
+    if not dry_run:  # no push may land while blobs are swept
+        Registry(dataclasses.replace(config, read_only=True), registry.engine).start()
+    seen_before = _heads(registry, watch)
+    try:
+        output = run_once(
+            registry.engine,
+            config.image,
+            ["garbage-collect", CONFIG_PATH, *flags],
+            entrypoint=["/bin/registry"],
+            volumes={mount: {"bind": "/var/lib/registry", "mode": "ro" if dry_run else "rw"}},
+            what="the garbage collector failed",
+            fix=f"read its output above, and 'docker logs {config.name}'",
+            error=RegistryError,
+        )
+        seen_after = _heads(registry, watch)
+    finally:
+        if not dry_run:  # read-write again, and a new process: its blob cache starts empty
+            Registry(config, registry.engine).start()
+    seen_restarted = _heads(registry, watch)
+    eligible = tuple(
+        dict.fromkeys(re.findall(r"blob eligible for deletion: (sha256:[0-9a-f]{64})", output))
+    )
+    watched = {
+        digest: (seen_before[i], seen_after[i], seen_restarted[i])
+        for i, (_, digest) in enumerate(watch)
+    }
+    return Collection(before, stored_blob_bytes(registry), eligible, dry_run, watched)
+
+
+def _heads(registry: Registry, watch: Sequence[tuple[str, str]]) -> list[int]:
+    if not watch:
+        return []
+    with registry.client() as api:
+        return [api.blob_status(repository, digest) for repository, digest in watch]
+
+
+__all__ = [
+    "CONFIG_PATH",
+    "Collection",
+    "Deleted",
+    "blob_bytes",
+    "collect",
+    "delete_tag",
+    "stored_blob_bytes",
+    "tags_of",
+]

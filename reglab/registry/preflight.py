@@ -1,0 +1,41 @@
+"""The preflight check (``reglab doctor``): everything a registry of the workshop needs.
+
+A workshop room fails in a handful of predictable ways; each
+:class:`~reglab.base.errors.Problem` carries the fix, so a learner can act on it without asking.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reglab.base.errors import EngineError, Problem
+from reglab.base.settings import DEFAULT_NAME
+from reglab.engine.connection import connect, port_problem, writable_problem
+from reglab.images.build import missing_images
+
+
+def preflight(port: int, workdir: Path, name: str = DEFAULT_NAME) -> list[Problem]:
+    """Check everything the workshop needs; return the problems found (empty when ready).
+
+    A port held by reglab's own registry of the same name is not a problem: ``up`` replaces it.
+    """
+    problems: list[Problem] = []
+    client = None
+    try:
+        client = connect()
+    except EngineError as exc:
+        problems.append(exc.as_problem())
+
+    if client is not None:
+        problems += [
+            Problem(
+                f"image {image} is missing",
+                "run 'reglab images' (pulls, or builds it offline), "
+                "or 'reglab images --load FILE.tar' in a room without network",
+            )
+            for image in missing_images(client)
+        ]
+    for problem in (port_problem(client, port, allowed_owner=name), writable_problem(workdir)):
+        if problem:
+            problems.append(problem)
+    return problems
