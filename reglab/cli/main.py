@@ -19,6 +19,7 @@ from reglab.base import settings
 from reglab.base.errors import ConfigError, HtpasswdError, ReglabError
 from reglab.base.progress import TextProgress
 from reglab.base.shell import PathStyle
+from reglab.cli import swarm as swarm_command
 from reglab.cli.args import build_parser
 from reglab.engine.connection import EngineInfo, connect
 from reglab.engine.network import NETWORK, project_network
@@ -29,7 +30,6 @@ from reglab.registry import token as tokenauth
 from reglab.registry.config import RegistryConfig, Stage, check_notify_url
 from reglab.registry.container import Registry, owned_registries
 from reglab.registry.preflight import preflight
-from reglab.swarm import SwarmRegistry
 
 
 def _config(args: argparse.Namespace, stage: str = "local") -> RegistryConfig:
@@ -247,52 +247,6 @@ def _gc(args: argparse.Namespace) -> int:
     return 0
 
 
-def _swarm_registry(args: argparse.Namespace) -> SwarmRegistry:
-    env = settings.Settings.from_env()
-    port = getattr(args, "port", None)
-    workdir = getattr(args, "workdir", None)
-    workdir = workdir if workdir is not None else env.workdir
-    name = args.name or env.name
-    if args.action == "up":
-        return SwarmRegistry(
-            connect(),
-            name=name,
-            port=port if port is not None else env.port,
-            workdir=workdir,
-            replicas=args.replicas,
-        )
-    # the others act on what runs: its front's port, unless one is given
-    registry = SwarmRegistry.attach(connect(), name, workdir, env.port)
-    if port is not None:
-        registry.port = port
-    return registry
-
-
-def _swarm(args: argparse.Namespace) -> int:
-    registry = _swarm_registry(args)
-    if args.action == "up":
-        if registry.up(acl=args.acl):
-            print("this engine is now a swarm manager (reglab swarm down leaves it again)")
-        print(f"stack {registry.name}: {registry.replicas} replicas behind {registry.url}")
-        print(f"tokens: {registry.realm} (users: auth/htpasswd, access list: auth/acl.yml)")
-        print(f"log in: docker login {registry.address} (trust certs/ca.crt first, see 03)")
-    elif args.action == "status":
-        for key, value in registry.status().items():
-            print(f"{key}: {value}")
-    elif args.action == "scale":
-        registry.scale(args.replicas)
-        print(f"{registry.service}: {args.replicas} replica(s), all up at the front")
-    else:
-        left = registry.down(purge=args.purge)
-        print(f"removed the stack {registry.name} and {registry.relay}")
-        if args.purge:
-            print(f"deleted the store's volume {registry.volume}")
-        else:
-            print(f"images kept in the volume {registry.volume} (--purge deletes it)")
-        print("left the swarm reglab created" if left else "the engine's swarm is left as it was")
-    return 0
-
-
 def _notebooks(args: argparse.Namespace) -> int:
     # Imported here: the other commands need none of the notebook layer.
     from reglab.lab.copies import LEARNER_FOLDER, make_learner_copies
@@ -316,7 +270,7 @@ COMMANDS = {
     "delete": _delete,
     "gc": _gc,
     "user": _user,
-    "swarm": _swarm,
+    "swarm": swarm_command.run,
 }
 
 

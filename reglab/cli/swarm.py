@@ -1,0 +1,55 @@
+"""``reglab swarm up|status|scale|down``: registry replicas on Docker Swarm (notebook 09)."""
+
+from __future__ import annotations
+
+import argparse
+
+from reglab.base import settings
+from reglab.engine.connection import connect
+from reglab.swarm import SwarmRegistry
+
+
+def _registry(args: argparse.Namespace) -> SwarmRegistry:
+    env = settings.Settings.from_env()
+    port = getattr(args, "port", None)
+    workdir = getattr(args, "workdir", None)
+    workdir = workdir if workdir is not None else env.workdir
+    name = args.name or env.name
+    if args.action == "up":
+        return SwarmRegistry(
+            connect(),
+            name=name,
+            port=port if port is not None else env.port,
+            workdir=workdir,
+            replicas=args.replicas,
+        )
+    # the others act on what runs: its front's port, unless one is given
+    registry = SwarmRegistry.attach(connect(), name, workdir, env.port)
+    if port is not None:
+        registry.port = port
+    return registry
+
+
+def run(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    if args.action == "up":
+        if registry.up(acl=args.acl):
+            print("this engine is now a swarm manager (reglab swarm down leaves it again)")
+        print(f"stack {registry.name}: {registry.replicas} replicas behind {registry.url}")
+        print(f"tokens: {registry.realm} (users: auth/htpasswd, access list: auth/acl.yml)")
+        print(f"log in: docker login {registry.address} (trust certs/ca.crt first, see 03)")
+    elif args.action == "status":
+        for key, value in registry.status().items():
+            print(f"{key}: {value}")
+    elif args.action == "scale":
+        registry.scale(args.replicas)
+        print(f"{registry.service}: {args.replicas} replica(s), all up at the front")
+    else:
+        left = registry.down(purge=args.purge)
+        print(f"removed the stack {registry.name} and {registry.relay}")
+        if args.purge:
+            print(f"deleted the store's volume {registry.volume}")
+        else:
+            print(f"images kept in the volume {registry.volume} (--purge deletes it)")
+        print("left the swarm reglab created" if left else "the engine's swarm is left as it was")
+    return 0
