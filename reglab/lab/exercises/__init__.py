@@ -1,0 +1,35 @@
+"""Exercises that make the learner think: predict, then run; diagnose, then fix.
+
+A check looks at the real registry, engine or files and prints ``✔ Correct: ...`` or
+``✘ Not yet: ...`` with a hint, and returns True or False. It never raises, so a learner can
+run it as often as they like. A prediction is checked against what the engine really does,
+which the check runs and shows. The notebooks keep each solution in a collapsed cell; the
+learner's copy has no outputs, so no answer shows before the learner asks for it.
+
+The notebooks call ``exercises.NAME(...)``; the exercises live by stage:
+
+- :mod:`~reglab.lab.exercises.local`: 01 (a local registry) and 02 (its storage);
+- :mod:`~reglab.lab.exercises.security`: 03 (TLS), 04 (basic auth) and 08 (token auth);
+- :mod:`~reglab.lab.exercises.operations`: 05 (garbage collection), 06 (a mirror), 07 (events);
+- :mod:`~reglab.lab.exercises.replicated`: 09 (replicas behind a front).
+"""
+
+from reglab.lab.exercises.local import leftover_volumes, pushed, why_refused
+from reglab.lab.exercises.operations import blobs_collected, pull_events, served_without_upstream
+from reglab.lab.exercises.replicated import ODD_SECRET_CHOICES, odd_secret
+from reglab.lab.exercises.security import (
+    ATTEMPTS,
+    break_certificate,
+    gateway_in_certificate,
+    md5_user,
+    shared_credentials,
+    token_access,
+    user_can_log_in,
+)
+
+__all__ = [
+    "ATTEMPTS", "ODD_SECRET_CHOICES", "blobs_collected", "break_certificate",
+    "gateway_in_certificate", "leftover_volumes", "md5_user", "odd_secret", "pull_events",
+    "pushed", "served_without_upstream", "shared_credentials", "token_access",
+    "user_can_log_in", "why_refused",
+]  # fmt: skip
