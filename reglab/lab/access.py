@@ -1,7 +1,7 @@
 """Notebook 08, token authentication: each step through reglab's core AND its command line.
 
 The token flow is shown request by request with ``curl`` (the lines a learner types), and
-checked with reglab's HTTP client, which speaks the same flow (reglab.registry.client).
+made with reglab's HTTP client, which speaks the same flow (reglab.registry.client).
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import requests
 
 from reglab.auth.htpasswd import password_variable
 from reglab.auth.tokenserver import decode
-from reglab.base.errors import ReglabError
+from reglab.base.errors import ClientError, ReglabError
 from reglab.base.files import write_atomic
 from reglab.engine.login import Credentials
 from reglab.lab.workshop import Workshop
-from reglab.registry.client import MANIFEST_TYPES
+from reglab.registry.client import MANIFEST_TYPES, RegistryClient
 from reglab.registry.config import TOKEN_SERVICE
 from reglab.registry.container import Registry
 from reglab.registry.token import check_acl
@@ -41,6 +41,14 @@ def write_acl(ws: Workshop, text: str) -> None:
     print(f"{path.name}: {len(rules)} rules; the first that matches decides")
 
 
+def _as_is(api: RegistryClient, method: str, path: str, **kwargs: Any) -> requests.Response:
+    """One request to the registry exactly as given, answered as it is: no token flow and no
+    status check, because a step here shows a 401 and its challenge, or sends a token of its
+    own. It goes out as the client's requests do (its CA, timeout and one-line errors when
+    there is no answer), through the client's sender until the client offers this itself."""
+    return api._send(method, f"{api.url}{path}", **kwargs)
+
+
 def _curl(ws: Workshop, registry: Registry) -> str:
     return f"curl -s --cacert {ws.style.show(registry.config.paths.ca_cert)}"
 
@@ -49,7 +57,7 @@ def challenge(ws: Workshop, registry: Registry, path: str) -> str:
     """Ask without a token: the registry answers 401 and says where to get one."""
     ws.cli(f"{_curl(ws, registry)} -i {registry.url}{path} | grep -i www-authenticate")
     with registry.client() as api:
-        answer = api.session.get(f"{api.url}{path}", verify=api.verify, timeout=api.timeout)
+        answer = _as_is(api, "GET", path)
     header = answer.headers.get("WWW-Authenticate", "")
     print(f"{answer.status_code} {answer.reason}")
     print(f"WWW-Authenticate: {header}")
@@ -72,17 +80,15 @@ def get_token(ws: Workshop, registry: Registry, credentials: Credentials | None,
     """Ask the realm for a token for ``scope``, as ``credentials`` (None: anonymously)."""
     realm = registry.config.realm
     ws.cli(token_command(ws, registry.config.paths.ca_cert, realm, credentials, scope))
-    answer = requests.get(
-        realm,
-        params={"service": TOKEN_SERVICE, "scope": scope},
-        auth=credentials.as_tuple() if credentials else None,
-        verify=str(registry.config.paths.ca_cert),
-        timeout=10,
-    )
-    if answer.status_code != 200:
-        print(f"the token server answered {answer.status_code}: {answer.text.strip()}")
+    asked = {"realm": realm, "service": TOKEN_SERVICE, "scope": scope}
+    try:
+        with registry.client(auth=credentials.as_tuple() if credentials else None) as api:
+            token = api.token(asked)
+    except ClientError as exc:
+        if exc.status is None:  # no answer at all: nothing to show but the error
+            raise
+        print(exc.problem)  # a refusal is part of the lesson: show it
         return ""
-    token = str(answer.json()["token"])
     print(f"a token: {token[:20]}... (three base64 parts: header, claims, signature)")
     return token
 
@@ -107,12 +113,12 @@ def with_token(ws: Workshop, registry: Registry, token: str, repository: str) ->
         f'{_curl(ws, registry)} -I -H "Authorization: Bearer $TOKEN" '
         f"-H {shlex.quote('Accept: ' + MANIFEST_TYPES)} {registry.url}{path}"
     )
-    with registry.client() as api:
-        answer = api.session.head(
-            f"{api.url}{path}",
+    with registry.client() as api:  # no user: the token is all it sends
+        answer = _as_is(
+            api,
+            "HEAD",
+            path,
             headers={"Authorization": f"Bearer {token}", "Accept": MANIFEST_TYPES},
-            verify=api.verify,
-            timeout=api.timeout,
         )
     print(f"{answer.status_code} {answer.reason}")
     print(f"Docker-Content-Digest: {answer.headers.get('Docker-Content-Digest', '(none)')}")
@@ -138,20 +144,17 @@ def can(registry: Registry, credentials: Credentials | None, action: str, reposi
 
 def cost(registry: Registry, credentials: Credentials, requests_: int = 20) -> tuple[float, float]:
     """Milliseconds for ``requests_`` requests with one token, and for as many new tokens (a
-    bcrypt check each): where the password check's cost goes with tokens."""
+    bcrypt check each): where the password check's cost goes with tokens.
+
+    The client keeps the token it got for a repository and sends it with the next requests
+    for that repository, as the engine does: after a first request (which gets the token),
+    each ``HEAD`` of the manifest is one request with that one token."""
     scope = "repository:team/app:pull"
     with registry.client(auth=credentials.as_tuple()) as api:
-        token = api.token(
-            {"realm": registry.config.realm, "service": TOKEN_SERVICE, "scope": scope}
-        )
+        api.manifest_digest("team/app")  # gets the token the next requests reuse
         start = time.perf_counter()
         for _ in range(requests_):
-            api.session.head(
-                f"{api.url}/v2/team/app/manifests/latest",
-                headers={"Authorization": f"Bearer {token}", "Accept": MANIFEST_TYPES},
-                verify=api.verify,
-                timeout=api.timeout,
-            )
+            api.manifest_digest("team/app")
         with_token_ms = (time.perf_counter() - start) * 1000
         start = time.perf_counter()
         for _ in range(requests_):
