@@ -6,7 +6,8 @@ or another registry). The command line and the notebook helper both call :meth:`
 everything below them (the registry's configuration included) takes plain values, so it never
 depends on the environment by accident.
 
-- ``REGLAB_PORT``     host port of the registry (default 5000)
+- ``REGLAB_PORT``     host port of the registry (default 5000); its companions' ports follow
+                      from it (reglab.base.ports)
 - ``REGLAB_WORKDIR``  folder holding registry-data/, certs/, ca/ and auth/ (default ./workdir)
 - ``REGLAB_NAME``     container name (default ``reglab-registry``)
 - ``REGLAB_OFFLINE``  ``1`` never tries to pull from Docker Hub; images are built locally instead
@@ -17,10 +18,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from reglab.base.errors import ConfigError
+from reglab.base.ports import Ports
 
 DEFAULT_PORT = 5000
 DEFAULT_NAME = "reglab-registry"
@@ -97,4 +99,28 @@ class Settings:
             name=check_name(env.get("REGLAB_NAME", DEFAULT_NAME)),
             offline=env.get("REGLAB_OFFLINE", "").lower() in {"1", "true", "yes"},
             workdir_from_env=bool(env.get("REGLAB_WORKDIR")),
+        )
+
+    @property
+    def ports(self) -> Ports:
+        """The registry's port and every companion's (token server, mirror, ...)."""
+        return Ports(self.port)
+
+    def merged(
+        self,
+        port: int | None = None,
+        workdir: Path | None = None,
+        name: str | None = None,
+        offline: bool | None = None,
+    ) -> Settings:
+        """These settings with the values a caller gave explicitly (a command line's options);
+        ``None`` keeps the setting. A working folder given here is not "from the environment",
+        so printed commands spell it out."""
+        return replace(
+            self,
+            port=self.port if port is None else check_port(port),
+            workdir=self.workdir if workdir is None else resolve_workdir(workdir),
+            name=self.name if name is None else check_name(name),
+            offline=self.offline if offline is None else offline,
+            workdir_from_env=self.workdir_from_env and workdir is None,
         )

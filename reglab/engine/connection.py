@@ -16,23 +16,49 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from reglab.base.errors import Problem, docker_errors
+from reglab.base.errors import EngineError, Problem, docker_errors
+
+_DEFAULT_SOCKET = "/var/run/docker.sock"
 
 
 def connect(timeout: int = 60) -> docker.DockerClient:
     """Return a client for the engine named by ``DOCKER_HOST`` (or the default socket).
 
-    Raises EngineError, with the way to start one, when no engine answers.
+    Raises EngineError, with the way to start one, when no engine answers, and leaves no socket
+    open behind it: a client whose ping fails is closed, and a Unix socket nobody serves is
+    tried (and closed) here first, because the SDK's own attempt leaks the socket it opened
+    (docker.transport.unixconn connects a socket it only keeps on success).
     """
-    where = os.environ.get("DOCKER_HOST", "the default socket /var/run/docker.sock")
-    with docker_errors(
-        f"no Docker engine answers at {where}",
+    host = os.environ.get("DOCKER_HOST", "")
+    where = host or f"the default socket {_DEFAULT_SOCKET}"
+    what = f"no Docker engine answers at {where}"
+    fix = (
         "start Docker (Linux: 'sudo systemctl start docker', or 'sudo dockerd &' without "
-        "systemd; Docker Desktop: open it), or set DOCKER_HOST",
-    ):
-        client = docker.from_env(timeout=timeout)
-        client.ping()
+        "systemd; Docker Desktop: open it), or set DOCKER_HOST"
+    )
+    path = host.removeprefix("unix://") if host.startswith("unix://") or not host else None
+    if path is not None:
+        _check_unix_socket(path or _DEFAULT_SOCKET, timeout, what, fix)
+    client: docker.DockerClient | None = None
+    try:
+        with docker_errors(what, fix):
+            client = docker.from_env(timeout=timeout)
+            client.ping()
+    except EngineError:
+        if client is not None:
+            client.close()
+        raise
     return client
+
+
+def _check_unix_socket(path: str, timeout: float, what: str, fix: str) -> None:
+    """EngineError when nothing accepts a connection on the Unix socket ``path``."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+        except OSError as exc:
+            raise EngineError(f"{what}: {exc.strerror or exc}", fix) from None
 
 
 @dataclass(frozen=True)
