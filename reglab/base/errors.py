@@ -1,20 +1,26 @@
-"""One small exception hierarchy, one "problem + fix" type, and one place that maps the Docker
-SDK's errors onto it.
+"""One small exception hierarchy, one "problem + fix" type, and the one place that maps other
+libraries' errors onto it.
 
 Every error reglab raises is a :class:`ReglabError` whose message is a single line saying what is
 wrong and how to fix it, so the command line and the notebooks can show it as-is, without a
-traceback. :func:`docker_errors` is the only place that turns ``docker.errors.APIError`` into
-one of these (the way httpx maps httpcore's exceptions in ``map_httpcore_exceptions``); it
-chains the cause with ``from``, so a developer still sees it in a traceback.
+traceback. :func:`docker_errors` turns the Docker SDK's errors inside a block into one of these
+(the way httpx maps httpcore's exceptions in ``map_httpcore_exceptions``); it chains the cause
+with ``from``, so a developer still sees it in a traceback.
+
+:func:`at_boundary` is the net under every call site: the command line (``reglab.cli.main``)
+and the notebooks (``reglab.lab.display``) hand it whatever reached them, and a Docker SDK
+error, an HTTP error or an OS error a call site did not map still becomes one line with a fix.
 """
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import docker.errors
+import requests
 
 
 @dataclass(frozen=True)
@@ -179,3 +185,54 @@ def docker_errors(
     except docker.errors.DockerException as exc:
         message = docker_message(exc)
         raise error(f"{what}: {message}", fix or explain(message)) from exc
+
+
+# --- the boundary: whatever reaches the command line or a notebook --------------------------
+
+#: What :func:`at_boundary` turns into one line. ``requests.RequestException`` is an OSError
+#: too; it is named for the reader.
+MAPPED = (ReglabError, docker.errors.DockerException, requests.RequestException, OSError)
+
+#: OS errors a learner meets, and their fixes (by errno).
+_OS_FIXES = {
+    errno.EACCES: "fix the permissions, or choose another folder (--workdir DIR)",
+    errno.EPERM: "fix the permissions, or choose another folder (--workdir DIR)",
+    errno.EROFS: "choose a folder on a writable file system (--workdir DIR)",
+    errno.ENOSPC: "free some disk space (docker system df shows what Docker holds)",
+    errno.ENOENT: "check the path",
+    errno.ECONNREFUSED: "start it, or check the port (reglab status)",
+}
+
+
+def at_boundary(exc: BaseException) -> ReglabError | None:
+    """``exc`` as the one line a user sees: a ReglabError as it is; a Docker SDK error, an HTTP
+    error or an OS error mapped to one with a fix; None for anything else (a bug: let its
+    traceback show)."""
+    if isinstance(exc, ReglabError):
+        return exc
+    if isinstance(exc, docker.errors.DockerException):
+        message = docker_message(exc)
+        return EngineError(
+            f"the Docker engine: {message}",
+            explain(message) or "check that Docker runs and answers: reglab doctor",
+        )
+    if isinstance(exc, requests.RequestException):
+        url = exc.request.url if exc.request is not None else None
+        where = f" {one_line(url, 120)}" if url else ""
+        if isinstance(exc, requests.HTTPError) and exc.response is not None:
+            status = exc.response.status_code
+            return ClientError(
+                f"HTTP{where} answered {status} {one_line(exc.response.reason, 80)}",
+                explain(str(exc)) or "check the registry runs (reglab status) and its logs",
+                status=status,
+            )
+        return ClientError(
+            f"HTTP request{where} failed: {one_line(exc, 200)}",
+            explain(str(exc)) or "check the registry runs (reglab status) and the port",
+        )
+    if isinstance(exc, OSError):
+        what = exc.strerror or one_line(exc, 200) or type(exc).__name__
+        where = f": {exc.filename}" if exc.filename else ""
+        fix = _OS_FIXES.get(exc.errno or 0, "check the path, its permissions and the free space")
+        return ConfigError(f"{what}{where}", fix)
+    return None

@@ -1,7 +1,10 @@
 """The ``reglab`` command: doctor, images, up, status, down, swarm, ...
 
 Every user error ends with a non-zero exit and one line on stderr naming the problem and the fix;
-never a traceback.
+never a traceback: :func:`main` hands whatever reached it to ``reglab.base.errors.at_boundary``.
+The settings are resolved once, there too (:func:`resolve`), and reach every command as
+``args.settings``. The commands that act on a running registry (down, delete, gc) read its
+working folder from its container, so they need no ``--workdir`` to find it.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from dataclasses import asdict
 
 from reglab.auth.htpasswd import Htpasswd, check_username
 from reglab.base import settings
-from reglab.base.errors import ConfigError, HtpasswdError, ReglabError
+from reglab.base.errors import MAPPED, ConfigError, HtpasswdError, at_boundary
 from reglab.base.progress import TextProgress
 from reglab.base.shell import PathStyle
 from reglab.cli import swarm as swarm_command
@@ -30,17 +33,42 @@ from reglab.registry import token as tokenauth
 from reglab.registry.config import RegistryConfig, Stage, check_notify_url
 from reglab.registry.container import Registry, owned_registries
 from reglab.registry.preflight import preflight
+from reglab.registry.status import registry_workdir
+
+
+def resolve(args: argparse.Namespace) -> settings.Settings:
+    """This run's settings: the options given on the command line, else ``REGLAB_*``, else the
+    defaults. The one place the command line reads the environment."""
+    return settings.Settings.from_env().merged(
+        port=getattr(args, "port", None),
+        workdir=getattr(args, "workdir", None),
+        name=getattr(args, "name", None) or None,
+        offline=getattr(args, "offline", None),
+    )
 
 
 def _config(args: argparse.Namespace, stage: str = "local") -> RegistryConfig:
-    """The registry's configuration: options given on the command line, else the environment."""
-    env = settings.Settings.from_env()
+    """The registry's configuration, from this run's settings (the token server's port from
+    reglab.base.ports)."""
+    env: settings.Settings = args.settings
+    parsed = Stage.parse(stage)
     return RegistryConfig(
-        stage=Stage.parse(stage),
-        port=args.port if getattr(args, "port", None) is not None else env.port,
-        workdir=args.workdir if getattr(args, "workdir", None) is not None else env.workdir,
-        name=args.name or env.name,
+        stage=parsed,
+        port=env.port,
+        workdir=env.workdir,
+        name=env.name,
+        token_port=env.ports.token_server if parsed.token else None,
     )
+
+
+def _running_config(args: argparse.Namespace) -> RegistryConfig:
+    """For the commands that act on a running registry: its working folder as its container
+    says (its data folder, certificate or users), unless ``--workdir`` names one."""
+    cfg = _config(args)
+    if getattr(args, "workdir", None) is not None:
+        return cfg
+    found = registry_workdir(connect(), cfg.name)
+    return dataclasses.replace(cfg, workdir=found) if found else cfg
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -95,12 +123,11 @@ def _up_mirror(args: argparse.Namespace) -> int:
             "reglab up mirror needs the registry to mirror",
             "add --upstream NAME (a reglab registry) or --upstream http://HOST:PORT",
         )
-    env = settings.Settings.from_env()
-    port = args.port if args.port is not None else env.port + 1  # beside its upstream
+    env: settings.Settings = args.settings
+    port = args.port if args.port is not None else env.ports.mirror  # beside its upstream
     name = args.name or MIRROR_NAME
-    workdir = args.workdir if args.workdir is not None else env.workdir
     registry = mirror.start_mirror(
-        connect(), args.upstream, port, workdir, name, notify=_notify_url(args)
+        connect(), args.upstream, port, env.workdir, name, notify=_notify_url(args)
     )
     print(f"mirror {name} of {registry.config.upstream} answers at {registry.url}")
     print(f"pull through it: docker pull {registry.address}/REPOSITORY:TAG (pushes are refused)")
@@ -147,8 +174,7 @@ def _up(args: argparse.Namespace) -> int:
         users.save()
     registry = Registry(cfg).start(timeout=args.timeout)
     # Paths as this terminal reaches them ("$REGLAB_WORKDIR/..." when that named the folder).
-    from_env = args.workdir is None and settings.Settings.from_env().workdir_from_env
-    style = PathStyle.here(cfg.workdir, from_env)
+    style = PathStyle.here(cfg.workdir, args.settings.workdir_from_env)
     print(f"registry {cfg.name} (stage {cfg.stage.value}) answers at {registry.url}")
     if cfg.notify:
         print(f"its events go to {cfg.notify}")
@@ -167,8 +193,7 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _user(args: argparse.Namespace) -> int:
-    env = settings.Settings.from_env()
-    paths = RegistryConfig(workdir=args.workdir if args.workdir is not None else env.workdir).paths
+    paths = RegistryConfig(workdir=args.settings.workdir).paths
     check_username(args.user)  # before asking for a password
     users = Htpasswd.load(paths.htpasswd, replacing=args.user)  # a corrupt file: changed not
     existed = args.user in users.names()
@@ -190,12 +215,13 @@ def _status(args: argparse.Namespace) -> int:
         print(
             f"{r.name}: {r.state}, stage {r.stage}, port {ports}, "
             f"tls {'on' if r.tls else 'off'}, auth {'on' if r.auth else 'off'}"
+            + (f", folder {r.workdir}" if r.workdir else "")
         )
     return 0 if found or args.json else 1
 
 
 def _down(args: argparse.Namespace) -> int:
-    cfg = _config(args)
+    cfg = _running_config(args)
     removed = Registry(cfg).remove(purge=args.purge)
     print(f"removed {cfg.name}" if removed else f"no container named {cfg.name}")
     if args.purge:
@@ -206,7 +232,7 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _delete(args: argparse.Namespace) -> int:
-    cfg = _config(args)
+    cfg = _running_config(args)
     registry = Registry.attach(connect(), cfg.name, cfg.workdir)
     repository, _, tag = args.image.rpartition(":")
     if not repository or "/" in tag:
@@ -227,7 +253,7 @@ def _delete(args: argparse.Namespace) -> int:
 
 
 def _gc(args: argparse.Namespace) -> int:
-    cfg = _config(args)
+    cfg = _running_config(args)
     registry = Registry.attach(connect(), cfg.name, cfg.workdir)
     if not args.dry_run:
         print(f"registry {cfg.name}: read-only while the collector runs (pushes are refused)")
@@ -277,9 +303,10 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        args.settings = resolve(args)
         return COMMANDS[args.command](args)
-    except ReglabError as exc:
-        print(f"reglab: error: {exc}", file=sys.stderr)
+    except MAPPED as exc:  # reglab's errors, and the SDK's, HTTP's and the OS's mapped to one line
+        print(f"reglab: error: {at_boundary(exc) or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("reglab: interrupted; run the same command again to finish", file=sys.stderr)

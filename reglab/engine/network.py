@@ -7,7 +7,10 @@ verifying a certificate.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import docker
+import docker.errors
 
 from reglab.base.errors import NotOwned, RegistryError, docker_errors
 from reglab.base.labels import is_owned, owner_labels
@@ -18,7 +21,8 @@ NETWORK = "reglab-net"
 def project_network(engine: docker.DockerClient, name: str = NETWORK) -> str:
     """The workshop's own bridge network (created if needed); return its gateway address."""
     with docker_errors(f"cannot create network {name}"):
-        found = engine.networks.list(names=[name])
+        # The engine's name filter matches parts of names too: keep the exact one.
+        found = [n for n in engine.networks.list(names=[name]) if n.name == name]
         network = (
             found[0]
             if found
@@ -40,12 +44,56 @@ def project_network(engine: docker.DockerClient, name: str = NETWORK) -> str:
     return str(gateway)
 
 
-def remove_project_network(engine: docker.DockerClient, name: str = NETWORK) -> bool:
-    """Remove the workshop's network if reglab created it; True when removed."""
+@dataclass(frozen=True)
+class NetworkRemoval:
+    """What :func:`remove_project_network` did: true when the network went; ``str()`` is the
+    one line that says so, or which containers kept it."""
+
+    name: str
+    removed: bool
+    kept_for: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return self.removed
+
+    def __str__(self) -> str:
+        if self.removed:
+            return f"removed network {self.name}"
+        if self.kept_for:
+            return (
+                f"network {self.name} left in place: {', '.join(self.kept_for)} still "
+                f"use{'s' if len(self.kept_for) == 1 else ''} it"
+            )
+        return f"no network {self.name} of reglab's to remove"
+
+
+def remove_project_network(engine: docker.DockerClient, name: str = NETWORK) -> NetworkRemoval:
+    """Remove the workshop's network if reglab created it and no container is on it.
+
+    The network is shared (a learner's own mirror from ``reglab up mirror`` joins it too), so
+    one user's clean-up must not pull it from under another: while any container, running or
+    stopped, is attached, it stays and the result names them.
+    """
     with docker_errors(f"cannot remove network {name}"):
         for network in engine.networks.list(names=[name]):
             network.reload()
-            if is_owned(network.attrs.get("Labels")):
-                network.remove()
-                return True
-    return False
+            if not is_owned(network.attrs.get("Labels")) or network.name != name:
+                continue
+            users = _attached(engine, network.id)
+            if not users:
+                try:
+                    network.remove()
+                    return NetworkRemoval(name, True)
+                except docker.errors.APIError as exc:
+                    if "active endpoints" not in str(exc):
+                        raise
+                    users = _attached(engine, network.id)  # one joined meanwhile
+            return NetworkRemoval(name, False, users)
+    return NetworkRemoval(name, False)
+
+
+def _attached(engine: docker.DockerClient, network_id: str) -> tuple[str, ...]:
+    """The containers on the network, running or stopped (a stopped one would not start again
+    without it)."""
+    found = engine.containers.list(all=True, filters={"network": network_id})
+    return tuple(sorted(str(c.name) for c in found))

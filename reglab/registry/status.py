@@ -1,12 +1,16 @@
 """What runs: a plain summary of reglab's registry containers, for ``reglab status`` and the
-status panel."""
+status panel, and what a running registry says of itself (its working folder), so that the
+commands acting on it read it instead of guessing or asking.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import docker
+import docker.errors
 
 from reglab.base.errors import docker_errors
 from reglab.base.labels import OWNER_LABEL, STAGE_LABEL, is_owned
@@ -27,6 +31,9 @@ class RegistryStatus:
     tls: bool = False
     auth: bool = False
     owned: bool = False
+    #: The working folder it was started with, read from its bind mounts ("" when it has none:
+    #: the local stage, or a registry whose data is in a named volume and has no certificate).
+    workdir: str = ""
 
     @classmethod
     def of(cls, container: Container) -> RegistryStatus:
@@ -40,7 +47,45 @@ class RegistryStatus:
             tls=stage.tls,
             auth=stage.auth or stage.token,
             owned=is_owned(container.labels),
+            workdir=str(workdir_of(container) or ""),
         )
+
+
+#: Where a registry container mounts the files of its working folder, and how far below the
+#: folder each source sits (reglab.registry.workdir's layout): registry-data/, certs/domain.crt,
+#: certs/ca.crt (token stage), auth/.
+_MOUNTED_FROM_WORKDIR = {
+    "/var/lib/registry": 1,
+    "/certs/domain.crt": 2,
+    "/certs/ca.crt": 2,
+    "/auth": 1,
+}
+
+
+def workdir_of(container: Container) -> Path | None:
+    """The working folder a registry container was started with, read from its bind mounts
+    (the first that says: its data folder, else its certificate, else its users), or None."""
+    mounts = {
+        m.get("Destination"): m
+        for m in (container.attrs.get("Mounts") or [])
+        if m.get("Type") == "bind"
+    }
+    for destination, depth in _MOUNTED_FROM_WORKDIR.items():
+        mount = mounts.get(destination)
+        if mount and mount.get("Source"):
+            return Path(mount["Source"]).parents[depth - 1]
+    return None
+
+
+def registry_workdir(engine: docker.DockerClient, name: str) -> Path | None:
+    """The working folder of reglab's container ``name``, read from it; None when there is no
+    such container, it is not reglab's, or it mounts nothing from a working folder."""
+    with docker_errors(f"cannot inspect container {name}"):
+        try:
+            container = engine.containers.get(name)
+        except docker.errors.NotFound:
+            return None
+    return workdir_of(container) if is_owned(container.labels) else None
 
 
 def owned_registries(engine: docker.DockerClient | None = None) -> list[RegistryStatus]:
