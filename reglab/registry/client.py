@@ -9,24 +9,25 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import requests
 import requests.auth
+import urllib3
 
 from reglab.base.errors import AuthenticationRequired, ClientError, TLSVerificationFailed
 
 #: Manifest media types we accept, so the registry answers with the digest ``docker push`` showed.
 MANIFEST_TYPES = ", ".join(
-    (
-        "application/vnd.docker.distribution.manifest.v2+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.oci.image.index.v1+json",
+    f"application/vnd.{kind}+json"
+    for kind in (
+        "docker.distribution.manifest.v2", "docker.distribution.manifest.list.v2",
+        "oci.image.manifest.v1", "oci.image.index.v1",
     )
-)
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -55,13 +56,9 @@ class RegistryClient:
     """
 
     def __init__(
-        self,
-        url: str,
-        *,
-        ca: str | Path | None = None,
-        auth: tuple[str, str] | None = None,
+        self, url: str, *, ca: str | Path | None = None, auth: tuple[str, str] | None = None,
         timeout: float = 10.0,
-    ) -> None:
+    ) -> None:  # fmt: skip
         self.url = url.rstrip("/")
         self.session = requests.Session()
         # Passed with every request: a session-wide verify is overridden by REQUESTS_CA_BUNDLE.
@@ -216,10 +213,16 @@ class RegistryClient:
         return self.request("GET", "/v2/").status_code
 
     def status(self) -> int:
-        """The status code of ``GET /v2/``, whatever it is (401 included); raises only when
-        there is no answer at all. Useful to show a refusal without catching it."""
+        """The status of ``GET /v2/``, whatever it is (401 too): a refusal shown, not raised."""
+        return self._answer("GET", "/v2/")
+
+    def answer(self, method: str, path: str) -> requests.Response:
+        """The registry's answer as it is: a refusal is returned, not raised (to show it)."""
+        return self._send(method, f"{self.url}{path}")
+
+    def _answer(self, method: str, path: str) -> int:  # raises only when nothing answered
         try:
-            return self.ping()
+            return self.request(method, path).status_code
         except ClientError as exc:
             if exc.status is None:
                 raise
@@ -264,17 +267,10 @@ class RegistryClient:
         config = manifest.get("config", {})
         children = manifest.get("manifests", [])  # an index: one manifest per platform
         platforms = tuple((_platform(child), str(child["digest"])) for child in children)
-        return ImageSummary(
-            repository=repository,
-            tag=reference,
-            digest=digest,
-            size=sum(size for _, size in layers)
-            + int(config.get("size", 0))
-            + sum(int(child.get("size", 0)) for child in children),
-            layers=layers,
-            media_type=str(manifest.get("mediaType", "")),
-            platforms=platforms,
-        )
+        size = sum(size for _, size in layers) + int(config.get("size", 0))
+        size += sum(int(child.get("size", 0)) for child in children)
+        media_type = str(manifest.get("mediaType", ""))
+        return ImageSummary(repository, reference, digest, size, layers, media_type, platforms)
 
     def verify_image(self, repository: str, reference: str = "latest") -> int:
         """Download the manifest and every blob it names, checking each blob's SHA-256.
@@ -283,9 +279,8 @@ class RegistryClient:
         digest: what a pulling client must refuse.
         """
         manifest = self.manifest(repository, reference)
-        blobs = [manifest["config"], *manifest.get("layers", [])]
         total = 0
-        for blob in blobs:
+        for blob in [manifest["config"], *manifest.get("layers", [])]:
             digest = blob["digest"]
             sha = hashlib.sha256()
             response = self.request("GET", f"/v2/{repository}/blobs/{digest}", stream=True)
@@ -302,12 +297,7 @@ class RegistryClient:
     def blob_status(self, repository: str, digest: str) -> int:
         """The status of ``HEAD /v2/REPO/blobs/DIGEST``: 200 when the registry says it has the
         blob, 404 when not (what it says, which after garbage collection may be its cache)."""
-        try:
-            return self.request("HEAD", f"/v2/{repository}/blobs/{digest}").status_code
-        except ClientError as exc:
-            if exc.status is None:
-                raise
-            return exc.status
+        return self._answer("HEAD", f"/v2/{repository}/blobs/{digest}")
 
     def upload_blob(
         self, repository: str, data: bytes, headers: dict[str, str] | None = None
@@ -321,12 +311,8 @@ class RegistryClient:
         location = started.headers["Location"]
         path = location.split(self.url, 1)[-1] if location.startswith("http") else location
         separator = "&" if "?" in path else "?"
-        self.request(
-            "PUT",
-            f"{path}{separator}digest={digest}",
-            data=data,
-            headers={"Content-Type": "application/octet-stream", **extra},
-        )
+        headers = {"Content-Type": "application/octet-stream", **extra}
+        self.request("PUT", f"{path}{separator}digest={digest}", data=data, headers=headers)
         return digest
 
     def delete_manifest(self, repository: str, digest: str) -> None:
@@ -348,6 +334,19 @@ class RegistryClient:
             "HEAD", f"/v2/{repository}/manifests/{reference}", headers={"Accept": MANIFEST_TYPES}
         )
         return str(response.headers["Docker-Content-Digest"])
+
+
+def probe_status(
+    url: str, verify: str | bool = True, params: dict[str, str] | None = None, timeout: float = 1.0
+) -> int | str:
+    """The status of one ``GET url``, or the name of what went wrong (``ConnectionError``):
+    a readiness probe's answer, never raised. ``verify=False`` only asks "does it answer?"."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+            return requests.get(url, params=params, timeout=timeout, verify=verify).status_code
+    except requests.exceptions.RequestException as exc:
+        return exc.__class__.__name__
 
 
 def _repository(path: str) -> str:

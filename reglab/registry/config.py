@@ -11,14 +11,13 @@ token      TLS, and token auth instead: a token server (reglab.registry.token) g
            what the access list ``auth/acl.yml`` allows, repository by repository
 ========== ============================================================================
 
-:meth:`RegistryConfig.docker_run_command` shows the learner the exact ``docker run`` line that
-does what ``reglab.Registry`` does.
+:meth:`RegistryConfig.spec` describes the container once: ``reglab.Registry`` runs it, and
+:meth:`RegistryConfig.docker_run_command` shows the learner the same as a ``docker run`` line.
 """
 
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -28,6 +27,7 @@ from reglab.base import settings
 from reglab.base.errors import ConfigError
 from reglab.base.labels import STAGE_LABEL, owner_labels
 from reglab.base.shell import PathStyle
+from reglab.engine.spec import INVOKER, ContainerSpec, Mount, volumes_of
 from reglab.registry.workdir import Workdir
 
 CONTAINER_PORT = 5000
@@ -111,15 +111,6 @@ def notify_url_of(endpoints: str) -> str | None:
     """The URL in a value :func:`notification_endpoints` wrote (None if there is none)."""
     found = re.search(r"url: '([^']*)'", endpoints)
     return found.group(1) if found else None
-
-
-def _env_argument(name: str, value: str) -> str:
-    """``-e NAME=VALUE`` quoted for the shell; in double quotes when the value holds single
-    quotes, so that a shell variable written into it (``$GATEWAY``) still expands."""
-    if "'" not in value:
-        return f"-e {shlex.quote(name + '=' + value)}"
-    escaped = "".join("\\" + c if c in '"\\`' else c for c in value)
-    return f'-e "{name}={escaped}"'
 
 
 @dataclass
@@ -227,30 +218,40 @@ class RegistryConfig:
             env["REGISTRY_AUTH_HTPASSWD_PATH"] = "/auth/htpasswd"
         return env
 
-    def volumes(self) -> Volumes:
+    def mounts(self) -> tuple[Mount, ...]:
         """Bind mounts. Only the server certificate and key go in: never the CA's key."""
         paths = self.paths
-        vols: Volumes = {}
+        found: list[Mount] = []
         if self.data_volume:
-            vols[self.data_volume] = {"bind": "/var/lib/registry", "mode": "rw"}
+            found.append(Mount(self.data_volume, "/var/lib/registry"))
         elif self.stage.persistent:
-            vols[str(paths.data)] = {"bind": "/var/lib/registry", "mode": "rw"}
+            found.append(Mount(paths.data, "/var/lib/registry"))
         if self.stage.tls:
-            vols[str(paths.server_cert)] = {"bind": "/certs/domain.crt", "mode": "ro"}
-            vols[str(paths.server_key)] = {"bind": "/certs/domain.key", "mode": "ro"}
+            found.append(Mount(paths.server_cert, "/certs/domain.crt", read_only=True))
+            found.append(Mount(paths.server_key, "/certs/domain.key", read_only=True))
         if self.stage.auth:
-            vols[str(paths.htpasswd.parent)] = {"bind": "/auth", "mode": "ro"}
+            found.append(Mount(paths.htpasswd.parent, "/auth", read_only=True))
         if self.stage.token:  # the CA's certificate (never its key): to verify tokens
-            vols[str(paths.ca_cert)] = {"bind": "/certs/ca.crt", "mode": "ro"}
-        return vols
+            found.append(Mount(paths.ca_cert, "/certs/ca.crt", read_only=True))
+        return tuple(found)
+
+    def volumes(self) -> Volumes:
+        """The mounts as the Docker SDK's ``volumes=`` wants them."""
+        return volumes_of(self.mounts())
 
     def ports(self) -> dict[str, list[tuple[str, int]]]:
-        return {f"{CONTAINER_PORT}/tcp": [(ip, self.port) for ip in self.bind]}
+        """The published ports as the Docker SDK's ``ports=`` wants them."""
+        ports: dict[str, list[tuple[str, int]]] = self.spec().run_kwargs()["ports"]
+        return ports
+
+    @property
+    def restart(self) -> str | None:
+        """From the TLS stage on the registry is a service: it comes back after a reboot."""
+        return "unless-stopped" if self.stage.tls else None
 
     @property
     def restart_policy(self) -> dict[str, str] | None:
-        """From the TLS stage on the registry is a service: it comes back after a reboot."""
-        return {"Name": "unless-stopped"} if self.stage.tls else None
+        return {"Name": self.restart} if self.restart else None
 
     @property
     def runs_as_invoker(self) -> bool:
@@ -269,28 +270,25 @@ class RegistryConfig:
         needed = self.stage.persistent and self.data_volume is None
         return [f"mkdir -p {style.show(self.paths.data)}"] if needed else []
 
+    def spec(self) -> ContainerSpec:
+        """The registry's container, as reglab runs it and as ``docker run`` starts it. The
+        line carries the same labels, so reglab may replace a registry started by hand."""
+        return ContainerSpec(
+            self.image,
+            name=self.name,
+            labels=self.labels(),
+            ports=tuple((ip, self.port, CONTAINER_PORT) for ip in self.bind),
+            mounts=self.mounts(),
+            env=self.environment(),
+            user=INVOKER if self.runs_as_invoker else None,
+            restart=self.restart,
+            network=self.network,
+            wrap=True,
+        )
+
     def docker_run_command(self, style: PathStyle | None = None) -> str:
         """The ``docker run`` line that starts the same container by hand.
 
         ``style`` says how the working folder's paths are typed (default: absolute).
         """
-        style = style or PathStyle(self.workdir)
-        parts = ["docker run -d", f"--name {self.name}"]
-        # The same labels as reglab's own container, so reglab may replace it later.
-        parts += [f"--label {k}={v}" for k, v in self.labels().items()]
-        parts += [f"-p {ip}:{self.port}:{CONTAINER_PORT}" for ip in self.bind]
-        if self.network:
-            parts.append(f"--network {self.network}")
-        if self.restart_policy:
-            parts.append(f"--restart {self.restart_policy['Name']}")
-        if self.runs_as_invoker:
-            parts.append('--user "$(id -u):$(id -g)"')
-        for host, spec in self.volumes().items():
-            suffix = ":ro" if spec["mode"] == "ro" else ""
-            if host == self.data_volume:  # a volume's name, not a path
-                parts.append(f"-v {host}:{spec['bind']}{suffix}")
-            else:
-                parts.append(f"-v {style.show(Path(host), mount_to=spec['bind'] + suffix)}")
-        parts += [_env_argument(k, v) for k, v in self.environment().items()]
-        parts.append(self.image)
-        return " \\\n  ".join(parts)
+        return self.spec().shell(style)

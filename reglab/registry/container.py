@@ -9,16 +9,12 @@ carry reglab's owner label (``reglab.base.labels``).
 
 from __future__ import annotations
 
-import os
 import time
-import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import docker
 import docker.errors
-import requests
-import urllib3
 
 from reglab.auth.htpasswd import Htpasswd
 from reglab.base.errors import (
@@ -31,9 +27,10 @@ from reglab.base.errors import (
     docker_errors,
 )
 from reglab.base.labels import is_owned
+from reglab.base.wait import NotYet, WaitTimeout, poll
 from reglab.engine.connection import connect, port_problem, writable_problem
 from reglab.engine.transfer import exists
-from reglab.registry.client import RegistryClient
+from reglab.registry.client import RegistryClient, probe_status
 from reglab.registry.config import CONTAINER_PORT, RegistryConfig, Stage, notify_url_of
 from reglab.registry.status import RegistryStatus, owned_registries
 from reglab.registry.token import TokenServer, remove_token_server
@@ -133,18 +130,7 @@ class Registry:
             with docker_errors(
                 "the registry container could not start", "check 'reglab doctor'", RegistryError
             ):
-                self.engine.containers.run(
-                    cfg.image,
-                    detach=True,
-                    name=cfg.name,
-                    labels=cfg.labels(),
-                    ports=cfg.ports(),
-                    volumes=cfg.volumes(),
-                    environment=cfg.environment(),
-                    restart_policy=cfg.restart_policy,
-                    user=f"{os.getuid()}:{os.getgid()}" if cfg.runs_as_invoker else None,
-                    network=cfg.network,
-                )
+                self.engine.containers.run(**cfg.spec().run_kwargs())
         except RegistryError as exc:
             self.remove()  # a container created but not started would block the next try
             if any(s in exc.problem for s in ("address already in use", "already allocated")):
@@ -162,32 +148,29 @@ class Registry:
         Raises RegistryNotReady with the container's last log lines when the container exits or
         the timeout passes.
         """
-        deadline = time.monotonic() + timeout
-        next_state_check = time.monotonic() + STATE_CHECK_INTERVAL
-        # Readiness only asks "does it answer?"; certificates are checked before the start
-        # (Certificate.check) and verified by client(). verify= per request: see client.py.
-        with requests.Session() as session, warnings.catch_warnings():
-            warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-            while True:
-                try:
-                    status = session.get(f"{self.url}/v2/", timeout=1, verify=False).status_code
-                    if status in (200, 401):
-                        return status
-                except requests.exceptions.RequestException:
-                    pass
-                now = time.monotonic()
-                if now >= next_state_check:  # an engine call: not on every poll
-                    next_state_check = now + STATE_CHECK_INTERVAL
-                    container = self.container
-                    if container is None or container.status in ("exited", "dead"):
-                        self._fail("the registry container stopped before answering")
-                if now > deadline:
-                    self._fail(
-                        f"the registry did not answer at {self.url}/v2/ within {timeout:g} s"
-                    )
-                time.sleep(POLL_INTERVAL)
+        url = f"{self.url}/v2/"
+        engine_asked = [time.monotonic()]
 
-    def _fail(self, problem: str) -> None:
+        def answered() -> int | None:
+            # Readiness only asks "does it answer?": certificates are checked before the start
+            # (Certificate.check) and verified by client().
+            status = probe_status(url, verify=False)
+            if status in (200, 401):
+                return int(status)
+            if time.monotonic() - engine_asked[0] >= STATE_CHECK_INTERVAL:  # not every poll
+                engine_asked[0] = time.monotonic()
+                container = self.container
+                if container is None or container.status in ("exited", "dead"):
+                    self._fail("the registry container stopped before answering")
+            raise NotYet(f"GET /v2/ answered {status}")
+
+        try:
+            return poll(f"the registry to answer at {url}", answered, timeout=timeout,
+                        interval=POLL_INTERVAL)  # fmt: skip
+        except WaitTimeout as exc:
+            self._fail(exc.problem)
+
+    def _fail(self, problem: str) -> NoReturn:
         logs = self.logs(tail=10)
         last = " | ".join(line for line in logs.splitlines() if line.strip())[-400:]
         raise RegistryNotReady(

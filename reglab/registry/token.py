@@ -16,13 +16,11 @@ it keeps running after the command that started it.
 
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
+from typing import NoReturn
 
 import docker
 import docker.errors
-import requests
 
 from reglab.auth.htpasswd import Htpasswd
 from reglab.auth.tokenserver import AclError, Rule, load_acl
@@ -35,11 +33,14 @@ from reglab.base.errors import (
     docker_errors,
 )
 from reglab.base.files import write_atomic
-from reglab.base.labels import OWNER_LABEL, is_owned, owner_labels
+from reglab.base.labels import is_owned, owner_labels
 from reglab.base.settings import TOKEN_IMAGE
 from reglab.base.shell import PathStyle
+from reglab.base.wait import NotYet, WaitTimeout, poll
 from reglab.engine.connection import port_problem
+from reglab.engine.spec import INVOKER, ContainerSpec, Mount
 from reglab.engine.transfer import exists
+from reglab.registry.client import probe_status
 from reglab.registry.config import TOKEN_ISSUER, TOKEN_SERVICE, RegistryConfig
 from reglab.registry.workdir import Workdir
 
@@ -126,15 +127,18 @@ class TokenServer:
         except docker.errors.NotFound:
             return None
 
-    def volumes(self) -> dict[str, dict[str, str]]:
+    def mounts(self) -> tuple[Mount, ...]:
         paths = self.config.paths
-        return {
-            str(paths.htpasswd.parent): {"bind": "/auth", "mode": "ro"},
-            str(paths.token_key): {"bind": "/certs/token.key", "mode": "ro"},
-            str(paths.token_cert): {"bind": "/certs/token.crt", "mode": "ro"},
-            str(paths.server_cert): {"bind": "/certs/domain.crt", "mode": "ro"},
-            str(paths.server_key): {"bind": "/certs/domain.key", "mode": "ro"},
-        }
+        return tuple(
+            Mount(host, target, read_only=True)
+            for host, target in (
+                (paths.htpasswd.parent, "/auth"),
+                (paths.token_key, "/certs/token.key"),
+                (paths.token_cert, "/certs/token.crt"),
+                (paths.server_cert, "/certs/domain.crt"),
+                (paths.server_key, "/certs/domain.key"),
+            )
+        )
 
     def arguments(self) -> list[str]:
         return [
@@ -144,21 +148,22 @@ class TokenServer:
             "--tls-key", "/certs/domain.key", "--issuer", TOKEN_ISSUER, "--service", TOKEN_SERVICE,
         ]  # fmt: skip
 
+    def spec(self) -> ContainerSpec:
+        """The token server's container, run by reglab and shown as its ``docker run`` line.
+        It runs as the user: the key files are theirs, mode 0600."""
+        return ContainerSpec(
+            TOKEN_IMAGE,
+            tuple(self.arguments()),
+            name=self.name,
+            labels=owner_labels(),
+            ports=(("127.0.0.1", self.config.token_port or 0, SERVER_PORT),),
+            mounts=self.mounts(),
+            user=INVOKER,
+            wrap=True,
+        )
+
     def docker_run_command(self, style: PathStyle | None = None) -> str:
-        style = style or PathStyle(self.config.workdir)
-        parts = [
-            "docker run -d",
-            f"--name {self.name}",
-            f"--label {OWNER_LABEL}=true",
-            f"-p 127.0.0.1:{self.config.token_port}:{SERVER_PORT}",
-            '--user "$(id -u):$(id -g)"',  # the key files are the user's, mode 0600
-        ]
-        for host, spec in self.volumes().items():
-            parts.append(f"-v {style.show(Path(host), mount_to=spec['bind'] + ':ro')}")
-        parts.append(TOKEN_IMAGE)
-        args = self.arguments()
-        parts += [f"{args[i]} {args[i + 1]}" for i in range(0, len(args), 2)]
-        return " \\\n  ".join(parts)
+        return self.spec().shell(style)
 
     def prepare(self, acl: Path | None = None) -> None:
         """Users, access list and signing certificate in place (the registry's certificate is
@@ -187,41 +192,30 @@ class TokenServer:
         if not exists(self.engine, TOKEN_IMAGE):
             raise RegistryError(f"image {TOKEN_IMAGE} is not present", "run 'reglab images'")
         with docker_errors("the token server could not start", error=RegistryError):
-            self.engine.containers.run(
-                TOKEN_IMAGE,
-                self.arguments(),
-                detach=True,
-                name=self.name,
-                labels=owner_labels(),
-                ports={f"{SERVER_PORT}/tcp": [("127.0.0.1", self.config.token_port)]},
-                volumes=self.volumes(),
-                user=f"{os.getuid()}:{os.getgid()}",
-            )
+            self.engine.containers.run(**self.spec().run_kwargs())
         self.wait_ready(timeout)
         return self
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Poll an anonymous token request (verified with the workshop CA) until it answers."""
-        deadline = time.monotonic() + timeout
         ca = str(self.config.paths.ca_cert)
-        with requests.Session() as session:
-            while True:
-                try:
-                    answer = session.get(
-                        self.url, params={"service": TOKEN_SERVICE}, timeout=1, verify=ca
-                    )
-                    if answer.status_code == 200:
-                        return
-                except requests.exceptions.RequestException:
-                    pass
-                container = self.container
-                if container is None or container.status in ("exited", "dead"):
-                    self._fail("the token server stopped before answering")
-                if time.monotonic() > deadline:
-                    self._fail(f"the token server did not answer at {self.url} in {timeout:g} s")
-                time.sleep(0.02)
 
-    def _fail(self, problem: str) -> None:
+        def answered() -> bool | None:
+            status = probe_status(self.url, verify=ca, params={"service": TOKEN_SERVICE})
+            if status == 200:
+                return True
+            container = self.container
+            if container is None or container.status in ("exited", "dead"):
+                self._fail("the token server stopped before answering")
+            raise NotYet(f"a token request answered {status}")
+
+        try:
+            poll(f"the token server to answer at {self.url}", answered, timeout=timeout,
+                 interval=0.02)  # fmt: skip
+        except WaitTimeout as exc:
+            self._fail(exc.problem)
+
+    def _fail(self, problem: str) -> NoReturn:
         container = self.container
         logs = bytes(container.logs(tail=5)).decode(errors="replace") if container else ""
         last = " | ".join(line for line in logs.splitlines() if line.strip())[-300:]
