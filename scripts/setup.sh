@@ -105,8 +105,27 @@ start_second_engine() {  # the default engine must be ours: it is stopped while 
 }
 
 stop_second_engine() {  # and bring the default engine back, with its own command line
-  "${ENGINE_CONTROL[@]}" owned "$SECOND_ENGINE" 2>/dev/null && "${ENGINE_CONTROL[@]}" stop "$SECOND_ENGINE" >&2
-  "${ENGINE_CONTROL[@]}" resume default >&2
+  if "${ENGINE_CONTROL[@]}" owned "$SECOND_ENGINE" 2>/dev/null; then
+    # A second engine that will not stop has its own socket and data root: the default
+    # engine is started again all the same.
+    "${ENGINE_CONTROL[@]}" stop "$SECOND_ENGINE" >&2 || say "the second engine did not stop"
+  fi
+  "${ENGINE_CONTROL[@]}" resume default >&2  # does nothing when it runs
+}
+
+# Set from the moment the default engine may be stopped until it runs again. A script that
+# calls swap_to_second_engine calls restore_engines in its EXIT trap, so that every way out
+# (a second engine that fails to start, a failing test pass, Ctrl-C) starts the default again.
+ENGINES_SWAPPED=
+swap_to_second_engine() {
+  ENGINES_SWAPPED=1  # before anything is stopped: a failure halfway is restored too
+  start_second_engine
+}
+
+restore_engines() {  # nothing unless swap_to_second_engine ran
+  [ -n "$ENGINES_SWAPPED" ] || return 0
+  stop_second_engine || return 1
+  ENGINES_SWAPPED=
 }
 
 ensure_python_env() {

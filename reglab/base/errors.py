@@ -200,6 +200,8 @@ _OS_FIXES = {
     errno.EROFS: "choose a folder on a writable file system (--workdir DIR)",
     errno.ENOSPC: "free some disk space (docker system df shows what Docker holds)",
     errno.ENOENT: "check the path",
+    errno.ENOTDIR: "a file stands where a folder should be: move it, or choose another path",
+    errno.EEXIST: "a file stands where a folder should be: move it, or choose another path",
     errno.ECONNREFUSED: "start it, or check the port (reglab status)",
 }
 

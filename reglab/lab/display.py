@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reglab.base.errors import ReglabError
+from reglab.base.errors import MAPPED, at_boundary
 from reglab.base.progress import COMPLETE, LayerTotals, Progress, TextProgress
 
 
@@ -27,7 +27,9 @@ def in_notebook() -> bool:
 
 def one_line_errors() -> None:
     """In IPython/Jupyter, show reglab's errors as their one line (problem and fix) instead of
-    a traceback. The cell still fails, so a notebook run under nbval still fails too."""
+    a traceback; the Docker SDK's, HTTP's and the OS's too, mapped by the same function as on
+    the command line (``reglab.base.errors.at_boundary``). The cell still fails, so a notebook
+    run under nbval still fails too."""
     shell = _shell()
     if shell is None:
         return
@@ -35,11 +37,17 @@ def one_line_errors() -> None:
     def show(
         shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None
     ) -> list[str]:
-        stb = [f"{etype.__name__}: {value}"]
+        stb = [error_line(value)]
         shell._showtraceback(etype, value, stb)  # an error output: the cell counts as failed
         return stb
 
-    shell.set_custom_exc((ReglabError,), show)
+    shell.set_custom_exc(MAPPED, show)
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line a notebook shows for ``exc``: ``EngineError: problem - fix: ...``."""
+    mapped: BaseException = at_boundary(exc) or exc
+    return f"{type(mapped).__name__}: {mapped}"
 
 
 class NotebookProgress:
