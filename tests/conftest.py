@@ -41,6 +41,30 @@ def pytest_terminal_summary(terminalreporter) -> None:
             terminalreporter.write_line(line)
 
 
+SWARM_NOTEBOOK = "09-swarm-replicas.ipynb"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tiers (README, *Tests*) that a test shows by itself; its file marks the rest.
+
+    nbval cells and tests parametrized by a notebook's file name run notebooks; a test that
+    asks for the ``engine`` fixture (itself or through another fixture) needs Docker; the
+    swarm tests and notebook 09 create a Docker Swarm.
+    """
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = [v for v in callspec.params.values() if isinstance(v, str)] if callspec else []
+        notebooks = [item.path.name] if item.path.suffix == ".ipynb" else []
+        notebooks += [v for v in params if v.endswith(".ipynb")]
+        if notebooks:
+            item.add_marker(pytest.mark.notebooks)
+            item.add_marker(pytest.mark.docker)
+        if "engine" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.docker)
+        if SWARM_NOTEBOOK in notebooks or item.path.name == "test_swarm.py":
+            item.add_marker(pytest.mark.swarm)
+
+
 def engine_state() -> set[str] | None:
     """Containers, networks, image names and volumes on the engine (None when no engine
     answers)."""
@@ -153,8 +177,9 @@ def engine():
 
 @pytest.fixture(scope="session")
 def workshop_images(engine) -> dict[str, str]:
-    """registry:2 and hello-world, built offline when missing (never contacts Docker Hub)."""
-    return images.ensure_images(engine, offline=True)
+    """Every workshop image (the tests cover every stage), built offline when missing or made
+    from other versions of reglab's files (never contacts Docker Hub)."""
+    return images.ensure_images(engine, images.ALL, offline=True)
 
 
 @pytest.fixture

@@ -24,7 +24,8 @@ from notebook_runner import NOTEBOOKS
 
 import reglab
 
-pytestmark = pytest.mark.docker
+# JupyterLab and Chromium start, and notebook 01 runs in them: about a minute.
+pytestmark = [pytest.mark.docker, pytest.mark.notebooks, pytest.mark.slow]
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 # The flags this machine's Chromium needs to stay on loopback and start quickly as root.

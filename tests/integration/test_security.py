@@ -90,6 +90,7 @@ def test_docker_login_credentials_are_removed_by_the_workshop_cleanup(
     assert push.returncode != 0 and "no basic auth credentials" in push.stderr
 
 
+@pytest.mark.notebooks  # runs notebook 04
 def test_the_demo_password_appears_nowhere_but_as_a_bcrypt_hash(
     engine, workshop_images, tmp_path, monkeypatch
 ):
