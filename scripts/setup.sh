@@ -145,7 +145,8 @@ ensure_python_env() {
   fi
 }
 
-ensure_images() {
-  say "making registry:2 and hello-world available"
-  "$VENV/bin/reglab" images
+ensure_images() {  # ensure_images [--stage STAGE]: the images that stage needs; default every one
+  local which=("${@:---all}")
+  say "making the workshop's images available (${which[*]})"
+  "$VENV/bin/reglab" images "${which[@]}"
 }

@@ -11,6 +11,7 @@ from typing import NoReturn
 
 from reglab.base import settings
 from reglab.base.errors import ConfigError, Problem
+from reglab.images import recipes
 from reglab.registry.config import Stage
 
 
@@ -72,7 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "images",
-        help="make the workshop's images available (registry:2, hello-world, tools, token)",
+        help="make the images a stage needs available (default: registry:2, hello-world, tools)",
+    )
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--stage",
+        choices=list(recipes.STAGES),
+        default=recipes.FOUNDATION,
+        help="the images this stage needs: foundation (notebooks 00-07, the default), "
+        "token (+ the token server, 08), swarm (+ store, cache and front, 09)",
+    )
+    which.add_argument(
+        "--all", action="store_true", help="every image (what --save writes in any case)"
     )
     p.add_argument(
         "--offline",
@@ -86,13 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="registry server binary to build registry:2 from",
     )
-    p.add_argument(
+    tarball = p.add_mutually_exclusive_group()
+    tarball.add_argument(
         "--save",
         type=Path,
         metavar="FILE.tar",
-        help="also write both images to a tarball for rooms without network",
+        help="also make every image and write them to one tarball, for rooms without network",
     )
-    p.add_argument(
+    tarball.add_argument(
         "--load", type=Path, metavar="FILE.tar", help="load the images from a tarball instead"
     )
 

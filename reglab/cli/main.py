@@ -26,7 +26,7 @@ from reglab.cli import swarm as swarm_command
 from reglab.cli.args import build_parser
 from reglab.engine.connection import EngineInfo, connect
 from reglab.engine.network import NETWORK, project_network
-from reglab.images import archive
+from reglab.images import archive, recipes
 from reglab.images import build as images
 from reglab.registry import gc, mirror
 from reglab.registry import token as tokenauth
@@ -73,12 +73,13 @@ def _running_config(args: argparse.Namespace) -> RegistryConfig:
 
 def _doctor(args: argparse.Namespace) -> int:
     cfg = _config(args)
-    problems = preflight(cfg.port, cfg.workdir, cfg.name)
+    stage = getattr(args, "stage", None) or recipes.FOUNDATION  # doctor --stage, when given
+    problems = preflight(cfg.port, cfg.workdir, cfg.name, stage=stage)
     for problem in problems:
         print(f"problem: {problem}")
     if not problems:
         print(
-            f"ready: {EngineInfo.of(connect())} answers, images present, "
+            f"ready: {EngineInfo.of(connect())} answers, the {stage} images present, "
             f"port {cfg.port} free, {cfg.workdir} writable"
         )
     return 1 if problems else 0
@@ -89,17 +90,22 @@ def _images(args: argparse.Namespace) -> int:
     if args.load:
         names = archive.load_images(engine, args.load)
         print(f"loaded {', '.join(names) or 'no named images'} from {args.load}")
-    else:
-        offline = args.offline or settings.Settings.from_env().offline
-        how = images.ensure_images(
-            engine, offline=offline, registry_binary=args.registry_binary, progress=TextProgress()
-        )
-        for ref, way in how.items():
-            print(f"{ref}: {way}")
+        return 0
+    # The tarball holds every image: a room without network may run any notebook.
+    stage = recipes.ALL if args.all or args.save else args.stage
+    how = images.ensure_images(
+        engine,
+        stage,
+        offline=args.offline or settings.Settings.from_env().offline,
+        registry_binary=args.registry_binary,
+        progress=TextProgress(),
+    )
+    for ref, way in how.items():
+        print(f"{ref}: {way}")
     if args.save:
         archive.save_images(engine, args.save)
         print(
-            f"saved {', '.join(images.WORKSHOP_IMAGES)} to {args.save} "
+            f"saved {', '.join(recipes.WORKSHOP_IMAGES)} to {args.save} "
             f"(load it elsewhere with: reglab images --load {args.save.name})"
         )
     return 0

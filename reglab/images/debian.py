@@ -3,8 +3,9 @@ one binary and its libraries (the token server needs Python and three of its pac
 
 Docker Hub is out of reach in a workshop room, so nothing is pulled: ``debootstrap`` installs a
 minimal Debian 12 with the packages asked for, from the Debian mirror ``apt`` already uses, into
-a folder; the folder becomes an image (``docker import``). It needs root (it makes device nodes
-and runs ``chroot``) and about a minute, once.
+a folder; the folder becomes an image (``docker import``). It needs Debian's apt (an Ubuntu
+mirror has no ``bookworm``), root (it makes device nodes and runs ``chroot``) and about a
+minute, once. Elsewhere the images come from a tarball made on a Debian machine.
 """
 
 from __future__ import annotations
@@ -22,29 +23,84 @@ import docker
 
 from reglab.base.errors import ImageError, docker_errors
 from reglab.base.labels import BUILT_LABEL
+from reglab.images.context import SOURCE_LABEL, source_digest
 
 SUITE = "bookworm"
-APT_SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
-
-
-def debian_mirror(sources: tuple[Path, ...] = APT_SOURCES) -> str:
-    """The Debian mirror ``apt`` uses here (deb822 ``URIs:``, else a classic ``deb`` line)."""
-    for path in sources:
-        if not path.is_file():
-            continue
-        for line in path.read_text().splitlines():
-            found = re.match(r"\s*(?:URIs:\s*|deb\s+(?:\[[^]]*\]\s*)?)(\S+)", line)
-            if found:
-                return found.group(1)
-    raise ImageError(
-        "no Debian mirror found in /etc/apt",
-        "build on Debian, or load the images from a tarball: reglab images --load FILE.tar",
-    )
-
-
+#: Where apt lists its mirrors, relative to the machine's root: deb822 first, then classic.
+APT_SOURCES = ("etc/apt/sources.list.d/debian.sources", "etc/apt/sources.list")
+#: The way to these images on a machine that cannot debootstrap Debian.
+TARBALL_FIX = (
+    "on a Debian machine run 'reglab images --save FILE.tar', then here "
+    "'reglab images --load FILE.tar'"
+)
+#: The root of the machine whose apt is asked (a test points it at a folder of its own).
+HOST_ROOT = Path("/")
 #: Where a debootstrapped file system is kept as a tarball, so that another engine on this
 #: machine (the test suite's second one) or a user who is not root imports it without root.
 CACHE = Path("/var/cache/reglab/images")
+
+
+def debian_mirror(root: Path | None = None) -> str | None:
+    """The Debian mirror ``apt`` uses on the machine whose root is ``root``; None when its apt
+    is not Debian's (no dpkg, or no Debian line in its sources: an Ubuntu or Fedora machine).
+
+    A line is Debian's when its URL names ``debian`` (deb.debian.org/debian, a local
+    mirror's /debian); the security archive holds updates only, so it is never the mirror.
+    """
+    root = HOST_ROOT if root is None else root
+    if not (root / "usr/bin/dpkg").is_file():
+        return None
+    for name in APT_SOURCES:
+        path = root / name
+        if not path.is_file():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            found = re.match(r"\s*(?:URIs:\s*|deb\s+(?:\[[^]]*\]\s*)?)(\S+)", line)
+            if found and "debian" in found.group(1) and "security" not in found.group(1):
+                return found.group(1)
+    return None
+
+
+def sources_of(packages: list[str], changes: list[str]) -> list[bytes]:
+    """What an imported image is made from: the suite, its packages and its Dockerfile lines."""
+    return [SUITE.encode(), *sorted(p.encode() for p in packages), *map(str.encode, changes)]
+
+
+def _cache_key(packages: list[str]) -> str:
+    return hashlib.sha256(f"{SUITE} {' '.join(sorted(packages))}".encode()).hexdigest()[:16]
+
+
+def _cached(ref: str, packages: list[str], cache: Path) -> Path:
+    """The tarball of the file system: this image's, else one made for another image of the
+    same packages (two images of the same packages share it)."""
+    key = _cache_key(packages)
+    cached = cache / f"{ref.replace(':', '-').replace('/', '-')}-{key}.tar"
+    shared = next(iter(sorted(cache.glob(f"*-{key}.tar"))), None) if cache.is_dir() else None
+    return shared if not cached.is_file() and shared is not None else cached
+
+
+def host_problem(ref: str, packages: list[str]) -> ImageError | None:
+    """Why this machine cannot make ``ref`` (None when it can): the file system is not cached
+    and Debian's apt, debootstrap or root is missing. One line naming the image and the fix."""
+    if _cached(ref, packages, CACHE).is_file():
+        return None  # imported from the cache: no debootstrap, no root
+    if debian_mirror() is None:
+        return ImageError(
+            f"{ref} is made with debootstrap from Debian's mirror, and this machine's apt is "
+            "not Debian's",
+            TARBALL_FIX,
+        )
+    if shutil.which("debootstrap") is None:
+        return ImageError(
+            f"debootstrap is needed to make {ref} offline",
+            f"install it (sudo apt-get install debootstrap), or {TARBALL_FIX}",
+        )
+    if os.geteuid() != 0:
+        return ImageError(
+            f"making {ref} with debootstrap needs root",
+            f"run 'sudo .venv/bin/reglab images --all' once, or {TARBALL_FIX}",
+        )
+    return None
 
 
 def make_debian_image(
@@ -58,38 +114,25 @@ def make_debian_image(
     then ``docker import`` it as ``ref``; return ``ref``. The file system is kept in
     :data:`CACHE` and imported from there next time (by package list: two images of the same
     packages share it). ``changes`` are Dockerfile lines for the import, such as ``CMD``."""
-    key = hashlib.sha256(f"{SUITE} {' '.join(sorted(packages))}".encode()).hexdigest()[:16]
-    cached = CACHE / f"{ref.replace(':', '-').replace('/', '-')}-{key}.tar"
-    shared = next(iter(sorted(CACHE.glob(f"*-{key}.tar"))), None) if CACHE.is_dir() else None
-    if not cached.is_file() and shared is not None:
-        cached = shared  # the same packages made for another image
+    changes = changes or []
+    cached = _cached(ref, packages, CACHE)
     if not cached.is_file():
-        _debootstrap(ref, packages, cached, timeout)
+        problem = host_problem(ref, packages)
+        if problem is not None:
+            raise problem
+        _debootstrap(packages, cached, timeout)
+    source = source_digest(sources_of(packages, changes))
+    labels = [f"LABEL {BUILT_LABEL}=debootstrap", f"LABEL {SOURCE_LABEL}={source}"]
     with docker_errors(f"cannot import {ref}", error=ImageError):
         repository, _, tag = ref.rpartition(":")
         client.api.import_image_from_data(  # the archive becomes the image's file system
-            cached.read_bytes(),
-            repository=repository,
-            tag=tag,
-            changes=[f"LABEL {BUILT_LABEL}=debootstrap", *(changes or [])],
+            cached.read_bytes(), repository=repository, tag=tag, changes=[*labels, *changes]
         )
     return ref
 
 
-def _debootstrap(ref: str, packages: list[str], cached: Path, timeout: float) -> None:
-    if shutil.which("debootstrap") is None:
-        raise ImageError(
-            f"debootstrap is needed to make {ref} offline",
-            "install it (sudo apt-get install debootstrap), or load the images from a "
-            "tarball: reglab images --load FILE.tar",
-        )
-    if os.geteuid() != 0:
-        raise ImageError(
-            f"making {ref} with debootstrap needs root",
-            "run 'sudo .venv/bin/reglab images' once (scripts/workshop does), or load the "
-            "images from a tarball: reglab images --load FILE.tar",
-        )
-    mirror = debian_mirror()
+def _debootstrap(packages: list[str], cached: Path, timeout: float) -> None:
+    mirror = str(debian_mirror())  # host_problem() made sure there is one
     with tempfile.TemporaryDirectory(prefix="reglab-debootstrap-") as tmp:
         root = Path(tmp) / "rootfs"
         command = [
@@ -115,4 +158,4 @@ def _debootstrap(ref: str, packages: list[str], cached: Path, timeout: float) ->
         partial.replace(cached)  # whole or not at all
 
 
-__all__ = ["debian_mirror", "make_debian_image"]
+__all__ = ["debian_mirror", "host_problem", "make_debian_image", "sources_of"]

@@ -94,8 +94,12 @@ class Workshop:
         """
         one_line_errors()
         ws = cls(connect())
-        how = images.ensure_images(
-            ws.engine, offline=ws.settings.offline, progress=for_display("images")
+        how = images.ensure_images(  # the images this notebook needs (08, 09: more)
+            ws.engine,
+            images.notebook_stage(),
+            offline=ws.settings.offline,
+            progress=for_display("images"),
+            notice=print,
         )
         print(f"Docker engine {EngineInfo.of(ws.engine).version} answers")
         for ref in how:

