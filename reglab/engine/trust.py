@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import shlex
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -19,7 +21,8 @@ from reglab.base.errors import CertificateError
 from reglab.base.files import write_atomic
 from reglab.base.settings import TOOLS_IMAGE
 from reglab.base.shell import PathStyle
-from reglab.engine.oneoff import run_once
+from reglab.engine.oneoff import one_off, run_once
+from reglab.engine.spec import ContainerSpec, Mount, Step
 
 DOCKER_CERTS_D = Path("/etc/docker/certs.d")
 
@@ -79,72 +82,75 @@ CERTS_D_MOUNT = "/certs.d"
 STAGE_MOUNT = "/trust"
 
 
-def _as_the_engine(
-    engine: docker.DockerClient,
-    command: list[str],
-    certs_d: str | Path,
-    more: dict[str, dict[str, str]] | None = None,
-) -> None:
-    """Run ``command`` in a short-lived reglab-tools container with certs.d mounted."""
-    run_once(
-        engine,
-        TOOLS_IMAGE,
-        command,
-        volumes={str(certs_d): {"bind": CERTS_D_MOUNT, "mode": "rw"}, **(more or {})},
-        what=f"cannot change {certs_d} through the engine ({' '.join(command[:2])})",
-        fix="run 'reglab images' (it makes reglab-tools:1)",
-        error=CertificateError,
-    )
+@dataclass(frozen=True)
+class EngineTrust:
+    """Docker's trust of a CA for one ``HOST:PORT``, changed in certs.d through the engine.
+
+    Each change is a :class:`~reglab.engine.spec.Step`: the lines a learner types, and what
+    reglab runs (the same one-off container, through the SDK).
+    """
+
+    engine: docker.DockerClient
+    host: str
+    port: int
+    #: The working folder's trust/, where ca.crt is staged as HOST:PORT/ca.crt.
+    stage_dir: Path
+    certs_d: Path = DOCKER_CERTS_D
+
+    @property
+    def name(self) -> str:
+        return host_port(self.host, self.port)
+
+    def copy_spec(self) -> ContainerSpec:
+        """A reglab-tools one-off that copies the staged trust/ into certs.d."""
+        mounts = (Mount(self.certs_d, CERTS_D_MOUNT), Mount(self.stage_dir, STAGE_MOUNT, True))
+        return one_off(TOOLS_IMAGE, ("cp", "-r", f"{STAGE_MOUNT}/.", f"{CERTS_D_MOUNT}/"),
+                       mounts=mounts)  # fmt: skip
+
+    def delete_spec(self) -> ContainerSpec:
+        """A reglab-tools one-off that removes certs.d/HOST:PORT."""
+        command = ("rm", "-rf", f"{CERTS_D_MOUNT}/{self.name}")
+        return one_off(TOOLS_IMAGE, command, mounts=(Mount(self.certs_d, CERTS_D_MOUNT),))
+
+    def _run(self, spec: ContainerSpec) -> None:
+        run_once(
+            self.engine,
+            spec,
+            what=f"cannot change {self.certs_d} through the engine ({' '.join(spec.command[:2])})",
+            fix="run 'reglab images' (it makes reglab-tools:1)",
+            error=CertificateError,
+        )
+
+    def add(self, ca_cert: Path, style: PathStyle | None = None) -> Step[Path]:
+        """Make Docker trust ``ca_cert`` for HOST:PORT: staged, then copied into certs.d."""
+        show = _shown(style)
+        staged = self.stage_dir / self.name
+        copy = self.copy_spec()
+
+        def action() -> Path:
+            write_atomic(staged / "ca.crt", Path(ca_cert).read_bytes(), 0o644)
+            self._run(copy)
+            return Path(self.certs_d) / self.name / "ca.crt"
+
+        lines = [
+            f"mkdir -p {show(staged)} && cp {show(ca_cert)} {show(staged / 'ca.crt')}",
+            copy.shell(style),
+        ]
+        return Step(lines, action)
+
+    def remove(self, style: PathStyle | None = None) -> Step[None]:
+        """Remove Docker's trust for HOST:PORT (the whole certs.d/HOST:PORT), and the stage."""
+        show = _shown(style)
+        staged = self.stage_dir / self.name
+        delete = self.delete_spec()
+
+        def action() -> None:
+            self._run(delete)
+            shutil.rmtree(staged, ignore_errors=True)
+
+        return Step([delete.shell(style), f"rm -rf {show(staged)}"], action)
 
 
-def trust_through_engine(
-    engine: docker.DockerClient,
-    ca_cert: str | Path,
-    host: str,
-    port: int,
-    stage_dir: Path,
-    certs_d: str | Path = DOCKER_CERTS_D,
-) -> Path:
-    """Make Docker trust ``ca_cert`` for HOST:PORT, writing certs.d through the engine."""
-    name = host_port(host, port)
-    write_atomic(stage_dir / name / "ca.crt", Path(ca_cert).read_bytes(), 0o644)
-    stage = {str(stage_dir): {"bind": STAGE_MOUNT, "mode": "ro"}}
-    _as_the_engine(engine, ["cp", "-r", f"{STAGE_MOUNT}/.", f"{CERTS_D_MOUNT}/"], certs_d, stage)
-    return Path(certs_d) / name / "ca.crt"
-
-
-def untrust_through_engine(
-    engine: docker.DockerClient,
-    host: str,
-    port: int,
-    stage_dir: Path,
-    certs_d: str | Path = DOCKER_CERTS_D,
-) -> None:
-    """Remove Docker's trust for HOST:PORT (the whole certs.d/HOST:PORT folder), and the stage."""
-    name = host_port(host, port)
-    _as_the_engine(engine, ["rm", "-rf", f"{CERTS_D_MOUNT}/{name}"], certs_d)
-    shutil.rmtree(stage_dir / name, ignore_errors=True)
-
-
-def trust_commands(
-    style: PathStyle, ca_cert: Path, host: str, port: int, stage_dir: Path
-) -> list[str]:
-    """The command lines that do what :func:`trust_through_engine` does."""
-    name = host_port(host, port)
-    staged = style.show(stage_dir / name)
-    return [
-        f"mkdir -p {staged} && cp {style.show(ca_cert)} {style.show(stage_dir / name / 'ca.crt')}",
-        f"docker run --rm -v {DOCKER_CERTS_D}:{CERTS_D_MOUNT} "
-        f"-v {style.show(stage_dir, mount_to=STAGE_MOUNT + ':ro')} {TOOLS_IMAGE} "
-        f"cp -r {STAGE_MOUNT}/. {CERTS_D_MOUNT}/",
-    ]
-
-
-def untrust_commands(style: PathStyle, host: str, port: int, stage_dir: Path) -> list[str]:
-    """The command lines that do what :func:`untrust_through_engine` does."""
-    name = host_port(host, port)
-    return [
-        f"docker run --rm -v {DOCKER_CERTS_D}:{CERTS_D_MOUNT} {TOOLS_IMAGE} "
-        f"rm -rf {shlex.quote(CERTS_D_MOUNT + '/' + name)}",
-        f"rm -rf {style.show(stage_dir / name)}",
-    ]
+def _shown(style: PathStyle | None) -> Callable[[Path], str]:
+    """How a path is typed: as ``style`` writes it, else absolute."""
+    return style.show if style else lambda path: shlex.quote(str(path))

@@ -16,7 +16,7 @@ import shutil
 
 from reglab.base.errors import ImageError, ReglabError, docker_errors
 from reglab.base.labels import OWNER_LABEL
-from reglab.base.settings import REGISTRY_IMAGE, TOOLS_IMAGE
+from reglab.base.settings import TOOLS_IMAGE
 from reglab.engine.network import NETWORK, project_network
 from reglab.images.build import BuildContext
 from reglab.lab.workshop import Workshop
@@ -24,7 +24,7 @@ from reglab.registry import gc, mirror, replicate
 from reglab.registry.client import MANIFEST_TYPES, RegistryClient
 from reglab.registry.config import RegistryConfig, Stage
 from reglab.registry.container import CONTAINER_PORT, Registry
-from reglab.registry.disk import SmallDisk
+from reglab.registry.disk import SmallDisk, volume_spec
 from reglab.registry.events import Event, Listener
 
 #: The repository (and local image name) of notebook 05's versions.
@@ -98,7 +98,7 @@ def push_to_full_disk(ws: Workshop, registry: Registry, version: int) -> str | N
 
 def disk_usage(ws: Workshop, disk: SmallDisk) -> tuple[int, int]:
     """How full the small disk is (``df`` in a one-off container)."""
-    ws.cli(f"docker run --rm -v {disk.name}:/disk:ro {TOOLS_IMAGE} df -k /disk")
+    ws.cli(disk.usage_spec().shell(ws.style))
     used, size = disk.usage(ws.engine)
     print(f"{disk.name}: {used / MIB:.1f} of {size / MIB:.0f} MiB used ({used * 100 // size}%)")
     return used, size
@@ -109,7 +109,7 @@ def blob_bytes(ws: Workshop, registry: Registry) -> int:
     source = registry.data_source()
     blobs = f"/var/lib/registry/{gc.BLOBS}"
     if isinstance(source, str):
-        ws.cli(f"docker run --rm -v {source}:/var/lib/registry:ro {TOOLS_IMAGE} du -sb {blobs}")
+        ws.cli(volume_spec(source, "/var/lib/registry", "du", "-sb", blobs).shell(ws.style))
     else:
         # No blobs/ folder until the first blob: du's error means 0 bytes.
         ws.cli(
@@ -133,9 +133,7 @@ def ask(ws: Workshop, registry: Registry, method: str, path: str) -> str:
     ``STATUS: BODY``. Returns that line."""
     ws.cli(f"curl -s -X {method} {registry.url}{path}")
     with registry.client() as api:
-        response = api.session.request(
-            method, f"{api.url}{path}", timeout=api.timeout, verify=api.verify
-        )
+        response = api.answer(method, path)
     answer = f"{response.status_code}: {response.text.strip()}"
     print(answer)
     return answer
@@ -179,18 +177,7 @@ def collect(
 ) -> gc.Collection:
     """Garbage collection, safely: read-only registry, the collector, read-write again."""
     config = registry.config
-    source = registry.data_source()
-    target = "/var/lib/registry" + (":ro" if dry_run else "")
-    mount = (
-        f"{source}:{target}"
-        if isinstance(source, str)
-        else ws.style.show(config.paths.data, mount_to=target)
-    )
-    flags = " --dry-run" * dry_run + " --delete-untagged" * delete_untagged
-    collector = (
-        f"docker run --rm --entrypoint /bin/registry -v {mount} "
-        f"{REGISTRY_IMAGE} garbage-collect {gc.CONFIG_PATH}{flags}"
-    )
+    collector = gc.collector_spec(registry, dry_run, delete_untagged).shell(ws.style)
     if not dry_run:
         read_only = dataclasses.replace(config, read_only=True)
         ws.cli(f"docker rm -f {config.name}")
@@ -268,10 +255,8 @@ def start_mirror(
     ws.cli(
         f"docker network connect --alias {upstream.config.name} {NETWORK} {upstream.config.name}"
     )
-    config = RegistryConfig(
-        stage=Stage.MIRROR, port=port, workdir=ws.workdir / "mirror", name=name,
-        upstream=f"http://{upstream.config.name}:{CONTAINER_PORT}", network=NETWORK,
-    )  # fmt: skip
+    url = f"http://{upstream.config.name}:{CONTAINER_PORT}"  # what mirror.upstream_url gives
+    config = mirror.mirror_config(url, port, ws.workdir, name)
     for command in config.folder_commands(ws.style):
         ws.cli(command)
     ws.cli(config.docker_run_command(ws.style))

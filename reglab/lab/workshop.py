@@ -27,13 +27,7 @@ from reglab.engine import transfer
 from reglab.engine.connection import EngineInfo, connect
 from reglab.engine.login import Credentials, login, login_command, logout
 from reglab.engine.network import NETWORK, project_network, remove_project_network
-from reglab.engine.trust import (
-    host_port,
-    trust_commands,
-    trust_through_engine,
-    untrust_commands,
-    untrust_through_engine,
-)
+from reglab.engine.trust import EngineTrust
 from reglab.images import build as images
 from reglab.lab.display import for_display, one_line_errors
 from reglab.registry.config import RegistryConfig, Stage
@@ -131,8 +125,8 @@ class Workshop:
     def certificate(self, stage: str | Stage = "tls", **kwargs: Any) -> Certificate:
         """Issue (or reuse) the registry's certificate and show what is in it."""
         config = self.config(stage, **kwargs)
-        self._certificate_commands(config)
-        cert = config.paths.server_certificate(config.cert_names)
+        cert = config.paths.certificate_step(config.cert_names, self.style).run(self.cli)
+        self.shown_certificate = config.cert_names
         for key, value in cert.describe().items():
             print(f"{key:>18}: {', '.join(value) if isinstance(value, list) else value}")
         return cert
@@ -154,8 +148,8 @@ class Workshop:
 
     def _token_server_commands(self, config: RegistryConfig) -> None:
         """The token stage's server: its signing certificate (once), then its container."""
-        if not self.shown_signing:
-            for command in config.paths.signing_certificate_commands(self.style):
+        if not self.shown_signing:  # TokenServer.start() issues it (or finds it valid)
+            for command in config.paths.signing_certificate_step(self.style).lines:
                 self.cli(command)
             self.shown_signing = True
         server = TokenServer(config, self.engine)
@@ -164,7 +158,9 @@ class Workshop:
         self.cli(server.docker_run_command(self.style))
 
     def _certificate_commands(self, config: RegistryConfig) -> None:
-        for command in config.paths.certificate_commands(config.cert_names, self.style):
+        """The certificate's lines only: Registry.start() issues it, or reissues it, or finds
+        it valid, as the lines would."""
+        for command in config.paths.certificate_step(config.cert_names, self.style).lines:
             self.cli(command)
         self.shown_certificate = config.cert_names
 
@@ -183,17 +179,14 @@ class Workshop:
         """Make Docker trust the workshop CA for HOST:PORT, through the engine (no sudo, no
         daemon restart)."""
         paths = self.config("tls").paths
-        for command in trust_commands(self.style, paths.ca_cert, host, self.port, paths.trust):
-            self.cli(command)
-        trust_through_engine(self.engine, paths.ca_cert, host, self.port, paths.trust)
-        print(f"Docker now trusts the workshop CA for {host_port(host, self.port)}")
+        trust = EngineTrust(self.engine, host, self.port, paths.trust)
+        trust.add(paths.ca_cert, self.style).run(self.cli)
+        print(f"Docker now trusts the workshop CA for {trust.name}")
 
     def untrust_ca(self, host: str) -> None:
         """Remove what :meth:`trust_ca` put in Docker's certs.d for HOST:PORT."""
         paths = self.config("tls").paths
-        for command in untrust_commands(self.style, host, self.port, paths.trust):
-            self.cli(command)
-        untrust_through_engine(self.engine, host, self.port, paths.trust)
+        EngineTrust(self.engine, host, self.port, paths.trust).remove(self.style).run(self.cli)
 
     def remove_network(self) -> None:
         self.cli(f"docker network rm {NETWORK}")

@@ -10,14 +10,16 @@ garbage collection does) without losing its data.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import docker
 import docker.errors
 
 from reglab.base.errors import ConfigError, NotOwned, RegistryError, docker_errors
-from reglab.base.labels import OWNER_LABEL, is_owned, owner_labels
+from reglab.base.labels import is_owned, owner_labels
 from reglab.base.settings import TOOLS_IMAGE
-from reglab.engine.oneoff import run_once
+from reglab.engine.oneoff import one_off, run_once
+from reglab.engine.spec import ContainerSpec, Mount
 
 #: Where the keeper mounts the disk.
 KEEPER_MOUNT = "/disk"
@@ -42,13 +44,28 @@ class SmallDisk:
     def keeper(self) -> str:
         return f"{self.name}-keeper"
 
+    @property
+    def options(self) -> dict[str, str]:
+        """The volume driver's options: a tmpfs of the disk's size."""
+        return {"type": "tmpfs", "device": "tmpfs", "o": f"size={self.size_mb}m"}
+
+    def keeper_spec(self) -> ContainerSpec:
+        """The keeper: a container that only sleeps, with the disk mounted."""
+        return ContainerSpec(
+            TOOLS_IMAGE,
+            ("sleep", KEEPER_SLEEP),
+            name=self.keeper,
+            labels=owner_labels(),
+            mounts=(Mount(self.name, KEEPER_MOUNT),),
+        )
+
     def commands(self) -> list[str]:
         """The ``docker`` lines that make the disk and its keeper by hand."""
+        options = " ".join(f"--opt {key}={value}" for key, value in self.options.items())
+        labels = " ".join(f"--label {key}={value}" for key, value in owner_labels().items())
         return [
-            f"docker volume create --label {OWNER_LABEL}=true --driver local --opt type=tmpfs "
-            f"--opt device=tmpfs --opt o=size={self.size_mb}m {self.name}",
-            f"docker run -d --name {self.keeper} --label {OWNER_LABEL}=true "
-            f"-v {self.name}:{KEEPER_MOUNT} {TOOLS_IMAGE} sleep {KEEPER_SLEEP}",
+            f"docker volume create {labels} --driver local {options} {self.name}",
+            self.keeper_spec().shell(),
         ]
 
     def remove_commands(self) -> list[str]:
@@ -60,19 +77,9 @@ class SmallDisk:
         self.remove(engine)
         with docker_errors(f"cannot make the small disk {self.name}", error=RegistryError):
             engine.volumes.create(
-                self.name,
-                driver="local",
-                driver_opts={"type": "tmpfs", "device": "tmpfs", "o": f"size={self.size_mb}m"},
-                labels=owner_labels(),
+                self.name, driver="local", driver_opts=self.options, labels=owner_labels()
             )
-            engine.containers.run(
-                TOOLS_IMAGE,
-                ["sleep", KEEPER_SLEEP],
-                detach=True,
-                name=self.keeper,
-                labels=owner_labels(),
-                volumes={self.name: {"bind": KEEPER_MOUNT, "mode": "rw"}},
-            )
+            engine.containers.run(**self.keeper_spec().run_kwargs())
         return self
 
     def remove(self, engine: docker.DockerClient) -> bool:
@@ -95,29 +102,30 @@ class SmallDisk:
 
     def usage(self, engine: docker.DockerClient) -> tuple[int, int]:
         """(bytes used, bytes in all) of the disk, as ``df`` sees them."""
-        out = _in_volume(engine, self.name, f"df -k {KEEPER_MOUNT}").splitlines()[-1].split()
+        out = run_once(engine, self.usage_spec(), **_reading(self.name)).splitlines()[-1].split()
         return int(out[2]) * 1024, int(out[1]) * 1024
+
+    def usage_spec(self) -> ContainerSpec:
+        """``df`` in a one-off container that mounts the disk read-only."""
+        return volume_spec(self.name, KEEPER_MOUNT, "df", "-k", KEEPER_MOUNT)
+
+
+def volume_spec(volume: str, mount: str, *command: str) -> ContainerSpec:
+    """A one-off reglab-tools container running ``command`` with ``volume`` read-only at
+    ``mount`` (the host may not read the engine's volumes)."""
+    return one_off(TOOLS_IMAGE, command, mounts=(Mount(volume, mount, read_only=True),))
 
 
 def volume_file_bytes(engine: docker.DockerClient, volume: str, folder: str) -> int:
-    """Bytes of every file below ``folder`` of a named volume (measured by a one-off container
-    that mounts it read-only: the host may not read the engine's volumes)."""
+    """Bytes of every file below ``folder`` of a named volume."""
     where = f"{KEEPER_MOUNT}/{folder}"
-    out = _in_volume(
-        engine, volume, f"[ ! -d {where} ] || find {where} -type f -exec busybox stat -c %s {{}} +"
-    )
-    return sum(int(n) for n in out.split())
+    script = f"[ ! -d {where} ] || find {where} -type f -exec busybox stat -c %s {{}} +"
+    spec = volume_spec(volume, KEEPER_MOUNT, "sh", "-c", script)
+    return sum(int(n) for n in run_once(engine, spec, **_reading(volume)).split())
 
 
-def _in_volume(engine: docker.DockerClient, volume: str, script: str) -> str:
-    return run_once(
-        engine,
-        TOOLS_IMAGE,
-        ["sh", "-c", script],
-        volumes={volume: {"bind": KEEPER_MOUNT, "mode": "ro"}},
-        what=f"cannot read the volume {volume}",
-        error=RegistryError,
-    )
+def _reading(volume: str) -> dict[str, Any]:
+    return {"what": f"cannot read the volume {volume}", "error": RegistryError}
 
 
 def _check_owned(labels: dict[str, str] | None, what: str) -> None:
@@ -128,4 +136,4 @@ def _check_owned(labels: dict[str, str] | None, what: str) -> None:
         )
 
 
-__all__ = ["SmallDisk", "volume_file_bytes"]
+__all__ = ["SmallDisk", "volume_file_bytes", "volume_spec"]

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reglab.base.errors import ClientError, ConfigError, RegistryError
-from reglab.engine.oneoff import run_once
+from reglab.engine.oneoff import one_off, run_once
+from reglab.engine.spec import ContainerSpec, Mount
 from reglab.registry.client import RegistryClient
 from reglab.registry.container import Registry
 from reglab.registry.disk import volume_file_bytes
@@ -116,42 +117,23 @@ def collect(
 ) -> Collection:
     """Collect the registry's garbage safely (see the module's docstring); return the bytes.
 
-    CLI equivalent of the collector: ``docker run --rm --entrypoint /bin/registry -v
-    DATA:/var/lib/registry registry:2 garbage-collect /etc/docker/registry/config.yml``.
-    ``delete_untagged`` also removes manifests no tag points to (in 2.8 it can remove the
-    children of a multi-architecture index: use it only on single-platform images).
+    The collector is :func:`collector_spec`'s one-off container. ``delete_untagged`` also
+    removes manifests no tag points to (in 2.8 it can remove the children of a
+    multi-architecture index: use it only on single-platform images).
 
     ``watch``: (repository, digest) of blobs to ask for with HEAD before the sweep, after it and
     after the restart; this shows the stale cache the restart clears (notebook 05).
     """
-    config, paths = registry.config, registry.config.paths
-    source = registry.data_source()
-    if source is None:
-        raise ConfigError(
-            f"registry {config.name} keeps its data in an anonymous volume (the local stage)",
-            "collect garbage on a registry with registry-data: reglab up persistent (or tls, auth)",
-        )
-    if isinstance(source, Path) and source != paths.data:
-        raise ConfigError(
-            f"registry {config.name} stores its data in {source}, not in {paths.data}",
-            f"give the folder it was started with: --workdir {source.parent}",
-        )
+    config = registry.config
+    collector = collector_spec(registry, dry_run, delete_untagged)
     before = stored_blob_bytes(registry)
-    mount = str(source) if isinstance(source, str) else str(paths.data)
-    flags = [
-        *(["--dry-run"] if dry_run else []),
-        *(["--delete-untagged"] if delete_untagged else []),
-    ]
     if not dry_run:  # no push may land while blobs are swept
         Registry(dataclasses.replace(config, read_only=True), registry.engine).start()
     seen_before = _heads(registry, watch)
     try:
         output = run_once(
             registry.engine,
-            config.image,
-            ["garbage-collect", CONFIG_PATH, *flags],
-            entrypoint=["/bin/registry"],
-            volumes={mount: {"bind": "/var/lib/registry", "mode": "ro" if dry_run else "rw"}},
+            collector,
             what="the garbage collector failed",
             fix=f"read its output above, and 'docker logs {config.name}'",
             error=RegistryError,
@@ -171,6 +153,33 @@ def collect(
     return Collection(before, stored_blob_bytes(registry), eligible, dry_run, watched)
 
 
+def collector_spec(
+    registry: Registry, dry_run: bool = False, delete_untagged: bool = False
+) -> ContainerSpec:
+    """``registry garbage-collect`` in a one-off container of the registry's image, on the
+    registry's storage (read-only for a dry run). One-line errors when the registry keeps its
+    data where a collector cannot reach it."""
+    config, paths = registry.config, registry.config.paths
+    source = registry.data_source()
+    if source is None:
+        raise ConfigError(
+            f"registry {config.name} keeps its data in an anonymous volume (the local stage)",
+            "collect garbage on a registry with registry-data: reglab up persistent (or tls, auth)",
+        )
+    if isinstance(source, Path) and source != paths.data:
+        raise ConfigError(
+            f"registry {config.name} stores its data in {source}, not in {paths.data}",
+            f"give the folder it was started with: --workdir {source.parent}",
+        )
+    flags = ["--dry-run"] * dry_run + ["--delete-untagged"] * delete_untagged
+    return one_off(
+        config.image,
+        ("garbage-collect", CONFIG_PATH, *flags),
+        entrypoint=("/bin/registry",),
+        mounts=(Mount(source, "/var/lib/registry", read_only=dry_run),),
+    )
+
+
 def _heads(registry: Registry, watch: Sequence[tuple[str, str]]) -> list[int]:
     if not watch:
         return []
@@ -184,6 +193,7 @@ __all__ = [
     "Deleted",
     "blob_bytes",
     "collect",
+    "collector_spec",
     "delete_tag",
     "stored_blob_bytes",
     "tags_of",

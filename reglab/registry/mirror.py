@@ -16,10 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import docker
-import requests
 
 from reglab.base.errors import ConfigError, RegistryError, docker_errors
 from reglab.engine.network import NETWORK, project_network
+from reglab.registry.client import probe_status
 from reglab.registry.config import RegistryConfig, Stage
 from reglab.registry.container import CONTAINER_PORT, Registry
 
@@ -63,11 +63,7 @@ def check_upstream(engine: docker.DockerClient, url: str) -> None:
         address = (networks.get(NETWORK) or {}).get("IPAddress")
         if address:
             target = f"http://{address}:{CONTAINER_PORT}/v2/"
-    status: int | str
-    try:
-        status = requests.get(target, timeout=5).status_code
-    except requests.exceptions.RequestException as exc:
-        status = exc.__class__.__name__
+    status = probe_status(target, timeout=5)
     if status != 200:
         raise RegistryError(
             f"the upstream {url} does not answer GET /v2/ with 200 ({status})",
@@ -89,8 +85,15 @@ def start_mirror(
     project_network(engine)
     url = upstream_url(engine, upstream, workdir)
     check_upstream(engine, url)
-    config = RegistryConfig(
+    return Registry(mirror_config(url, port, workdir, name, notify), engine).start()
+
+
+def mirror_config(
+    url: str, port: int, workdir: Path, name: str, notify: str | None = None
+) -> RegistryConfig:
+    """The mirror of the upstream at ``url`` (as the mirror reaches it): on the workshop
+    network, its data in workdir/mirror."""
+    return RegistryConfig(
         stage=Stage.MIRROR, port=port, workdir=workdir / "mirror", name=name, upstream=url,
         network=NETWORK, notify=notify,
     )  # fmt: skip
-    return Registry(config, engine).start()

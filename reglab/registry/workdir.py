@@ -29,6 +29,7 @@ from pathlib import Path
 from reglab.auth.certs import CA, CA_DAYS, CA_NAME, DEFAULT_NAMES, SERVER_DAYS, Certificate
 from reglab.base.errors import ConfigError
 from reglab.base.shell import PathStyle
+from reglab.engine.spec import Step
 
 #: The subject of the token-signing certificate.
 TOKEN_SIGNER = "reglab token signer"
@@ -180,6 +181,14 @@ class Workdir:
         cert = ca.issue_signing_cert(TOKEN_SIGNER)
         cert.write(self.token_cert, self.token_key)
         return cert
+
+    def signing_certificate_step(self, style: PathStyle) -> Step[Certificate]:
+        """The signing certificate: openssl's lines, and :meth:`signing_certificate`."""
+        return Step(self.signing_certificate_commands(style), self.signing_certificate)
+
+    def certificate_step(self, names: tuple[str, ...], style: PathStyle) -> Step[Certificate]:
+        """The server certificate: openssl's lines, and :meth:`server_certificate`."""
+        return Step(self.certificate_commands(names, style), lambda: self.server_certificate(names))
 
     def signing_certificate_commands(self, style: PathStyle) -> list[str]:
         """openssl lines that do what :meth:`signing_certificate` does (the CA's lines come

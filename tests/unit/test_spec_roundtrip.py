@@ -1,0 +1,205 @@
+"""Every container reglab runs, parsed back from the `docker run` line it prints: the line and
+the Docker SDK's arguments must say the same (image, name, ports, mounts, env, user, labels,
+command). Pure logic, no Docker."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reglab.base.shell import PathStyle
+from reglab.engine.oneoff import one_off
+from reglab.engine.spec import ContainerSpec, Mount, Step, invoker
+from reglab.engine.trust import EngineTrust
+from reglab.registry import gc
+from reglab.registry.config import RegistryConfig
+from reglab.registry.container import Registry
+from reglab.registry.disk import SmallDisk, volume_spec
+from reglab.registry.mirror import mirror_config
+from reglab.registry.token import TokenServer
+
+WORKDIR = Path("/srv/lab/workdir")
+STYLES = {
+    "absolute": PathStyle(WORKDIR),
+    "relative": PathStyle(WORKDIR, WORKDIR.parent),  # "$PWD/workdir/..." in mounts
+    "from-env": PathStyle(WORKDIR, WORKDIR.parent, from_env=True),  # "$REGLAB_WORKDIR/..."
+}
+
+
+def config(stage: str, **kw: Any) -> RegistryConfig:
+    return RegistryConfig(stage=stage, port=5055, workdir=WORKDIR, name="reg", **kw)
+
+
+class Stored(Registry):
+    """A registry whose data is in registry-data/ (no engine asked)."""
+
+    def data_source(self) -> Path | str | None:
+        return self.config.paths.data
+
+
+def stages() -> dict[str, ContainerSpec]:
+    return {
+        "local": config("local").spec(),
+        "persistent": config("persistent").spec(),
+        "tls": config("tls", bind=("127.0.0.1", "172.30.0.1")).spec(),
+        "auth": config("auth").spec(),
+        "token": config("token").spec(),
+        "mirror": mirror_config("http://up:5000", 5056, WORKDIR, "reg-mirror").spec(),
+        "notify": config("local", notify="http://172.20.0.1:4000/events", network="net").spec(),
+        "read-only": config("persistent", read_only=True, data_volume="reg-disk").spec(),
+    }
+
+
+def helpers() -> dict[str, ContainerSpec]:
+    disk = SmallDisk("reg-disk", 24)
+    trust = EngineTrust(None, "172.20.0.1", 5055, WORKDIR / "trust")
+    stored = Stored(config("persistent"), engine=None)  # type: ignore[arg-type]
+    return {
+        "token server": TokenServer(config("token"), engine=None).spec(),  # type: ignore[arg-type]
+        "disk keeper": disk.keeper_spec(),
+        "disk usage": disk.usage_spec(),
+        "blob bytes": volume_spec("reg-disk", "/var/lib/registry", "du", "-sb", "/var/lib/x"),
+        "collector": gc.collector_spec(stored, delete_untagged=True),
+        "collector, dry run": gc.collector_spec(stored, dry_run=True),
+        "trust": trust.copy_spec(),
+        "untrust": trust.delete_spec(),
+        "odd values": one_off(
+            "img:1", ("sh", "-c", "echo 'a b' \"$x\""), env={"A": "x y", "B": "it's"}
+        ),  # fmt: skip
+    }
+
+
+ALL = {**stages(), **helpers()}
+
+
+def expanded(line: str) -> str:
+    """The line as the shell expands it in the notebook's folder: $PWD, the user's ids."""
+    text = line.replace("\\\n", " ").replace('"$(id -u):$(id -g)"', invoker())
+    return text.replace("$PWD", str(WORKDIR.parent)).replace("$REGLAB_WORKDIR", str(WORKDIR))
+
+
+def parse(line: str) -> dict[str, Any]:
+    """The SDK arguments a `docker run` line asks for, read back as the shell would split it
+    (in the notebook's folder, for the learner who runs it)."""
+    words = shlex.split(expanded(line))
+    assert words[:2] == ["docker", "run"], line
+    found: dict[str, Any] = {
+        "image": None, "command": None, "detach": False, "remove": False, "name": None,
+        "entrypoint": None, "labels": {}, "ports": {}, "volumes": {}, "environment": {},
+        "user": None, "restart_policy": None, "network": None,
+    }  # fmt: skip
+    rest = iter(words[2:])
+    for word in rest:
+        if not word.startswith("-"):
+            found["image"] = word
+            break
+        if word in ("-d", "--rm"):
+            found["detach" if word == "-d" else "remove"] = True
+            continue
+        value = next(rest)
+        if word == "--label":
+            key, _, label = value.partition("=")
+            found["labels"][key] = label
+        elif word == "-p":
+            address, host_port, container_port = value.rsplit(":", 2)
+            found["ports"].setdefault(f"{container_port}/tcp", []).append((address, int(host_port)))
+        elif word == "-v":
+            mode = "ro" if value.endswith(":ro") else "rw"
+            source, target = value.removesuffix(":ro").rsplit(":", 1)
+            found["volumes"][source] = {"bind": target, "mode": mode}
+        elif word == "-e":
+            key, _, env = value.partition("=")
+            found["environment"][key] = env
+        elif word == "--restart":
+            found["restart_policy"] = {"Name": value}
+        elif word == "--entrypoint":
+            found["entrypoint"] = [value]
+        else:
+            found[word.lstrip("-")] = value
+    found["command"] = list(rest) or None
+    return found
+
+
+@pytest.mark.parametrize("style", STYLES)
+@pytest.mark.parametrize("what", ALL)
+def test_the_printed_line_runs_what_the_sdk_runs(what: str, style: str) -> None:
+    spec = ALL[what]
+    line = spec.shell(STYLES[style])
+    assert parse(line) == spec.run_kwargs(), line
+    assert shlex.split(expanded(line)) == spec.argv()  # the words docker receives
+
+
+def test_the_lines_are_typeable_in_the_notebooks_folder() -> None:
+    relative = STYLES["relative"]
+    for what, spec in ALL.items():
+        line = spec.shell(relative)
+        assert "..." not in line and str(WORKDIR) not in line, (what, line)
+    persistent = stages()["persistent"].shell(relative)
+    assert '-v "$PWD/workdir/registry-data:/var/lib/registry"' in persistent
+    assert '--user "$(id -u):$(id -g)"' in persistent
+
+
+def test_every_stage_and_helper_sets_what_it_must() -> None:
+    kwargs = {what: spec.run_kwargs() for what, spec in ALL.items()}
+    assert kwargs["token"]["environment"]["REGISTRY_AUTH"] == "token"
+    assert kwargs["mirror"]["environment"]["REGISTRY_PROXY_REMOTEURL"] == "http://up:5000"
+    assert kwargs["mirror"]["network"] == "reglab-net"
+    assert "REGISTRY_NOTIFICATIONS_ENDPOINTS" in kwargs["notify"]["environment"]
+    assert kwargs["read-only"]["volumes"] == {
+        "reg-disk": {"bind": "/var/lib/registry", "mode": "rw"}
+    }
+    assert kwargs["read-only"]["user"] is None  # a named volume is root's
+    assert kwargs["token server"]["user"] == invoker()
+    assert kwargs["token server"]["ports"] == {"5001/tcp": [("127.0.0.1", 5056)]}
+    assert kwargs["collector"]["entrypoint"] == ["/bin/registry"]
+    assert kwargs["collector"]["remove"] and not kwargs["collector"]["detach"]
+    assert kwargs["collector, dry run"]["volumes"][str(WORKDIR / "registry-data")]["mode"] == "ro"
+    assert kwargs["disk keeper"]["detach"] and kwargs["disk keeper"]["name"] == "reg-disk-keeper"
+
+
+def test_the_collector_runs_the_registrys_own_image() -> None:
+    custom = Stored(config("persistent", image="registry:2.8.3"), engine=None)  # type: ignore[arg-type]
+    spec = gc.collector_spec(custom)
+    assert spec.run_kwargs()["image"] == "registry:2.8.3"
+    assert " registry:2.8.3 garbage-collect " in spec.shell()
+
+
+def test_the_registry_line_is_the_one_the_notebooks_show() -> None:
+    line = config("auth").spec().shell(STYLES["relative"])
+    assert line == "docker run -d \\\n  " + " \\\n  ".join(
+        [
+            "--name reg",
+            "--label org.reglab.owned=true",
+            "--label org.reglab.stage=auth",
+            "-p 127.0.0.1:5055:5000",
+            "--restart unless-stopped",
+            '--user "$(id -u):$(id -g)"',
+            '-v "$PWD/workdir/registry-data:/var/lib/registry"',
+            '-v "$PWD/workdir/certs/domain.crt:/certs/domain.crt:ro"',
+            '-v "$PWD/workdir/certs/domain.key:/certs/domain.key:ro"',
+            '-v "$PWD/workdir/auth:/auth:ro"',
+            "-e REGISTRY_STORAGE_DELETE_ENABLED=true",
+            "-e REGISTRY_HTTP_TLS_CERTIFICATE=/certs/domain.crt",
+            "-e REGISTRY_HTTP_TLS_KEY=/certs/domain.key",
+            "-e REGISTRY_AUTH=htpasswd",
+            "-e 'REGISTRY_AUTH_HTPASSWD_REALM=Registry Realm'",
+            "-e REGISTRY_AUTH_HTPASSWD_PATH=/auth/htpasswd",
+            "registry:2",
+        ]
+    )
+
+
+def test_a_one_off_stays_on_one_line_and_a_volume_by_name() -> None:
+    spec = one_off("reglab-tools:1", ("df", "-k", "/disk"), mounts=(Mount("vol", "/disk", True),))
+    assert spec.shell() == "docker run --rm -v vol:/disk:ro reglab-tools:1 df -k /disk"
+
+
+def test_a_step_shows_its_lines_then_runs() -> None:
+    shown: list[str] = []
+    step = Step(["mkdir -p x"], lambda: shown.append("ran") or len(shown))
+    assert step.run(shown.append) == 2
+    assert shown == ["mkdir -p x", "ran"]
+    assert Step(["a"], lambda: 7).run() == 7
