@@ -11,23 +11,20 @@ from reglab.swarm import SwarmRegistry
 
 def _registry(args: argparse.Namespace) -> SwarmRegistry:
     env = settings.Settings.from_env()
-    port = getattr(args, "port", None)
-    workdir = getattr(args, "workdir", None)
-    workdir = workdir if workdir is not None else env.workdir
     name = args.name or env.name
     if args.action == "up":
         return SwarmRegistry(
             connect(),
             name=name,
-            port=port if port is not None else env.port,
-            workdir=workdir,
+            port=args.port if args.port is not None else env.port,
+            workdir=args.workdir if args.workdir is not None else env.workdir,
             replicas=args.replicas,
         )
-    # the others act on what runs: its front's port, unless one is given
-    registry = SwarmRegistry.attach(connect(), name, workdir, env.port)
-    if port is not None:
-        registry.port = port
-    return registry
+    # The others act on what runs: its port and working folder are read from its relay, so
+    # the name is enough, from any folder. (REGLAB_WORKDIR, or down's --workdir, serve only
+    # when no relay runs.)
+    workdir = getattr(args, "workdir", None)
+    return SwarmRegistry.attach(connect(), name, workdir or env.workdir, env.port)
 
 
 def run(args: argparse.Namespace) -> int:

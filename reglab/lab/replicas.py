@@ -1,8 +1,9 @@
 """Notebook 09 in the notebooks: registry replicas on Docker Swarm.
 
 Like :class:`~reglab.lab.workshop.Workshop`'s methods, each function does the work through
-reglab's core (``reglab.swarm``) AND prints the command line that does the same (``$ ...``),
-complete and typeable in a terminal in the notebook's folder.
+reglab's core (``reglab.swarm``; what is measured, through :mod:`reglab.lab.measure`) AND
+prints the command line that does the same (``$ ...``), complete and typeable in a terminal in
+the notebook's folder.
 """
 
 from __future__ import annotations
@@ -11,20 +12,17 @@ import shlex
 
 from reglab.engine.login import Credentials, login, login_command, logout
 from reglab.lab.access import token_command
-from reglab.lab.workshop import Workshop
-from reglab.registry.client import MANIFEST_TYPES
-from reglab.swarm import (
+from reglab.lab.measure import (
     PullStream,
-    SwarmRegistry,
     UploadStep,
     bucket_bytes,
     bucket_command,
     digest_from_each,
-    init_commands,
     split_upload,
-    swarm_owned,
-    swarm_state,
 )
+from reglab.lab.workshop import Workshop
+from reglab.registry.client import MANIFEST_TYPES
+from reglab.swarm import SwarmRegistry, init_commands, swarm_owned, swarm_state
 
 
 def _named(ws: Workshop) -> str:

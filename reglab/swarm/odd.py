@@ -1,0 +1,94 @@
+"""A registry with another ``http.secret``, started beside the stack (notebook 09 shows what
+it breaks): the same store, cache and tokens as the replicas, and the front sends it only the
+requests that ask for it (``X-Reglab-Use: odd``)."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import docker
+import docker.errors
+import yaml
+
+from reglab.base.errors import RegistryError, docker_errors
+from reglab.base.files import write_atomic
+from reglab.base.labels import OWNER_LABEL, owner_labels
+from reglab.base.settings import REGISTRY_IMAGE
+from reglab.base.shell import PathStyle
+from reglab.base.wait import WaitTimeout, poll
+from reglab.swarm.front import answers_as, replicas_seen
+from reglab.swarm.names import Named
+
+#: Containers started, at most, before giving up (see :func:`start_odd`).
+ATTEMPTS = 3
+
+
+def odd_commands(names: Named, folder: Path, style: PathStyle) -> list[str]:
+    config = style.show(folder / "odd.yml", mount_to="/etc/docker/registry/config.yml")
+    ca = style.show(folder / "ca.crt", mount_to="/etc/reglab/ca.crt")
+    registry_yml = style.show(folder / "registry.yml")
+    odd_yml = style.show(folder / "odd.yml")
+    return [
+        f'(umask 077; sed "s/^  secret: .*/  secret: another-$RANDOM$RANDOM$RANDOM/" '
+        f"{registry_yml} > {odd_yml})",
+        f"docker run -d --name {names.odd} --label {OWNER_LABEL}=true --network {names.network} "
+        f"-v {config}:ro -v {ca}:ro {REGISTRY_IMAGE}",
+    ]
+
+
+def start_odd(engine: docker.DockerClient, names: Named, folder: Path, timeout: float) -> None:
+    """Start the odd registry; return when the front sees it up and it answers as itself.
+
+    Rarely, the front has been seen never to reach a plain container that just joined the
+    stack's network (for a whole minute; by name, through Docker's DNS). A new container,
+    with a new address, is then started: up to :data:`ATTEMPTS` in all.
+    """
+    config = yaml.safe_load((folder / "registry.yml").read_text())
+    config["http"]["secret"] = secrets.token_hex(32)
+    write_atomic(folder / "odd.yml", yaml.safe_dump(config, sort_keys=False).encode(), 0o600)
+    ca = folder / "ca.crt"
+    for _attempt in range(ATTEMPTS):
+        _run_odd(engine, names, folder)
+        try:
+            poll(
+                f"the front to reach {names.odd}",
+                lambda: True if answers_as(names, ca, "odd") else None,
+                timeout=timeout / ATTEMPTS,
+                interval=0.3,
+            )
+            return
+        except WaitTimeout:
+            continue
+    seen = [r.status for r in replicas_seen(names, True) if r.name == "odd"]
+    raise RegistryError(
+        f"the front never reached {names.odd} (it shows it "
+        f"{seen[0] if seen else 'with no address: not resolved'})",
+        f"docker logs {names.odd}; docker service logs {names.front}",
+    )
+
+
+def _run_odd(engine: docker.DockerClient, names: Named, folder: Path) -> None:
+    remove_odd(engine, names)
+    mounts = {"odd.yml": "/etc/docker/registry/config.yml", "ca.crt": "/etc/reglab/ca.crt"}
+    with docker_errors(f"cannot start {names.odd}", error=RegistryError):
+        engine.containers.run(
+            REGISTRY_IMAGE,
+            name=names.odd,
+            detach=True,
+            labels=owner_labels(),
+            network=names.network,
+            volumes={
+                str((folder / file).resolve()): {"bind": target, "mode": "ro"}
+                for file, target in mounts.items()
+            },
+        )
+
+
+def remove_odd(engine: docker.DockerClient, names: Named) -> bool:
+    """Remove the odd registry (and its anonymous volume); False when none ran."""
+    try:
+        engine.containers.get(names.odd).remove(force=True, v=True)
+    except docker.errors.NotFound:
+        return False
+    return True
