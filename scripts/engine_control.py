@@ -189,10 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(words[:split])
     try:
         if args.command == "start":
-            command = words[split + 1 :]
-            if not command:
+            dockerd = words[split + 1 :]
+            if not dockerd:
                 parser.error("start needs the engine's command line after --")
-            engine = start(args.name, command, args.socket, args.path)
+            engine = start(args.name, dockerd, args.socket, args.path)
             print(f"started dockerd {engine.name!r} (pid {engine.pid}) at {engine.socket}")
         elif args.command == "stop":
             print(f"stopped dockerd {stop(args.name).name!r}")

@@ -9,16 +9,22 @@ import re
 import shlex
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import docker
 
 from reglab.base.settings import REGISTRY_IMAGE
 from reglab.images.build import BuildContext
+from reglab.registry.container import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 SANITIZE = ROOT / "tests" / "nbval-sanitize.cfg"
+
+#: The make_registry fixture: a started registry of the given stage (tests/conftest.py).
+MakeRegistry = Callable[..., Registry]
 
 
 def nbval_command(*paths: str | Path, options: tuple[str, ...] = ()) -> list[str]:
@@ -43,7 +49,14 @@ def restart_our_engine() -> engine_control.Engine:
     return engine_control.restart(engine.name)
 
 
-def push_as(engine, registry, source: str, repository: str, tag: str, cleanup: list[str]) -> str:
+def push_as(
+    engine: docker.DockerClient,
+    registry: Registry,
+    source: str,
+    repository: str,
+    tag: str,
+    cleanup: list[str],
+) -> str:
     """Push image ``source`` to ``registry`` as ``repository:tag``; return the digest. The
     name goes in ``cleanup`` (the cleanup_images fixture's list)."""
     from reglab.engine import transfer
@@ -124,7 +137,7 @@ class Typed:
     refused: bool = False
 
 
-def typed_commands(outputs: list[dict]) -> list[Typed]:
+def typed_commands(outputs: list[dict[str, Any]]) -> list[Typed]:
     """The ``$`` lines in one cell's outputs (continuation lines joined), in order."""
     text = "".join("".join(o.get("text", "")) for o in outputs if o.get("output_type") == "stream")
     lines = text.splitlines()

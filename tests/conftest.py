@@ -11,19 +11,23 @@ import fcntl
 import os
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import docker.errors
 import pytest
-from common import free_port, remove_test_stack, strict
+from common import MakeRegistry, free_port, remove_test_stack, strict
+from docker import DockerClient
 
 import reglab
 from reglab import swarm
 from reglab.auth.htpasswd import Htpasswd
 from reglab.base import labels
+from reglab.base.wait import NotYet, poll
 from reglab.engine import transfer
 from reglab.images import build as images
+from reglab.registry.config import Stage
 
 #: Every container the suite creates is named with this prefix.
 TEST_PREFIX = "reglab-test"
@@ -34,7 +38,7 @@ BEFORE = pytest.StashKey[set[str] | None]()
 REPORT: list[str] = []
 
 
-def pytest_terminal_summary(terminalreporter) -> None:
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if REPORT:
         terminalreporter.section("reglab measurements")
         for line in REPORT:
@@ -72,6 +76,19 @@ def engine_state() -> set[str] | None:
         engine = reglab.connect(timeout=10)
     except reglab.EngineError:
         return None
+    # Listing asks for each object in turn: one removed meanwhile (by another user of the
+    # engine) is a 404, and the listing is simply taken again.
+    return poll("a listing of the engine's objects", lambda: _listing(engine), timeout=30)
+
+
+def _listing(engine: DockerClient) -> set[str]:
+    try:
+        return _objects(engine)
+    except docker.errors.NotFound as exc:
+        raise NotYet(f"an object removed while listed: {exc.explanation}") from None
+
+
+def _objects(engine: DockerClient) -> set[str]:
     return (
         {f"container {c.name}" for c in engine.containers.list(all=True)}
         | {f"network {n.name}" for n in engine.networks.list()}
@@ -85,7 +102,7 @@ def engine_state() -> set[str] | None:
     )
 
 
-def _swarm_objects(collection) -> list:
+def _swarm_objects(collection: Any) -> list[Any]:
     try:
         return list(collection.list())
     except docker.errors.APIError:  # not a swarm manager: no secrets, no configs
@@ -150,7 +167,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
-    if strict() and skipped and session.exitstatus == 0:
+    if reporter and strict() and skipped and session.exitstatus == 0:
         reporter.write_line(
             f"FAILED: {skipped} test(s) skipped; in CI every test must run", red=True
         )
@@ -166,7 +183,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.fixture(scope="session")
-def engine():
+def engine() -> DockerClient:
     try:
         return reglab.connect()
     except reglab.EngineError as exc:
@@ -176,7 +193,7 @@ def engine():
 
 
 @pytest.fixture(scope="session")
-def workshop_images(engine) -> dict[str, str]:
+def workshop_images(engine: DockerClient) -> dict[str, str]:
     """Every workshop image (the tests cover every stage), built offline when missing or made
     from other versions of reglab's files (never contacts Docker Hub)."""
     return images.ensure_images(engine, images.ALL, offline=True)
@@ -189,8 +206,8 @@ def port() -> int:
 
 @pytest.fixture
 def make_registry(
-    engine, workshop_images, tmp_path: Path
-) -> Iterator[Callable[..., reglab.Registry]]:
+    engine: DockerClient, workshop_images: dict[str, str], tmp_path: Path
+) -> Iterator[MakeRegistry]:
     """Factory: a started registry with a unique name; every one is removed afterwards.
 
     ``users`` (Credentials) are written to the working folder's htpasswd first, for the auth
@@ -199,12 +216,17 @@ def make_registry(
     made: list[reglab.Registry] = []
 
     def make(
-        stage: str = "local", start: bool = True, users: Iterable[reglab.Credentials] = (), **kwargs
+        stage: Stage | str = Stage.LOCAL,
+        start: bool = True,
+        users: Iterable[reglab.Credentials] = (),
+        **kwargs: Any,
     ) -> reglab.Registry:
         kwargs.setdefault("port", free_port())
         kwargs.setdefault("workdir", tmp_path / "workdir")
         kwargs.setdefault("name", f"reglab-test-{uuid.uuid4().hex[:8]}")
-        registry = reglab.Registry(reglab.RegistryConfig(stage=stage, **kwargs), engine)
+        registry = reglab.Registry(
+            reglab.RegistryConfig(stage=Stage.parse(stage), **kwargs), engine
+        )
         if users:
             htpasswd = Htpasswd.load(registry.config.paths.htpasswd)
             for credentials in users:
@@ -224,7 +246,7 @@ def unique_repo() -> str:
 
 
 @pytest.fixture
-def cleanup_images(engine) -> Iterator[list[str]]:
+def cleanup_images(engine: DockerClient) -> Iterator[list[str]]:
     """Image names a test adds; removed afterwards."""
     refs: list[str] = []
     yield refs

@@ -5,18 +5,21 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
+from typing import Any
 
 import nbformat
 from common import remove_test_stack
+from docker import DockerClient
 from nbclient import NotebookClient
 
 import reglab
+from reglab.engine import network, transfer
 from reglab.engine.trust import DOCKER_CERTS_D
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
-def execute(nb, env: dict[str, str], timeout: int = 120) -> None:
+def execute(nb: Any, env: dict[str, str], timeout: int = 120) -> None:
     """Execute ``nb`` in the notebooks' folder with ``env`` set for its kernel, as a learner's
     JupyterLab would (the kernel inherits the environment)."""
     saved = {k: os.environ.get(k) for k in env}
@@ -33,7 +36,7 @@ def execute(nb, env: dict[str, str], timeout: int = 120) -> None:
                 os.environ[key] = value
 
 
-def run_notebook(name: str, tmp_path: Path, break_step: tuple[str, str] | None = None):
+def run_notebook(name: str, tmp_path: Path, break_step: tuple[str, str] | None = None) -> Any:
     """Execute a notebook in a fresh working folder, optionally with one line of code replaced."""
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     if break_step:
@@ -56,7 +59,7 @@ def run_notebook(name: str, tmp_path: Path, break_step: tuple[str, str] | None =
         for image in engine.images.list(name="reglab-app"):  # notebook 05's versions
             engine.images.remove(image.id, force=True)
         remove_port_tags(engine, os.environ.get("REGLAB_PORT", ""))
-        reglab.engine.network.remove_project_network(engine)
+        network.remove_project_network(engine)
         port = os.environ.get("REGLAB_PORT", "")
         for entry in DOCKER_CERTS_D.glob(f"*:{port}") if port else []:  # 09 trusts its front
             with contextlib.suppress(OSError, reglab.ReglabError):
@@ -64,9 +67,9 @@ def run_notebook(name: str, tmp_path: Path, break_step: tuple[str, str] | None =
     return nb
 
 
-def remove_port_tags(engine, port: str) -> None:
+def remove_port_tags(engine: DockerClient, port: str) -> None:
     """Remove image names a notebook gave for registries on ``port`` (any host)."""
     for image in engine.images.list():
         for tag in image.tags:
             if f":{port}/" in tag:
-                reglab.engine.transfer.remove(engine, tag)
+                transfer.remove(engine, tag)

@@ -14,12 +14,14 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
 import requests
-from conftest import free_port, strict
+from common import free_port, strict
+from docker import DockerClient
 from notebook_runner import NOTEBOOKS
 
 import reglab
@@ -49,7 +51,9 @@ def need(condition: bool, why: str) -> None:
 
 
 @pytest.fixture
-def jupyterlab(engine, workshop_images, tmp_path):
+def jupyterlab(
+    engine: DockerClient, workshop_images: dict[str, str], tmp_path: Path
+) -> Iterator[tuple[str, str, dict[str, str]]]:
     """A JupyterLab server on loopback over a copy of notebooks/; yields (url, token, env)."""
     root = tmp_path / "notebooks"
     shutil.copytree(NOTEBOOKS, root, ignore=shutil.ignore_patterns("workdir", ".ipynb_*"))
@@ -123,7 +127,9 @@ def jupyterlab(engine, workshop_images, tmp_path):
         ).remove()
 
 
-def test_notebook_01_runs_in_jupyterlab_in_a_real_browser(jupyterlab, engine):
+def test_notebook_01_runs_in_jupyterlab_in_a_real_browser(
+    jupyterlab: tuple[str, str, dict[str, str]], engine: DockerClient
+) -> None:
     need(CHROMIUM.exists(), "Chromium is not installed (apt-get install chromium)")
     try:
         from playwright.sync_api import sync_playwright

@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
-from common import build_random_image
+from common import MakeRegistry, build_random_image
 from conftest import REPORT
+from docker import DockerClient
 
 import reglab
 from reglab.engine import transfer
@@ -18,8 +20,8 @@ PUSHES, PULLS = 8, 32
 
 
 def test_concurrent_pushes_and_pulls_with_zero_errors(
-    engine, make_registry, tmp_path, cleanup_images
-):
+    engine: DockerClient, make_registry: MakeRegistry, tmp_path: Path, cleanup_images: list[str]
+) -> None:
     creds = reglab.Credentials.generate("loader")
     registry = make_registry("auth", users=[creds])
 

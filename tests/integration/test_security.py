@@ -13,7 +13,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from common import free_port
+from common import MakeRegistry, free_port
+from docker import DockerClient
+from docker.models.containers import Container
 from nbclient import NotebookClient
 from notebook_runner import NOTEBOOKS
 
@@ -24,15 +26,18 @@ from reglab.engine import transfer
 pytestmark = pytest.mark.docker
 
 
-def files_in(container, path: str) -> list[str]:
+def files_in(container: Container, path: str) -> list[str]:
     stream, _ = container.get_archive(path)
     with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
         return sorted(m.name for m in tar.getmembers() if m.isfile())
 
 
-def test_only_the_server_certificate_and_key_reach_the_container(make_registry, tmp_path):
+def test_only_the_server_certificate_and_key_reach_the_container(
+    make_registry: MakeRegistry, tmp_path: Path
+) -> None:
     registry = make_registry("auth", users=[reglab.Credentials("moby", "pw")])
     paths = registry.config.paths
+    assert registry.container is not None  # started
     mounts = registry.container.attrs["Mounts"]
     sources = {m["Source"]: m for m in mounts}
     assert sources[str(paths.server_key)]["Destination"] == "/certs/domain.key"
@@ -45,12 +50,15 @@ def test_only_the_server_certificate_and_key_reach_the_container(make_registry, 
         assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
 
 
-def test_certificate_without_the_right_san_is_refused_by_a_verifying_client(make_registry):
+def test_certificate_without_the_right_san_is_refused_by_a_verifying_client(
+    make_registry: MakeRegistry,
+) -> None:
     registry = make_registry("tls")
     ca = reglab.CA.load(registry.config.paths.ca_cert, registry.config.paths.ca_key)
     ca.issue_cert("localhost").write(
         registry.config.paths.server_cert, registry.config.paths.server_key
     )  # no IP SAN
+    assert registry.container is not None  # started
     registry.container.restart()
     registry.wait_ready()
     with pytest.raises(reglab.TLSVerificationFailed, match="127.0.0.1"):
@@ -58,8 +66,8 @@ def test_certificate_without_the_right_san_is_refused_by_a_verifying_client(make
 
 
 def test_docker_login_credentials_are_removed_by_the_workshop_cleanup(
-    engine, make_registry, tmp_path, cleanup_images
-):
+    engine: DockerClient, make_registry: MakeRegistry, tmp_path: Path, cleanup_images: list[str]
+) -> None:
     """`docker login` (the real CLI) stores credentials; reglab.logout removes exactly those."""
     creds = reglab.Credentials.generate("moby")
     registry = make_registry("auth", users=[creds])
@@ -92,8 +100,11 @@ def test_docker_login_credentials_are_removed_by_the_workshop_cleanup(
 
 @pytest.mark.notebooks  # runs notebook 04
 def test_the_demo_password_appears_nowhere_but_as_a_bcrypt_hash(
-    engine, workshop_images, tmp_path, monkeypatch
-):
+    engine: DockerClient,
+    workshop_images: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("REGLAB_PORT", str(free_port()))
     monkeypatch.setenv("REGLAB_WORKDIR", str(tmp_path / "workdir"))
     monkeypatch.setenv("REGLAB_NAME", f"reglab-test-{uuid.uuid4().hex[:8]}")
@@ -113,7 +124,9 @@ def test_the_demo_password_appears_nowhere_but_as_a_bcrypt_hash(
     assert users.verify("moby", password)  # it is there, as a bcrypt hash
 
 
-def test_the_registry_writes_registry_data_as_the_user_who_started_it(engine, make_registry):
+def test_the_registry_writes_registry_data_as_the_user_who_started_it(
+    engine: DockerClient, make_registry: MakeRegistry
+) -> None:
     """A learner who is not root can delete their own working folder afterwards."""
     registry = make_registry("persistent")
     ref = registry.ref("owned/hello-world")

@@ -14,12 +14,14 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
 import pytest
 import requests
-from common import free_port, remove_test_stack, shell_script, typed_commands
+from common import Typed, free_port, remove_test_stack, shell_script, typed_commands
+from docker import DockerClient
 from notebook_runner import NOTEBOOKS, execute, remove_port_tags
 
 import reglab
@@ -40,7 +42,7 @@ PASSWORDS = {
 
 def run_as_learner(
     notebook: str, workdir: Path, port: int
-) -> tuple[list[tuple[str, list]], str | None]:
+) -> tuple[list[tuple[str, list[Typed]]], str | None]:
     """Run the notebook; return each code cell's source and printed commands, and the digest of
     the hello-world its checkpoints saw (None if it has none)."""
     nb = nbformat.read(NOTEBOOKS / notebook, as_version=4)
@@ -53,7 +55,7 @@ def run_as_learner(
     return cells, digest.group(1) if digest else None
 
 
-def type_in_terminal(commands, port: int, env: dict[str, str], tmp_path: Path) -> None:
+def type_in_terminal(commands: list[Typed], port: int, env: dict[str, str], tmp_path: Path) -> None:
     if not commands:
         return
     script = tmp_path / "typed.sh"
@@ -64,22 +66,24 @@ def type_in_terminal(commands, port: int, env: dict[str, str], tmp_path: Path) -
     assert result.returncode == 0, f"{script.read_text()}\n--- stderr:\n{result.stderr[-3000:]}"
 
 
-def digest_of(url: str, repository: str, ca: Path | None = None, auth=None) -> str:
+def digest_of(
+    url: str, repository: str, ca: Path | None = None, auth: tuple[str, str] | None = None
+) -> str:
     with reglab.RegistryClient(url, ca=ca, auth=auth) as api:
         return api.manifest_digest(repository)
 
 
-def facts_01(port, workdir, hello_digest):
+def facts_01(port: int, workdir: Path, hello_digest: str | None) -> None:
     assert digest_of(f"http://127.0.0.1:{port}", "hello-world") == hello_digest
 
 
-def facts_02(port, workdir, hello_digest):
+def facts_02(port: int, workdir: Path, hello_digest: str | None) -> None:
     link = reglab.Workdir(workdir).tag_link("hello-world", "latest")
     assert link.read_text().strip() == hello_digest  # on disk, in the typed working folder
     assert digest_of(f"http://127.0.0.1:{port}", "hello-world") == hello_digest
 
 
-def facts_03(port, workdir, hello_digest):
+def facts_03(port: int, workdir: Path, hello_digest: str | None) -> None:
     paths = reglab.Workdir(workdir)
     verify = subprocess.run(
         ["openssl", "verify", "-CAfile", paths.ca_cert, paths.server_cert],
@@ -95,7 +99,7 @@ def facts_03(port, workdir, hello_digest):
     assert trusted.read_bytes() == paths.ca_cert.read_bytes()  # written through the engine
 
 
-def facts_04(port, workdir, hello_digest):
+def facts_04(port: int, workdir: Path, hello_digest: str | None) -> None:
     paths = reglab.Workdir(workdir)
     for user in ("moby", "carol"):
         check = subprocess.run(
@@ -111,7 +115,7 @@ def facts_04(port, workdir, hello_digest):
         "PASSWORD_CAROL"])).status() == 200  # fmt: skip
 
 
-def facts_05(port, workdir, hello_digest):
+def facts_05(port: int, workdir: Path, hello_digest: str | None) -> None:
     registry = reglab.Registry.attach(reglab.connect(), NAME, workdir)
     assert registry.config.data_volume == f"{NAME}-disk"  # on the small disk
     with registry.client() as api:
@@ -123,7 +127,7 @@ def facts_05(port, workdir, hello_digest):
         api.verify_image("reglab-app", "3")  # pushed after the collection made room
 
 
-def facts_06(port, workdir, hello_digest):
+def facts_06(port: int, workdir: Path, hello_digest: str | None) -> None:
     engine = reglab.connect()
     mirror = reglab.Registry.attach(engine, f"{NAME}-mirror", workdir)
     assert mirror.config.upstream == f"http://{NAME}:5000"
@@ -133,7 +137,7 @@ def facts_06(port, workdir, hello_digest):
     assert (workdir / "pulled" / "manifest.json").is_file()  # skopeo's copy into a folder
 
 
-def facts_07(port, workdir, hello_digest):
+def facts_07(port: int, workdir: Path, hello_digest: str | None) -> None:
     engine = reglab.connect()
     registry = reglab.Registry.attach(engine, NAME, workdir)
     gateway = reglab.engine.network.project_network(engine)
@@ -154,7 +158,7 @@ def facts_07(port, workdir, hello_digest):
     assert [(e.action, e.digest) for e in ours] == [("push", pushed)]
 
 
-def facts_08(port, workdir, hello_digest):
+def facts_08(port: int, workdir: Path, hello_digest: str | None) -> None:
     registry = reglab.Registry.attach(reglab.connect(), NAME, workdir)
     assert registry.config.stage.token and registry.config.token_port == port + 1
     users = {u: reglab.Credentials(u, f"{u}-typed-pw") for u in ("admin", "alice", "bob")}
@@ -165,7 +169,7 @@ def facts_08(port, workdir, hello_digest):
         assert anonymous.manifest_digest("public/hello") == team
 
 
-def facts_09(port, workdir, hello_digest):
+def facts_09(port: int, workdir: Path, hello_digest: str | None) -> None:
     registry = reglab.SwarmRegistry.attach(reglab.connect(), NAME, workdir, port)
     assert registry.port == port and registry.replicas == 3
     registry.wait_ready(3)  # the typed lines waited for one replica; the facts ask all three
@@ -179,7 +183,9 @@ def facts_09(port, workdir, hello_digest):
 
 #: The facts to check, and the checkpoint cell after which they hold (None: the last cell
 #: before the clean-up; later cells, such as an exercise, may change them on purpose).
-FACTS = {
+#: (Each takes the port, the typed working folder and the digest the notebook's checks saw.)
+Facts = Callable[[int, Path, str | None], None]
+FACTS: dict[str, tuple[Facts, str | None]] = {
     "01-local-registry.ipynb": (facts_01, "checks.image_present(ws.engine, ref, digest)"),
     "02-persistent-storage.ipynb": (facts_02, 'checks.registry_serves(reg, "hello-world", digest)'),
     "03-tls.ipynb": (facts_03, None),
@@ -194,8 +200,8 @@ FACTS = {
 
 @pytest.mark.parametrize("notebook", list(FACTS))
 def test_printed_commands_typed_in_a_terminal_do_what_the_cells_did(
-    engine, workshop_images, tmp_path, notebook
-):
+    engine: DockerClient, workshop_images: dict[str, str], tmp_path: Path, notebook: str
+) -> None:
     port = free_port()
     cells, hello_digest = run_as_learner(notebook, tmp_path / "notebook" / "workdir", port)
     facts, after = FACTS[notebook]

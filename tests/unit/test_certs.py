@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import ssl
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +19,7 @@ def ca() -> CA:
     return CA.create()
 
 
-def test_server_certificate_has_the_sans_and_is_signed_by_the_ca(ca, tmp_path):
+def test_server_certificate_has_the_sans_and_is_signed_by_the_ca(ca: CA, tmp_path: Path) -> None:
     cert = ca.issue_cert("localhost", "127.0.0.1", "::1", "registry.example")
     assert sorted(cert.sans) == sorted(["localhost", "127.0.0.1", "::1", "registry.example"])
     assert cert.issuer == ca.certificate.subject
@@ -32,7 +33,7 @@ def test_server_certificate_has_the_sans_and_is_signed_by_the_ca(ca, tmp_path):
     assert client.cert_store_stats()["x509_ca"] == 1
 
 
-def test_key_file_is_private_and_cert_is_readable(ca, tmp_path):
+def test_key_file_is_private_and_cert_is_readable(ca: CA, tmp_path: Path) -> None:
     cert = ca.issue_cert("localhost")
     cert.write(tmp_path / "domain.crt", tmp_path / "domain.key")
     assert stat.S_IMODE((tmp_path / "domain.key").stat().st_mode) == 0o600
@@ -40,7 +41,7 @@ def test_key_file_is_private_and_cert_is_readable(ca, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-def test_load_round_trip_and_describe(ca, tmp_path):
+def test_load_round_trip_and_describe(ca: CA, tmp_path: Path) -> None:
     cert = ca.issue_cert("localhost", "127.0.0.1")
     cert.write(tmp_path / "c.crt", tmp_path / "c.key")
     loaded = Certificate.load(tmp_path / "c.crt", tmp_path / "c.key")
@@ -51,7 +52,7 @@ def test_load_round_trip_and_describe(ca, tmp_path):
     loaded.check(["localhost", "127.0.0.1"])  # valid: no exception
 
 
-def test_covers_compares_ips_and_names_exactly(ca):
+def test_covers_compares_ips_and_names_exactly(ca: CA) -> None:
     cert = ca.issue_cert("localhost", "::1")
     assert cert.covers("localhost")
     assert cert.covers("0:0:0:0:0:0:0:1")  # the same IPv6 address, written out
@@ -59,7 +60,7 @@ def test_covers_compares_ips_and_names_exactly(ca):
     assert not cert.covers("localhost.localdomain")
 
 
-def test_expired_certificate_is_refused(ca):
+def test_expired_certificate_is_refused(ca: CA) -> None:
     old = ca.issue_cert(
         "localhost", days=1, not_before=dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
     )
@@ -67,18 +68,18 @@ def test_expired_certificate_is_refused(ca):
         old.check(["localhost"])
 
 
-def test_certificate_without_the_host_is_refused(ca):
+def test_certificate_without_the_host_is_refused(ca: CA) -> None:
     with pytest.raises(CertificateError, match="does not cover 127.0.0.1"):
         ca.issue_cert("localhost").check(["localhost", "127.0.0.1"])
 
 
-def test_key_that_does_not_match_is_refused(ca):
+def test_key_that_does_not_match_is_refused(ca: CA) -> None:
     one, other = ca.issue_cert("localhost"), ca.issue_cert("localhost")
     with pytest.raises(CertificateError, match="key does not match"):
         Certificate(one.cert, other.key).check()
 
 
-def test_garbage_files_give_one_line_errors(tmp_path):
+def test_garbage_files_give_one_line_errors(tmp_path: Path) -> None:
     (tmp_path / "bad.crt").write_text("not a certificate")
     with pytest.raises(CertificateError, match="is not a PEM certificate") as err:
         Certificate.load(tmp_path / "bad.crt")
@@ -87,7 +88,7 @@ def test_garbage_files_give_one_line_errors(tmp_path):
         Certificate.load(tmp_path / "missing.crt")
 
 
-def test_ca_round_trip_issues_from_loaded_key(ca, tmp_path):
+def test_ca_round_trip_issues_from_loaded_key(ca: CA, tmp_path: Path) -> None:
     ca.write(tmp_path / "ca.crt", tmp_path / "ca.key")
     again = CA.load(tmp_path / "ca.crt", tmp_path / "ca.key")
     assert again.issue_cert("localhost").issuer == ca.certificate.subject
@@ -95,12 +96,12 @@ def test_ca_round_trip_issues_from_loaded_key(ca, tmp_path):
         CA(Certificate.load(tmp_path / "ca.crt"))
 
 
-def test_docker_ca_path_uses_exact_host_port():
+def test_docker_ca_path_uses_exact_host_port() -> None:
     assert str(docker_ca_path("127.0.0.1", 5000, "/d")) == "/d/127.0.0.1:5000/ca.crt"
     assert str(docker_ca_path("::1", 5000, "/d")) == "/d/[::1]:5000/ca.crt"
 
 
-def test_install_and_uninstall_ca_for_docker(ca, tmp_path):
+def test_install_and_uninstall_ca_for_docker(ca: CA, tmp_path: Path) -> None:
     ca.certificate.write(tmp_path / "ca.crt")
     target = install_ca_for_docker(tmp_path / "ca.crt", "10.0.0.1", 5443, tmp_path / "certs.d")
     assert target.read_bytes() == ca.cert_pem
@@ -109,10 +110,12 @@ def test_install_and_uninstall_ca_for_docker(ca, tmp_path):
     assert not uninstall_ca_for_docker("10.0.0.1", 5443, tmp_path / "certs.d")
 
 
-def test_install_ca_not_writable_says_the_exact_command(ca, tmp_path, monkeypatch):
+def test_install_ca_not_writable_says_the_exact_command(
+    ca: CA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ca.certificate.write(tmp_path / "ca.crt")
 
-    def refuse(*args, **kwargs):
+    def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr("reglab.engine.trust.write_atomic", refuse)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 import requests
@@ -12,6 +13,7 @@ import requests
 from reglab.base.errors import ConfigError, RegistryError
 from reglab.registry.config import (
     RegistryConfig,
+    Stage,
     check_notify_url,
     notification_endpoints,
     notify_url_of,
@@ -19,7 +21,7 @@ from reglab.registry.config import (
 from reglab.registry.events import ENVELOPE_TYPE, Event, Listener
 
 
-def raw_event(id_: str, action: str = "push", **target) -> dict:
+def raw_event(id_: str, action: str = "push", **target: str) -> dict[str, Any]:
     target.setdefault("mediaType", "application/vnd.docker.distribution.manifest.v2+json")
     target.setdefault("repository", "hello-world")
     target.setdefault("digest", "sha256:" + "a" * 64)
@@ -34,7 +36,7 @@ def post(listener: Listener, body: bytes) -> int:
     ).status_code
 
 
-def test_events_are_kept_once_each_and_every_delivery_counted():
+def test_events_are_kept_once_each_and_every_delivery_counted() -> None:
     with Listener("127.0.0.1") as listener:
         envelope = json.dumps({"events": [raw_event("1"), raw_event("2", "pull")]}).encode()
         assert post(listener, envelope) == 200
@@ -46,7 +48,7 @@ def test_events_are_kept_once_each_and_every_delivery_counted():
     assert (events[0].method, events[1].method) == ("PUT", "HEAD")
 
 
-def test_what_is_not_an_envelope_is_refused_and_the_listener_keeps_going():
+def test_what_is_not_an_envelope_is_refused_and_the_listener_keeps_going() -> None:
     with Listener("127.0.0.1") as listener:
         assert post(listener, b"not json") == 400
         assert post(listener, b"[1, 2]") == 400
@@ -55,7 +57,7 @@ def test_what_is_not_an_envelope_is_refused_and_the_listener_keeps_going():
     assert [e.id for e in listener.events] == ["3"]
 
 
-def test_a_restarted_listener_keeps_its_port():
+def test_a_restarted_listener_keeps_its_port() -> None:
     listener = Listener("127.0.0.1").start()
     url = listener.url
     listener.stop()
@@ -69,7 +71,7 @@ def test_a_restarted_listener_keeps_its_port():
         listener.stop()
 
 
-def test_waiting_for_events_that_never_come_is_one_line():
+def test_waiting_for_events_that_never_come_is_one_line() -> None:
     with Listener("127.0.0.1") as listener:
         start = time.monotonic()
         with pytest.raises(RegistryError) as err:
@@ -79,12 +81,12 @@ def test_waiting_for_events_that_never_come_is_one_line():
     assert "\n" not in str(err.value)
 
 
-def test_an_address_that_is_not_this_machines_is_one_line():
+def test_an_address_that_is_not_this_machines_is_one_line() -> None:
     with pytest.raises(ConfigError, match="cannot listen for events on 192.0.2.1"):
         Listener("192.0.2.1").start()
 
 
-def test_a_delete_names_a_manifest_or_a_tag():
+def test_a_delete_names_a_manifest_or_a_tag() -> None:
     manifest = Event.parse(raw_event("4", "delete", mediaType="", digest="sha256:" + "b" * 64))
     tag = Event.parse(raw_event("5", "delete", mediaType="", digest="", tag="latest"))
     assert (manifest.what, tag.what) == ("manifest", "tag")
@@ -93,15 +95,15 @@ def test_a_delete_names_a_manifest_or_a_tag():
 @pytest.mark.parametrize(
     "url", ["ftp://host/events", "http://", "host:5000/events", "http://h/it's", "http://a b/"]
 )
-def test_a_notify_url_must_be_http_with_a_host(url):
+def test_a_notify_url_must_be_http_with_a_host(url: str) -> None:
     with pytest.raises(ConfigError, match="is not an http"):
         check_notify_url(url)
 
 
-def test_the_endpoint_value_round_trips_and_types_into_a_shell():
+def test_the_endpoint_value_round_trips_and_types_into_a_shell() -> None:
     url = "http://172.20.0.1:40123/events"
     value = notification_endpoints(url)
     assert notify_url_of(value) == url
     assert "threshold: 3" in value and "backoff: 1s" in value
-    command = RegistryConfig(stage="local", notify=url).docker_run_command()
+    command = RegistryConfig(stage=Stage.LOCAL, notify=url).docker_run_command()
     assert f"-e \"REGISTRY_NOTIFICATIONS_ENDPOINTS=[{{name: reglab, url: '{url}'" in command

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import stat
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +13,7 @@ from reglab.auth.htpasswd import DEFAULT_COST, Htpasswd, cost_of, hash_password
 from reglab.base.errors import HtpasswdError
 
 
-def test_add_verify_and_cost(tmp_path):
+def test_add_verify_and_cost(tmp_path: Path) -> None:
     users = Htpasswd(tmp_path / "htpasswd")
     users.add("moby", "gordon-pw")
     assert users.verify("moby", "gordon-pw")
@@ -23,7 +24,7 @@ def test_add_verify_and_cost(tmp_path):
     assert cost_of(hash_password("x", cost=7)) == 7
 
 
-def test_save_keeps_other_users_and_is_private(tmp_path):
+def test_save_keeps_other_users_and_is_private(tmp_path: Path) -> None:
     path = tmp_path / "auth" / "htpasswd"
     first = Htpasswd(path)
     first.add("alice", "pw-a")
@@ -50,17 +51,17 @@ def test_save_keeps_other_users_and_is_private(tmp_path):
         ("moby\n", "white space"),
     ],
 )
-def test_bad_user_names_are_refused(tmp_path, name, why):
+def test_bad_user_names_are_refused(tmp_path: Path, name: str, why: str) -> None:
     with pytest.raises(HtpasswdError, match=why):
         Htpasswd(tmp_path / "h").add(name, "pw")
 
 
-def test_empty_password_is_refused(tmp_path):
+def test_empty_password_is_refused(tmp_path: Path) -> None:
     with pytest.raises(HtpasswdError, match="password is empty"):
         Htpasswd(tmp_path / "h").add("moby", "")
 
 
-def test_add_existing_and_update_missing_are_refused(tmp_path):
+def test_add_existing_and_update_missing_are_refused(tmp_path: Path) -> None:
     users = Htpasswd(tmp_path / "h")
     users.add("moby", "pw")
     with pytest.raises(HtpasswdError, match="already exists"):
@@ -69,7 +70,7 @@ def test_add_existing_and_update_missing_are_refused(tmp_path):
         users.update("alice", "pw")
 
 
-def test_corrupt_file_is_refused_and_left_untouched(tmp_path):
+def test_corrupt_file_is_refused_and_left_untouched(tmp_path: Path) -> None:
     path = tmp_path / "htpasswd"
     path.write_text("moby-without-a-hash\n")
     with pytest.raises(HtpasswdError, match="line 1 is not 'user:hash'") as err:
@@ -78,7 +79,7 @@ def test_corrupt_file_is_refused_and_left_untouched(tmp_path):
     assert path.read_text() == "moby-without-a-hash\n"
 
 
-def test_non_bcrypt_entry_is_refused_with_the_reason(tmp_path):
+def test_non_bcrypt_entry_is_refused_with_the_reason(tmp_path: Path) -> None:
     path = tmp_path / "htpasswd"
     path.write_text("moby:$apr1$abc$0123456789abcdefghijkl\n")  # MD5 form: the registry ignores it
     with pytest.raises(HtpasswdError, match="not a bcrypt hash, and the registry ignores"):
@@ -86,7 +87,7 @@ def test_non_bcrypt_entry_is_refused_with_the_reason(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("htpasswd") is None, reason="apache2-utils' htpasswd is missing")
-def test_apache_htpasswd_accepts_our_file(tmp_path):
+def test_apache_htpasswd_accepts_our_file(tmp_path: Path) -> None:
     """A real third-party client verifies the entries reglab writes."""
     users = Htpasswd(tmp_path / "htpasswd")
     users.add("moby", "gordon-pw")

@@ -34,7 +34,7 @@ def _layer(module: str) -> int | None:
     return LAYERS.index(parts[1]) if len(parts) > 1 and parts[1] in LAYERS else None
 
 
-def test_every_module_sits_in_a_layer():
+def test_every_module_sits_in_a_layer() -> None:
     flat = [p.name for p in PACKAGE.glob("*.py") if p.name not in ("__init__.py", "__main__.py")]
     assert flat == [], f"modules outside a sub-package: {flat}"
     assert sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()) == sorted(
@@ -42,7 +42,7 @@ def test_every_module_sits_in_a_layer():
     )
 
 
-def test_imports_go_one_way_down():
+def test_imports_go_one_way_down() -> None:
     wrong = []
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = path.relative_to(ROOT).with_suffix("")
@@ -56,7 +56,7 @@ def test_imports_go_one_way_down():
     assert wrong == []
 
 
-def test_the_core_never_imports_the_notebook_layer_at_run_time():
+def test_the_core_never_imports_the_notebook_layer_at_run_time() -> None:
     """Importing every core module pulls in no module of reglab.lab (lazy imports included)."""
     core = sorted(
         ".".join(p.relative_to(ROOT).with_suffix("").parts)

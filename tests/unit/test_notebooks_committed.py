@@ -16,7 +16,7 @@ from check_notebooks import problems  # noqa: E402
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("0*.ipynb"))
 
 
-def test_there_is_a_preflight_the_stages_day_two_and_tokens():
+def test_there_is_a_preflight_the_stages_day_two_and_tokens() -> None:
     assert [p.name[:2] for p in NOTEBOOKS] == [
         "00",
         "01",
@@ -32,12 +32,12 @@ def test_there_is_a_preflight_the_stages_day_two_and_tokens():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_committed_with_outputs(path):
+def test_committed_with_outputs(path: Path) -> None:
     assert problems(path) == []
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_sections_and_cli_lines(path):
+def test_sections_and_cli_lines(path: Path) -> None:
     cells = json.loads(path.read_text())["cells"]
     text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
     for heading in (
@@ -55,13 +55,15 @@ def test_sections_and_cli_lines(path):
         assert "Checkpoint" in text and "## Exercise" in text
 
 
-def test_check_finds_unrun_cells(tmp_path):
-    nb = {"cells": [{"cell_type": "code", "execution_count": None, "outputs": [], "source": "1"}]}
+def test_check_finds_unrun_cells(tmp_path: Path) -> None:
+    nb: dict[str, list[dict[str, object]]] = {
+        "cells": [{"cell_type": "code", "execution_count": None, "outputs": [], "source": "1"}]
+    }
     (tmp_path / "x.ipynb").write_text(json.dumps(nb))
     assert problems(tmp_path / "x.ipynb") == [f"{tmp_path / 'x.ipynb'}: code cell 1 was never run"]
 
 
-def test_committed_notebooks_hold_no_password():
+def test_committed_notebooks_hold_no_password() -> None:
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:
@@ -74,7 +76,7 @@ def test_committed_notebooks_hold_no_password():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_every_nbval_marker_is_one_nbval_recognises(path):
+def test_every_nbval_marker_is_one_nbval_recognises(path: Path) -> None:
     """nbval strips '#' and spaces and looks the rest up exactly: '# NBVAL_X (why)' is no marker."""
     from nbval.plugin import comment_markers, find_comment_markers
 

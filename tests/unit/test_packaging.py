@@ -40,9 +40,9 @@ def conda_requirements() -> dict[str, str]:
     return deps
 
 
-def test_every_dependency_is_in_both_files_with_the_same_bounds():
+def test_every_dependency_is_in_both_files_with_the_same_bounds() -> None:
     assert pip_requirements() == conda_requirements()
 
 
-def test_the_lists_are_not_empty():
+def test_the_lists_are_not_empty() -> None:
     assert {"docker-py", "cryptography", "bcrypt", "requests", "nbval"} <= set(pip_requirements())

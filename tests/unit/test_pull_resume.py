@@ -60,14 +60,18 @@ def at(server: ThreadingHTTPServer) -> RegistryClient:
     return RegistryClient(f"http://127.0.0.1:{server.server_address[1]}")
 
 
-def test_a_download_cut_once_is_resumed_where_it_stopped(servers):
+def test_a_download_cut_once_is_resumed_where_it_stopped(
+    servers: list[ThreadingHTTPServer],
+) -> None:
     server = serve(cut_every_answer=False)
     servers.append(server)
     with at(server) as api:
         assert _fetch_blob(api, "team/app", DIGEST) == (None, 1)
 
 
-def test_a_download_cut_every_time_fails_after_the_resumes(servers):
+def test_a_download_cut_every_time_fails_after_the_resumes(
+    servers: list[ThreadingHTTPServer],
+) -> None:
     server = serve(cut_every_answer=True)
     servers.append(server)
     with at(server) as api:
@@ -75,7 +79,7 @@ def test_a_download_cut_every_time_fails_after_the_resumes(servers):
     assert resumed == RESUMES and error is not None and "broke off" in error
 
 
-def test_other_bytes_are_a_failure_even_when_complete(servers):
+def test_other_bytes_are_a_failure_even_when_complete(servers: list[ThreadingHTTPServer]) -> None:
     server = serve(cut_every_answer=False, corrupt=True)
     servers.append(server)
     with at(server) as api:

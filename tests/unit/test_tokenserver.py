@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from reglab.auth.certs import CA
 from reglab.auth.tokenserver import (
@@ -22,7 +23,7 @@ from reglab.auth.tokenserver import (
 from reglab.registry.token import DEFAULT_ACL
 
 
-def test_the_example_access_list_grants_what_it_says():
+def test_the_example_access_list_grants_what_it_says() -> None:
     rules = parse_acl(DEFAULT_ACL)
     both = "repository:team/app:pull,push"
     assert grant(rules, "bob", [both]) == [
@@ -42,7 +43,7 @@ def test_the_example_access_list_grants_what_it_says():
     assert grant(rules, "mallory", [both]) == []
 
 
-def test_the_first_matching_rule_decides_even_when_a_later_one_allows_more():
+def test_the_first_matching_rule_decides_even_when_a_later_one_allows_more() -> None:
     rules = parse_acl(
         """
 - match: {account: alice, name: "team/secret"}
@@ -55,7 +56,7 @@ def test_the_first_matching_rule_decides_even_when_a_later_one_allows_more():
     assert grant(rules, "alice", ["repository:team/app:push"])[0]["actions"] == ["push"]
 
 
-def test_docker_auths_config_file_with_an_acl_key_is_accepted():
+def test_docker_auths_config_file_with_an_acl_key_is_accepted() -> None:
     rules = parse_acl("acl:\n  - match: {account: bob}\n    actions: [pull]\n")
     assert rules[0].account == "bob" and rules[0].name == "*"
 
@@ -71,13 +72,13 @@ def test_docker_auths_config_file_with_an_acl_key_is_accepted():
         ("- match: {user: bob}\n  actions: [pull]", "matches on 'user', unsupported"),
     ],
 )
-def test_a_bad_access_list_is_one_line_naming_the_rule(text, message):
+def test_a_bad_access_list_is_one_line_naming_the_rule(text: str, message: str) -> None:
     with pytest.raises(AclError) as err:
         parse_acl(text)
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
-def test_scopes_keep_a_registry_port_in_the_name():
+def test_scopes_keep_a_registry_port_in_the_name() -> None:
     assert parse_scope("repository:team/app:pull,push") == (
         "repository",
         "team/app",
@@ -89,12 +90,13 @@ def test_scopes_keep_a_registry_port_in_the_name():
     assert parse_scope("nonsense") is None
 
 
-def test_a_token_is_rs256_with_the_chain_and_a_string_audience(tmp_path):
+def test_a_token_is_rs256_with_the_chain_and_a_string_audience(tmp_path: Path) -> None:
     ca = CA.create()
     signer = ca.issue_signing_cert("reglab token signer")
     users = tmp_path / "htpasswd"
     users.write_text("alice:$2y$05$" + "a" * 53 + "\nmd5user:$apr1$x$y\n")
     assert list(load_users(users)) == ["alice"]  # the registry ignores non-bcrypt lines too
+    assert isinstance(signer.key, rsa.RSAPrivateKey)  # RS256 tokens need an RSA key
     issuer = Issuer("reglab-token", "reglab-registry", users, parse_acl(DEFAULT_ACL),
                     signer.key, [signer.cert])  # fmt: skip
     answer = issuer.token("alice", ["repository:team/app:pull,push"], now=1_000_000)
@@ -108,7 +110,9 @@ def test_a_token_is_rs256_with_the_chain_and_a_string_audience(tmp_path):
     assert leaf == signer.cert.public_bytes(
         __import__("cryptography").hazmat.primitives.serialization.Encoding.DER
     )
-    signer.cert.public_key().verify(  # raises when the signature is wrong
+    public = signer.cert.public_key()
+    assert isinstance(public, rsa.RSAPublicKey)
+    public.verify(  # raises when the signature is wrong
         base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)),
         signing_input.encode(),
         padding.PKCS1v15(),
@@ -117,7 +121,7 @@ def test_a_token_is_rs256_with_the_chain_and_a_string_audience(tmp_path):
     assert json.loads(json.dumps(answer))["expires_in"] == 300
 
 
-def test_docker_auths_variables_and_regular_expressions_match_as_there():
+def test_docker_auths_variables_and_regular_expressions_match_as_there() -> None:
     rules = parse_acl(
         """
 - match: {account: "/.+/", name: "${account}/*"}

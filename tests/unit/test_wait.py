@@ -10,16 +10,16 @@ from reglab.base.errors import ReglabError
 from reglab.base.wait import NotYet, WaitTimeout, poll
 
 
-def test_returns_the_first_result_that_is_not_none():
+def test_returns_the_first_result_that_is_not_none() -> None:
     answers = iter([None, None, 401])
     assert poll("a status", lambda: next(answers), timeout=5, interval=0) == 401
 
 
-def test_a_false_but_present_result_counts_as_done():
+def test_a_false_but_present_result_counts_as_done() -> None:
     assert poll("zero", lambda: 0, timeout=1) == 0
 
 
-def test_timeout_raises_one_line_with_what_and_the_last_thing_seen():
+def test_timeout_raises_one_line_with_what_and_the_last_thing_seen() -> None:
     calls = []
 
     def probe() -> None:
@@ -38,7 +38,7 @@ def test_timeout_raises_one_line_with_what_and_the_last_thing_seen():
     assert len(calls) >= 2  # at least once, and once more at the deadline
 
 
-def test_a_reglab_error_from_the_probe_stops_the_wait_at_once():
+def test_a_reglab_error_from_the_probe_stops_the_wait_at_once() -> None:
     def probe() -> None:
         raise ReglabError("the container exited", "docker logs NAME")
 
