@@ -8,6 +8,7 @@ verifying a certificate.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import docker
 import docker.errors
@@ -79,7 +80,7 @@ def remove_project_network(engine: docker.DockerClient, name: str = NETWORK) -> 
             network.reload()
             if not is_owned(network.attrs.get("Labels")) or network.name != name:
                 continue
-            users = _attached(engine, network.id)
+            users = _attached(engine, network)
             if not users:
                 try:
                     network.remove()
@@ -87,13 +88,25 @@ def remove_project_network(engine: docker.DockerClient, name: str = NETWORK) -> 
                 except docker.errors.APIError as exc:
                     if "active endpoints" not in str(exc):
                         raise
-                    users = _attached(engine, network.id)  # one joined meanwhile
+                    users = _attached(engine, network)  # one joined meanwhile
             return NetworkRemoval(name, False, users)
     return NetworkRemoval(name, False)
 
 
-def _attached(engine: docker.DockerClient, network_id: str) -> tuple[str, ...]:
-    """The containers on the network, running or stopped (a stopped one would not start again
-    without it)."""
-    found = engine.containers.list(all=True, filters={"network": network_id})
-    return tuple(sorted(str(c.name) for c in found))
+def _attached(engine: docker.DockerClient, network: Any) -> tuple[str, ...]:
+    """The containers on the network: running, stopped (it would not start again without it)
+    or only created (the engine's network filter misses those: their mode names it)."""
+    found = engine.containers.list(all=True, ignore_removed=True)  # others come and go
+    return tuple(
+        sorted(
+            str(c.name)
+            for c in found
+            if network.id in _network_ids(c)
+            or c.attrs["HostConfig"].get("NetworkMode") == network.name
+        )
+    )
+
+
+def _network_ids(container: Any) -> set[str]:
+    networks = container.attrs["NetworkSettings"].get("Networks") or {}
+    return {str(n.get("NetworkID")) for n in networks.values()}

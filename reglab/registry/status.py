@@ -93,5 +93,7 @@ def owned_registries(engine: docker.DockerClient | None = None) -> list[Registry
     disk's keeper, a token server)."""
     engine = engine or connect()
     with docker_errors("cannot list containers"):
-        found = engine.containers.list(all=True, filters={"label": OWNER_LABEL})
+        found = engine.containers.list(
+            all=True, filters={"label": OWNER_LABEL}, ignore_removed=True
+        )
     return [RegistryStatus.of(c) for c in found if STAGE_LABEL in (c.labels or {})]

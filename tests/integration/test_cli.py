@@ -12,7 +12,12 @@ import pytest
 
 import reglab
 from reglab.auth.htpasswd import Htpasswd
+from reglab.base.labels import OWNER_LABEL, STAGE_LABEL
+from reglab.base.ports import Ports
+from reglab.base.settings import TOOLS_IMAGE
 from reglab.engine import transfer
+from reglab.engine.network import NETWORK, remove_project_network
+from reglab.registry.config import CONTAINER_PORT
 
 pytestmark = pytest.mark.docker
 
@@ -258,3 +263,95 @@ def test_purge_refuses_a_folder_with_other_files(cli, tmp_path):
     assert (workdir / "thesis.tex").read_text() == "years of work"
     assert (workdir / "registry-data").is_dir()
     assert reglab.Registry(reglab.RegistryConfig(name=cli[5], workdir=workdir)).container
+
+
+# --- the boundary: every kind of error one line, whatever raised it ------------------------
+
+
+@pytest.mark.parametrize("command", [["status"], ["gc", "--name", "x"], ["down", "--name", "x"]])
+def test_no_engine_is_one_line_for_every_command(command, tmp_path):
+    env = {"DOCKER_HOST": f"unix://{tmp_path}/nonexistent.sock"}
+    assert_one_line_error(run(*command, env=env), "no Docker engine answers", "start Docker")
+
+
+def test_a_registry_that_refuses_http_is_one_line(engine, workshop_images, port):
+    """A container reglab would take for its registry, publishing the port but not answering
+    HTTP there: the request fails, in one line."""
+    name = f"reglab-test-refuses-{uuid.uuid4().hex[:6]}"
+    labels = {OWNER_LABEL: "true", STAGE_LABEL: "local"}
+    silent = engine.containers.run(
+        TOOLS_IMAGE, ["sleep", "120"], detach=True, name=name, labels=labels,
+        ports={f"{CONTAINER_PORT}/tcp": ("127.0.0.1", port)},
+    )  # fmt: skip
+    try:
+        assert_one_line_error(run("delete", "hello-world:latest", "--name", name), str(port))
+    finally:
+        silent.remove(force=True)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["user", "add", "moby", "--password-stdin", "--workdir", "{blocked}/w"],
+        ["notebooks", "--to", "{blocked}/learner"],
+    ],
+)
+def test_a_folder_that_cannot_be_written_is_one_line(command, tmp_path):
+    blocked = tmp_path / "a-file"  # a file where a folder should be: even root cannot write
+    blocked.write_text("x")
+    args = [part.format(blocked=blocked) for part in command]
+    assert_one_line_error(run(*args, stdin="pw\n"), str(blocked), "a file stands")
+    assert blocked.read_text() == "x"
+
+
+# --- commands that act on a running registry read it ----------------------------------------
+
+
+def test_down_gc_and_status_find_the_folder_in_the_container(engine, cli, tmp_path, cleanup_images):
+    workdir = tmp_path / "w"
+    assert run("up", "persistent", *cli).returncode == 0
+    ref = reglab.Registry.attach(engine, cli[5], workdir).ref("kept/hello-world")
+    cleanup_images.append(ref)
+    transfer.tag(engine, "hello-world", ref)
+    transfer.push(engine, ref)  # a registry with nothing in it has nothing to collect
+    status = run("status", "--name", cli[5])
+    assert f"folder {workdir}" in status.stdout, status.stdout
+    collected = run("gc", "--name", cli[5], "--dry-run")  # no --workdir: read from the container
+    assert collected.returncode == 0 and "dry run" in collected.stdout, collected.stderr
+    down = run("down", "--name", cli[5])
+    assert f"data kept in {workdir / 'registry-data'}" in down.stdout, down.stdout
+
+
+def test_delete_finds_the_ca_in_the_container(engine, cli, tmp_path, cleanup_images):
+    assert run("up", "tls", *cli).returncode == 0
+    registry = reglab.Registry.attach(engine, cli[5], tmp_path / "w")
+    ref = registry.ref("gone/hello-world")
+    cleanup_images.append(ref)
+    transfer.tag(engine, "hello-world", ref)
+    transfer.push(engine, ref)
+    deleted = run("delete", "gone/hello-world:latest", "--name", cli[5])  # no --workdir
+    assert deleted.returncode == 0 and "deleted gone/hello-world@sha256:" in deleted.stdout, (
+        deleted.stderr
+    )
+
+
+def test_the_mirror_and_the_token_server_default_to_different_ports(engine, cli, port):
+    """reglab up mirror beside a registry on REGLAB_PORT takes its own port (not the token
+    server's), and the shared network stays while the mirror is on it."""
+    assert run("up", "persistent", *cli).returncode == 0
+    mirror = f"{cli[5]}-mirror"
+    try:
+        started = run(
+            "up", "mirror", "--upstream", cli[5], "--name", mirror, "--workdir", cli[3],
+            env={"REGLAB_PORT": str(port)},
+        )  # fmt: skip
+        assert started.returncode == 0, started.stderr
+        assert f"answers at http://127.0.0.1:{Ports(port).mirror}" in started.stdout
+        assert Ports(port).mirror != Ports(port).token_server
+        kept = remove_project_network(engine)
+        assert not kept and mirror in kept.kept_for, str(kept)
+        assert engine.networks.list(names=[NETWORK])
+    finally:
+        reglab.Registry(reglab.RegistryConfig(name=mirror), engine).remove()
+        run("down", "--workdir", cli[3], "--name", cli[5])
+        remove_project_network(engine)

@@ -216,3 +216,20 @@ def test_leftover_half_written_files_do_not_break_a_run(engine, workshop_images,
     finally:
         reglab.Registry(config, engine).remove()
     assert os.stat(workdir / "certs" / "domain.key").st_mode & 0o777 == 0o600
+
+
+def test_the_shared_network_stays_while_a_container_is_on_it(engine, workshop_images):
+    """A clean-up (notebook 06's last cell) while a learner's own mirror still uses the network:
+    the network stays, and the result says who holds it; once they are gone, it goes."""
+    name = f"reglab-test-net-{uuid.uuid4().hex[:6]}"
+    reglab.engine.network.project_network(engine, name)
+    other = engine.containers.create("hello-world", name=f"{name}-user", network=name)
+    try:
+        kept = reglab.engine.network.remove_project_network(engine, name)
+        assert not kept and kept.kept_for == (f"{name}-user",)
+        assert str(kept) == f"network {name} left in place: {name}-user still uses it"
+        assert [n.name for n in engine.networks.list(names=[name])] == [name]
+    finally:
+        other.remove(force=True)
+    assert reglab.engine.network.remove_project_network(engine, name)
+    assert engine.networks.list(names=[name]) == []
