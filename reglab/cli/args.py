@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 from typing import NoReturn
 
-from reglab.base import settings
+from reglab.base import ports, settings
 from reglab.base.errors import ConfigError, Problem
 from reglab.images import recipes
 from reglab.registry.config import Stage
@@ -52,7 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
 
-    def common(p: argparse.ArgumentParser, port: bool = True, workdir: bool = True) -> None:
+    def common(
+        p: argparse.ArgumentParser, port: bool = True, workdir: bool = True, running: bool = False
+    ) -> None:
+        """``running``: the command acts on a running registry, which says its own folder."""
         if port:
             p.add_argument(
                 "--port", type=_port, default=None, help="host port (default: REGLAB_PORT or 5000)"
@@ -62,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                 "--workdir",
                 type=Path,
                 default=None,
-                help="working folder (default: REGLAB_WORKDIR or ./workdir)",
+                help="working folder (default: "
+                + ("the one the running registry mounts, else " if running else "")
+                + "REGLAB_WORKDIR or ./workdir)",
             )
         p.add_argument(
             "--name", default=None, help="container name (default: REGLAB_NAME or reglab-registry)"
@@ -121,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--upstream",
         metavar="NAME|URL",
-        help="(mirror) the registry to mirror: a reglab registry's name, or a URL",
+        help="(mirror) the registry to mirror: a reglab registry's name, or a URL; the mirror "
+        f"listens on REGLAB_PORT + {ports.MIRROR} unless --port says",
     )
     p.add_argument(
         "--password-stdin",
@@ -168,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("delete", help="delete what a tag points to (every tag of that image goes)")
     p.add_argument("image", metavar="REPO:TAG", help="e.g. hello-world:latest")
-    common(p, port=False)
+    common(p, port=False, running=True)
     p.add_argument("--user", help="(auth stage) the user to log in as")
     p.add_argument(
         "--password-stdin",
@@ -177,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("gc", help="collect garbage safely: read-only meanwhile, bytes reclaimed")
-    common(p, port=False)
+    common(p, port=False, running=True)
     p.add_argument("--dry-run", action="store_true", help="list what would go; change nothing")
     p.add_argument(
         "--delete-untagged",
@@ -234,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("down", help="remove the registry container (data stays)")
-    common(p, port=False)
+    common(p, port=False, running=True)
     p.add_argument(
         "--purge",
         action="store_true",
