@@ -110,8 +110,8 @@ def test_docker_login_through_the_engine(engine, make_registry, tmp_path):
     good = reglab.Credentials.generate("moby")
     registry = make_registry("auth", users=[good])
     with pytest.raises(reglab.AuthenticationRequired, match="wrong user or password"):
-        reglab.engine.login(engine, registry.address, reglab.Credentials(good.user, "wrong"))
-    assert reglab.engine.login(engine, registry.address, good) == "Login Succeeded"
+        reglab.login(engine, registry.address, reglab.Credentials(good.user, "wrong"))
+    assert reglab.login(engine, registry.address, good) == "Login Succeeded"
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"auths": {registry.address: {"auth": "eA=="}, "other:1": {}}}))
     assert reglab.logout(engine, registry.address, config_path=config)
