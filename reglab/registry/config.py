@@ -27,7 +27,7 @@ from reglab.base import settings
 from reglab.base.errors import ConfigError
 from reglab.base.labels import STAGE_LABEL, owner_labels
 from reglab.base.shell import PathStyle
-from reglab.engine.spec import INVOKER, ContainerSpec, Mount, volumes_of
+from reglab.engine.spec import INVOKER, ContainerSpec, Mount, Step, volumes_of
 from reglab.registry.workdir import Workdir
 
 CONTAINER_PORT = 5000
@@ -263,12 +263,17 @@ class RegistryConfig:
     def labels(self) -> dict[str, str]:
         return owner_labels(**{STAGE_LABEL: self.stage.value})
 
-    def folder_commands(self, style: PathStyle | None = None) -> list[str]:
+    def folder_step(self, style: PathStyle | None = None) -> Step[None]:
         """What must exist before ``docker run``: a missing bind-mount source would be made by
         the engine, as root, and a registry running as the user could not write in it."""
-        style = style or PathStyle(self.workdir)
-        needed = self.stage.persistent and self.data_volume is None
-        return [f"mkdir -p {style.show(self.paths.data)}"] if needed else []
+        if not self.runs_as_invoker:  # no bind mount for the data
+            return Step([], lambda: None)
+        data = self.paths.data
+        shown = (style or PathStyle(self.workdir)).show(data)
+        return Step([f"mkdir -p {shown}"], lambda: data.mkdir(parents=True, exist_ok=True))
+
+    def folder_commands(self, style: PathStyle | None = None) -> list[str]:
+        return self.folder_step(style).lines
 
     def spec(self) -> ContainerSpec:
         """The registry's container, as reglab runs it and as ``docker run`` starts it. The

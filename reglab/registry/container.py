@@ -97,8 +97,7 @@ class Registry:
         if problem:
             raise ConfigError(problem.what, problem.fix)
         try:
-            if cfg.stage.persistent and cfg.data_volume is None:
-                paths.data.mkdir(parents=True, exist_ok=True)
+            cfg.folder_step().run()
             if cfg.stage.tls:
                 paths.server_certificate(cfg.cert_names)
         except PermissionError as exc:

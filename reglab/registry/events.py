@@ -30,6 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from reglab.base.errors import ConfigError, RegistryError
+from reglab.base.wait import DEFAULT_INTERVAL, NotYet, WaitTimeout, poll
 from reglab.registry.client import RegistryClient
 
 #: The media type of the registry's event envelope.
@@ -177,21 +178,23 @@ class Listener:
     def wait_for(
         self, found: Callable[[list[Event]], bool], timeout: float = 30.0, what: str = "events"
     ) -> list[Event]:
-        """Wait until ``found(events)`` is true; return the events. Polls nothing: woken by
-        each arrival."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while not found(self.events):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise RegistryError(
-                        f"{what} did not arrive within {timeout:g} s "
-                        f"({len(self.events)} event(s) received so far)",
-                        "check that the registry was started with notify= this listener's URL, "
-                        "and 'docker logs' of the registry",
-                    )
-                self._changed.wait(left)
-            return list(self.events)
+        """Wait until ``found(events)`` is true; return the events. The probe sleeps on the
+        arrivals, not on a clock: each one wakes it at once."""
+
+        def arrived() -> list[Event] | None:
+            with self._changed:
+                if self._changed.wait_for(lambda: found(self.events), timeout=DEFAULT_INTERVAL):
+                    return list(self.events)
+                raise NotYet(f"{len(self.events)} event(s) received so far")
+
+        try:
+            return poll(what, arrived, timeout=timeout, interval=0)
+        except WaitTimeout as exc:
+            raise RegistryError(
+                f"{what} did not arrive within {timeout:g} s ({exc.seen})",
+                "check that the registry was started with notify= this listener's URL, "
+                "and 'docker logs' of the registry",
+            ) from None
 
     def flush(self, api: RegistryClient, repository: str, timeout: float = 30.0) -> list[Event]:
         """Wait until every event the registry queued so far has arrived; return the events.

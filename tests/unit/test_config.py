@@ -169,3 +169,13 @@ def test_engine_wording_is_the_same_on_every_engine(engine_says):
         'Get "https://172.20.0.1:5000/v2/": x509: certificate signed by unknown authority'
     )
     assert "certs.d/HOST:PORT/ca.crt" in (explain(engine_text(engine_says)) or "")
+
+
+def test_the_data_folder_is_made_as_its_line_says(tmp_path):
+    step = config("persistent", workdir=tmp_path / "w").folder_step()
+    assert step.lines == [f"mkdir -p {tmp_path / 'w' / 'registry-data'}"]
+    step.run()
+    assert (tmp_path / "w" / "registry-data").is_dir()
+    assert config("local", workdir=tmp_path / "x").folder_step().lines == []  # anonymous volume
+    on_disk = config("persistent", workdir=tmp_path / "y", data_volume="disk").folder_step()
+    assert on_disk.lines == [] and (on_disk.run(), (tmp_path / "y").exists()) == (None, False)
