@@ -50,10 +50,11 @@ from reglab.auth.htpasswd import DEFAULT_COST, Htpasswd
 from reglab.engine import transfer
 from reglab.engine.network import NETWORK, project_network, remove_project_network
 from reglab.images import build as images
+from reglab.lab.measure import PullStream
 from reglab.registry import gc
 from reglab.registry import mirror as reglab_mirror
 from reglab.registry.events import Listener
-from reglab.swarm import PullStream, SwarmRegistry
+from reglab.swarm import SwarmRegistry
 
 NAME = "reglab-registry-bench"
 #: Where a run writes its results (the plot of the cost curve, the BENCH line): never a

@@ -17,9 +17,11 @@ from common import free_port, remove_test_stack
 import reglab
 from reglab import swarm
 from reglab.auth.htpasswd import Htpasswd
+from reglab.base.settings import REGISTRY_IMAGE
 from reglab.engine import transfer
 from reglab.lab import exercises
-from reglab.swarm import PullStream, SwarmRegistry, digest_from_each, split_upload
+from reglab.lab.measure import PullStream, bucket_bytes, digest_from_each, split_upload
+from reglab.swarm import SwarmRegistry, cluster
 
 pytestmark = pytest.mark.docker
 
@@ -34,13 +36,19 @@ ACL = """\
 """
 
 
-def run(*args: str, workdir: Path):
+def run(*args: str, workdir: Path | None = None, cwd: Path | None = None):
+    """``reglab swarm ARGS`` as typed in a terminal: with REGLAB_WORKDIR set to ``workdir``,
+    or (None) with no REGLAB_WORKDIR at all, in the folder ``cwd``."""
+    env = {k: v for k, v in os.environ.items() if k != "REGLAB_WORKDIR"}
+    if workdir is not None:
+        env["REGLAB_WORKDIR"] = str(workdir)
     return subprocess.run(
         [sys.executable, "-m", "reglab", "swarm", *args],
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "REGLAB_WORKDIR": str(workdir)},
+        env=env,
+        cwd=cwd,
     )
 
 
@@ -59,7 +67,8 @@ def gateway_bridge(engine) -> bool:
 
 @pytest.fixture(scope="module")
 def deployed(engine, workshop_images, tmp_path_factory):
-    """``reglab swarm up --replicas 2`` in a fresh folder with one user; removed afterwards."""
+    """``reglab swarm up --replicas 2 --workdir DIR`` in a fresh folder with two users; removed
+    afterwards."""
     assert swarm.swarm_state(engine) == "inactive", "these tests start from no swarm"
     had_gwbridge = gateway_bridge(engine)
     workdir = tmp_path_factory.mktemp("swarm") / "workdir"
@@ -72,17 +81,17 @@ def deployed(engine, workshop_images, tmp_path_factory):
     name, port = f"reglab-test-swarm-{uuid.uuid4().hex[:6]}", free_port()
     try:
         result = run("up", "--replicas", "2", "--port", str(port), "--name", name,
-                     "--acl", str(acl), workdir=workdir)  # fmt: skip
+                     "--acl", str(acl), "--workdir", str(workdir), cwd=workdir.parent)  # fmt: skip
         assert result.returncode == 0, result.stderr
         assert "now a swarm manager" in result.stdout
         assert reglab.Workdir(workdir).acl.read_text() == ACL  # the given list, copied
         registry = SwarmRegistry.attach(engine, name, workdir, port)
         reglab.install_ca_for_docker(reglab.Workdir(workdir).ca_cert, "127.0.0.1", port)
-        before = swarm.bucket_bytes(registry)
+        before = bucket_bytes(registry)
         transfer.tag(engine, "hello-world", f"{registry.address}/hello-world:latest")
         auth = {"username": USER[0], "password": USER[1]}
         digest = transfer.push(engine, f"{registry.address}/hello-world:latest", auth=auth)
-        assert swarm.bucket_bytes(registry) > before
+        assert bucket_bytes(registry) > before
         yield registry, workdir, digest
     finally:
         transfer.remove(engine, f"127.0.0.1:{port}/hello-world:latest")
@@ -92,14 +101,23 @@ def deployed(engine, workshop_images, tmp_path_factory):
         assert gateway_bridge(engine) == had_gwbridge
 
 
-def test_status_scale_and_every_replica_serving_one_store(deployed):
+def test_status_scale_and_every_replica_serving_one_store(deployed, tmp_path):
+    """Typed from another folder, with only the name: the port and the working folder (its
+    CA, for TLS) are read from what runs."""
     registry, workdir, digest = deployed
-    status = run("status", "--name", registry.name, workdir=workdir)
+    status = run("status", "--name", registry.name, cwd=tmp_path)
     assert status.returncode == 0, status.stderr
     assert f"{registry.name}_registry': '2/2'" in status.stdout
     assert registry.url in status.stdout  # the port read back from the running front
+    assert f"working folder: {workdir}" in status.stdout
 
-    scaled = run("scale", "3", "--name", registry.name, workdir=workdir)
+    one = run("scale", "1", "--name", registry.name, cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    assert "Traceback" not in one.stderr and len(registry.up_replicas()) == 1
+    status = run("status", "--name", registry.name, cwd=tmp_path)
+    assert f"{registry.name}_registry': '1/1'" in status.stdout, status.stdout + status.stderr
+
+    scaled = run("scale", "3", "--name", registry.name, cwd=tmp_path)
     assert scaled.returncode == 0, scaled.stderr
     assert len(registry.up_replicas()) == 3
     registry.replicas = 3
@@ -221,9 +239,25 @@ def test_down_keeps_the_store_unless_purged_then_leaves_the_swarm(engine, deploy
     registry.replicas = 1
     with registry.client(auth=USER) as api:
         assert "hello-world" in api.catalog()  # the store outlived the stack and the swarm
-    purged = run("down", "--purge", "--name", registry.name, workdir=workdir)
+    # A container joined to the stack's network by hand holds it (and docker_gwbridge):
+    # down names it, in one line, and removes nothing.
+    holder = engine.containers.run(
+        REGISTRY_IMAGE, name=f"{registry.name}-holder", detach=True, network=registry.network
+    )
+    try:
+        held = run("down", "--purge", "--name", registry.name)
+        assert_one_line_error(held, holder.name, registry.network, "docker rm -f")
+        assert registry.deployed() and registry.relay_container() is not None
+    finally:
+        holder.remove(force=True, v=True)
+    # As a learner types it, from another folder: what held docker_gwbridge is waited for,
+    # then the swarm is left and the bridge removed.
+    purged = run("down", "--purge", "--name", registry.name, cwd=workdir.parent.parent)
     assert purged.returncode == 0, purged.stderr
+    assert "left the swarm reglab created" in purged.stdout
     assert engine.volumes.list(filters={"name": registry.volume}) == []
+    assert swarm.swarm_state(engine) == "inactive"
+    assert cluster.gwbridge_holders(engine) == []
     assert_one_line_error(run("down", "--name", registry.name, workdir=workdir), "nothing")
 
 
@@ -248,8 +282,7 @@ def test_a_swarm_reglab_did_not_make_is_used_and_never_left(engine, workshop_ima
         remove_test_stack(engine, name)
         engine.swarm.leave(force=True)
         if not had_gwbridge:
-            for network in engine.networks.list(names=[swarm.GWBRIDGE]):
-                swarm._wait_removed(network.remove)
+            cluster.remove_network(engine, swarm.GWBRIDGE, timeout=30)
 
 
 def test_a_port_in_use_by_another_program_is_refused_before_any_swarm(engine, tmp_path):
