@@ -29,11 +29,11 @@ SOURCE_LABEL = "org.reglab.source"
 
 
 def source_digest(parts: Iterable[bytes]) -> str:
-    """One hash over reglab's files that make an image (each part length-prefixed, so two
-    lists of parts never give the same hash by running into each other)."""
+    """One hash over reglab's files that make an image, in a fixed order (one file: its
+    sha256, the label the token and store images have always had)."""
     digest = hashlib.sha256()
     for part in parts:
-        digest.update(len(part).to_bytes(8, "big") + part)
+        digest.update(part)
     return digest.hexdigest()
 
 

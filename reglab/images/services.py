@@ -77,11 +77,14 @@ def token_source() -> bytes:
 
 
 def token_sources() -> list[bytes]:
-    return [TOKEN_DOCKERFILE, token_source()]
+    """What the token image is made from: tokenserver.py (its Dockerfile only copies and runs
+    it). The label has always been this file's hash, so images made earlier stay current."""
+    return [token_source()]
 
 
 def s3_sources() -> list[bytes]:
-    return [S3_DOCKERFILE, S3_ENTRYPOINT]
+    """What the store's image is made from: its start script (as for the token image)."""
+    return [S3_ENTRYPOINT]
 
 
 def build_token_image(

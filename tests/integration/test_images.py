@@ -1,18 +1,21 @@
-"""Offline image builds, the air-gap tarball, and push failures that must raise."""
+"""Offline image builds, images by stage, the air-gap tarball, and push failures that must
+raise."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 
 import pytest
 
 import reglab
-from reglab.base import labels, progress
+from reglab.base import labels, progress, settings
 from reglab.engine import transfer
 from reglab.engine.oneoff import run_once
-from reglab.images import archive
+from reglab.images import archive, programs, recipes
 from reglab.images import build as images
+from reglab.images.context import SOURCE_LABEL, BuildContext, source_digest
 
 pytestmark = pytest.mark.docker
 
@@ -29,6 +32,54 @@ def test_offline_builds_give_working_images(engine, cleanup_images, make_registr
     image_labels = engine.images.get(registry_ref).labels
     assert image_labels[labels.BUILT_LABEL] == "offline"
     assert labels.OWNER_LABEL not in image_labels  # containers inherit image labels
+    assert image_labels[SOURCE_LABEL] == source_digest(programs.registry_sources())
+    hello_labels = engine.images.get(hello).labels
+    assert hello_labels[SOURCE_LABEL] == source_digest(programs.hello_sources())
+
+
+def _hello_recipe(ref: str, pullable: bool = False) -> recipes.Recipe:
+    """hello-world's recipe, under a test name."""
+    hello = next(r for r in recipes.RECIPES if r.ref == settings.HELLO_IMAGE)
+    return dataclasses.replace(
+        hello,
+        ref=ref,
+        pullable=pullable,
+        make=lambda client, o: images.build_hello_image(client, ref=ref, progress=o.progress),
+    )
+
+
+def test_an_image_made_from_other_versions_of_reglab_files_is_made_again(
+    engine, workshop_images, cleanup_images, monkeypatch
+):
+    ref = f"reglab-test-hello:{uuid.uuid4().hex[:8]}"
+    cleanup_images.append(ref)
+    # An earlier build: the same name, reglab's label, the hash of other files
+    stale = BuildContext(f"FROM {settings.HELLO_IMAGE}\n".encode())
+    old = engine.images.get(stale.build(engine, ref, source="an older hello.c")).id
+    monkeypatch.setattr(images, "recipes_for", lambda stage: [_hello_recipe(ref)])
+    assert images.ensure_images(engine, offline=True) == {ref: "built"}
+    assert engine.images.get(ref).labels[SOURCE_LABEL] == source_digest(programs.hello_sources())
+    assert old not in {image.id for image in engine.images.list()}  # not left behind
+    assert images.ensure_images(engine, offline=True) == {ref: "present"}
+
+
+def test_a_failed_pull_says_why_in_one_line_then_builds(engine, cleanup_images, monkeypatch):
+    ref = f"127.0.0.1:1/reglab-test-pull/hello:{uuid.uuid4().hex[:8]}"  # nothing answers there
+    cleanup_images.append(ref)
+    monkeypatch.setattr(images, "recipes_for", lambda stage: [_hello_recipe(ref, pullable=True)])
+    notices: list[str] = []
+    assert images.ensure_images(engine, notice=notices.append) == {ref: "built"}
+    assert len(notices) == 1 and "\n" not in notices[0]
+    assert re.match(
+        rf"pull of {re.escape(ref)} failed: .*; building {re.escape(ref)} here", notices[0]
+    )
+    assert b"Hello from Docker!" in engine.containers.run(ref, remove=True)
+
+
+def test_a_stage_makes_only_its_own_images(engine, workshop_images):
+    foundation = [settings.REGISTRY_IMAGE, "hello-world:latest", "reglab-tools:1"]
+    assert list(images.ensure_images(engine, "tls", offline=True)) == foundation
+    assert images.missing_images(engine, "swarm") == []
 
 
 def test_missing_registry_binary_is_one_clear_error(engine, tmp_path):
