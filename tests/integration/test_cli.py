@@ -218,7 +218,8 @@ def test_images_missing_while_offline(engine, workshop_images, tmp_path):
         assert transfer.remove(engine, "hello-world")
         doctor = run("doctor", "--workdir", str(tmp_path), "--port", "1")
         assert doctor.returncode == 1
-        assert "image hello-world:latest is missing - fix: run 'reglab images'" in doctor.stdout
+        # the fix names the command, with the stage that needs the image (reglab images --stage)
+        assert "image hello-world:latest is missing - fix: run 'reglab images" in doctor.stdout
         no_compiler = run("images", "--offline", env={"PATH": str(tmp_path)})
         assert_one_line_error(no_compiler, "no C compiler found", "reglab images --load")
         assert not transfer.exists(engine, "hello-world")
