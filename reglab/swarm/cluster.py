@@ -94,23 +94,32 @@ def ensure_swarm(engine: docker.DockerClient) -> bool:
     return True
 
 
-def containers_on(engine: docker.DockerClient, network: str) -> dict[str, str] | None:
-    """{container id: name} of the containers with an endpoint on ``network``; None when
-    there is no such network. Endpoints of the engine's own (the ingress sandbox on
-    docker_gwbridge, an overlay's load balancer) are no container's, and are left out: the
-    engine removes them with the swarm or the network."""
+def endpoints(engine: docker.DockerClient, network: str) -> dict[str, tuple[str, bool]] | None:
+    """{endpoint key: (what holds it, whether that is a container)} on ``network``; None when
+    there is no such network. A container is named by its name (docker_gwbridge names its
+    endpoint gateway_<id>); an endpoint of the engine's own (the ingress sandbox on
+    docker_gwbridge, an overlay's load balancer) by the endpoint's name."""
     try:
         attrs = engine.api.inspect_network(network)
     except docker.errors.NotFound:
         return None
     held = {}
-    for key in attrs.get("Containers") or {}:
-        # docker_gwbridge names a container's endpoint gateway_<id>: say which container
+    for key, endpoint in (attrs.get("Containers") or {}).items():
         try:
-            held[key] = str(engine.api.inspect_container(key)["Name"]).lstrip("/")
+            held[key] = (str(engine.api.inspect_container(key)["Name"]).lstrip("/"), True)
         except docker.errors.APIError:  # NotFound: the engine's own, or a container just gone
-            continue
+            held[key] = (str(endpoint.get("Name") or key), False)
     return held
+
+
+def containers_on(engine: docker.DockerClient, network: str) -> dict[str, str] | None:
+    """{container id: name} of the containers with an endpoint on ``network`` (None: no such
+    network). The engine's own endpoints are left out: it removes them with the swarm or the
+    network, and no command of the learner's can."""
+    held = endpoints(engine, network)
+    if held is None:
+        return None
+    return {key: name for key, (name, container) in held.items() if container}
 
 
 def gwbridge_holders(engine: docker.DockerClient) -> list[str]:
@@ -138,9 +147,16 @@ def wait_network_empty(engine: docker.DockerClient, network: str, timeout: float
     )
 
 
-def remove_when_released(what: str, remove: Callable[[], object], timeout: float, fix: str) -> None:
+def remove_when_released(
+    what: str,
+    remove: Callable[[], object],
+    timeout: float,
+    fix: str,
+    holders: Callable[[], str] = lambda: "",
+) -> None:
     """Call ``remove`` until the engine agrees (or says it is gone): it refuses a network or
-    a volume for a moment after the last container that used it went."""
+    a volume for a moment after the last container that used it went. ``holders`` says what
+    still holds it, for the one line a timeout raises."""
 
     def removed() -> bool | None:
         try:
@@ -148,7 +164,9 @@ def remove_when_released(what: str, remove: Callable[[], object], timeout: float
         except docker.errors.NotFound:
             return True
         except docker.errors.APIError as exc:
-            raise NotYet(str(exc.explanation or exc)) from None
+            held = holders()
+            said = str(exc.explanation or exc)
+            raise NotYet(said + (f"; held by {held}" if held else "")) from None
         return True
 
     poll(f"the engine to remove {what}", removed, timeout=timeout, interval=0.3, fix=fix)
@@ -163,6 +181,9 @@ def remove_network(engine: docker.DockerClient, network: str, timeout: float) ->
         lambda: engine.api.remove_network(network),
         timeout,
         f"docker network inspect {network}; then docker network rm {network}",
+        holders=lambda: ", ".join(
+            sorted(n for n, _ in (endpoints(engine, network) or {}).values())
+        ),
     )
 
 
