@@ -13,7 +13,7 @@ import docker
 from reglab.base.errors import ImageError, docker_errors
 from reglab.base.files import write_atomic
 from reglab.engine.transfer import exists
-from reglab.images.build import WORKSHOP_IMAGES
+from reglab.images.recipes import WORKSHOP_IMAGES
 
 
 def save_images(
