@@ -11,15 +11,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from reglab.auth.htpasswd import password_variable
 from reglab.auth.tokenserver import decode
 from reglab.base.errors import ClientError, ReglabError
 from reglab.base.files import write_atomic
 from reglab.engine.login import Credentials
 from reglab.lab.workshop import Workshop
-from reglab.registry.client import MANIFEST_TYPES, RegistryClient
+from reglab.registry.client import MANIFEST_TYPES
 from reglab.registry.config import TOKEN_SERVICE
 from reglab.registry.container import Registry
 from reglab.registry.token import check_acl
@@ -41,14 +39,6 @@ def write_acl(ws: Workshop, text: str) -> None:
     print(f"{path.name}: {len(rules)} rules; the first that matches decides")
 
 
-def _as_is(api: RegistryClient, method: str, path: str, **kwargs: Any) -> requests.Response:
-    """One request to the registry exactly as given, answered as it is: no token flow and no
-    status check, because a step here shows a 401 and its challenge, or sends a token of its
-    own. It goes out as the client's requests do (its CA, timeout and one-line errors when
-    there is no answer), through the client's sender until the client offers this itself."""
-    return api._send(method, f"{api.url}{path}", **kwargs)
-
-
 def _curl(ws: Workshop, registry: Registry) -> str:
     return f"curl -s --cacert {ws.style.show(registry.config.paths.ca_cert)}"
 
@@ -57,7 +47,7 @@ def challenge(ws: Workshop, registry: Registry, path: str) -> str:
     """Ask without a token: the registry answers 401 and says where to get one."""
     ws.cli(f"{_curl(ws, registry)} -i {registry.url}{path} | grep -i www-authenticate")
     with registry.client() as api:
-        answer = _as_is(api, "GET", path)
+        answer = api.answer("GET", path)
     header = answer.headers.get("WWW-Authenticate", "")
     print(f"{answer.status_code} {answer.reason}")
     print(f"WWW-Authenticate: {header}")
@@ -114,8 +104,7 @@ def with_token(ws: Workshop, registry: Registry, token: str, repository: str) ->
         f"-H {shlex.quote('Accept: ' + MANIFEST_TYPES)} {registry.url}{path}"
     )
     with registry.client() as api:  # no user: the token is all it sends
-        answer = _as_is(
-            api,
+        answer = api.answer(
             "HEAD",
             path,
             headers={"Authorization": f"Bearer {token}", "Accept": MANIFEST_TYPES},

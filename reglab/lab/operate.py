@@ -16,9 +16,10 @@ import shutil
 
 from reglab.base.errors import ImageError, ReglabError, docker_errors
 from reglab.base.labels import OWNER_LABEL
+from reglab.base.ports import Ports
 from reglab.base.settings import TOOLS_IMAGE
 from reglab.engine.network import NETWORK, project_network
-from reglab.images.build import BuildContext
+from reglab.images.context import BuildContext
 from reglab.lab.workshop import Workshop
 from reglab.registry import gc, mirror, replicate
 from reglab.registry.client import MANIFEST_TYPES, RegistryClient
@@ -242,7 +243,7 @@ def start_mirror(
     """A pull-through mirror of ``upstream`` on the workshop network (reglab.registry.mirror); with
     ``empty``, its cache from an earlier run is deleted first, so every run starts the same."""
     name = f"{ws.name}-mirror"
-    port = port or ws.port + 1
+    port = port or Ports(ws.port).mirror
     data = ws.workdir / "mirror" / "registry-data"
     if empty:
         old = Registry(RegistryConfig(name=name, workdir=ws.workdir / "mirror"), ws.engine)

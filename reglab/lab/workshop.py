@@ -190,7 +190,9 @@ class Workshop:
 
     def remove_network(self) -> None:
         self.cli(f"docker network rm {NETWORK}")
-        remove_project_network(self.engine)
+        removal = remove_project_network(self.engine)
+        if not removal:  # kept for a container still on it (a learner's own mirror, say)
+            print(removal)
 
     def add_user(self, credentials: Credentials, cost: int = DEFAULT_COST) -> None:
         """Add the user to auth/htpasswd (or change their password), with bcrypt."""

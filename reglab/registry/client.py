@@ -216,9 +216,12 @@ class RegistryClient:
         """The status of ``GET /v2/``, whatever it is (401 too): a refusal shown, not raised."""
         return self._answer("GET", "/v2/")
 
-    def answer(self, method: str, path: str) -> requests.Response:
-        """The registry's answer as it is: a refusal is returned, not raised (to show it)."""
-        return self._send(method, f"{self.url}{path}")
+    def answer(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """The registry's answer as it is: a refusal is returned, not raised (to show it).
+
+        No token flow either: a step that shows a 401 and its challenge, or sends a token of
+        its own (``headers=``), gets exactly that request's answer."""
+        return self._send(method, f"{self.url}{path}", **kwargs)
 
     def _answer(self, method: str, path: str) -> int:  # raises only when nothing answered
         try:

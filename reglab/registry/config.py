@@ -26,6 +26,7 @@ from reglab.auth.certs import DEFAULT_NAMES
 from reglab.base import settings
 from reglab.base.errors import ConfigError
 from reglab.base.labels import STAGE_LABEL, owner_labels
+from reglab.base.ports import Ports
 from reglab.base.shell import PathStyle
 from reglab.engine.spec import INVOKER, ContainerSpec, Mount, Step, volumes_of
 from reglab.registry.workdir import Workdir
@@ -143,7 +144,7 @@ class RegistryConfig:
     data_volume: str | None = None
     #: Where the registry sends its events (reglab.registry.events): an http(s) URL.
     notify: str | None = None
-    #: The token stage's token server port on this machine (default: the registry's + 1).
+    #: The token stage's token server port on this machine (default: reglab.base.ports' plan).
     token_port: int | None = None
 
     def __post_init__(self) -> None:
@@ -159,7 +160,7 @@ class RegistryConfig:
         if self.notify is not None:
             self.notify = check_notify_url(self.notify)
         if self.stage.token and self.token_port is None:
-            self.token_port = self.port + 1 if self.port < 65535 else self.port - 1
+            self.token_port = Ports(self.port).token_server
         if self.token_port is not None:
             self.token_port = settings.check_port(self.token_port)
         if self.data_volume is not None and not self.stage.persistent:

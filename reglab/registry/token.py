@@ -187,10 +187,12 @@ class TokenServer:
         if problem:
             raise PortInUse(
                 f"the token server's port {self.config.token_port} is in use",
-                "choose another registry port (the token server takes the next one)",
+                "choose another registry port (the token server takes the one after it)",
             )
         if not exists(self.engine, TOKEN_IMAGE):
-            raise RegistryError(f"image {TOKEN_IMAGE} is not present", "run 'reglab images'")
+            raise RegistryError(
+                f"image {TOKEN_IMAGE} is not present", "run 'reglab images --stage token'"
+            )
         with docker_errors("the token server could not start", error=RegistryError):
             self.engine.containers.run(**self.spec().run_kwargs())
         self.wait_ready(timeout)
