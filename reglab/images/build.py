@@ -33,7 +33,6 @@ from reglab.images.recipes import (
     WORKSHOP_IMAGES,
     BuildOptions,
     Recipe,
-    notebook_stage,
     recipes_for,
 )
 from reglab.images.services import build_s3_image, build_token_image
@@ -133,5 +132,4 @@ __all__ = [
     "ensure_images",
     "image_current",
     "missing_images",
-    "notebook_stage",
 ]

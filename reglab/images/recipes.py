@@ -11,7 +11,6 @@ image's base comes before it).
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -153,12 +152,3 @@ def recipes_for(stage: str = FOUNDATION) -> list[Recipe]:
     """The recipes of the images ``stage`` needs, bases first."""
     level = LEVELS.index(stage_level(stage))
     return [recipe for recipe in RECIPES if LEVELS.index(recipe.stage) <= level]
-
-
-def notebook_stage(session: str | None = None) -> str:
-    """The stage of the notebook this kernel runs, from the path JupyterLab gives its kernel
-    (``JPY_SESSION_NAME``, e.g. ``.../08-token-auth.ipynb``); the foundation when unknown (a
-    notebook run by nbval or nbconvert: the test suite has made every image first)."""
-    path = session if session is not None else os.environ.get("JPY_SESSION_NAME", "")
-    name = Path(path).name
-    return stage_level(name) if re.match(r"\d\d\D", name) else FOUNDATION

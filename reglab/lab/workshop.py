@@ -81,16 +81,18 @@ class Workshop:
         return PathStyle.here(self.workdir, self.settings.workdir_from_env)
 
     @classmethod
-    def setup(cls) -> Workshop:
-        """Connect to the engine and make sure the images exist (built offline if needed).
+    def setup(cls, stage: str = "foundation") -> Workshop:
+        """Connect to the engine and make sure the images of ``stage`` exist (built offline if
+        needed): notebooks 00-07 need the foundation's three, 08 says ``"token"``, 09
+        ``"swarm"``, so a learner never waits for (or needs root for) images of a later stage.
 
         The settings come from the environment (``REGLAB_PORT``, ``REGLAB_WORKDIR``, ...).
         """
         one_line_errors()
         ws = cls(connect())
-        how = images.ensure_images(  # the images this notebook needs (08, 09: more)
+        how = images.ensure_images(
             ws.engine,
-            images.notebook_stage(),
+            stage,
             offline=ws.settings.offline,
             progress=for_display("images"),
             notice=print,

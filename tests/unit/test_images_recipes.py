@@ -95,17 +95,16 @@ def test_an_unknown_stage_is_one_line_naming_the_known_ones():
 
 
 @pytest.mark.parametrize(
-    ("session", "stage"),
+    ("stage", "level"),
     [
-        ("/home/me/reglab/notebooks/learner/08-token-auth.ipynb", "token"),
-        ("09-swarm-replicas.ipynb", "swarm"),
-        ("00-preflight.ipynb", "foundation"),
-        ("Untitled.ipynb", "foundation"),
-        ("", "foundation"),  # nbval, nbconvert: no session name
+        ("08-token-auth", "token"),
+        ("09", "swarm"),
+        ("00-preflight", "foundation"),
+        ("tls", "foundation"),
     ],
 )
-def test_a_notebook_asks_for_its_own_stage(session, stage):
-    assert recipes.notebook_stage(session) == stage
+def test_a_notebook_or_stage_names_its_level(stage, level):
+    assert recipes.stage_level(stage) == level
 
 
 def test_every_image_made_from_reglab_files_has_its_own_source_hash():
