@@ -195,9 +195,14 @@ def shell_script(commands: list[Typed], port: int, state: Path) -> str:
 
 def remove_test_stack(engine: docker.DockerClient, name: str) -> None:
     """Remove a stack a test (or a notebook a test ran) left, its front, odd registry and
-    volume; then leave the swarm if reglab made it. Nothing when there is none."""
+    volume; then, if it was there, leave the swarm if reglab made it. Nothing when there is
+    none."""
     from reglab.base.errors import ConfigError
     from reglab.swarm import SwarmRegistry
 
+    registry = SwarmRegistry(engine, name, 0, ROOT / "no-workdir")
+    # The swarm is left only after a stack of this name was removed: a name that is not there
+    # (notebook_runner's reglab-test-broken) never ends a swarm another test is using.
+    found = registry.deployed() or registry.relay_container() is not None
     with contextlib.suppress(ConfigError):  # nothing deployed, and no swarm of reglab's
-        SwarmRegistry(engine, name, 0, ROOT / "no-workdir").down(purge=True)
+        registry.down(purge=True, leave=found)

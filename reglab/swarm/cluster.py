@@ -20,7 +20,7 @@ import docker.errors
 
 from reglab.base.errors import EngineError, docker_errors
 from reglab.base.wait import NotYet, poll
-from reglab.swarm.names import GWBRIDGE, GWBRIDGE_LABEL, SWARM_LABEL
+from reglab.swarm.names import GWBRIDGE, GWBRIDGE_LABEL, STACK_LABEL, SWARM_LABEL
 
 
 def swarm_state(engine: docker.DockerClient) -> str:
@@ -200,6 +200,8 @@ def leave_swarm(engine: docker.DockerClient, timeout: float = 60.0) -> bool:
         return False
     if engine.services.list():  # another stack still runs in it: not while it does
         return False
+    if engine.api.containers(all=True, filters={"label": STACK_LABEL}):
+        return False  # a stack is being removed (or deployed) by someone else: theirs to end
     labels = _node_labels(engine)
     wait_network_empty(engine, GWBRIDGE, timeout)
     with docker_errors("cannot leave the swarm", error=EngineError):
