@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doctor", help="check that the workshop can run here")
     common(p)
+    p.add_argument(
+        "--stage",
+        choices=list(recipes.STAGES),
+        default=recipes.FOUNDATION,
+        help="check the images this stage needs (default: foundation, notebooks 00-07)",
+    )
 
     p = sub.add_parser(
         "images",

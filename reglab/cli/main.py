@@ -73,7 +73,7 @@ def _running_config(args: argparse.Namespace) -> RegistryConfig:
 
 def _doctor(args: argparse.Namespace) -> int:
     cfg = _config(args)
-    stage = getattr(args, "stage", None) or recipes.FOUNDATION  # doctor --stage, when given
+    stage = args.stage
     problems = preflight(cfg.port, cfg.workdir, cfg.name, stage=stage)
     for problem in problems:
         print(f"problem: {problem}")

@@ -8,6 +8,7 @@ so a failed push can never look like success.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -67,7 +68,15 @@ def _transfer(
     call = client.api.push if action == "push" else client.api.pull
     with docker_errors(f"{action} of {ref} failed", error=ImageError):
         stream = call(repository, tag_, stream=True, decode=True, auth_config=auth)
-        return follow(stream, action, ref, progress)
+        try:
+            return follow(stream, action, ref, progress)
+        finally:
+            # follow() stops at the first error event; the rest of the engine's answer is read
+            # anyway, so its connection goes back to the client's pool instead of being left
+            # open (a ResourceWarning, and a socket held, for every failed push or pull).
+            with contextlib.suppress(Exception):  # the error that matters is follow()'s
+                for _ in stream:
+                    pass
 
 
 def push(

@@ -167,6 +167,7 @@ def test_each_notebook_passes_nbval_alone_twice_from_a_clean_state(
     assert not transfer.exists(engine, f"127.0.0.1:{env['REGLAB_PORT']}/hello-world")
 
 
+@pytest.mark.notebooks
 def test_notebooks_pass_with_a_learners_registries_left_running(engine, make_registry, tmp_path):
     """A learner's KEEP_RUNNING registry, and a TLS one an engine restart brought back, change
     nothing a notebook compares (notebook 00's status panel lists every reglab registry)."""

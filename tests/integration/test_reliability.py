@@ -72,6 +72,7 @@ def test_registry_killed_mid_push_loses_nothing(engine, make_registry, cleanup_i
         assert api.verify_image("big/data") > 64_000_000  # every blob, checked by SHA-256
 
 
+@pytest.mark.engine_restart
 def test_engine_restart_brings_the_tls_registry_back_with_its_data(
     engine, make_registry, cleanup_images
 ):
@@ -94,6 +95,7 @@ def test_engine_restart_brings_the_tls_registry_back_with_its_data(
     assert registry.client().manifest_digest("restart/hello-world") == digest
 
 
+@pytest.mark.engine_restart
 def test_a_dockerd_started_by_hand_is_never_restarted(tmp_path, monkeypatch):
     """A learner's own dockerd (its own options, its pid where Docker keeps it) is left alone."""
     if os.geteuid() != 0:
