@@ -217,10 +217,8 @@ class RegistryClient:
         return self._answer("GET", "/v2/")
 
     def answer(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """The registry's answer as it is: a refusal is returned, not raised (to show it).
-
-        No token flow either: a step that shows a 401 and its challenge, or sends a token of
-        its own (``headers=``), gets exactly that request's answer."""
+        """The answer to exactly this request, as it is: no token flow, a refusal returned, not
+        raised (a step shows a 401 and its challenge, or sends a token of its own)."""
         return self._send(method, f"{self.url}{path}", **kwargs)
 
     def _answer(self, method: str, path: str) -> int:  # raises only when nothing answered
