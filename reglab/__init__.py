@@ -35,14 +35,15 @@ from reglab.base.errors import (
 from reglab.base.progress import Progress
 from reglab.base.settings import Settings
 from reglab.engine.connection import EngineInfo, connect
-from reglab.engine.login import Credentials, login, logout
 from reglab.engine.transfer import exists, pull, push, remove, tag
 from reglab.engine.trust import install_ca_for_docker, uninstall_ca_for_docker
 from reglab.images.archive import load_images, save_images
 from reglab.images.build import ensure_images
-from reglab.registry.client import ImageSummary, RegistryClient
+from reglab.registry.answers import ImageSummary
+from reglab.registry.client import RegistryClient
 from reglab.registry.config import RegistryConfig, Stage
 from reglab.registry.container import Registry, RegistryStatus, owned_registries
+from reglab.registry.login import Credentials, login, logout
 from reglab.registry.preflight import preflight
 from reglab.registry.workdir import Workdir
 from reglab.swarm import SwarmRegistry

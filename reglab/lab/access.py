@@ -15,11 +15,11 @@ from reglab.auth.htpasswd import password_variable
 from reglab.auth.tokenserver import decode
 from reglab.base.errors import ClientError, ReglabError
 from reglab.base.files import write_atomic
-from reglab.engine.login import Credentials
 from reglab.lab.workshop import Workshop
-from reglab.registry.client import MANIFEST_TYPES
+from reglab.registry.answers import MANIFEST_TYPES
 from reglab.registry.config import TOKEN_SERVICE
 from reglab.registry.container import Registry
+from reglab.registry.login import Credentials
 from reglab.registry.token import check_acl
 
 

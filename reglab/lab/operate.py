@@ -22,7 +22,8 @@ from reglab.engine.network import NETWORK, project_network
 from reglab.images.context import BuildContext
 from reglab.lab.workshop import Workshop
 from reglab.registry import gc, mirror, replicate
-from reglab.registry.client import MANIFEST_TYPES, RegistryClient
+from reglab.registry.answers import MANIFEST_TYPES
+from reglab.registry.client import RegistryClient
 from reglab.registry.config import RegistryConfig, Stage
 from reglab.registry.container import CONTAINER_PORT, Registry
 from reglab.registry.disk import SmallDisk, volume_spec

@@ -14,10 +14,10 @@ import ipywidgets as widgets
 
 from reglab.auth.htpasswd import Htpasswd
 from reglab.base.errors import ReglabError
-from reglab.engine.login import Credentials, login
 from reglab.registry import gc
 from reglab.registry.container import Registry, owned_registries
 from reglab.registry.events import Event, Listener
+from reglab.registry.login import Credentials, login
 
 
 def add_user_and_login(

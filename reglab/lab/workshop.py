@@ -25,13 +25,13 @@ from reglab.base.settings import Settings
 from reglab.base.shell import PathStyle
 from reglab.engine import transfer
 from reglab.engine.connection import EngineInfo, connect
-from reglab.engine.login import Credentials, login, login_command, logout
 from reglab.engine.network import NETWORK, project_network, remove_project_network
 from reglab.engine.trust import EngineTrust
 from reglab.images import build as images
 from reglab.lab.display import for_display, one_line_errors
 from reglab.registry.config import RegistryConfig, Stage
 from reglab.registry.container import Registry
+from reglab.registry.login import Credentials, login, login_command, logout
 from reglab.registry.token import TokenServer
 
 

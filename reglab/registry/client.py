@@ -10,7 +10,6 @@ import hashlib
 import re
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,30 +18,13 @@ import requests.auth
 import urllib3
 
 from reglab.base.errors import AuthenticationRequired, ClientError, TLSVerificationFailed
-
-#: Manifest media types we accept, so the registry answers with the digest ``docker push`` showed.
-MANIFEST_TYPES = ", ".join(
-    f"application/vnd.{kind}+json"
-    for kind in (
-        "docker.distribution.manifest.v2", "docker.distribution.manifest.list.v2",
-        "oci.image.manifest.v1", "oci.image.index.v1",
-    )
-)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class ImageSummary:
-    """What the registry browser shows of one tag."""
-
-    repository: str
-    tag: str
-    digest: str
-    size: int
-    layers: tuple[tuple[str, int], ...]
-    media_type: str
-    #: For an image index (multi-platform): each platform ("linux/arm64") and its manifest.
-    platforms: tuple[tuple[str, str], ...] = ()
-
+from reglab.registry.answers import (
+    MANIFEST_TYPES,
+    ImageSummary,
+    platform_of,
+    registry_errors,
+    ssl_reason,
+)
 
 #: Catalog page size: 2.8's maximum (a larger n is refused).
 CATALOG_PAGE = 1000
@@ -185,7 +167,7 @@ class RegistryClient:
                 method, url, timeout=self.timeout, verify=self.verify, **kwargs
             )
         except requests.exceptions.SSLError as exc:
-            reason = _ssl_reason(exc)
+            reason = ssl_reason(exc)
             raise TLSVerificationFailed(
                 f"TLS verification of {self.url} failed: {reason}",
                 "pass the CA that signed the registry's certificate (ca=.../ca.crt) and make sure "
@@ -267,7 +249,7 @@ class RegistryClient:
         )
         config = manifest.get("config", {})
         children = manifest.get("manifests", [])  # an index: one manifest per platform
-        platforms = tuple((_platform(child), str(child["digest"])) for child in children)
+        platforms = tuple((platform_of(child), str(child["digest"])) for child in children)
         size = sum(size for _, size in layers) + int(config.get("size", 0))
         size += sum(int(child.get("size", 0)) for child in children)
         media_type = str(manifest.get("mediaType", ""))
@@ -338,14 +320,19 @@ class RegistryClient:
 
 
 def probe_status(
-    url: str, verify: str | bool = True, params: dict[str, str] | None = None, timeout: float = 1.0
+    url: str,
+    verify: str | bool = True,
+    params: dict[str, str] | None = None,
+    timeout: float = 1.0,
+    auth: tuple[str, str] | None = None,
 ) -> int | str:
     """The status of one ``GET url``, or the name of what went wrong (``ConnectionError``):
     a readiness probe's answer, never raised. ``verify=False`` only asks "does it answer?"."""
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), requests.Session() as session:
             warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-            return requests.get(url, params=params, timeout=timeout, verify=verify).status_code
+            answer = session.get(url, params=params, timeout=timeout, verify=verify, auth=auth)
+            return answer.status_code
     except requests.exceptions.RequestException as exc:
         return exc.__class__.__name__
 
@@ -365,36 +352,3 @@ class _Bearer(requests.auth.AuthBase):
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["Authorization"] = f"Bearer {self.token}"
         return request
-
-
-def registry_errors(response: requests.Response) -> str:
-    """The registry's own words for a failed request: ``CODE: message (detail)`` for each error
-    in its JSON body (the body as text when it has none)."""
-    try:
-        errors = response.json().get("errors") or []
-    except (ValueError, AttributeError):
-        errors = []
-    said = []
-    for error in errors if isinstance(errors, list) else []:
-        detail = error.get("detail")
-        shown = f"{error.get('code')}: {error.get('message')}"
-        if isinstance(detail, str) and detail:
-            shown += f" ({detail})"
-        said.append(shown)
-    return "; ".join(said) or response.text.strip()[:300] or response.reason
-
-
-def _platform(entry: dict[str, Any]) -> str:
-    """``os/architecture[/variant]`` of an index entry (``unknown`` when it names none)."""
-    platform = entry.get("platform") or {}
-    parts = [platform.get("os"), platform.get("architecture"), platform.get("variant")]
-    return "/".join(str(p) for p in parts if p) or "unknown"
-
-
-def _ssl_reason(exc: Exception) -> str:
-    text = str(exc)
-    for needle in ("certificate verify failed: ", "SSLError("):
-        if needle in text:
-            text = text.split(needle, 1)[1]
-            break
-    return text.split("(_ssl.c")[0].strip(" ('\")") or "certificate not trusted"

@@ -9,12 +9,12 @@ import docker
 
 from reglab.auth.htpasswd import Htpasswd, cost_of
 from reglab.base.errors import ClientError, TLSVerificationFailed
-from reglab.engine.login import Credentials
 from reglab.engine.oneoff import run_once
 from reglab.engine.transfer import exists
 from reglab.lab.checks.failed import CheckFailed, ok
 from reglab.registry.client import RegistryClient
 from reglab.registry.container import Registry
+from reglab.registry.login import Credentials
 
 
 def registry_answers(

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from reglab.base.errors import ClientError
-from reglab.engine.login import Credentials
 from reglab.lab.checks.failed import CheckFailed, ok
 from reglab.registry.container import Registry
 from reglab.registry.events import Listener
 from reglab.registry.gc import Collection
+from reglab.registry.login import Credentials
 
 
 def images_intact(registry: Registry, images: dict[str, str]) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from reglab.engine.login import Credentials
 from reglab.lab.exercises.verdict import letter, verdict
+from reglab.registry.login import Credentials
 from reglab.swarm import SwarmRegistry, split_upload
 
 #: Notebook 09's choices: what happens to an upload whose chunk goes to the odd replica.

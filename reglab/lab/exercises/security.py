@@ -10,13 +10,13 @@ from collections.abc import Iterable
 from reglab.auth.certs import Certificate
 from reglab.auth.htpasswd import Htpasswd, password_variable
 from reglab.base.errors import ClientError, ReglabError, TLSVerificationFailed, docker_errors
-from reglab.engine.login import Credentials
 from reglab.lab.access import can
 from reglab.lab.exercises.verdict import verdict
 from reglab.lab.workshop import Workshop
 from reglab.registry.client import RegistryClient
 from reglab.registry.config import RegistryConfig, Stage
 from reglab.registry.container import Registry
+from reglab.registry.login import Credentials
 
 # --- 03 -------------------------------------------------------------------------------------
 

@@ -15,17 +15,15 @@ import json
 import os
 import secrets
 import shlex
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
-import requests
-import urllib3
 
 from reglab.auth.htpasswd import check_password, check_username, password_variable
 from reglab.base.errors import AuthenticationRequired, EngineError, docker_errors
 from reglab.base.files import write_atomic
+from reglab.registry.client import probe_status
 
 
 @dataclass(frozen=True)
@@ -99,19 +97,12 @@ def registry_refuses(address: str, credentials: Credentials) -> bool:
     Only classifies a failure the engine already reported: nothing is trusted or sent on
     because of it, so the certificate is not verified here (the workshop CA may not be known).
     """
-    with requests.Session() as session, warnings.catch_warnings():
-        warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-        for scheme in ("https", "http"):
-            try:
-                response = session.get(
-                    f"{scheme}://{address}/v2/",
-                    auth=credentials.as_tuple(),
-                    verify=False,
-                    timeout=5,
-                )
-            except requests.exceptions.RequestException:
-                continue
-            return response.status_code == 401
+    for scheme in ("https", "http"):
+        status = probe_status(
+            f"{scheme}://{address}/v2/", verify=False, auth=credentials.as_tuple(), timeout=5
+        )
+        if isinstance(status, int):  # an answer (a string names what went wrong instead)
+            return status == 401
     return False
 
 
