@@ -18,7 +18,7 @@ import docker
 
 from reglab.base.settings import REGISTRY_IMAGE
 from reglab.images.build import BuildContext
-from reglab.registry.container import Registry
+from reglab.registry.container import Container, Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 SANITIZE = ROOT / "tests" / "nbval-sanitize.cfg"
@@ -37,7 +37,7 @@ def nbval_command(*paths: str | Path, options: tuple[str, ...] = ()) -> list[str
 
 
 sys.path.insert(0, str(ROOT / "scripts"))
-import engine_control  # noqa: E402  (scripts/: the same code the set-up scripts run)
+import engine_control as engine_control  # noqa: E402  (scripts/: what the set-up scripts run)
 
 
 def restart_our_engine() -> engine_control.Engine:
@@ -47,6 +47,14 @@ def restart_our_engine() -> engine_control.Engine:
     """
     engine = engine_control.for_socket(engine_control.current_socket())
     return engine_control.restart(engine.name)
+
+
+def container_of(registry: Registry) -> Container:
+    """The container of a registry that has one (a started registry): ``registry.container``,
+    which is None only when there is none."""
+    container = registry.container
+    assert container is not None, f"registry {registry.config.name} has no container"
+    return container
 
 
 def push_as(

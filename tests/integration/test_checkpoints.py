@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
-from common import free_port, nbval_command
+from common import MakeRegistry, free_port, nbval_command
+from docker import DockerClient
 from nbclient.exceptions import CellExecutionError
 from notebook_runner import NOTEBOOKS, run_notebook
 
@@ -22,7 +24,7 @@ pytestmark = pytest.mark.docker
 WRONG_DIGEST = "sha256:" + "0" * 64
 
 
-def test_registry_answers_fails_when_no_registry_runs(make_registry):
+def test_registry_answers_fails_when_no_registry_runs(make_registry: MakeRegistry) -> None:
     registry = make_registry("local")
     checks.registry_answers(registry)
     registry.remove()
@@ -31,8 +33,8 @@ def test_registry_answers_fails_when_no_registry_runs(make_registry):
 
 
 def test_registry_serves_fails_without_push_and_for_another_digest(
-    engine, make_registry, cleanup_images
-):
+    engine: DockerClient, make_registry: MakeRegistry, cleanup_images: list[str]
+) -> None:
     registry = make_registry("local")
     with pytest.raises(checks.CheckFailed, match="not in the registry's catalog"):
         checks.registry_serves(registry, "hello-world", WRONG_DIGEST)
@@ -45,7 +47,9 @@ def test_registry_serves_fails_without_push_and_for_another_digest(
         checks.registry_serves(registry, "hello-world", WRONG_DIGEST)
 
 
-def test_image_checks_fail_on_the_wrong_state(engine, workshop_images):
+def test_image_checks_fail_on_the_wrong_state(
+    engine: DockerClient, workshop_images: dict[str, str]
+) -> None:
     with pytest.raises(checks.CheckFailed, match="still in the engine"):
         checks.image_absent(engine, "hello-world")
     with pytest.raises(checks.CheckFailed, match="has no image"):
@@ -56,7 +60,9 @@ def test_image_checks_fail_on_the_wrong_state(engine, workshop_images):
         checks.container_says(engine, "hello-world", "Goodbye")
 
 
-def test_tls_verified_fails_for_plain_http_and_for_a_foreign_certificate(make_registry):
+def test_tls_verified_fails_for_plain_http_and_for_a_foreign_certificate(
+    make_registry: MakeRegistry,
+) -> None:
     plain = make_registry("local")
     with pytest.raises(checks.CheckFailed, match="is not HTTPS"):
         checks.tls_verified(plain)
@@ -69,7 +75,7 @@ def test_tls_verified_fails_for_plain_http_and_for_a_foreign_certificate(make_re
         checks.tls_verified(tls)
 
 
-def test_refused_fails_when_auth_is_off(make_registry):
+def test_refused_fails_when_auth_is_off(make_registry: MakeRegistry) -> None:
     registry = make_registry("tls")
     with pytest.raises(checks.CheckFailed, match="answered 200 to no credentials"):
         checks.refused(registry)
@@ -132,8 +138,15 @@ def test_refused_fails_when_auth_is_off(make_registry):
     ],
 )
 def test_a_broken_step_stops_the_notebook_at_its_checkpoint(
-    engine, workshop_images, tmp_path, notebook, old, new, message, monkeypatch
-):
+    engine: DockerClient,
+    workshop_images: dict[str, str],
+    tmp_path: Path,
+    notebook: str,
+    old: str,
+    new: str,
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("REGLAB_PORT", str(free_port()))
     with pytest.raises(CellExecutionError) as err:
         run_notebook(notebook, tmp_path, (old, new))
@@ -144,8 +157,8 @@ def test_a_broken_step_stops_the_notebook_at_its_checkpoint(
 
 @pytest.mark.parametrize("notebook", sorted(p.name for p in NOTEBOOKS.glob("0*.ipynb")))
 def test_each_notebook_passes_nbval_alone_twice_from_a_clean_state(
-    engine, workshop_images, tmp_path, notebook
-):
+    engine: DockerClient, workshop_images: dict[str, str], tmp_path: Path, notebook: str
+) -> None:
     """nbval compares every output with the committed one, twice, in one fresh folder."""
     env = {
         **os.environ,
@@ -168,7 +181,9 @@ def test_each_notebook_passes_nbval_alone_twice_from_a_clean_state(
 
 
 @pytest.mark.notebooks
-def test_notebooks_pass_with_a_learners_registries_left_running(engine, make_registry, tmp_path):
+def test_notebooks_pass_with_a_learners_registries_left_running(
+    engine: DockerClient, make_registry: MakeRegistry, tmp_path: Path
+) -> None:
     """A learner's KEEP_RUNNING registry, and a TLS one an engine restart brought back, change
     nothing a notebook compares (notebook 00's status panel lists every reglab registry)."""
     make_registry("local", name="reglab-test-learner-kept", workdir=tmp_path / "learner")

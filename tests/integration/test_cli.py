@@ -7,8 +7,12 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from common import MakeRegistry, container_of
+from docker import DockerClient
 
 import reglab
 from reglab.auth.htpasswd import Htpasswd
@@ -22,7 +26,9 @@ from reglab.registry.config import CONTAINER_PORT
 pytestmark = pytest.mark.docker
 
 
-def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None):
+def run(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "reglab", *args],
         input=stdin,
@@ -33,7 +39,7 @@ def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None)
     )
 
 
-def assert_one_line_error(result, *needles: str) -> None:
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
     assert result.returncode != 0, result.stdout
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr  # one line: no traceback
@@ -44,7 +50,9 @@ def assert_one_line_error(result, *needles: str) -> None:
 
 
 @pytest.fixture
-def cli(engine, workshop_images, tmp_path, port):
+def cli(
+    engine: DockerClient, workshop_images: dict[str, str], tmp_path: Path, port: int
+) -> Iterator[list[str]]:
     """Common arguments for a CLI registry that is removed afterwards."""
     name = f"reglab-test-{uuid.uuid4().hex[:8]}"
     args = ["--port", str(port), "--workdir", str(tmp_path / "w"), "--name", name]
@@ -52,16 +60,19 @@ def cli(engine, workshop_images, tmp_path, port):
     run("down", "--workdir", str(tmp_path / "w"), "--name", name)
 
 
-def test_up_twice_keeps_data_certificates_and_users(engine, cli, tmp_path, cleanup_images):
+def test_up_twice_keeps_data_certificates_and_users(
+    engine: DockerClient, cli: list[str], tmp_path: Path, cleanup_images: list[str]
+) -> None:
     first = run("up", "auth", *cli, "--user", "moby", "--password-stdin", stdin="pw-one\n")
     assert first.returncode == 0, first.stderr
     assert "docker run -d" in first.stdout and "REGISTRY_AUTH=htpasswd" in first.stdout
     workdir = tmp_path / "w"
     cert_before = (workdir / "certs" / "domain.crt").read_bytes()
 
-    port = cli[1]
+    port = int(cli[1])
     registry = reglab.Registry(
-        reglab.RegistryConfig(stage="auth", port=port, workdir=workdir, name=cli[5]), engine
+        reglab.RegistryConfig(stage=reglab.Stage.AUTH, port=port, workdir=workdir, name=cli[5]),
+        engine,
     )
     ref = registry.ref("kept/hello-world")
     cleanup_images.append(ref)
@@ -77,7 +88,7 @@ def test_up_twice_keeps_data_certificates_and_users(engine, cli, tmp_path, clean
         assert registry.client(auth=(user, pw)).manifest_digest("kept/hello-world") == digest
 
 
-def test_status_and_down_leave_no_container(engine, cli):
+def test_status_and_down_leave_no_container(engine: DockerClient, cli: list[str]) -> None:
     assert run("up", "local", *cli).returncode == 0
     status = run("status", "--name", cli[5])
     assert status.returncode == 0 and "running, stage local" in status.stdout
@@ -87,7 +98,7 @@ def test_status_and_down_leave_no_container(engine, cli):
     assert run("status", "--name", cli[5]).returncode == 1
 
 
-def test_down_keeps_data_unless_purged(cli, tmp_path):
+def test_down_keeps_data_unless_purged(cli: list[str], tmp_path: Path) -> None:
     assert run("up", "persistent", *cli).returncode == 0
     assert "data kept" in run("down", "--workdir", cli[3], "--name", cli[5]).stdout
     assert (tmp_path / "w" / "registry-data").is_dir()
@@ -95,7 +106,7 @@ def test_down_keeps_data_unless_purged(cli, tmp_path):
     assert not (tmp_path / "w").exists()
 
 
-def test_port_in_use_by_another_program(cli):
+def test_port_in_use_by_another_program(cli: list[str]) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", int(cli[1])))
         sock.listen()
@@ -106,17 +117,19 @@ def test_port_in_use_by_another_program(cli):
         assert doctor.returncode == 1 and f"port {cli[1]} is already in use" in doctor.stdout
 
 
-def test_port_in_use_by_another_registry(cli, make_registry):
+def test_port_in_use_by_another_registry(cli: list[str], make_registry: MakeRegistry) -> None:
     other = make_registry("local", port=int(cli[1]))
     assert_one_line_error(
         run("up", "local", *cli),
         f"container {other.config.name}",
         f"docker rm -f {other.config.name}",
     )
-    assert other.container.status == "running"  # left alone
+    assert container_of(other).status == "running"  # left alone
 
 
-def test_name_taken_by_a_container_reglab_does_not_own(engine, cli):
+def test_name_taken_by_a_container_reglab_does_not_own(
+    engine: DockerClient, cli: list[str]
+) -> None:
     foreign = engine.containers.create("hello-world", name=cli[5])
     try:
         assert_one_line_error(run("up", "local", *cli), "was not created by reglab")
@@ -142,13 +155,13 @@ def test_name_taken_by_a_container_reglab_does_not_own(engine, cli):
         ),
     ],
 )
-def test_bad_input_is_one_line(args, needle, tmp_path):
+def test_bad_input_is_one_line(args: list[str], needle: str, tmp_path: Path) -> None:
     result = run(*args, "--workdir", str(tmp_path / "w"), stdin="\n")
     assert_one_line_error(result, needle)
     assert not (tmp_path / "w" / "auth" / "htpasswd").exists()  # nothing half-written
 
 
-def test_workdir_not_writable(cli, tmp_path):
+def test_workdir_not_writable(cli: list[str], tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     result = run(
@@ -157,7 +170,7 @@ def test_workdir_not_writable(cli, tmp_path):
     assert_one_line_error(result, "is not writable")
 
 
-def test_corrupt_htpasswd_is_refused_and_kept(cli, tmp_path):
+def test_corrupt_htpasswd_is_refused_and_kept(cli: list[str], tmp_path: Path) -> None:
     htpasswd = tmp_path / "w" / "auth" / "htpasswd"
     htpasswd.parent.mkdir(parents=True)
     htpasswd.write_text("moby:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n")
@@ -166,7 +179,7 @@ def test_corrupt_htpasswd_is_refused_and_kept(cli, tmp_path):
     assert htpasswd.read_text() == "moby:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n"
 
 
-def test_engine_unreachable(tmp_path):
+def test_engine_unreachable(tmp_path: Path) -> None:
     env = {"DOCKER_HOST": f"unix://{tmp_path}/no-such.sock"}
     assert_one_line_error(
         run("up", "local", "--workdir", str(tmp_path), env=env),
@@ -177,7 +190,9 @@ def test_engine_unreachable(tmp_path):
     assert doctor.returncode == 1 and "no Docker engine answers" in doctor.stdout
 
 
-def test_doctor_ready_names_the_engine_version_and_api(engine, cli):
+def test_doctor_ready_names_the_engine_version_and_api(
+    engine: DockerClient, cli: list[str]
+) -> None:
     result = run("doctor", *cli)
     assert result.returncode == 0, result.stdout
     version = engine.version()
@@ -186,7 +201,7 @@ def test_doctor_ready_names_the_engine_version_and_api(engine, cli):
     ), result.stdout
 
 
-def test_certificate_problems_are_one_line_and_files_kept(cli, tmp_path):
+def test_certificate_problems_are_one_line_and_files_kept(cli: list[str], tmp_path: Path) -> None:
     workdir = tmp_path / "w"
     assert run("up", "tls", *cli).returncode == 0
     ca = reglab.CA.load(workdir / "certs" / "ca.crt", workdir / "ca" / "ca.key")
@@ -200,17 +215,23 @@ def test_certificate_problems_are_one_line_and_files_kept(cli, tmp_path):
     assert (workdir / "certs" / "domain.crt").read_bytes() == mismatched.cert_pem  # kept
 
 
-def test_workshop_certificate_gains_a_new_name_keeping_the_ca(cli, tmp_path):
+def test_workshop_certificate_gains_a_new_name_keeping_the_ca(
+    cli: list[str], tmp_path: Path
+) -> None:
     workdir = tmp_path / "w"
     assert run("up", "tls", *cli).returncode == 0
     ca_before = (workdir / "certs" / "ca.crt").read_bytes()
-    config = reglab.RegistryConfig(stage="tls", workdir=workdir, extra_names=("reg.test",))
+    config = reglab.RegistryConfig(
+        stage=reglab.Stage.TLS, workdir=workdir, extra_names=("reg.test",)
+    )
     cert = config.paths.server_certificate(config.cert_names)
     assert cert.covers("reg.test") and cert.covers("127.0.0.1")
     assert (workdir / "certs" / "ca.crt").read_bytes() == ca_before  # clients still trust it
 
 
-def test_images_missing_while_offline(engine, workshop_images, tmp_path):
+def test_images_missing_while_offline(
+    engine: DockerClient, workshop_images: dict[str, str], tmp_path: Path
+) -> None:
     """hello-world gone, no network, no compiler: doctor and images say so in one line."""
     backup = f"reglab-test-backup/hello-world:{uuid.uuid4().hex[:8]}"
     transfer.tag(engine, "hello-world", backup)
@@ -228,7 +249,7 @@ def test_images_missing_while_offline(engine, workshop_images, tmp_path):
         transfer.remove(engine, backup)
 
 
-def test_expired_certificate_is_one_line_and_kept(cli, tmp_path):
+def test_expired_certificate_is_one_line_and_kept(cli: list[str], tmp_path: Path) -> None:
     import datetime as dt
 
     workdir = tmp_path / "w"
@@ -246,14 +267,14 @@ def test_expired_certificate_is_one_line_and_kept(cli, tmp_path):
     assert (workdir / "certs" / "domain.crt").read_bytes() == old.cert_pem
 
 
-def test_whitespace_in_user_name(tmp_path):
+def test_whitespace_in_user_name(tmp_path: Path) -> None:
     assert_one_line_error(
         run("up", "auth", "--user", "mo by", "--password-stdin", "--workdir", str(tmp_path)),
         "contains white space",
     )
 
 
-def test_purge_refuses_a_folder_with_other_files(cli, tmp_path):
+def test_purge_refuses_a_folder_with_other_files(cli: list[str], tmp_path: Path) -> None:
     workdir = tmp_path / "w"
     assert run("up", "persistent", *cli).returncode == 0
     (workdir / "thesis.tex").write_text("years of work")
@@ -270,12 +291,14 @@ def test_purge_refuses_a_folder_with_other_files(cli, tmp_path):
 
 
 @pytest.mark.parametrize("command", [["status"], ["gc", "--name", "x"], ["down", "--name", "x"]])
-def test_no_engine_is_one_line_for_every_command(command, tmp_path):
+def test_no_engine_is_one_line_for_every_command(command: list[str], tmp_path: Path) -> None:
     env = {"DOCKER_HOST": f"unix://{tmp_path}/nonexistent.sock"}
     assert_one_line_error(run(*command, env=env), "no Docker engine answers", "start Docker")
 
 
-def test_a_registry_that_refuses_http_is_one_line(engine, workshop_images, port):
+def test_a_registry_that_refuses_http_is_one_line(
+    engine: DockerClient, workshop_images: dict[str, str], port: int
+) -> None:
     """A container reglab would take for its registry, publishing the port but not answering
     HTTP there: the request fails, in one line."""
     name = f"reglab-test-refuses-{uuid.uuid4().hex[:6]}"
@@ -297,7 +320,7 @@ def test_a_registry_that_refuses_http_is_one_line(engine, workshop_images, port)
         ["notebooks", "--to", "{blocked}/learner"],
     ],
 )
-def test_a_folder_that_cannot_be_written_is_one_line(command, tmp_path):
+def test_a_folder_that_cannot_be_written_is_one_line(command: list[str], tmp_path: Path) -> None:
     blocked = tmp_path / "a-file"  # a file where a folder should be: even root cannot write
     blocked.write_text("x")
     args = [part.format(blocked=blocked) for part in command]
@@ -308,7 +331,9 @@ def test_a_folder_that_cannot_be_written_is_one_line(command, tmp_path):
 # --- commands that act on a running registry read it ----------------------------------------
 
 
-def test_down_gc_and_status_find_the_folder_in_the_container(engine, cli, tmp_path, cleanup_images):
+def test_down_gc_and_status_find_the_folder_in_the_container(
+    engine: DockerClient, cli: list[str], tmp_path: Path, cleanup_images: list[str]
+) -> None:
     workdir = tmp_path / "w"
     assert run("up", "persistent", *cli).returncode == 0
     ref = reglab.Registry.attach(engine, cli[5], workdir).ref("kept/hello-world")
@@ -323,7 +348,9 @@ def test_down_gc_and_status_find_the_folder_in_the_container(engine, cli, tmp_pa
     assert f"data kept in {workdir / 'registry-data'}" in down.stdout, down.stdout
 
 
-def test_delete_finds_the_ca_in_the_container(engine, cli, tmp_path, cleanup_images):
+def test_delete_finds_the_ca_in_the_container(
+    engine: DockerClient, cli: list[str], tmp_path: Path, cleanup_images: list[str]
+) -> None:
     assert run("up", "tls", *cli).returncode == 0
     registry = reglab.Registry.attach(engine, cli[5], tmp_path / "w")
     ref = registry.ref("gone/hello-world")
@@ -336,7 +363,9 @@ def test_delete_finds_the_ca_in_the_container(engine, cli, tmp_path, cleanup_ima
     )
 
 
-def test_the_mirror_and_the_token_server_default_to_different_ports(engine, cli, port):
+def test_the_mirror_and_the_token_server_default_to_different_ports(
+    engine: DockerClient, cli: list[str], port: int
+) -> None:
     """reglab up mirror beside a registry on REGLAB_PORT takes its own port (not the token
     server's), and the shared network stays while the mirror is on it."""
     assert run("up", "persistent", *cli).returncode == 0

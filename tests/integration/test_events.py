@@ -4,44 +4,53 @@ outage, and what is lost when the registry restarts."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import pytest
-from common import free_port
+from common import MakeRegistry, free_port
+from docker import DockerClient
 from test_cli import assert_one_line_error, run
 
 import reglab
 from reglab.engine import transfer
 from reglab.engine.network import NETWORK, project_network, remove_project_network
 from reglab.registry import gc
-from reglab.registry.events import Listener
+from reglab.registry.events import Event, Listener
 
 pytestmark = pytest.mark.docker
 
 
 @pytest.fixture
-def listener(engine):
+def listener(engine: DockerClient) -> Iterator[Listener]:
     events = Listener(project_network(engine)).start()
     yield events
     events.stop()
     remove_project_network(engine)
 
 
-def push(engine, registry, repository: str, cleanup: list[str]) -> str:
+def push(
+    engine: DockerClient, registry: reglab.Registry, repository: str, cleanup: list[str]
+) -> str:
     ref = registry.ref(repository)
     cleanup.append(ref)
     transfer.tag(engine, "hello-world", ref)
     return transfer.push(engine, ref)
 
 
-def manifest_pushes(events, repository: str) -> list:
+def manifest_pushes(events: Iterable[Event], repository: str) -> list[Event]:
     return [
         e for e in events if e.repository == repository and e.action == "push" and e.is_manifest
     ]
 
 
 def test_reglab_up_notify_sends_every_push_and_delete_once_and_gc_keeps_it(
-    engine, workshop_images, listener, tmp_path, cleanup_images
-):
+    engine: DockerClient,
+    workshop_images: dict[str, str],
+    listener: Listener,
+    tmp_path: Path,
+    cleanup_images: list[str],
+) -> None:
     name, port = f"reglab-test-{uuid.uuid4().hex[:6]}", free_port()
     args = ["--port", str(port), "--workdir", str(tmp_path), "--name", name]
     started = run("up", "persistent", "--notify", listener.url, *args)
@@ -74,8 +83,8 @@ def test_reglab_up_notify_sends_every_push_and_delete_once_and_gc_keeps_it(
 
 
 def test_events_arrive_late_after_an_outage_and_are_lost_by_a_restart(
-    engine, listener, make_registry, cleanup_images
-):
+    engine: DockerClient, listener: Listener, make_registry: MakeRegistry, cleanup_images: list[str]
+) -> None:
     registry = make_registry("local", notify=listener.url, network=NETWORK)
     listener.stop()
     late = push(engine, registry, "outage/hello-world", cleanup_images)
@@ -95,7 +104,9 @@ def test_events_arrive_late_after_an_outage_and_are_lost_by_a_restart(
     assert not [e for e in events if e.repository == "lost/hello-world"]
 
 
-def test_a_bad_notify_url_is_one_line_and_starts_nothing(engine, workshop_images, tmp_path):
+def test_a_bad_notify_url_is_one_line_and_starts_nothing(
+    engine: DockerClient, workshop_images: dict[str, str], tmp_path: Path
+) -> None:
     name = f"reglab-test-{uuid.uuid4().hex[:6]}"
     args = ["--port", str(free_port()), "--workdir", str(tmp_path), "--name", name]
     for url in ("ftp://127.0.0.1/events", "127.0.0.1:9/events", "http://"):

@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 
 import pytest
-from common import push_as
+from common import MakeRegistry, container_of, push_as
+from docker import DockerClient
 from test_cli import assert_one_line_error, run
 
 import reglab
 from reglab.base.settings import TOOLS_IMAGE
 from reglab.engine import transfer
 from reglab.registry import gc
-from reglab.registry.client import MANIFEST_TYPES
+from reglab.registry.answers import MANIFEST_TYPES
 from reglab.registry.disk import SmallDisk
 
 pytestmark = pytest.mark.docker
 
 
 def test_a_delete_goes_by_digest_and_takes_every_tag_of_that_image(
-    engine, make_registry, cleanup_images
-):
+    engine: DockerClient, make_registry: MakeRegistry, cleanup_images: list[str]
+) -> None:
     registry = make_registry("persistent")
     digest = push_as(engine, registry, "hello-world", "app", "v1", cleanup_images)
     assert push_as(engine, registry, "hello-world", "app", "v1-alias", cleanup_images) == digest
@@ -45,7 +47,9 @@ def test_a_delete_goes_by_digest_and_takes_every_tag_of_that_image(
     assert registry.config.paths.blob(digest).is_file()
 
 
-def test_delete_from_the_command_line(engine, make_registry, cleanup_images, tmp_path):
+def test_delete_from_the_command_line(
+    engine: DockerClient, make_registry: MakeRegistry, cleanup_images: list[str], tmp_path: Path
+) -> None:
     registry = make_registry("persistent")
     digest = push_as(engine, registry, "hello-world", "cli", "one", cleanup_images)
     push_as(engine, registry, "hello-world", "cli", "same", cleanup_images)
@@ -67,7 +71,9 @@ def test_delete_from_the_command_line(engine, make_registry, cleanup_images, tmp
         foreign.remove(force=True)
 
 
-def test_delete_on_the_auth_stage_asks_for_a_login(engine, make_registry, cleanup_images):
+def test_delete_on_the_auth_stage_asks_for_a_login(
+    engine: DockerClient, make_registry: MakeRegistry, cleanup_images: list[str]
+) -> None:
     moby = reglab.Credentials.generate("moby")
     registry = make_registry("auth", users=[moby])
     ref = registry.ref("private", "v1")
@@ -82,7 +88,9 @@ def test_delete_on_the_auth_stage_asks_for_a_login(engine, make_registry, cleanu
     assert "tags that went with it: v1" in result.stdout
 
 
-def test_the_catalog_is_read_page_by_page(engine, make_registry, cleanup_images):
+def test_the_catalog_is_read_page_by_page(
+    engine: DockerClient, make_registry: MakeRegistry, cleanup_images: list[str]
+) -> None:
     registry = make_registry("local")
     names = [f"paged/repo{n}" for n in range(5)]
     for name in names:
@@ -95,8 +103,8 @@ def test_the_catalog_is_read_page_by_page(engine, make_registry, cleanup_images)
 
 
 def test_collection_reclaims_exactly_what_only_the_deleted_image_used(
-    engine, make_registry, cleanup_images
-):
+    engine: DockerClient, make_registry: MakeRegistry, cleanup_images: list[str]
+) -> None:
     registry = make_registry("persistent")
     old = push_as(engine, registry, "hello-world", "app", "old", cleanup_images)
     new = push_as(engine, registry, TOOLS_IMAGE, "app", "new", cleanup_images)
@@ -115,7 +123,7 @@ def test_collection_reclaims_exactly_what_only_the_deleted_image_used(
     done = gc.collect(registry)
     assert set(done.eligible) == expected
     assert done.reclaimed == expected_bytes  # the manifest, config and layer of the old image
-    assert registry.container.status == "running"
+    assert container_of(registry).status == "running"
     with registry.client() as api:
         assert api.manifest_digest("app", "new") == new
         api.verify_image("app", "new")  # every blob of the kept image hashes right
@@ -126,8 +134,8 @@ def test_collection_reclaims_exactly_what_only_the_deleted_image_used(
 
 
 def test_a_read_only_registry_serves_pulls_and_refuses_pushes(
-    engine, make_registry, cleanup_images
-):
+    engine: DockerClient, make_registry: MakeRegistry, cleanup_images: list[str]
+) -> None:
     registry = make_registry("persistent")
     push_as(engine, registry, "hello-world", "ro", "v1", cleanup_images)
     registry = make_registry("persistent", port=registry.config.port, name=registry.config.name,
@@ -138,7 +146,9 @@ def test_a_read_only_registry_serves_pulls_and_refuses_pushes(
         push_as(engine, registry, TOOLS_IMAGE, "ro", "v2", cleanup_images)
 
 
-def test_gc_from_the_command_line_and_its_refusals(engine, make_registry, cleanup_images, tmp_path):
+def test_gc_from_the_command_line_and_its_refusals(
+    engine: DockerClient, make_registry: MakeRegistry, cleanup_images: list[str], tmp_path: Path
+) -> None:
     registry = make_registry("persistent")
     push_as(engine, registry, "hello-world", "cmd", "v1", cleanup_images)
     args = ["--workdir", str(registry.config.workdir), "--name", registry.config.name]
@@ -158,8 +168,8 @@ def test_gc_from_the_command_line_and_its_refusals(engine, make_registry, cleanu
 
 
 def test_a_full_small_disk_refuses_then_collection_on_the_volume_makes_room(
-    engine, make_registry, cleanup_images
-):
+    engine: DockerClient, make_registry: MakeRegistry, cleanup_images: list[str]
+) -> None:
     """The registry on a size-limited tmpfs volume (reglab.registry.disk): a blob that does not fit
     gets the registry's own error, what was stored stays whole, and after delete + gc (which
     restarts the registry twice: the keeper keeps the tmpfs) the same blob fits. The watched
@@ -190,7 +200,9 @@ def test_a_full_small_disk_refuses_then_collection_on_the_volume_makes_room(
     assert not [v for v in engine.volumes.list() if v.name == disk.name]
 
 
-def test_a_small_disk_never_removes_a_volume_reglab_did_not_make(engine, workshop_images):
+def test_a_small_disk_never_removes_a_volume_reglab_did_not_make(
+    engine: DockerClient, workshop_images: dict[str, str]
+) -> None:
     name = f"reglab-test-{uuid.uuid4().hex[:6]}-foreign"
     engine.volumes.create(name)  # a learner's volume of the same name
     try:

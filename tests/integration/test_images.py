@@ -6,8 +6,11 @@ from __future__ import annotations
 import dataclasses
 import re
 import uuid
+from pathlib import Path
 
 import pytest
+from common import MakeRegistry
+from docker import DockerClient
 
 import reglab
 from reglab.base import labels, progress, settings
@@ -20,7 +23,9 @@ from reglab.images.context import SOURCE_LABEL, BuildContext, source_digest
 pytestmark = pytest.mark.docker
 
 
-def test_offline_builds_give_working_images(engine, cleanup_images, make_registry):
+def test_offline_builds_give_working_images(
+    engine: DockerClient, cleanup_images: list[str], make_registry: MakeRegistry
+) -> None:
     tag = uuid.uuid4().hex[:8]
     hello = images.build_hello_image(engine, ref=f"reglab-test-hello:{tag}")
     registry_ref = images.build_registry_image(engine, ref=f"reglab-test-registry:{tag}")
@@ -49,8 +54,11 @@ def _hello_recipe(ref: str, pullable: bool = False) -> recipes.Recipe:
 
 
 def test_an_image_made_from_other_versions_of_reglab_files_is_made_again(
-    engine, workshop_images, cleanup_images, monkeypatch
-):
+    engine: DockerClient,
+    workshop_images: dict[str, str],
+    cleanup_images: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     ref = f"reglab-test-hello:{uuid.uuid4().hex[:8]}"
     cleanup_images.append(ref)
     # An earlier build: the same name, reglab's label, the hash of other files
@@ -63,7 +71,9 @@ def test_an_image_made_from_other_versions_of_reglab_files_is_made_again(
     assert images.ensure_images(engine, offline=True) == {ref: "present"}
 
 
-def test_a_failed_pull_says_why_in_one_line_then_builds(engine, cleanup_images, monkeypatch):
+def test_a_failed_pull_says_why_in_one_line_then_builds(
+    engine: DockerClient, cleanup_images: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     ref = f"127.0.0.1:1/reglab-test-pull/hello:{uuid.uuid4().hex[:8]}"  # nothing answers there
     cleanup_images.append(ref)
     monkeypatch.setattr(images, "recipes_for", lambda stage: [_hello_recipe(ref, pullable=True)])
@@ -76,19 +86,23 @@ def test_a_failed_pull_says_why_in_one_line_then_builds(engine, cleanup_images, 
     assert b"Hello from Docker!" in engine.containers.run(ref, remove=True)
 
 
-def test_a_stage_makes_only_its_own_images(engine, workshop_images):
+def test_a_stage_makes_only_its_own_images(
+    engine: DockerClient, workshop_images: dict[str, str]
+) -> None:
     foundation = [settings.REGISTRY_IMAGE, "hello-world:latest", "reglab-tools:1"]
     assert list(images.ensure_images(engine, "tls", offline=True)) == foundation
     assert images.missing_images(engine, "swarm") == []
 
 
-def test_missing_registry_binary_is_one_clear_error(engine, tmp_path):
+def test_missing_registry_binary_is_one_clear_error(engine: DockerClient, tmp_path: Path) -> None:
     with pytest.raises(reglab.ImageError, match="no registry server binary found") as err:
         images.build_registry_image(engine, binary=tmp_path / "nope", ref="reglab-test-x:1")
     assert "apt-get install docker-registry" in str(err.value)
 
 
-def test_save_and_load_round_trip(engine, workshop_images, tmp_path):
+def test_save_and_load_round_trip(
+    engine: DockerClient, workshop_images: dict[str, str], tmp_path: Path
+) -> None:
     path = archive.save_images(engine, tmp_path / "classroom.tar")
     assert path.stat().st_size > 1_000_000
     ids = {ref: engine.images.get(ref).id for ref in images.WORKSHOP_IMAGES}
@@ -97,7 +111,7 @@ def test_save_and_load_round_trip(engine, workshop_images, tmp_path):
     assert {ref: engine.images.get(ref).id for ref in images.WORKSHOP_IMAGES} == ids
 
 
-def test_load_rejects_a_file_that_is_not_a_tarball(engine, tmp_path):
+def test_load_rejects_a_file_that_is_not_a_tarball(engine: DockerClient, tmp_path: Path) -> None:
     bad = tmp_path / "bad.tar"
     bad.write_bytes(b"not a tar")
     with pytest.raises(reglab.ImageError, match="is not an image tarball"):
@@ -107,8 +121,8 @@ def test_load_rejects_a_file_that_is_not_a_tarball(engine, tmp_path):
 
 
 def test_push_to_nothing_raises_instead_of_looking_fine(
-    engine, workshop_images, port, cleanup_images
-):
+    engine: DockerClient, workshop_images: dict[str, str], port: int, cleanup_images: list[str]
+) -> None:
     ref = f"127.0.0.1:{port}/nothing/hello-world"
     cleanup_images.append(ref)
     transfer.tag(engine, "hello-world", ref)
@@ -117,7 +131,9 @@ def test_push_to_nothing_raises_instead_of_looking_fine(
     assert "connection refused" in str(err.value)
 
 
-def test_progress_reports_layer_bytes(engine, make_registry, cleanup_images):
+def test_progress_reports_layer_bytes(
+    engine: DockerClient, make_registry: MakeRegistry, cleanup_images: list[str]
+) -> None:
     registry = make_registry("local")
     ref = registry.ref("progress/hello-world")
     cleanup_images.append(ref)
@@ -133,12 +149,14 @@ def test_progress_reports_layer_bytes(engine, make_registry, cleanup_images):
     assert progress.COMPLETE not in [e.status for e in failed]
 
 
-def test_tag_of_a_missing_image(engine):
+def test_tag_of_a_missing_image(engine: DockerClient) -> None:
     with pytest.raises(reglab.ImageError, match="is not present"):
         transfer.tag(engine, "reglab-no-such-image:1", "127.0.0.1:1/x")
 
 
-def test_registry_that_never_answers_reports_its_logs(engine, make_registry):
+def test_registry_that_never_answers_reports_its_logs(
+    engine: DockerClient, make_registry: MakeRegistry
+) -> None:
     registry = make_registry("local", start=False, image="hello-world")  # prints and exits
     with pytest.raises(reglab.RegistryNotReady, match="stopped before answering") as err:
         registry.start(timeout=20)
@@ -146,8 +164,8 @@ def test_registry_that_never_answers_reports_its_logs(engine, make_registry):
 
 
 def test_the_registry_image_runs_distribution_v2_with_its_config_where_v2_reads_it(
-    engine, workshop_images
-):
+    engine: DockerClient, workshop_images: dict[str, str]
+) -> None:
     """The image every stage runs is the v2 line (v3 reads /etc/distribution/config.yml)."""
     image = reglab.RegistryConfig().image
     # run_once removes the container with its anonymous volume (registry:2 declares one)

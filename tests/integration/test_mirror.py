@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from common import free_port
+from common import MakeRegistry, container_of, free_port
+from docker import DockerClient
 from test_cli import assert_one_line_error, run
 
 import reglab
@@ -18,7 +21,9 @@ pytestmark = pytest.mark.docker
 
 
 @pytest.fixture
-def upstream(engine, make_registry, cleanup_images):
+def upstream(
+    engine: DockerClient, make_registry: MakeRegistry, cleanup_images: list[str]
+) -> Iterator[reglab.Registry]:
     """A persistent registry holding hello-world (pulled through the mirror) and another
     image (never pulled through it)."""
     registry = make_registry("persistent")
@@ -35,12 +40,12 @@ def upstream(engine, make_registry, cleanup_images):
 
 
 def test_the_mirror_serves_the_upstreams_digest_and_keeps_serving_without_it(
-    engine, upstream, tmp_path, cleanup_images
-):
+    engine: DockerClient, upstream: reglab.Registry, tmp_path: Path, cleanup_images: list[str]
+) -> None:
     name = f"reglab-test-mirror-{uuid.uuid4().hex[:6]}"
     try:
         proxy = mirror.start_mirror(engine, upstream.config.name, free_port(), tmp_path, name)
-        assert NETWORK in upstream.container.attrs["NetworkSettings"]["Networks"]
+        assert NETWORK in container_of(upstream).attrs["NetworkSettings"]["Networks"]
         with upstream.client() as api:
             want = api.manifest_digest("hello-world")
         ref = proxy.ref("hello-world")
@@ -52,7 +57,7 @@ def test_the_mirror_serves_the_upstreams_digest_and_keeps_serving_without_it(
         with proxy.client() as api, pytest.raises(reglab.ClientError, match="UNSUPPORTED"):
             api.upload_blob("pushed/here", b"a push starts with an upload: refused")
 
-        upstream.container.stop(timeout=5)  # the upstream goes down
+        container_of(upstream).stop(timeout=5)  # the upstream goes down
         transfer.remove(engine, ref)
         assert transfer.pull(engine, ref) == want  # served from the mirror's own storage
         uncached = proxy.ref("uncached/tools")
@@ -62,13 +67,15 @@ def test_the_mirror_serves_the_upstreams_digest_and_keeps_serving_without_it(
         reglab.Registry(reglab.RegistryConfig(name=name), engine).remove()
 
 
-def test_a_mirror_is_not_started_on_an_upstream_that_does_not_answer(engine, upstream, tmp_path):
+def test_a_mirror_is_not_started_on_an_upstream_that_does_not_answer(
+    engine: DockerClient, upstream: reglab.Registry, tmp_path: Path
+) -> None:
     name = f"reglab-test-mirror-{uuid.uuid4().hex[:6]}"
-    upstream.container.stop(timeout=5)
+    container_of(upstream).stop(timeout=5)
     args = ["--port", str(free_port()), "--workdir", str(tmp_path), "--name", name]
     down = run("up", "mirror", "--upstream", upstream.config.name, *args)
     assert_one_line_error(down, "registry", "is exited")
-    upstream.container.start()
+    container_of(upstream).start()
     upstream.wait_ready()
     nowhere = run("up", "mirror", "--upstream", "http://reglab-no-such-host:5000", *args)
     assert_one_line_error(nowhere, "does not answer GET /v2/ with 200")
@@ -88,8 +95,11 @@ def test_a_mirror_is_not_started_on_an_upstream_that_does_not_answer(engine, ups
 
 
 def test_skopeo_sync_copies_every_tag_with_the_same_digests(
-    engine, upstream, make_registry, cleanup_images
-):
+    engine: DockerClient,
+    upstream: reglab.Registry,
+    make_registry: MakeRegistry,
+    cleanup_images: list[str],
+) -> None:
     ref = upstream.ref("hello-world", "v2")
     cleanup_images.append(ref)
     transfer.tag(engine, TOOLS_IMAGE, ref)
@@ -106,7 +116,9 @@ def test_skopeo_sync_copies_every_tag_with_the_same_digests(
     assert replicate.digest(copy.ref("hello-world", "v2")) == transfer.pull(engine, ref)
 
 
-def test_skopeo_errors_are_one_line(upstream, monkeypatch):
+def test_skopeo_errors_are_one_line(
+    upstream: reglab.Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with pytest.raises(reglab.RegistryError, match="skopeo sync failed") as err:
         replicate.sync(upstream.address, "no-such-repository", "127.0.0.1:9")
     assert "\n" not in str(err.value)

@@ -11,10 +11,20 @@ import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import nbformat
 import pytest
-from common import build_random_image, engine_control, free_port, restart_our_engine, strict
+from common import (
+    MakeRegistry,
+    build_random_image,
+    container_of,
+    engine_control,
+    free_port,
+    restart_our_engine,
+    strict,
+)
+from docker import DockerClient
 from nbclient import NotebookClient
 from notebook_runner import NOTEBOOKS, run_notebook
 
@@ -24,14 +34,18 @@ from reglab.engine import transfer
 pytestmark = pytest.mark.docker
 
 
-def push_hello(engine, registry, repo, cleanup) -> str:
+def push_hello(
+    engine: DockerClient, registry: reglab.Registry, repo: str, cleanup: list[str]
+) -> str:
     ref = registry.ref(repo)
     cleanup.append(ref)
     transfer.tag(engine, "hello-world", ref)
     return transfer.push(engine, ref)
 
 
-def test_registry_killed_mid_push_loses_nothing(engine, make_registry, cleanup_images):
+def test_registry_killed_mid_push_loses_nothing(
+    engine: DockerClient, make_registry: MakeRegistry, cleanup_images: list[str]
+) -> None:
     registry = make_registry("persistent")
     before = push_hello(engine, registry, "before/hello-world", cleanup_images)
 
@@ -57,7 +71,7 @@ def test_registry_killed_mid_push_loses_nothing(engine, make_registry, cleanup_i
     worker = threading.Thread(target=push)
     worker.start()
     assert uploading.wait(60), "the push never started uploading"
-    registry.container.kill()  # SIGKILL, in the middle of the upload
+    container_of(registry).kill()  # SIGKILL, in the middle of the upload
     registry.start()  # through reglab: replaces the dead container, same data
     worker.join(180)
     assert not worker.is_alive()
@@ -74,8 +88,8 @@ def test_registry_killed_mid_push_loses_nothing(engine, make_registry, cleanup_i
 
 @pytest.mark.engine_restart
 def test_engine_restart_brings_the_tls_registry_back_with_its_data(
-    engine, make_registry, cleanup_images
-):
+    engine: DockerClient, make_registry: MakeRegistry, cleanup_images: list[str]
+) -> None:
     try:
         engine_control.for_socket(engine_control.current_socket())
     except engine_control.NotOurs as exc:
@@ -84,19 +98,21 @@ def test_engine_restart_brings_the_tls_registry_back_with_its_data(
         pytest.skip(str(exc))
     registry = make_registry("tls")
     digest = push_hello(engine, registry, "restart/hello-world", cleanup_images)
-    old_id = registry.container.id
+    old_id = container_of(registry).id
 
     restarted = restart_our_engine()
     assert restarted.running()
 
     registry = reglab.Registry(registry.config, reglab.connect())
     registry.wait_ready(30)  # came back by itself: --restart unless-stopped
-    assert registry.container.id == old_id
+    assert container_of(registry).id == old_id
     assert registry.client().manifest_digest("restart/hello-world") == digest
 
 
 @pytest.mark.engine_restart
-def test_a_dockerd_started_by_hand_is_never_restarted(tmp_path, monkeypatch):
+def test_a_dockerd_started_by_hand_is_never_restarted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A learner's own dockerd (its own options, its pid where Docker keeps it) is left alone."""
     if os.geteuid() != 0:
         (pytest.fail if strict() else pytest.skip)("starting a dockerd needs root")
@@ -137,7 +153,9 @@ def test_a_dockerd_started_by_hand_is_never_restarted(tmp_path, monkeypatch):
     assert subprocess.run(["ip", "link", "show", "docker0"], capture_output=True).returncode == 0
 
 
-def test_interrupted_command_is_recovered_by_running_it_again(engine, workshop_images, tmp_path):
+def test_interrupted_command_is_recovered_by_running_it_again(
+    engine: DockerClient, workshop_images: dict[str, str], tmp_path: Path
+) -> None:
     name = f"reglab-test-{uuid.uuid4().hex[:8]}"
     args = ["tls", "--port", str(free_port()), "--workdir", str(tmp_path / "w"), "--name", name]
     cmd = [sys.executable, "-m", "reglab", "up", *args]
@@ -176,8 +194,13 @@ def test_interrupted_command_is_recovered_by_running_it_again(engine, workshop_i
     ],
 )
 def test_interrupted_notebook_is_recovered_by_running_it_again(
-    engine, workshop_images, tmp_path, monkeypatch, notebook, stop_after
-):
+    engine: DockerClient,
+    workshop_images: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    notebook: str,
+    stop_after: str,
+) -> None:
     port = free_port()
     monkeypatch.setenv("REGLAB_PORT", str(port))
     nb = nbformat.read(NOTEBOOKS / notebook, as_version=4)
@@ -203,11 +226,15 @@ def test_interrupted_notebook_is_recovered_by_running_it_again(
     )
 
 
-def test_leftover_half_written_files_do_not_break_a_run(engine, workshop_images, tmp_path):
+def test_leftover_half_written_files_do_not_break_a_run(
+    engine: DockerClient, workshop_images: dict[str, str], tmp_path: Path
+) -> None:
     """Temp files from an interrupted atomic write are ignored and the real files kept."""
     workdir = tmp_path / "w"
     name = f"reglab-test-{uuid.uuid4().hex[:8]}"
-    config = reglab.RegistryConfig(stage="tls", port=free_port(), workdir=workdir, name=name)
+    config = reglab.RegistryConfig(
+        stage=reglab.Stage.TLS, port=free_port(), workdir=workdir, name=name
+    )
     reglab.Registry(config, engine).start()
     cert = (workdir / "certs" / "domain.crt").read_bytes()
     (workdir / "certs" / ".domain.crt.abc123").write_bytes(b"-----BEGIN CERT")  # half-written
@@ -220,7 +247,9 @@ def test_leftover_half_written_files_do_not_break_a_run(engine, workshop_images,
     assert os.stat(workdir / "certs" / "domain.key").st_mode & 0o777 == 0o600
 
 
-def test_the_shared_network_stays_while_a_container_is_on_it(engine, workshop_images):
+def test_the_shared_network_stays_while_a_container_is_on_it(
+    engine: DockerClient, workshop_images: dict[str, str]
+) -> None:
     """A clean-up (notebook 06's last cell) while a learner's own mirror still uses the network:
     the network stays, and the result says who holds it; once they are gone, it goes."""
     name = f"reglab-test-net-{uuid.uuid4().hex[:6]}"

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+from common import MakeRegistry, container_of
+from docker import DockerClient
 
 import reglab
 from reglab.engine import transfer
@@ -12,13 +15,19 @@ from reglab.engine import transfer
 pytestmark = pytest.mark.docker
 
 
-def round_trip(engine, registry, repo, cleanup, auth=None) -> str:
+def round_trip(
+    engine: DockerClient,
+    registry: reglab.Registry,
+    repo: str,
+    cleanup: list[str],
+    auth: dict[str, str] | None = None,
+) -> str:
     """Tag, push, remove locally, pull back; return the digest, checked at every step."""
     ref = registry.ref(repo)
     cleanup.append(ref)
     transfer.tag(engine, "hello-world", ref)
     pushed = transfer.push(engine, ref, auth=auth)
-    with registry.client(auth=auth and (auth["username"], auth["password"])) as api:
+    with registry.client(auth=(auth["username"], auth["password"]) if auth else None) as api:
         assert api.manifest_digest(repo) == pushed
         assert repo in api.catalog()
         assert api.tags(repo) == ["latest"]
@@ -30,7 +39,9 @@ def round_trip(engine, registry, repo, cleanup, auth=None) -> str:
     return pushed
 
 
-def test_local_stage_round_trip(engine, make_registry, unique_repo, cleanup_images):
+def test_local_stage_round_trip(
+    engine: DockerClient, make_registry: MakeRegistry, unique_repo: str, cleanup_images: list[str]
+) -> None:
     registry = make_registry("local")
     assert registry.client().ping() == 200
     round_trip(engine, registry, unique_repo, cleanup_images)
@@ -38,30 +49,32 @@ def test_local_stage_round_trip(engine, make_registry, unique_repo, cleanup_imag
 
 
 def test_local_stage_loses_data_with_the_container(
-    engine, make_registry, unique_repo, cleanup_images
-):
+    engine: DockerClient, make_registry: MakeRegistry, unique_repo: str, cleanup_images: list[str]
+) -> None:
     registry = make_registry("local")
     round_trip(engine, registry, unique_repo, cleanup_images)
     registry.start()  # replaces the container
     assert unique_repo not in registry.client().catalog()
 
 
-def test_persistent_stage_survives_recreation(engine, make_registry, unique_repo, cleanup_images):
+def test_persistent_stage_survives_recreation(
+    engine: DockerClient, make_registry: MakeRegistry, unique_repo: str, cleanup_images: list[str]
+) -> None:
     registry = make_registry("persistent")
     digest = round_trip(engine, registry, unique_repo, cleanup_images)
-    old_id = registry.container.id
+    old_id = container_of(registry).id
     registry.remove()
     assert registry.container is None
     registry.start()
-    assert registry.container.id != old_id
+    assert container_of(registry).id != old_id
     assert registry.client().manifest_digest(unique_repo) == digest
     blobs = registry.config.paths.data / "docker/registry/v2/blobs/sha256"
     assert (blobs / digest[7:9] / digest[7:] / "data").is_file()
 
 
 def test_tls_stage_is_verified_with_the_ca_and_refused_without(
-    engine, make_registry, unique_repo, cleanup_images
-):
+    engine: DockerClient, make_registry: MakeRegistry, unique_repo: str, cleanup_images: list[str]
+) -> None:
     registry = make_registry("tls")
     assert registry.url.startswith("https://")
     assert registry.client().ping() == 200  # verified against the workshop CA
@@ -70,25 +83,31 @@ def test_tls_stage_is_verified_with_the_ca_and_refused_without(
     with pytest.raises(reglab.ClientError):
         reglab.RegistryClient(registry.url.replace("https", "http")).ping()
     round_trip(engine, registry, unique_repo, cleanup_images)
-    container = registry.container
+    container = container_of(registry)
     assert container.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
 
 
-def test_tls_refused_for_a_name_missing_from_the_certificate(make_registry, tmp_path):
+def test_tls_refused_for_a_name_missing_from_the_certificate(
+    make_registry: MakeRegistry, tmp_path: Path
+) -> None:
     registry = make_registry("tls", extra_names=())
     other = reglab.CA.load(registry.config.paths.ca_cert, registry.config.paths.ca_key)
     # "localhost" is in the certificate; an address that is not must be refused by a verifier.
     reissued = other.issue_cert("registry.invalid")
     reissued.write(registry.config.paths.server_cert, registry.config.paths.server_key)
-    registry.container.restart()
+    container_of(registry).restart()
     registry.wait_ready()
     with pytest.raises(reglab.TLSVerificationFailed, match="127.0.0.1"):
         registry.client().ping()
 
 
 def test_auth_stage_401_without_and_with_wrong_password_200_with_right(
-    engine, make_registry, unique_repo, cleanup_images, tmp_path
-):
+    engine: DockerClient,
+    make_registry: MakeRegistry,
+    unique_repo: str,
+    cleanup_images: list[str],
+    tmp_path: Path,
+) -> None:
     good = reglab.Credentials.generate("moby")
     registry = make_registry("auth", users=[good])
     assert registry.client().status() == 401
@@ -106,7 +125,9 @@ def test_auth_stage_401_without_and_with_wrong_password_200_with_right(
     round_trip(engine, registry, unique_repo, cleanup_images, auth=good.auth_config())
 
 
-def test_docker_login_through_the_engine(engine, make_registry, tmp_path):
+def test_docker_login_through_the_engine(
+    engine: DockerClient, make_registry: MakeRegistry, tmp_path: Path
+) -> None:
     good = reglab.Credentials.generate("moby")
     registry = make_registry("auth", users=[good])
     with pytest.raises(reglab.AuthenticationRequired, match="wrong user or password"):
@@ -118,14 +139,16 @@ def test_docker_login_through_the_engine(engine, make_registry, tmp_path):
     assert registry.address not in config.read_text() and "other:1" in config.read_text()
 
 
-def test_auth_stage_without_users_is_refused(make_registry):
+def test_auth_stage_without_users_is_refused(make_registry: MakeRegistry) -> None:
     with pytest.raises(reglab.HtpasswdError, match="has no users"):
         make_registry("auth")
 
 
-def test_context_manager_removes_the_container(engine, workshop_images, tmp_path, port):
+def test_context_manager_removes_the_container(
+    engine: DockerClient, workshop_images: dict[str, str], tmp_path: Path, port: int
+) -> None:
     config = reglab.RegistryConfig(
-        stage="local", port=port, workdir=tmp_path, name="reglab-test-ctx"
+        stage=reglab.Stage.LOCAL, port=port, workdir=tmp_path, name="reglab-test-ctx"
     )
     with reglab.Registry(config, engine) as registry:
         assert registry.client().ping() == 200

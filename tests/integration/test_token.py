@@ -5,9 +5,13 @@ from __future__ import annotations
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from common import free_port
+from cryptography.hazmat.primitives.asymmetric import rsa
+from docker import DockerClient
 from test_cli import assert_one_line_error, run
 
 import reglab
@@ -21,7 +25,9 @@ PASSWORDS = {"admin": "admin-pw", "alice": "alice-pw", "bob": "bob-pw"}
 
 
 @pytest.fixture
-def token_registry(engine, workshop_images, tmp_path):
+def token_registry(
+    engine: DockerClient, workshop_images: dict[str, str], tmp_path: Path
+) -> Iterator[tuple[reglab.Registry, list[str]]]:
     name, port = f"reglab-test-{uuid.uuid4().hex[:6]}", free_port()
     args = ["--port", str(port), "--workdir", str(tmp_path / "w"), "--name", name]
     for user, password in PASSWORDS.items():
@@ -39,8 +45,10 @@ def users() -> dict[str, reglab.Credentials]:
 
 
 def test_every_rule_of_the_access_list_holds_and_down_removes_the_token_server(
-    engine, token_registry, cleanup_images
-):
+    engine: DockerClient,
+    token_registry: tuple[reglab.Registry, list[str]],
+    cleanup_images: list[str],
+) -> None:
     registry, args = token_registry
     assert registry.config.stage.token and registry.config.token_port is not None
     for user, repository in (("bob", "team/app"), ("admin", "public/hello")):
@@ -56,8 +64,8 @@ def test_every_rule_of_the_access_list_holds_and_down_removes_the_token_server(
 
 
 def test_the_engine_logs_in_through_the_token_server_and_a_wrong_password_is_a_401(
-    engine, token_registry, tmp_path
-):
+    engine: DockerClient, token_registry: tuple[reglab.Registry, list[str]], tmp_path: Path
+) -> None:
     registry, _ = token_registry
     config = tmp_path / "docker-config"
     login = ["docker", "--config", str(config), "login", registry.address, "--password-stdin"]
@@ -74,7 +82,9 @@ def test_the_engine_logs_in_through_the_token_server_and_a_wrong_password_is_a_4
     assert "refused: wrong user or password" in logs and "Traceback" not in logs
 
 
-def test_registry_2_8_refuses_a_list_audience_and_a_foreign_signer(token_registry):
+def test_registry_2_8_refuses_a_list_audience_and_a_foreign_signer(
+    token_registry: tuple[reglab.Registry, list[str]],
+) -> None:
     """What reglab's tokens get right, shown to matter: the same token with ``aud`` as a list,
     or signed by a key the workshop CA did not certify, is refused by the registry."""
     registry, _ = token_registry
@@ -91,15 +101,17 @@ def test_registry_2_8_refuses_a_list_audience_and_a_foreign_signer(token_registr
             answer = api.session.get(f"{api.url}/v2/_catalog", verify=api.verify, headers=bearer)
         return answer.status_code
 
+    assert isinstance(signer.key, rsa.RSAPrivateKey)  # RS256 tokens need an RSA key
     assert status(sign(claims, signer.key, [signer.cert])) == 200
     assert status(sign({**claims, "aud": ["reglab-registry"]}, signer.key, [signer.cert])) == 401
     foreign = reglab.CA.create("not the workshop CA").issue_signing_cert("intruder")
+    assert isinstance(foreign.key, rsa.RSAPrivateKey)
     assert status(sign(claims, foreign.key, [foreign.cert])) == 401  # not the rootcertbundle
 
 
 def test_bad_users_and_access_lists_are_one_line_and_change_nothing(
-    engine, workshop_images, tmp_path
-):
+    engine: DockerClient, workshop_images: dict[str, str], tmp_path: Path
+) -> None:
     folder = tmp_path / "w"
     add = ["user", "add", "--password-stdin", "--workdir", str(folder)]
     assert_one_line_error(run(*add[:2], "a:b", *add[2:], stdin="pw\n"), "contains ':'")

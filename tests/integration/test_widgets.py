@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from common import build_random_image, free_port, push_as
+from common import MakeRegistry, build_random_image, container_of, free_port, push_as
+from docker import DockerClient
 
 import reglab
 from reglab.auth.htpasswd import Htpasswd
@@ -32,12 +35,16 @@ MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 
 
 @pytest.fixture
-def auth_registry(make_registry, tmp_path):
+def auth_registry(
+    make_registry: MakeRegistry, tmp_path: Path
+) -> tuple[reglab.Registry, reglab.Credentials]:
     moby = reglab.Credentials.generate("moby")
     return make_registry("auth", users=[moby]), moby
 
 
-def test_login_form_adds_a_user_logs_in_and_forgets_the_password(engine, auth_registry):
+def test_login_form_adds_a_user_logs_in_and_forgets_the_password(
+    engine: DockerClient, auth_registry: tuple[reglab.Registry, reglab.Credentials]
+) -> None:
     registry, _ = auth_registry
     form = LoginForm(engine, registry)
     form.user.value = "alice"
@@ -51,7 +58,9 @@ def test_login_form_adds_a_user_logs_in_and_forgets_the_password(engine, auth_re
         assert api.ping() == 200
 
 
-def test_login_form_reports_bad_input_in_one_line_and_writes_nothing(engine, auth_registry):
+def test_login_form_reports_bad_input_in_one_line_and_writes_nothing(
+    engine: DockerClient, auth_registry: tuple[reglab.Registry, reglab.Credentials]
+) -> None:
     registry, _ = auth_registry
     before = registry.config.paths.htpasswd.read_bytes()
     form = LoginForm(engine, registry)
@@ -61,14 +70,20 @@ def test_login_form_reports_bad_input_in_one_line_and_writes_nothing(engine, aut
     assert registry.config.paths.htpasswd.read_bytes() == before
 
 
-def test_add_user_and_login_refuses_a_wrong_registry_password(engine, auth_registry):
+def test_add_user_and_login_refuses_a_wrong_registry_password(
+    engine: DockerClient, auth_registry: tuple[reglab.Registry, reglab.Credentials]
+) -> None:
     registry, _ = auth_registry
     registry.remove()  # nothing answers: the login cannot succeed
     with pytest.raises(reglab.ReglabError, match="login to"):
         add_user_and_login(engine, registry, "carol", "pw")
 
 
-def test_registry_browser_walks_repositories_tags_and_layers(engine, auth_registry, cleanup_images):
+def test_registry_browser_walks_repositories_tags_and_layers(
+    engine: DockerClient,
+    auth_registry: tuple[reglab.Registry, reglab.Credentials],
+    cleanup_images: list[str],
+) -> None:
     registry, moby = auth_registry
     ref = registry.ref("browse/hello-world")
     cleanup_images.append(ref)
@@ -89,14 +104,18 @@ def test_registry_browser_walks_repositories_tags_and_layers(engine, auth_regist
     assert "browse/again" in browser.repositories.options
 
 
-def test_registry_browser_without_credentials_says_why(auth_registry):
+def test_registry_browser_without_credentials_says_why(
+    auth_registry: tuple[reglab.Registry, reglab.Credentials],
+) -> None:
     registry, _ = auth_registry
     browser = RegistryBrowser(registry)
     assert browser.repositories.options == ()
     assert "401" in browser.details.value
 
 
-def test_status_panel_shows_stage_port_tls_and_auth(engine, auth_registry):
+def test_status_panel_shows_stage_port_tls_and_auth(
+    engine: DockerClient, auth_registry: tuple[reglab.Registry, reglab.Credentials]
+) -> None:
     registry, _ = auth_registry
     panel = StatusPanel(engine)
     row = next(r for r in panel.table.value.split("<tr>") if registry.config.name in r)
@@ -106,7 +125,12 @@ def test_status_panel_shows_stage_port_tls_and_auth(engine, auth_registry):
     assert registry.config.name not in panel.table.value
 
 
-def test_progress_adds_up_layer_bytes(engine, make_registry, cleanup_images, capsys):
+def test_progress_adds_up_layer_bytes(
+    engine: DockerClient,
+    make_registry: MakeRegistry,
+    cleanup_images: list[str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     registry = make_registry("local")
     ref = registry.ref("progress/data")
     source = build_random_image(
@@ -122,7 +146,9 @@ def test_progress_adds_up_layer_bytes(engine, make_registry, cleanup_images, cap
 
 
 @pytest.fixture
-def workshop(engine, workshop_images, tmp_path, port):
+def workshop(
+    engine: DockerClient, workshop_images: dict[str, str], tmp_path: Path, port: int
+) -> Iterator[Workshop]:
     """A notebook helper on a free port and a fresh working folder, cleaned up afterwards."""
     settings = reglab.Settings(port=port, workdir=tmp_path / "workdir", name="reglab-test-ex")
     ws = Workshop(engine, settings)
@@ -131,11 +157,13 @@ def workshop(engine, workshop_images, tmp_path, port):
     reglab.engine.network.remove_project_network(engine)
 
 
-def said(capsys) -> str:
+def said(capsys: pytest.CaptureFixture[str]) -> str:
     return capsys.readouterr().out
 
 
-def test_01_exercises_diagnose_and_typed_in_a_terminal(workshop, capsys):
+def test_01_exercises_diagnose_and_typed_in_a_terminal(
+    workshop: Workshop, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert not exercises.why_refused("")
     assert "answer with one letter" in said(capsys)
     assert not exercises.why_refused("a")
@@ -157,7 +185,9 @@ def test_01_exercises_diagnose_and_typed_in_a_terminal(workshop, capsys):
     assert "with hello-world's digest" in said(capsys)
 
 
-def test_02_exercise_predicts_what_docker_rm_leaves(workshop, engine, capsys):
+def test_02_exercise_predicts_what_docker_rm_leaves(
+    workshop: Workshop, engine: DockerClient, capsys: pytest.CaptureFixture[str]
+) -> None:
     volumes_before = {v.name for v in engine.volumes.list()}
     assert not exercises.leftover_volumes(workshop, None)
     assert "answer with a number" in said(capsys)
@@ -170,7 +200,9 @@ def test_02_exercise_predicts_what_docker_rm_leaves(workshop, engine, capsys):
     assert not engine.containers.list(all=True, filters={"name": "reglab-test-ex-predict"})
 
 
-def test_03_exercise_diagnoses_a_certificate_without_the_gateway(workshop, capsys):
+def test_03_exercise_diagnoses_a_certificate_without_the_gateway(
+    workshop: Workshop, capsys: pytest.CaptureFixture[str]
+) -> None:
     gateway = workshop.network()
     reg = workshop.up("tls", bind=("127.0.0.1", gateway))
     assert exercises.gateway_in_certificate(reg, gateway)  # issued with the gateway
@@ -182,7 +214,9 @@ def test_03_exercise_diagnoses_a_certificate_without_the_gateway(workshop, capsy
     assert gateway in said(capsys)
 
 
-def test_04_exercises_predict_shared_credentials_and_fix_an_md5_line(workshop, capsys):
+def test_04_exercises_predict_shared_credentials_and_fix_an_md5_line(
+    workshop: Workshop, capsys: pytest.CaptureFixture[str]
+) -> None:
     moby = reglab.Credentials.generate("moby")
     workshop.add_user(moby)
     reg = workshop.up("auth")
@@ -208,8 +242,8 @@ def test_04_exercises_predict_shared_credentials_and_fix_an_md5_line(workshop, c
 
 
 def test_registry_browser_deletes_only_after_saying_which_tags_go(
-    engine, make_registry, cleanup_images
-):
+    engine: DockerClient, make_registry: MakeRegistry, cleanup_images: list[str]
+) -> None:
     registry = make_registry("persistent")
     digest = push_as(engine, registry, "hello-world", "app", "v1", cleanup_images)
     push_as(engine, registry, "hello-world", "app", "same", cleanup_images)
@@ -230,7 +264,9 @@ def test_registry_browser_deletes_only_after_saying_which_tags_go(
         assert api.tags("app") == ["v2"]
 
 
-def test_registry_browser_shows_an_index_as_its_platforms(engine, make_registry, cleanup_images):
+def test_registry_browser_shows_an_index_as_its_platforms(
+    engine: DockerClient, make_registry: MakeRegistry, cleanup_images: list[str]
+) -> None:
     registry = make_registry("local")
     children = []
     for source, tag, platform in (
@@ -261,8 +297,11 @@ def test_registry_browser_shows_an_index_as_its_platforms(engine, make_registry,
 
 
 def test_05_exercise_predicts_how_many_blobs_the_collector_deletes(
-    engine, make_registry, cleanup_images, capsys
-):
+    engine: DockerClient,
+    make_registry: MakeRegistry,
+    cleanup_images: list[str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     registry = make_registry("persistent")
     push_as(engine, registry, "hello-world", "app", "v1", cleanup_images)
     push_as(engine, registry, TOOLS_IMAGE, "app", "v2", cleanup_images)
@@ -279,8 +318,11 @@ def test_05_exercise_predicts_how_many_blobs_the_collector_deletes(
 
 
 def test_06_exercise_predicts_what_a_mirror_serves_without_its_upstream(
-    engine, make_registry, tmp_path, capsys
-):
+    engine: DockerClient,
+    make_registry: MakeRegistry,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     upstream = make_registry("persistent")
     for source, repository in (("hello-world", "hello-world"), (TOOLS_IMAGE, "tools")):
         push_as(engine, upstream, source, repository, "latest", [])
@@ -292,7 +334,7 @@ def test_06_exercise_predicts_what_a_mirror_serves_without_its_upstream(
             api.verify_image("hello-world")  # fetched through the mirror once
         assert not exercises.served_without_upstream(proxy, upstream, {"hello-world"})
         assert "stop the upstream first" in said(capsys)
-        upstream.container.stop(timeout=5)
+        container_of(upstream).stop(timeout=5)
         assert not exercises.served_without_upstream(proxy, upstream, {"hello-world", "tools"})
         out = said(capsys)
         assert "tools: GET /v2/tools/manifests/latest answered 404" in out and "Not yet" in out
@@ -304,7 +346,9 @@ def test_06_exercise_predicts_what_a_mirror_serves_without_its_upstream(
         reglab.engine.network.remove_project_network(engine)
 
 
-def test_07_exercise_predicts_the_events_of_a_pull_and_the_table_follows(workshop, engine, capsys):
+def test_07_exercise_predicts_the_events_of_a_pull_and_the_table_follows(
+    workshop: Workshop, engine: DockerClient, capsys: pytest.CaptureFixture[str]
+) -> None:
     listener = Listener(reglab.engine.network.project_network(engine)).start()
     try:
         table = EventTable(listener)
@@ -327,7 +371,9 @@ def test_07_exercise_predicts_the_events_of_a_pull_and_the_table_follows(worksho
         listener.stop()
 
 
-def test_08_exercise_predicts_what_the_access_list_allows(engine, workshop, capsys):
+def test_08_exercise_predicts_what_the_access_list_allows(
+    engine: DockerClient, workshop: Workshop, capsys: pytest.CaptureFixture[str]
+) -> None:
     users = {u: reglab.Credentials.generate(u) for u in ("admin", "alice", "bob")}
     for credentials in users.values():
         workshop.add_user(credentials)
@@ -346,8 +392,8 @@ def test_08_exercise_predicts_what_the_access_list_allows(engine, workshop, caps
 
 
 def test_registry_browser_follows_the_token_flow_and_says_what_a_token_does_not_grant(
-    engine, workshop, capsys
-):
+    engine: DockerClient, workshop: Workshop, capsys: pytest.CaptureFixture[str]
+) -> None:
     users = {u: reglab.Credentials.generate(u) for u in ("admin", "alice")}
     for credentials in users.values():
         workshop.add_user(credentials)

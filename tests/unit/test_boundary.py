@@ -29,7 +29,7 @@ from reglab.engine.network import NetworkRemoval
 from reglab.lab.display import error_line
 
 
-def test_every_service_has_its_own_port():
+def test_every_service_has_its_own_port() -> None:
     assert len(set(ports.OFFSETS.values())) == len(ports.OFFSETS)
     plan = ports.Ports(5000)
     assert (plan.registry, plan.token_server, plan.mirror, plan.copy, plan.swarm_stats) == (
@@ -42,17 +42,17 @@ def test_every_service_has_its_own_port():
     assert set(plan.all().values()) == {5000, 5001, 5002, 5003, 5004}
 
 
-def test_ports_stay_distinct_and_in_range_at_the_top():
+def test_ports_stay_distinct_and_in_range_at_the_top() -> None:
     found = ports.Ports(65534).all()
     assert len(set(found.values())) == len(found)
     assert all(1 <= p <= 65535 for p in found.values()), found
 
 
-def test_settings_plan_the_companions_ports():
+def test_settings_plan_the_companions_ports() -> None:
     assert Settings(port=6000).ports.mirror == 6002
 
 
-def test_options_given_win_over_the_environment(tmp_path):
+def test_options_given_win_over_the_environment(tmp_path: Path) -> None:
     env = Settings.from_env({"REGLAB_PORT": "6000", "REGLAB_WORKDIR": str(tmp_path / "env")})
     assert env.workdir_from_env
     merged = env.merged(port=7000, workdir=tmp_path / "arg", name="other")
@@ -63,7 +63,9 @@ def test_options_given_win_over_the_environment(tmp_path):
         env.merged(name="no spaces")
 
 
-def test_the_command_line_resolves_its_settings_in_one_place(tmp_path, monkeypatch):
+def test_the_command_line_resolves_its_settings_in_one_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("REGLAB_PORT", "6000")
     monkeypatch.setenv("REGLAB_NAME", "from-env")
     args = build_parser().parse_args(["up", "local", "--workdir", str(tmp_path)])
@@ -79,13 +81,13 @@ def _one_line_with_fix(error: object) -> str:
     return text
 
 
-def test_a_docker_error_becomes_an_engine_error_with_a_fix():
+def test_a_docker_error_becomes_an_engine_error_with_a_fix() -> None:
     error = at_boundary(docker.errors.DockerException("Error while fetching server API version"))
     assert isinstance(error, EngineError)
     assert "Error while fetching server API version" in _one_line_with_fix(error)
 
 
-def test_a_docker_api_error_keeps_the_engines_words_and_known_fix():
+def test_a_docker_api_error_keeps_the_engines_words_and_known_fix() -> None:
     response = requests.Response()
     response.status_code = 500
     exc = docker.errors.APIError("500", response, explanation="dial tcp: connection refused")
@@ -94,7 +96,7 @@ def test_a_docker_api_error_keeps_the_engines_words_and_known_fix():
     assert "start the registry" in _one_line_with_fix(error)
 
 
-def test_an_http_error_names_the_url_and_status():
+def test_an_http_error_names_the_url_and_status() -> None:
     refused = requests.ConnectionError("refused", request=requests.Request("GET", "http://h:1/v2/"))
     error = at_boundary(refused)
     assert isinstance(error, ClientError)
@@ -116,23 +118,24 @@ def test_an_http_error_names_the_url_and_status():
         (OSError(errno.EIO, "Input/output error"), "check the path"),
     ],
 )
-def test_an_os_error_is_one_line_with_a_fix(exc, fix):
+def test_an_os_error_is_one_line_with_a_fix(exc: OSError, fix: str) -> None:
     error = at_boundary(exc)
     assert isinstance(error, ConfigError)
     text = _one_line_with_fix(error)
+    assert exc.strerror is not None  # every case above gives one
     assert exc.strerror in text and fix in text
     if exc.filename:
         assert exc.filename in text
 
 
-def test_reglab_errors_pass_and_bugs_are_not_hidden():
+def test_reglab_errors_pass_and_bugs_are_not_hidden() -> None:
     mine = RegistryError("it broke", "fix it")
     assert at_boundary(mine) is mine
     assert at_boundary(ValueError("a bug")) is None
     assert at_boundary(KeyError("a bug")) is None
 
 
-def test_a_notebook_shows_the_same_line():
+def test_a_notebook_shows_the_same_line() -> None:
     line = error_line(PermissionError(errno.EACCES, "Permission denied", "/w/auth"))
     assert line.startswith("ConfigError: Permission denied: /w/auth - fix: ")
     assert (
@@ -140,14 +143,14 @@ def test_a_notebook_shows_the_same_line():
     )
 
 
-def test_a_network_kept_says_who_holds_it():
+def test_a_network_kept_says_who_holds_it() -> None:
     assert str(NetworkRemoval("reglab-net", True)) == "removed network reglab-net"
     kept = NetworkRemoval("reglab-net", False, ("reglab-mirror",))
     assert not kept
     assert str(kept) == "network reglab-net left in place: reglab-mirror still uses it"
 
 
-def test_connect_leaves_no_socket_open_when_nobody_serves(tmp_path):
+def test_connect_leaves_no_socket_open_when_nobody_serves(tmp_path: Path) -> None:
     """A Unix socket that exists but where nobody listens: connect() fails in one line, and
     with ResourceWarning as an error nothing is reported unclosed (the SDK alone leaks one)."""
     path = tmp_path / "docker.sock"

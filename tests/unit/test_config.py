@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
 from reglab.base import settings
 from reglab.base.errors import ConfigError, engine_text, explain
 from reglab.base.refs import split_ref
-from reglab.registry.config import RegistryConfig
+from reglab.registry.config import RegistryConfig, Stage
 
 
-def config(stage: str, **kw) -> RegistryConfig:
+def config(stage: str, **kw: Any) -> RegistryConfig:
     return RegistryConfig(
-        stage=stage, port=5055, workdir=kw.pop("workdir", "/srv/w"), name="reg", **kw
+        stage=Stage.parse(stage), port=5055, workdir=kw.pop("workdir", "/srv/w"), name="reg", **kw
     )
 
 
-def test_each_stage_adds_one_feature():
+def test_each_stage_adds_one_feature() -> None:
     local, persistent, tls, auth = (config(s) for s in ("local", "persistent", "tls", "auth"))
     deletes = {"REGISTRY_STORAGE_DELETE_ENABLED": "true"}  # every stage: deletes by digest
     assert local.volumes() == {} and local.environment() == deletes
@@ -38,7 +39,7 @@ def test_each_stage_adds_one_feature():
     assert tls.url == "https://127.0.0.1:5055" and local.url == "http://127.0.0.1:5055"
 
 
-def test_only_the_server_certificate_and_key_are_mounted():
+def test_only_the_server_certificate_and_key_are_mounted() -> None:
     vols = config("auth").volumes()
     mounted = {spec["bind"]: host for host, spec in vols.items()}
     assert mounted["/certs/domain.crt"] == "/srv/w/certs/domain.crt"
@@ -47,7 +48,7 @@ def test_only_the_server_certificate_and_key_are_mounted():
     assert all(spec["mode"] == "ro" for spec in vols.values() if spec["bind"].startswith("/certs"))
 
 
-def test_docker_run_command_matches_the_container_settings():
+def test_docker_run_command_matches_the_container_settings() -> None:
     cmd = config("auth").docker_run_command()
     assert cmd.startswith("docker run -d")
     assert "-p 127.0.0.1:5055:5000" in cmd
@@ -60,7 +61,7 @@ def test_docker_run_command_matches_the_container_settings():
     assert "--user" not in config("local").docker_run_command()  # an anonymous volume: root's
 
 
-def test_bind_addresses_go_into_the_certificate_names():
+def test_bind_addresses_go_into_the_certificate_names() -> None:
     cfg = config("tls", bind=("127.0.0.1", "172.30.0.1"), extra_names=("reg.test",))
     assert cfg.cert_names == ("localhost", "127.0.0.1", "::1", "172.30.0.1", "reg.test")
     assert cfg.ports() == {"5000/tcp": [("127.0.0.1", 5055), ("172.30.0.1", 5055)]}
@@ -75,19 +76,20 @@ def test_bind_addresses_go_into_the_certificate_names():
         (-1, "out of range"),
     ],
 )
-def test_bad_ports_are_refused(port, message):
+def test_bad_ports_are_refused(port: int | str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        RegistryConfig(stage="local", port=port)
+        # "abc" is no int: the config checks the port it is given when made
+        RegistryConfig(stage=Stage.LOCAL, port=cast(int, port))
 
 
-def test_bad_stage_and_name_are_refused():
+def test_bad_stage_and_name_are_refused() -> None:
     with pytest.raises(ConfigError, match="unknown stage 'secure'.*local, persistent, tls, auth"):
-        RegistryConfig(stage="secure")
+        RegistryConfig(stage=cast(Stage, "secure"))  # a string, parsed (and refused) when made
     with pytest.raises(ConfigError, match="not valid"):
         RegistryConfig(name="-bad name")
 
 
-def test_settings_come_from_the_environment(tmp_path):
+def test_settings_come_from_the_environment(tmp_path: Path) -> None:
     env = {"REGLAB_PORT": "5123", "REGLAB_WORKDIR": str(tmp_path), "REGLAB_OFFLINE": "1"}
     found = settings.Settings.from_env(env)
     assert (found.port, found.workdir, found.offline) == (5123, tmp_path, True)
@@ -96,7 +98,9 @@ def test_settings_come_from_the_environment(tmp_path):
         settings.Settings.from_env({"REGLAB_PORT": "five"})
 
 
-def test_the_registry_config_does_not_read_the_environment(monkeypatch):
+def test_the_registry_config_does_not_read_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("REGLAB_PORT", "5123")
     monkeypatch.setenv("REGLAB_WORKDIR", "/elsewhere")
     config = RegistryConfig()
@@ -114,15 +118,15 @@ def test_the_registry_config_does_not_read_the_environment(monkeypatch):
         ("cannot validate certificate for 1.2.3.4 because it doesn't contain any IP SANs", "IP"),
     ],
 )
-def test_common_errors_are_explained(message, fix):
-    assert fix in explain(message)
+def test_common_errors_are_explained(message: str, fix: str) -> None:
+    assert fix in (explain(message) or "")
 
 
-def test_unknown_errors_are_not_guessed():
+def test_unknown_errors_are_not_guessed() -> None:
     assert explain("something else entirely") is None
 
 
-def test_split_ref():
+def test_split_ref() -> None:
     assert split_ref("127.0.0.1:5000/hello-world") == ("127.0.0.1:5000/hello-world", "latest")
     assert split_ref("127.0.0.1:5000/hello-world:v1") == ("127.0.0.1:5000/hello-world", "v1")
     assert split_ref("hello-world:latest") == ("hello-world", "latest")
@@ -139,13 +143,15 @@ def test_split_ref():
         ("registry.example/app@sha256:00", ("registry.example", "app", "latest")),
     ],
 )
-def test_image_names_are_read_as_docker_reads_them(name, expected):
+def test_image_names_are_read_as_docker_reads_them(
+    name: str, expected: tuple[str, str, str]
+) -> None:
     from reglab.base.refs import parse_reference
 
     assert parse_reference(name) == expected
 
 
-def test_writability_is_tested_by_writing(tmp_path):
+def test_writability_is_tested_by_writing(tmp_path: Path) -> None:
     from reglab.engine.connection import writable_problem
 
     assert writable_problem(tmp_path / "new" / "workdir") is None  # parent exists, writable
@@ -164,14 +170,14 @@ def test_writability_is_tested_by_writing(tmp_path):
     ],
     ids=["docker-20.10", "docker-26"],
 )
-def test_engine_wording_is_the_same_on_every_engine(engine_says):
+def test_engine_wording_is_the_same_on_every_engine(engine_says: str) -> None:
     assert engine_text(engine_says) == (
         'Get "https://172.20.0.1:5000/v2/": x509: certificate signed by unknown authority'
     )
     assert "certs.d/HOST:PORT/ca.crt" in (explain(engine_text(engine_says)) or "")
 
 
-def test_the_data_folder_is_made_as_its_line_says(tmp_path):
+def test_the_data_folder_is_made_as_its_line_says(tmp_path: Path) -> None:
     step = config("persistent", workdir=tmp_path / "w").folder_step()
     assert step.lines == [f"mkdir -p {tmp_path / 'w' / 'registry-data'}"]
     step.run()

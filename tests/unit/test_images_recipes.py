@@ -4,13 +4,16 @@ pulled, built, refused) without a Docker engine: a fake engine and a folder as t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
 import docker.errors
 import pytest
+from docker import DockerClient
 
 from reglab.base import settings
 from reglab.base.errors import ConfigError, ImageError
 from reglab.base.labels import BUILT_LABEL
+from reglab.base.progress import ProgressCallback
 from reglab.images import build, debian, recipes
 from reglab.images.context import SOURCE_LABEL
 
@@ -85,11 +88,11 @@ def ubuntu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         ("all", list(recipes.WORKSHOP_IMAGES)),
     ],
 )
-def test_a_stage_asks_for_its_images_only_bases_first(stage, refs):
+def test_a_stage_asks_for_its_images_only_bases_first(stage: str, refs: list[str]) -> None:
     assert [r.ref for r in recipes.recipes_for(stage)] == refs
 
 
-def test_an_unknown_stage_is_one_line_naming_the_known_ones():
+def test_an_unknown_stage_is_one_line_naming_the_known_ones() -> None:
     with pytest.raises(ConfigError, match="no images for stage 'tokens'.*foundation, local"):
         recipes.recipes_for("tokens")
 
@@ -103,11 +106,11 @@ def test_an_unknown_stage_is_one_line_naming_the_known_ones():
         ("tls", "foundation"),
     ],
 )
-def test_a_notebook_or_stage_names_its_level(stage, level):
+def test_a_notebook_or_stage_names_its_level(stage: str, level: str) -> None:
     assert recipes.stage_level(stage) == level
 
 
-def test_every_image_made_from_reglab_files_has_its_own_source_hash():
+def test_every_image_made_from_reglab_files_has_its_own_source_hash() -> None:
     digests = [recipe.digest() for recipe in recipes.RECIPES]
     assert len(set(digests)) == len(digests)  # redis and haproxy differ by their CMD
     assert digests == [recipe.digest() for recipe in recipes.RECIPES]  # stable
@@ -132,14 +135,18 @@ UBUNTU_DEB822 = {
         ({DEB822: DEBIAN_SOURCES}, False, None),  # no dpkg
     ],
 )  # fmt: skip
-def test_debian_mirror_only_on_a_machine_whose_apt_is_debian(tmp_path, sources, dpkg, mirror):
+def test_debian_mirror_only_on_a_machine_whose_apt_is_debian(
+    tmp_path: Path, sources: dict[str, str], dpkg: bool, mirror: str | None
+) -> None:
     assert debian.debian_mirror(machine(tmp_path, sources, dpkg)) == mirror
 
 
-def test_debootstrap_images_are_refused_on_ubuntu_in_one_line_naming_the_tarball(ubuntu):
+def test_debootstrap_images_are_refused_on_ubuntu_in_one_line_naming_the_tarball(
+    ubuntu: Path,
+) -> None:
     engine = FakeEngine({ref: current(ref) for ref in FOUNDATION})
     with pytest.raises(ImageError) as err:
-        build.ensure_images(engine, "token", offline=True)  # type: ignore[arg-type]
+        build.ensure_images(engine, "token", offline=True)
     message = str(err.value)
     assert "\n" not in message
     assert message.startswith(f"{settings.PYTHON_IMAGE} is made with debootstrap")
@@ -147,13 +154,13 @@ def test_debootstrap_images_are_refused_on_ubuntu_in_one_line_naming_the_tarball
     assert "reglab images --load FILE.tar" in message
 
 
-def test_the_foundation_needs_no_debian(ubuntu):
+def test_the_foundation_needs_no_debian(ubuntu: Path) -> None:
     engine = FakeEngine({ref: current(ref) for ref in FOUNDATION})
-    how = build.ensure_images(engine, offline=True)  # type: ignore[arg-type]
+    how = build.ensure_images(engine, offline=True)
     assert how == dict.fromkeys(FOUNDATION, "present")
 
 
-def test_a_cached_file_system_is_imported_without_debian(ubuntu):
+def test_a_cached_file_system_is_imported_without_debian(ubuntu: Path) -> None:
     debian.CACHE.mkdir()
     (debian.CACHE / "reglab-python-12-0123456789abcdef.tar").write_text("")
     packages = list(recipes.RECIPES[3].debootstrap)
@@ -163,27 +170,35 @@ def test_a_cached_file_system_is_imported_without_debian(ubuntu):
     assert debian.host_problem(settings.PYTHON_IMAGE, packages) is None
 
 
-def test_an_outdated_image_that_cannot_be_made_here_is_kept_with_a_notice(ubuntu):
+def test_an_outdated_image_that_cannot_be_made_here_is_kept_with_a_notice(
+    ubuntu: Path,
+) -> None:
     stale = {BUILT_LABEL: "debootstrap", SOURCE_LABEL: "an older recipe"}
     present = {ref: current(ref) for ref in TOKEN} | {settings.PYTHON_IMAGE: stale}
     notices: list[str] = []
-    how = build.ensure_images(FakeEngine(present), "token", notice=notices.append)  # type: ignore[arg-type]
+    how = build.ensure_images(FakeEngine(present), "token", notice=notices.append)
     assert how[settings.PYTHON_IMAGE] == "present (outdated)"
     assert len(notices) == 1 and "kept" in notices[0] and "--load FILE.tar" in notices[0]
 
 
-def test_a_failed_pull_says_why_in_one_line_then_builds(monkeypatch):
+def test_a_failed_pull_says_why_in_one_line_then_builds(monkeypatch: pytest.MonkeyPatch) -> None:
     built: list[str] = []
 
-    def refused(client, ref, progress=None):
+    def refused(
+        client: DockerClient, ref: str, progress: ProgressCallback | None = None
+    ) -> NoReturn:
         raise ImageError(f"pull of {ref} failed: dial tcp: lookup registry-1.docker.io", "x")
 
     monkeypatch.setattr(build, "pull", refused)
-    make = lambda client, options: built.append("registry") or "registry:2"  # noqa: E731
+
+    def make(client: DockerClient, options: recipes.BuildOptions) -> str:
+        built.append("registry")
+        return "registry:2"
+
     recipe = recipes.Recipe(settings.REGISTRY_IMAGE, "foundation", make, list, pullable=True)
     monkeypatch.setattr(build, "recipes_for", lambda stage: [recipe, recipe])
     notices: list[str] = []
-    how = build.ensure_images(FakeEngine({}), notice=notices.append)  # type: ignore[arg-type]
+    how = build.ensure_images(FakeEngine({}), notice=notices.append)
     assert how == {settings.REGISTRY_IMAGE: "built"}
     assert built == ["registry", "registry"]
     # Docker Hub is asked once: the second image is built without waiting for it again
@@ -193,10 +208,10 @@ def test_a_failed_pull_says_why_in_one_line_then_builds(monkeypatch):
     ]
 
 
-def test_a_pulled_image_is_current_and_a_changed_source_is_not():
+def test_a_pulled_image_is_current_and_a_changed_source_is_not() -> None:
     engine = FakeEngine({settings.REGISTRY_IMAGE: {}, settings.TOOLS_IMAGE: {BUILT_LABEL: "x"}})
     registry, _, tools = recipes.RECIPES[:3]
-    assert build.image_current(engine, registry)  # type: ignore[arg-type]
-    assert not build.image_current(engine, tools)  # type: ignore[arg-type]
+    assert build.image_current(engine, registry)
+    assert not build.image_current(engine, tools)
     engine.present[settings.TOOLS_IMAGE].labels = current(settings.TOOLS_IMAGE)
-    assert build.image_current(engine, tools)  # type: ignore[arg-type]
+    assert build.image_current(engine, tools)

@@ -15,7 +15,7 @@ from reglab.lab import checks
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_layer_totals_add_up_bytes_over_layers():
+def test_layer_totals_add_up_bytes_over_layers() -> None:
     totals = LayerTotals()
     assert totals.summary("pull") == "pull: 0 layer(s) done, 0.0/0.0 MB"
     totals.add(Progress("push", "Pushing", "a", 1_000_000, 4_000_000))
@@ -25,7 +25,7 @@ def test_layer_totals_add_up_bytes_over_layers():
     assert totals.summary("push") == "push: 1 layer(s) done, 3.0/6.0 MB"
 
 
-def test_pure_checks_fail(tmp_path):
+def test_pure_checks_fail(tmp_path: Path) -> None:
     with pytest.raises(checks.CheckFailed, match="was accepted"):
         checks.push_refused(None, "no basic auth credentials")
     with pytest.raises(checks.CheckFailed, match="another reason"):
@@ -41,7 +41,7 @@ def test_pure_checks_fail(tmp_path):
         checks.htpasswd_matches(users.path, reglab.Credentials("moby", "wrong"))
 
 
-def test_the_learners_copy_has_no_outputs_and_keeps_their_work(tmp_path):
+def test_the_learners_copy_has_no_outputs_and_keeps_their_work(tmp_path: Path) -> None:
     from reglab.lab.copies import make_learner_copies
 
     source = ROOT / "notebooks"
@@ -62,7 +62,7 @@ def test_the_learners_copy_has_no_outputs_and_keeps_their_work(tmp_path):
     assert "# my own note" not in mine.read_text()
 
 
-def test_the_replica_checks_fail_on_what_would_be_wrong():
+def test_the_replica_checks_fail_on_what_would_be_wrong() -> None:
     from reglab.swarm import PullStream, UploadStep
 
     digest, other = "sha256:" + "a" * 64, "sha256:" + "b" * 64
@@ -79,7 +79,7 @@ def test_the_replica_checks_fail_on_what_would_be_wrong():
     one_replica = [UploadStep(m, "replica1", s) for m, s in (("POST", 202), ("PUT", 201))]
     with pytest.raises(checks.CheckFailed, match="one replica"):
         checks.upload_committed(one_replica)
-    stream = PullStream(registry=None, auth=("a", "b"), repository="r")  # type: ignore[arg-type]
+    stream = PullStream(registry=None, auth=("a", "b"), repository="r")
     stream.ok, stream.failed = 250, ["cannot connect"]
     with pytest.raises(checks.CheckFailed, match="1 of 251 requests failed"):
         checks.no_failed_requests(stream)

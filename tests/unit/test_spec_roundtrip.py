@@ -15,7 +15,7 @@ from reglab.engine.oneoff import one_off
 from reglab.engine.spec import ContainerSpec, Mount, Step, invoker
 from reglab.engine.trust import EngineTrust
 from reglab.registry import gc
-from reglab.registry.config import RegistryConfig
+from reglab.registry.config import RegistryConfig, Stage
 from reglab.registry.container import Registry
 from reglab.registry.disk import SmallDisk, volume_spec
 from reglab.registry.mirror import mirror_config
@@ -30,7 +30,7 @@ STYLES = {
 
 
 def config(stage: str, **kw: Any) -> RegistryConfig:
-    return RegistryConfig(stage=stage, port=5055, workdir=WORKDIR, name="reg", **kw)
+    return RegistryConfig(stage=Stage.parse(stage), port=5055, workdir=WORKDIR, name="reg", **kw)
 
 
 class Stored(Registry):
@@ -56,9 +56,9 @@ def stages() -> dict[str, ContainerSpec]:
 def helpers() -> dict[str, ContainerSpec]:
     disk = SmallDisk("reg-disk", 24)
     trust = EngineTrust(None, "172.20.0.1", 5055, WORKDIR / "trust")
-    stored = Stored(config("persistent"), engine=None)  # type: ignore[arg-type]
+    stored = Stored(config("persistent"), engine=None)
     return {
-        "token server": TokenServer(config("token"), engine=None).spec(),  # type: ignore[arg-type]
+        "token server": TokenServer(config("token"), engine=None).spec(),
         "disk keeper": disk.keeper_spec(),
         "disk usage": disk.usage_spec(),
         "blob bytes": volume_spec("reg-disk", "/var/lib/registry", "du", "-sb", "/var/lib/x"),
@@ -161,7 +161,7 @@ def test_every_stage_and_helper_sets_what_it_must() -> None:
 
 
 def test_the_collector_runs_the_registrys_own_image() -> None:
-    custom = Stored(config("persistent", image="registry:2.8.3"), engine=None)  # type: ignore[arg-type]
+    custom = Stored(config("persistent", image="registry:2.8.3"), engine=None)
     spec = gc.collector_spec(custom)
     assert spec.run_kwargs()["image"] == "registry:2.8.3"
     assert " registry:2.8.3 garbage-collect " in spec.shell()
@@ -199,7 +199,12 @@ def test_a_one_off_stays_on_one_line_and_a_volume_by_name() -> None:
 
 def test_a_step_shows_its_lines_then_runs() -> None:
     shown: list[str] = []
-    step = Step(["mkdir -p x"], lambda: shown.append("ran") or len(shown))
+
+    def ran() -> int:
+        shown.append("ran")
+        return len(shown)
+
+    step = Step(["mkdir -p x"], ran)
     assert step.run(shown.append) == 2
     assert shown == ["mkdir -p x", "ran"]
     assert Step(["a"], lambda: 7).run() == 7
