@@ -18,7 +18,8 @@ import requests
 
 from reglab.base.errors import ClientError, RegistryError, ReglabError, docker_errors
 from reglab.base.wait import NotYet, poll
-from reglab.registry.client import MANIFEST_TYPES, RegistryClient
+from reglab.registry.answers import MANIFEST_TYPES
+from reglab.registry.client import RegistryClient
 from reglab.swarm import BUCKET, SwarmRegistry, replica_header, served_by
 
 

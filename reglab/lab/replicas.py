@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shlex
 
-from reglab.engine.login import Credentials, login, login_command, logout
 from reglab.lab.access import token_command
 from reglab.lab.measure import (
     PullStream,
@@ -21,7 +20,8 @@ from reglab.lab.measure import (
     split_upload,
 )
 from reglab.lab.workshop import Workshop
-from reglab.registry.client import MANIFEST_TYPES
+from reglab.registry.answers import MANIFEST_TYPES
+from reglab.registry.login import Credentials, login, login_command, logout
 from reglab.swarm import SwarmRegistry, init_commands, swarm_owned, swarm_state
 
 
