@@ -16,6 +16,7 @@ from reglab.auth.htpasswd import Htpasswd
 from reglab.base.errors import ReglabError
 from reglab.registry import gc
 from reglab.registry.container import Registry, owned_registries
+from reglab.registry.endpoint import Endpoint
 from reglab.registry.events import Event, Listener
 from reglab.registry.login import Credentials, login
 
@@ -74,11 +75,12 @@ class RegistryBrowser(widgets.VBox):
     """Repositories -> tags -> digest, size and layers (or platforms, for an image index),
     read through the registry's HTTP API; and a delete that says first what will go.
 
-    Works with TLS (verified against the workshop CA) and with auth (pass ``auth``). The
-    catalog is read page by page, so every repository shows.
+    Works with TLS (verified against the workshop CA) and with auth (pass ``auth``), on a
+    single registry or the swarm's front alike (any Endpoint). The catalog is read page by
+    page, so every repository shows.
     """
 
-    def __init__(self, registry: Registry, auth: tuple[str, str] | None = None) -> None:
+    def __init__(self, registry: Endpoint, auth: tuple[str, str] | None = None) -> None:
         self.api = registry.client(auth=auth)
         self.repositories = widgets.Select(description="repository", rows=6)
         self.tags = widgets.Select(description="tag", rows=6)

@@ -13,12 +13,12 @@ from reglab.engine.oneoff import run_once
 from reglab.engine.transfer import exists
 from reglab.lab.checks.failed import CheckFailed, ok
 from reglab.registry.client import RegistryClient
-from reglab.registry.container import Registry
+from reglab.registry.endpoint import Endpoint
 from reglab.registry.login import Credentials
 
 
 def registry_answers(
-    registry: Registry, expect: int = 200, auth: tuple[str, str] | None = None
+    registry: Endpoint, expect: int = 200, auth: tuple[str, str] | None = None
 ) -> None:
     """``GET /v2/`` answers with ``expect`` (200 open, 401 when auth is on and none is sent)."""
     try:
@@ -38,7 +38,7 @@ def registry_answers(
 
 
 def registry_serves(
-    registry: Registry, repository: str, digest: str, auth: tuple[str, str] | None = None
+    registry: Endpoint, repository: str, digest: str, auth: tuple[str, str] | None = None
 ) -> None:
     """The registry lists ``repository`` and serves ``digest`` for its ``latest`` tag."""
     with registry.client(auth=auth) as api:
@@ -87,7 +87,7 @@ def image_absent(engine: docker.DockerClient, *refs: str) -> None:
     ok(f"removed from the engine: {', '.join(refs)}")
 
 
-def tls_verified(registry: Registry) -> None:
+def tls_verified(registry: Endpoint) -> None:
     """A verifying client trusts the registry with the workshop CA, and refuses it without."""
     if not registry.url.startswith("https://"):
         raise CheckFailed(f"{registry.url} is not HTTPS", "start the tls stage")
@@ -112,7 +112,7 @@ def tls_verified(registry: Registry) -> None:
     ok(f"with {Path(str(registry.ca_file)).name}, verification succeeds (GET /v2/ -> {status})")
 
 
-def refused(registry: Registry, auth: tuple[str, str] | None = None) -> None:
+def refused(registry: Endpoint, auth: tuple[str, str] | None = None) -> None:
     """The registry answers 401 to these credentials (or to none)."""
     with registry.client(auth=auth) as api:
         status = api.status()

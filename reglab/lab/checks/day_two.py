@@ -8,12 +8,13 @@ from collections.abc import Iterable
 from reglab.base.errors import ClientError
 from reglab.lab.checks.failed import CheckFailed, ok
 from reglab.registry.container import Registry
+from reglab.registry.endpoint import Endpoint
 from reglab.registry.events import Listener
 from reglab.registry.gc import Collection
 from reglab.registry.login import Credentials
 
 
-def images_intact(registry: Registry, images: dict[str, str]) -> None:
+def images_intact(registry: Endpoint, images: dict[str, str]) -> None:
     """Each ``REPO:TAG`` in ``images`` still has its digest, and every blob of it downloads
     and hashes to its digest (a damaged store would fail here)."""
     with registry.client() as api:
@@ -43,7 +44,7 @@ def reclaimed(done: Collection, expected: dict[str, int]) -> None:
     ok(f"reclaimed {want:,} bytes: exactly the {len(expected)} blobs only the deleted version used")
 
 
-def blobs_gone(registry: Registry, repository: str, digests: Iterable[str]) -> None:
+def blobs_gone(registry: Endpoint, repository: str, digests: Iterable[str]) -> None:
     """The registry answers 404 for each of these blobs."""
     with registry.client() as api:
         answers = {d: api.blob_status(repository, d) for d in digests}
@@ -66,7 +67,7 @@ def refused_for(error: str | None, expected: str) -> None:
     ok(f"refused by the registry: {expected}")
 
 
-def mirror_serves(mirror: Registry, upstream_digest: str, repository: str = "hello-world") -> None:
+def mirror_serves(mirror: Endpoint, upstream_digest: str, repository: str = "hello-world") -> None:
     """The mirror serves ``repository:latest`` with the upstream's digest, every blob intact."""
     with mirror.client() as api:
         try:
