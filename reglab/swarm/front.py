@@ -1,7 +1,7 @@
 """The front and the relay: what they see, and when the whole stack is ready behind them.
 
 The front (HAProxy, a service of the stack) health-checks every replica and token server; its
-statistics (CSV, through the relay on port + 1) are the one view of which replicas serve. The
+statistics (CSV, through the relay on its own port) are the one view of which replicas serve. The
 relay is the one plain container: it holds 127.0.0.1:PORT. It is also what a later command
 reads to find the deployment (:func:`read_relay`): its published port, and the working folder
 whose ``swarm/relay.cfg`` it mounts.
@@ -186,7 +186,7 @@ def relay_command(names: Named, folder: Path, style: PathStyle) -> str:
     return (
         f"docker run -d --name {names.relay} --label {OWNER_LABEL}=true "
         f"--network {names.network} -p 127.0.0.1:{names.port}:{FRONT_PORT} "
-        f"-p 127.0.0.1:{names.port + 1}:{STATS_PORT} -v {mount}:ro "
+        f"-p 127.0.0.1:{names.stats_port}:{STATS_PORT} -v {mount}:ro "
         f"{FRONT_IMAGE} haproxy -W -db -f {RELAY_CFG_TARGET}"
     )
 
@@ -214,7 +214,7 @@ def start_relay(engine: docker.DockerClient, names: Named, folder: Path) -> None
             network=names.network,
             ports={
                 f"{FRONT_PORT}/tcp": ("127.0.0.1", names.port),
-                f"{STATS_PORT}/tcp": ("127.0.0.1", names.port + 1),
+                f"{STATS_PORT}/tcp": ("127.0.0.1", names.stats_port),
             },
             volumes={config: {"bind": RELAY_CFG_TARGET, "mode": "ro"}},
         )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reglab.base.ports import Ports
+
 #: Marks a swarm reglab created (a label of the engine's node): only such a swarm is left.
 SWARM_LABEL = "org.reglab.swarm"
 #: Says whether docker_gwbridge (made by the engine for containers on overlay networks) was
@@ -94,8 +96,14 @@ class Named:
         return f"{self.url}/auth"
 
     @property
+    def stats_port(self) -> int:
+        """Where the relay publishes the front's statistics page (planned in reglab.base.ports,
+        so it never takes a companion's port, such as a token server's)."""
+        return Ports(self.port).swarm_stats
+
+    @property
     def stats_url(self) -> str:
-        return f"http://127.0.0.1:{self.port + 1}/stats;csv"
+        return f"http://127.0.0.1:{self.stats_port}/stats;csv"
 
     @property
     def namespace(self) -> dict[str, str]:

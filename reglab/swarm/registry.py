@@ -89,7 +89,7 @@ class SwarmRegistry(Named):
         """The relay's two ports must be free on 127.0.0.1 (unless it is our relay already)."""
         if self.relay_container() is not None:
             return
-        for port in (self.port, self.port + 1):
+        for port in (self.port, self.stats_port):
             with socket.socket() as probe:
                 # as the engine binds it: a port that only lingers after a close is free
                 probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -98,7 +98,7 @@ class SwarmRegistry(Named):
                 except OSError:
                     raise ConfigError(
                         f"port {port} on 127.0.0.1 is in use (the front needs {self.port} "
-                        f"and {self.port + 1})",
+                        f"and {self.stats_port})",
                         "choose another with --port, or stop what uses it",
                     ) from None
 
