@@ -16,8 +16,9 @@ from typing import Any
 
 import docker
 
+from reglab.base import ports
 from reglab.base.settings import REGISTRY_IMAGE
-from reglab.images.build import BuildContext
+from reglab.images.context import BuildContext
 from reglab.registry.container import Container, Registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,16 +85,17 @@ def strict() -> bool:
 
 
 def free_port() -> int:
-    """A port nothing listens on, never a learner's 5000. The next two are free too: a token
-    server (+1), a mirror (+1) and a copy (+2) take them.
+    """A port nothing listens on, never a learner's 5000, with every companion port that
+    reglab.base.ports plans from it free too (token server, mirror, copy, swarm statistics).
 
     Below the kernel's ephemeral range: a port from that range, free when it was picked, can
     be taken a moment later by any outgoing connection or by a Jupyter kernel's own sockets
     (they bind port 0) before the registry binds it."""
     low = _ephemeral_low()
+    offsets = sorted(set(ports.OFFSETS.values()))
     while True:
-        port = random.randrange(20000, low - 3)
-        if all(_free(port + n) for n in (0, 1, 2)):
+        port = random.randrange(20000, low - offsets[-1] - 1)
+        if all(_free(port + n) for n in offsets):
             return port
 
 

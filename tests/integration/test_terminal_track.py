@@ -25,6 +25,7 @@ from docker import DockerClient
 from notebook_runner import NOTEBOOKS, execute, remove_port_tags
 
 import reglab
+from reglab.base.ports import Ports
 from reglab.engine.network import NETWORK, remove_project_network
 from reglab.engine.trust import DOCKER_CERTS_D
 from reglab.lab import checks
@@ -131,9 +132,11 @@ def facts_06(port: int, workdir: Path, hello_digest: str | None) -> None:
     engine = reglab.connect()
     mirror = reglab.Registry.attach(engine, f"{NAME}-mirror", workdir)
     assert mirror.config.upstream == f"http://{NAME}:5000"
-    assert digest_of(f"http://127.0.0.1:{port + 1}", "hello-world") == hello_digest
+    assert digest_of(f"http://127.0.0.1:{Ports(port).mirror}", "hello-world") == hello_digest
     assert gc.blob_bytes(reglab.Workdir(workdir / "mirror")) > 0  # filled by the pulls
-    assert digest_of(f"http://127.0.0.1:{port + 2}", "hello-world") == hello_digest  # synced
+    assert (
+        digest_of(f"http://127.0.0.1:{Ports(port).copy}", "hello-world") == hello_digest
+    )  # synced
     assert (workdir / "pulled" / "manifest.json").is_file()  # skopeo's copy into a folder
 
 
@@ -160,7 +163,7 @@ def facts_07(port: int, workdir: Path, hello_digest: str | None) -> None:
 
 def facts_08(port: int, workdir: Path, hello_digest: str | None) -> None:
     registry = reglab.Registry.attach(reglab.connect(), NAME, workdir)
-    assert registry.config.stage.token and registry.config.token_port == port + 1
+    assert registry.config.stage.token and registry.config.token_port == Ports(port).token_server
     users = {u: reglab.Credentials(u, f"{u}-typed-pw") for u in ("admin", "alice", "bob")}
     checks.access_as_written(registry, users)  # typed users, typed access list, typed key
     with registry.client(auth=users["alice"].as_tuple()) as api:
