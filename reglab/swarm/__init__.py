@@ -33,9 +33,6 @@ layer's: :mod:`reglab.lab.measure`.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from reglab.swarm.cluster import (
     ensure_swarm,
     gwbridge_holders,
@@ -65,18 +62,3 @@ __all__ = [
     "StackNames", "SwarmRegistry", "ensure_swarm", "gwbridge_holders", "init_commands",
     "leave_swarm", "replica_header", "served_by", "stack_file", "swarm_owned", "swarm_state",
 ]  # fmt: skip
-
-#: Names that moved to :mod:`reglab.lab.measure`, still found here for the code that imports
-#: them from their old place (reglab.lab.checks, reglab.lab.exercises and three tests), until
-#: it imports them from there. Looked up only when asked for: importing the core never loads
-#: the notebook layer. To delete once nothing imports them from here.
-_MOVED = (
-    "PullStream", "RESUMES", "UploadStep", "_fetch_blob", "bucket_bytes", "bucket_command",
-    "digest_from_each", "split_upload",
-)  # fmt: skip
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        return getattr(importlib.import_module("reglab.lab.measure"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -28,7 +28,7 @@ import reglab
 from reglab.base.ports import Ports
 from reglab.engine.network import NETWORK, remove_project_network
 from reglab.engine.trust import DOCKER_CERTS_D
-from reglab.lab import checks
+from reglab.lab import checks, measure
 from reglab.registry import gc
 from reglab.registry.events import Listener
 
@@ -177,7 +177,7 @@ def facts_09(port: int, workdir: Path, hello_digest: str | None) -> None:
     assert registry.port == port and registry.replicas == 3
     registry.wait_ready(3)  # the typed lines waited for one replica; the facts ask all three
     assert registry.token_servers_up() == reglab.swarm.TOKEN_REPLICAS
-    found = reglab.swarm.digest_from_each(registry, ("bob", "bob-typed-pw"), "team/hello-world")
+    found = measure.digest_from_each(registry, ("bob", "bob-typed-pw"), "team/hello-world")
     assert sorted(found.values()) == [hello_digest] * 3  # the typed push, in the typed stack
     wrong = registry.client(auth=("bob", "wrong"))  # the typed user's password decides
     with wrong as api, pytest.raises(reglab.ReglabError, match="token server refused"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -63,7 +64,8 @@ def test_the_learners_copy_has_no_outputs_and_keeps_their_work(tmp_path: Path) -
 
 
 def test_the_replica_checks_fail_on_what_would_be_wrong() -> None:
-    from reglab.swarm import PullStream, UploadStep
+    from reglab.lab.measure import PullStream, UploadStep
+    from reglab.swarm import SwarmRegistry
 
     digest, other = "sha256:" + "a" * 64, "sha256:" + "b" * 64
     with pytest.raises(checks.CheckFailed, match="2 replica"):
@@ -79,7 +81,8 @@ def test_the_replica_checks_fail_on_what_would_be_wrong() -> None:
     one_replica = [UploadStep(m, "replica1", s) for m, s in (("POST", 202), ("PUT", 201))]
     with pytest.raises(checks.CheckFailed, match="one replica"):
         checks.upload_committed(one_replica)
-    stream = PullStream(registry=None, auth=("a", "b"), repository="r")
+    # the check reads only the counts: no registry is asked
+    stream = PullStream(registry=cast(SwarmRegistry, None), auth=("a", "b"), repository="r")
     stream.ok, stream.failed = 250, ["cannot connect"]
     with pytest.raises(checks.CheckFailed, match="1 of 251 requests failed"):
         checks.no_failed_requests(stream)

@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from reglab.lab.measure import RESUMES, _fetch_blob
 from reglab.registry.client import RegistryClient
-from reglab.swarm import RESUMES, _fetch_blob
 
 BLOB = bytes(range(256)) * 4096  # 1 MiB
 DIGEST = f"sha256:{hashlib.sha256(BLOB).hexdigest()}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reglab.lab.checks.failed import CheckFailed, ok
-from reglab.swarm import PullStream, UploadStep
+from reglab.lab.measure import PullStream, UploadStep
 
 
 def replicas_agree(found: dict[str, str], digest: str, replicas: int) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from reglab.lab.exercises.verdict import letter, verdict
+from reglab.lab.measure import split_upload
 from reglab.registry.login import Credentials
-from reglab.swarm import SwarmRegistry, split_upload
+from reglab.swarm import SwarmRegistry
 
 #: Notebook 09's choices: what happens to an upload whose chunk goes to the odd replica.
 ODD_SECRET_CHOICES = {
