@@ -1,5 +1,8 @@
 """:class:`SwarmRegistry`: the one object the command line, notebook 09 and the tests hold.
 
+Seen from outside it is a :class:`reglab.registry.endpoint.Endpoint`, like a single registry:
+checkpoints and the registry browser take either.
+
 It knows the stack's name, port, working folder and replica count, checks input before
 anything changes, and hands the work to the modules beside it (``cluster``, ``deploy``,
 ``front``, ``odd``). A command run after ``up`` gets one with :meth:`SwarmRegistry.attach`,
@@ -45,9 +48,18 @@ class SwarmRegistry(Named):
         """``workdir/swarm``: the stack file and everything it deploys."""
         return self.workdir / "swarm"
 
+    @property
+    def ca_file(self) -> Path:
+        """The workshop CA, which issued the front's certificate."""
+        return self._paths.ca_cert
+
+    def ref(self, repository: str, tag: str = "latest") -> str:
+        """An image name the engine pushes to the stack, through its front."""
+        return f"{self.address}/{repository}:{tag}"
+
     def client(self, auth: tuple[str, str] | None = None) -> RegistryClient:
         """An HTTP API client for the front, verifying TLS against the workshop CA."""
-        return RegistryClient(self.url, ca=self._paths.ca_cert, auth=auth)
+        return RegistryClient(self.url, ca=self.ca_file, auth=auth)
 
     @classmethod
     def attach(
