@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reglab.registry.config import RegistryConfig
+from reglab.registry.config import RegistryConfig, Stage
 from reglab.registry.container import Registry
 from reglab.registry.endpoint import Endpoint
 from reglab.swarm import SwarmRegistry
@@ -14,7 +14,7 @@ from reglab.swarm import SwarmRegistry
 
 def _endpoints(tmp_path: Path) -> list[Endpoint]:
     """Typed as Endpoint, so mypy proves both classes satisfy it; no engine is asked."""
-    single = Registry(RegistryConfig(stage="tls", port=5500, workdir=tmp_path / "one"))
+    single = Registry(RegistryConfig(stage=Stage.TLS, port=5500, workdir=tmp_path / "one"))
     front = SwarmRegistry(engine=None, name="stack", port=5600, workdir=tmp_path / "two")
     return [single, front]
 
