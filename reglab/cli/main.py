@@ -43,7 +43,7 @@ def resolve(args: argparse.Namespace) -> settings.Settings:
         port=getattr(args, "port", None),
         workdir=getattr(args, "workdir", None),
         name=getattr(args, "name", None) or None,
-        offline=getattr(args, "offline", None),
+        offline=getattr(args, "offline", False) or None,  # --offline adds to REGLAB_OFFLINE
     )
 
 
@@ -96,7 +96,7 @@ def _images(args: argparse.Namespace) -> int:
     how = images.ensure_images(
         engine,
         stage,
-        offline=args.offline or settings.Settings.from_env().offline,
+        offline=args.settings.offline,
         registry_binary=args.registry_binary,
         progress=TextProgress(),
     )

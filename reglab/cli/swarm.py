@@ -10,21 +10,15 @@ from reglab.swarm import SwarmRegistry
 
 
 def _registry(args: argparse.Namespace) -> SwarmRegistry:
-    env = settings.Settings.from_env()
-    name = args.name or env.name
+    run: settings.Settings = args.settings  # resolved once, by reglab.cli.main
     if args.action == "up":
         return SwarmRegistry(
-            connect(),
-            name=name,
-            port=args.port if args.port is not None else env.port,
-            workdir=args.workdir if args.workdir is not None else env.workdir,
-            replicas=args.replicas,
+            connect(), name=run.name, port=run.port, workdir=run.workdir, replicas=args.replicas
         )
     # The others act on what runs: its port and working folder are read from its relay, so
     # the name is enough, from any folder. (REGLAB_WORKDIR, or down's --workdir, serve only
     # when no relay runs.)
-    workdir = getattr(args, "workdir", None)
-    return SwarmRegistry.attach(connect(), name, workdir or env.workdir, env.port)
+    return SwarmRegistry.attach(connect(), run.name, run.workdir, run.port)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -177,3 +177,14 @@ def test_connect_leaves_no_socket_open_when_nobody_serves(tmp_path: Path) -> Non
     assert "refused: no Docker engine answers" in result.stdout, result.stderr
     assert "ResourceWarning" not in result.stderr, result.stderr
     assert result.returncode == 0, result.stderr
+
+
+def test_offline_is_set_by_the_option_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reglab.cli.args import build_parser
+    from reglab.cli.main import resolve
+
+    monkeypatch.setenv("REGLAB_OFFLINE", "1")
+    assert resolve(build_parser().parse_args(["images"])).offline  # not undone by a default
+    monkeypatch.delenv("REGLAB_OFFLINE")
+    assert not resolve(build_parser().parse_args(["images"])).offline
+    assert resolve(build_parser().parse_args(["images", "--offline"])).offline
