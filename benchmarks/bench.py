@@ -30,7 +30,9 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import cast
 
 import requests
 
@@ -53,7 +55,7 @@ from reglab.images import build as images
 from reglab.lab.measure import PullStream
 from reglab.registry import gc
 from reglab.registry import mirror as reglab_mirror
-from reglab.registry.events import Listener
+from reglab.registry.events import Event, Listener
 from reglab.swarm import SwarmRegistry
 
 NAME = "reglab-registry-bench"
@@ -116,10 +118,11 @@ def alternate_prepared(
 
 
 def alternate(
-    rounds: int, prepare: Callable[[], None], a: Callable[[], object], b: Callable[[], object]
+    rounds: int, prepare: Callable[[], object], a: Callable[[], object], b: Callable[[], object]
 ) -> tuple[float, float]:
     """Median times of ``a`` and ``b``, alternating which runs first; ``prepare`` before each."""
-    times_a, times_b = [], []
+    times_a: list[float] = []
+    times_b: list[float] = []
     for n in range(rounds):
         order = [(a, times_a), (b, times_b)] if n % 2 == 0 else [(b, times_b), (a, times_a)]
         for action, sink in order:
@@ -149,9 +152,16 @@ class Bench:
         self.resumed = 0
         self.throughput: dict[int, float] = {}
 
-    def registry(self, stage: str = "local", **kwargs: object) -> reglab.Registry:
+    def registry(
+        self, stage: str = "local", *, notify: str | None = None, network: str | None = None
+    ) -> reglab.Registry:
         config = reglab.RegistryConfig(
-            stage=stage, port=self.port, workdir=self.tmp / "w", name=NAME, **kwargs
+            stage=reglab.Stage.parse(stage),
+            port=self.port,
+            workdir=self.tmp / "w",
+            name=NAME,
+            notify=notify,
+            network=network,
         )
         return reglab.Registry(config, self.engine)
 
@@ -243,7 +253,8 @@ class Bench:
             shutil.rmtree(self.tmp / "w" / "registry-data", ignore_errors=True)
             registry.start()
 
-        times_auth, times_plain = [], []
+        times_auth: list[float] = []
+        times_plain: list[float] = []
         for n in range(self.rounds):
             pair = [("auth", times_auth), ("plain", times_plain)]
             for kind, sink in pair if n % 2 == 0 else pair[::-1]:
@@ -311,15 +322,15 @@ class Bench:
     def cost_curve(self) -> list[tuple[int, float]]:
         ref = f"127.0.0.1:{self.port}/bench/data:latest"
         costs = [4, 6, 8, 10, 12] if self.quick else list(range(4, 13))
-        curve = []
+        curve: list[tuple[int, float]] = []
         for cost in costs:
             registry, creds = self.auth_registry(cost)
-            samples = []
+            samples: list[float] = []
             for _ in range(1 if self.quick else 3):
                 shutil.rmtree(self.tmp / "w" / "registry-data", ignore_errors=True)
                 registry.start()
                 auth = creds.auth_config()
-                samples.append(timed(lambda auth=auth: transfer.push(self.engine, ref, auth=auth)))
+                samples.append(timed(partial(transfer.push, self.engine, ref, auth=auth)))
             curve.append((cost, statistics.median(samples)))
         self.fresh()
         plain = timed(lambda: transfer.push(self.engine, ref))
@@ -454,19 +465,18 @@ class Bench:
         outage with pushes during it: how many of their events never arrive (target 0)."""
         listener = Listener(project_network(self.engine)).start()
         registry = self.registry("local", notify=listener.url, network=NETWORK).start()
-        ref = lambda n: registry.ref(f"bench/events-{n}")  # noqa: E731
-        latencies = []
+        ref: Callable[[int], str] = lambda n: registry.ref(f"bench/events-{n}")  # noqa: E731
+        latencies: list[float] = []
         try:
             for n in range(20 if self.quick else 60):
                 transfer.tag(self.engine, "hello-world", ref(n))
                 transfer.push(self.engine, ref(n))
                 repository = f"bench/events-{n}"
-                listener.wait_for(
-                    lambda events, repo=repository: any(
-                        e.repository == repo and e.is_manifest for e in events
-                    ),
-                    timeout=30,
-                )
+
+                def pushed(events: list[Event], repo: str = repository) -> bool:
+                    return any(e.repository == repo and e.is_manifest for e in events)
+
+                listener.wait_for(pushed, timeout=30)
                 arrived, event = next(
                     (t, e)
                     for t, e in listener.deliveries
@@ -475,7 +485,7 @@ class Bench:
                 latencies.append((arrived - event.sent) * 1000)
             listener.stop()
             outage = time.monotonic()
-            during = []
+            during: list[str] = []
             while time.monotonic() - outage < 5.0:  # the outage lasts 5 s; pushes go on
                 n = 1000 + len(during)
                 transfer.tag(self.engine, "hello-world", ref(n))
@@ -620,7 +630,7 @@ def main() -> int:
             results[step] = getattr(bench, step)()
     finally:
         bench.close()
-    curve = results.get("cost_curve", [])
+    curve = cast(list[tuple[int, float]], results.get("cost_curve", []))
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, Docker engine {bench.engine.version()['Version']}; "

@@ -9,10 +9,12 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from common import free_port, remove_test_stack
+from docker import DockerClient
 
 import reglab
 from reglab import swarm
@@ -35,8 +37,13 @@ ACL = """\
   actions: [pull]
 """
 
+#: What the deployed fixture gives: the stack, its working folder, the digest pushed to it.
+Deployed = tuple[SwarmRegistry, Path, str]
 
-def run(*args: str, workdir: Path | None = None, cwd: Path | None = None):
+
+def run(
+    *args: str, workdir: Path | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """``reglab swarm ARGS`` as typed in a terminal: with REGLAB_WORKDIR set to ``workdir``,
     or (None) with no REGLAB_WORKDIR at all, in the folder ``cwd``."""
     env = {k: v for k, v in os.environ.items() if k != "REGLAB_WORKDIR"}
@@ -52,7 +59,7 @@ def run(*args: str, workdir: Path | None = None, cwd: Path | None = None):
     )
 
 
-def assert_one_line_error(result, *needles: str) -> None:
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
     assert result.returncode != 0, result.stdout
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
@@ -61,12 +68,16 @@ def assert_one_line_error(result, *needles: str) -> None:
         assert needle in lines[0], lines[0]
 
 
-def gateway_bridge(engine) -> bool:
+def gateway_bridge(engine: DockerClient) -> bool:
     return any(n.name == swarm.GWBRIDGE for n in engine.networks.list(names=[swarm.GWBRIDGE]))
 
 
 @pytest.fixture(scope="module")
-def deployed(engine, workshop_images, tmp_path_factory):
+def deployed(
+    engine: DockerClient,
+    workshop_images: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Deployed]:
     """``reglab swarm up --replicas 2 --workdir DIR`` in a fresh folder with two users; removed
     afterwards."""
     assert swarm.swarm_state(engine) == "inactive", "these tests start from no swarm"
@@ -102,7 +113,9 @@ def deployed(engine, workshop_images, tmp_path_factory):
         assert gateway_bridge(engine) == had_gwbridge
 
 
-def test_status_scale_and_every_replica_serving_one_store(deployed, tmp_path):
+def test_status_scale_and_every_replica_serving_one_store(
+    deployed: Deployed, tmp_path: Path
+) -> None:
     """Typed from another folder, with only the name: the port and the working folder (its
     CA, for TLS) are read from what runs."""
     registry, workdir, digest = deployed
@@ -126,7 +139,9 @@ def test_status_scale_and_every_replica_serving_one_store(deployed, tmp_path):
     assert sorted(found.values()) == [digest] * 3, found
 
 
-def test_every_replica_takes_the_token_servers_tokens_and_their_limits(deployed):
+def test_every_replica_takes_the_token_servers_tokens_and_their_limits(
+    deployed: Deployed,
+) -> None:
     registry, workdir, digest = deployed
     assert registry.token_servers_up() == swarm.TOKEN_REPLICAS
     # the realm is the front's own /auth, which the front sends to the token servers
@@ -138,7 +153,7 @@ def test_every_replica_takes_the_token_servers_tokens_and_their_limits(deployed)
         registry.up_replicas()
     )
     for replica in registry.up_replicas():  # the reader may pull, never push, on every replica
-        with registry.client(auth=READER) as api, pytest.raises(reglab.ReglabError) as refused:
+        with registry.client(auth=READER) as api, pytest.raises(reglab.ClientError) as refused:
             api.request("POST", "/v2/hello-world/blobs/uploads/", headers={
                 "X-Reglab-Use": replica.name})  # fmt: skip
         assert refused.value.status == 401 and "does not grant" in refused.value.problem
@@ -147,7 +162,9 @@ def test_every_replica_takes_the_token_servers_tokens_and_their_limits(deployed)
     assert "token server refused" in no.value.problem
 
 
-def test_an_upload_across_replicas_needs_one_http_secret(deployed, capsys):
+def test_an_upload_across_replicas_needs_one_http_secret(
+    deployed: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
     registry = deployed[0]
     names = [r.name for r in registry.up_replicas()]
     data = os.urandom(30_000)
@@ -172,7 +189,7 @@ def test_an_upload_across_replicas_needs_one_http_secret(deployed, capsys):
         assert registry.remove_odd()
 
 
-def test_no_request_fails_while_a_replica_dies_or_all_are_replaced(deployed):
+def test_no_request_fails_while_a_replica_dies_or_all_are_replaced(deployed: Deployed) -> None:
     registry = SwarmRegistry.attach(deployed[0].engine, deployed[0].name, deployed[1], 0)
     with PullStream(registry, USER, "hello-world") as stream:
         stream.wait_for(50)
@@ -184,7 +201,9 @@ def test_no_request_fails_while_a_replica_dies_or_all_are_replaced(deployed):
     assert stream.requests >= 200 and stream.failed == [], stream.failed[:3]
 
 
-def test_bad_input_is_one_line_and_changes_nothing(engine, deployed, tmp_path):
+def test_bad_input_is_one_line_and_changes_nothing(
+    engine: DockerClient, deployed: Deployed, tmp_path: Path
+) -> None:
     registry, workdir, _ = deployed
     assert_one_line_error(run("scale", "0", "--name", registry.name, workdir=workdir), "1 to 9")
     other = f"reglab-test-other-{uuid.uuid4().hex[:6]}"
@@ -205,7 +224,9 @@ def test_bad_input_is_one_line_and_changes_nothing(engine, deployed, tmp_path):
     assert not SwarmRegistry(engine, other, 0, workdir).deployed()
 
 
-def test_users_and_rules_added_later_count_after_swarm_up_again(engine, deployed, tmp_path):
+def test_users_and_rules_added_later_count_after_swarm_up_again(
+    engine: DockerClient, deployed: Deployed, tmp_path: Path
+) -> None:
     registry, workdir, digest = deployed
     newcomer = ("newcomer", "newcomer-test-pw")
     users = Htpasswd.load(reglab.Workdir(workdir).htpasswd)
@@ -225,7 +246,9 @@ def test_users_and_rules_added_later_count_after_swarm_up_again(engine, deployed
     assert sorted(found.values()) == [digest] * running.replicas
 
 
-def test_down_keeps_the_store_unless_purged_then_leaves_the_swarm(engine, deployed):
+def test_down_keeps_the_store_unless_purged_then_leaves_the_swarm(
+    engine: DockerClient, deployed: Deployed
+) -> None:
     registry, workdir, _ = deployed
     kept = run("down", "--name", registry.name, workdir=workdir)
     assert kept.returncode == 0, kept.stderr
@@ -262,7 +285,9 @@ def test_down_keeps_the_store_unless_purged_then_leaves_the_swarm(engine, deploy
     assert_one_line_error(run("down", "--name", registry.name, workdir=workdir), "nothing")
 
 
-def test_a_swarm_reglab_did_not_make_is_used_and_never_left(engine, workshop_images, tmp_path):
+def test_a_swarm_reglab_did_not_make_is_used_and_never_left(
+    engine: DockerClient, workshop_images: dict[str, str], tmp_path: Path
+) -> None:
     assert swarm.swarm_state(engine) == "inactive"
     had_gwbridge = gateway_bridge(engine)
     engine.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
@@ -286,7 +311,9 @@ def test_a_swarm_reglab_did_not_make_is_used_and_never_left(engine, workshop_ima
             cluster.remove_network(engine, swarm.GWBRIDGE, timeout=30)
 
 
-def test_a_port_in_use_by_another_program_is_refused_before_any_swarm(engine, tmp_path):
+def test_a_port_in_use_by_another_program_is_refused_before_any_swarm(
+    engine: DockerClient, tmp_path: Path
+) -> None:
     users = Htpasswd.load(reglab.Workdir(tmp_path / "w").htpasswd)
     users.set(*USER, cost=5)
     users.save()

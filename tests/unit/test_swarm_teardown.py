@@ -5,16 +5,17 @@ line, and a stream of pulls that makes no requests fails instead of passing quie
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import docker.errors
 import pytest
 
 from reglab.base.wait import WaitTimeout
 from reglab.lab.measure import PullStream
-from reglab.swarm import GWBRIDGE, StackNames
+from reglab.swarm import GWBRIDGE, StackNames, SwarmRegistry
 from reglab.swarm.cluster import containers_on, gwbridge_holders, wait_network_empty
-from reglab.swarm.front import RELAY_CFG_TARGET, read_relay
+from reglab.swarm.front import read_relay
+from reglab.swarm.names import RELAY_CFG_TARGET
 
 RELAY_ID = "a" * 64
 
@@ -80,7 +81,9 @@ def test_the_running_relay_tells_the_port_and_the_working_folder() -> None:
 
 
 def test_a_pull_stream_that_makes_too_few_requests_raises() -> None:
-    stream = PullStream(registry=StackNames("reglab-test-s", 0), auth=("a", "b"), repository="r")  # type: ignore[arg-type]
+    # A stand-in for the stack: waiting reads no more of it than its name.
+    front = cast(SwarmRegistry, StackNames("reglab-test-s", 0))
+    stream = PullStream(registry=front, auth=("a", "b"), repository="r")
     stream.ok = 3
     assert stream.wait_for(3, timeout=0.1) == 3
     with pytest.raises(WaitTimeout, match="10 requests through the front of reglab-test-s"):
