@@ -14,12 +14,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
-
 from reglab.base.errors import ClientError, RegistryError, ReglabError, docker_errors
 from reglab.base.wait import NotYet, poll
 from reglab.registry.answers import MANIFEST_TYPES
-from reglab.registry.client import RegistryClient
+from reglab.registry.client import RegistryClient, read_all
 from reglab.swarm import BUCKET, SwarmRegistry, replica_header, served_by
 
 
@@ -194,13 +192,11 @@ def _fetch_blob(api: RegistryClient, repository: str, digest: str) -> tuple[str 
         if data and response.status_code != 206:
             data.clear()  # the whole blob again, not the rest of it
         try:
-            with response:
-                for chunk in response.iter_content(1 << 16):
-                    data += chunk
+            read_all(response, data)
             break
-        except requests.RequestException as exc:  # the answer broke off
+        except ClientError as exc:  # the answer broke off
             if resumed == RESUMES:
-                return f"the answer broke off {RESUMES + 1} times: {exc}", resumed
+                return f"the answer broke off {RESUMES + 1} times: {exc.__cause__}", resumed
             resumed += 1
     if f"sha256:{hashlib.sha256(data).hexdigest()}" != digest:
         return f"blob {digest[:19]} came back with other bytes", resumed

@@ -26,6 +26,9 @@ from reglab.registry.answers import (
     ssl_reason,
 )
 
+#: An answer as the client returns it (the one HTTP library is named only in this package).
+Answer = requests.Response
+
 #: Catalog page size: 2.8's maximum (a larger n is refused).
 CATALOG_PAGE = 1000
 
@@ -317,6 +320,28 @@ class RegistryClient:
             "HEAD", f"/v2/{repository}/manifests/{reference}", headers={"Accept": MANIFEST_TYPES}
         )
         return str(response.headers["Docker-Content-Digest"])
+
+
+def read_all(response: requests.Response, into: bytearray) -> None:
+    """Read a streamed answer to its end into ``into``. Raises ClientError when it breaks off
+    (a replica killed while it answered); ``into`` keeps what arrived, so a ``Range`` request
+    can ask for the rest."""
+    try:
+        with response:
+            for chunk in response.iter_content(1 << 16):
+                into += chunk
+    except requests.RequestException as exc:
+        raise ClientError(f"the answer broke off: {exc}", "ask for the rest (Range)") from exc
+
+
+def fetch_text(url: str, timeout: float = 5.0) -> str | None:
+    """The body of ``GET url`` (a page that is not a registry's, such as HAProxy's statistics),
+    or None when nothing answers."""
+    try:
+        with requests.Session() as session:
+            return session.get(url, timeout=timeout).text
+    except requests.RequestException:
+        return None
 
 
 def probe_status(

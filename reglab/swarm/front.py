@@ -15,14 +15,13 @@ from typing import Any
 
 import docker
 import docker.errors
-import requests
 
 from reglab.base.errors import RegistryError, ReglabError, docker_errors
 from reglab.base.labels import OWNER_LABEL, owner_labels
 from reglab.base.settings import FRONT_IMAGE
 from reglab.base.shell import PathStyle
 from reglab.base.wait import NotYet, poll
-from reglab.registry.client import RegistryClient
+from reglab.registry.client import Answer, RegistryClient, fetch_text
 from reglab.registry.config import TOKEN_SERVICE
 from reglab.swarm.deploy import running_tasks
 from reglab.swarm.names import FRONT_PORT, RELAY_CFG_TARGET, STATS_PORT, TOKEN_REPLICAS, Named
@@ -42,7 +41,7 @@ def replica_header(name: str) -> dict[str, str]:
     return {"X-Reglab-Use": name}
 
 
-def served_by(response: requests.Response) -> str:
+def served_by(response: Answer) -> str:
     """Which replica answered (the front's name for it)."""
     return response.headers.get("X-Reglab-Replica", "?")
 
@@ -50,11 +49,10 @@ def served_by(response: requests.Response) -> str:
 def replicas_seen(names: Named, odd: bool = False, backend: str = "replicas") -> list[Replica]:
     """The front's view of the replicas, from HAProxy's statistics (CSV); with ``odd`` the
     registry started beside the stack too. ``backend="tokens"``: the token servers."""
-    try:  # HAProxy's page, not a registry: plain HTTP on the relay's second port
-        answer = requests.get(names.stats_url, timeout=5)
-    except requests.RequestException:
+    page = fetch_text(names.stats_url)  # HAProxy's page, not a registry: plain HTTP
+    if page is None:
         return []
-    rows = answer.text.lstrip("# ").splitlines()
+    rows = page.lstrip("# ").splitlines()
     if not rows:
         return []
     header = rows[0].split(",")
