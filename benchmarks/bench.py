@@ -137,7 +137,9 @@ class Bench:
         self.out = out
         self.rounds = 3 if quick else 7
         self.engine = reglab.connect()
-        images.ensure_images(self.engine, offline=reglab.Settings.from_env().offline)
+        images.ensure_images(  # every comparison, up to the swarm's
+            self.engine, "swarm", offline=reglab.Settings.from_env().offline
+        )
         self.tmp = Path(tempfile.mkdtemp(prefix="reglab-bench-"))
         self.port = free_port()
         layers, size = (4, 4 << 20) if quick else (8, 8 << 20)
