@@ -52,18 +52,19 @@ def _new_key() -> PrivateKey:
 
 
 def _key_usage(certificates: bool) -> x509.KeyUsage:
-    """Signatures only; and, for a CA, signatures on certificates and revocation lists."""
-    return x509.KeyUsage(
-        digital_signature=True,
-        key_cert_sign=certificates,
-        crl_sign=certificates,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        encipher_only=False,
-        decipher_only=False,
-    )
+    """Signatures only; and, for a CA, signatures on certificates and revocation lists.
+
+    Every other use (encipherment, key agreement, ...) is off: an ECDSA key only signs.
+    """
+    allowed = {"digital_signature"} | ({"key_cert_sign", "crl_sign"} if certificates else set())
+    return x509.KeyUsage(**{flag: flag in allowed for flag in _KEY_USAGE_FLAGS})
+
+
+#: KeyUsage's flags, every one of which its constructor wants said.
+_KEY_USAGE_FLAGS = (
+    "digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+    "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only",
+)  # fmt: skip
 
 
 def _general_name(name: str) -> x509.GeneralName:
