@@ -17,10 +17,11 @@ import docker
 import docker.errors
 
 from reglab.base.errors import RegistryError, ReglabError, docker_errors
-from reglab.base.labels import OWNER_LABEL, owner_labels
+from reglab.base.labels import owner_labels
 from reglab.base.settings import FRONT_IMAGE
 from reglab.base.shell import PathStyle
 from reglab.base.wait import NotYet, poll
+from reglab.engine.spec import ContainerSpec, Mount
 from reglab.registry.client import Answer, RegistryClient, fetch_text
 from reglab.registry.config import TOKEN_SERVICE
 from reglab.swarm.deploy import running_tasks
@@ -179,14 +180,22 @@ def wait_command(names: Named, ca: Path, style: PathStyle) -> str:
 # --- the relay -----------------------------------------------------------------------------
 
 
-def relay_command(names: Named, folder: Path, style: PathStyle) -> str:
-    mount = style.show(folder / "relay.cfg", mount_to=RELAY_CFG_TARGET)
-    return (
-        f"docker run -d --name {names.relay} --label {OWNER_LABEL}=true "
-        f"--network {names.network} -p 127.0.0.1:{names.port}:{FRONT_PORT} "
-        f"-p 127.0.0.1:{names.stats_port}:{STATS_PORT} -v {mount}:ro "
-        f"{FRONT_IMAGE} haproxy -W -db -f {RELAY_CFG_TARGET}"
+def relay_spec(names: Named, folder: Path) -> ContainerSpec:
+    """The relay: HAProxy in TCP mode on the stack's network, holding 127.0.0.1 only (the
+    front's port and its statistics) and passing each connection on, still encrypted."""
+    return ContainerSpec(
+        FRONT_IMAGE,
+        ("haproxy", "-W", "-db", "-f", RELAY_CFG_TARGET),
+        name=names.relay,
+        labels=owner_labels(),
+        ports=(("127.0.0.1", names.port, FRONT_PORT), ("127.0.0.1", names.stats_port, STATS_PORT)),
+        network=names.network,
+        mounts=(Mount(folder / "relay.cfg", RELAY_CFG_TARGET, read_only=True),),
     )
+
+
+def relay_command(names: Named, folder: Path, style: PathStyle) -> str:
+    return relay_spec(names, folder).shell(style)
 
 
 def relay_container(engine: docker.DockerClient, names: Named) -> Any:
@@ -201,21 +210,8 @@ def start_relay(engine: docker.DockerClient, names: Named, folder: Path) -> None
     old = relay_container(engine, names)
     if old is not None:
         old.remove(force=True)
-    config = str((folder / "relay.cfg").resolve())
     with docker_errors(f"cannot start the relay {names.relay}", error=RegistryError):
-        engine.containers.run(
-            FRONT_IMAGE,
-            ["haproxy", "-W", "-db", "-f", RELAY_CFG_TARGET],
-            name=names.relay,
-            detach=True,
-            labels=owner_labels(),
-            network=names.network,
-            ports={
-                f"{FRONT_PORT}/tcp": ("127.0.0.1", names.port),
-                f"{STATS_PORT}/tcp": ("127.0.0.1", names.stats_port),
-            },
-            volumes={config: {"bind": RELAY_CFG_TARGET, "mode": "ro"}},
-        )
+        engine.containers.run(**relay_spec(names, folder.resolve()).run_kwargs())
 
 
 def read_relay(relay: Any) -> tuple[int | None, Path | None]:

@@ -13,10 +13,11 @@ import yaml
 
 from reglab.base.errors import RegistryError, docker_errors
 from reglab.base.files import write_atomic
-from reglab.base.labels import OWNER_LABEL, owner_labels
+from reglab.base.labels import owner_labels
 from reglab.base.settings import REGISTRY_IMAGE
 from reglab.base.shell import PathStyle
 from reglab.base.wait import WaitTimeout, poll
+from reglab.engine.spec import ContainerSpec, Mount
 from reglab.swarm.front import answers_as, replicas_seen
 from reglab.swarm.names import Named
 
@@ -24,16 +25,28 @@ from reglab.swarm.names import Named
 ATTEMPTS = 3
 
 
+def odd_spec(names: Named, folder: Path) -> ContainerSpec:
+    """The odd registry: the replicas' configuration with another ``http.secret``, on the
+    stack's network, where the front reaches it by name."""
+    return ContainerSpec(
+        REGISTRY_IMAGE,
+        name=names.odd,
+        labels=owner_labels(),
+        network=names.network,
+        mounts=(
+            Mount(folder / "odd.yml", "/etc/docker/registry/config.yml", read_only=True),
+            Mount(folder / "ca.crt", "/etc/reglab/ca.crt", read_only=True),
+        ),
+    )
+
+
 def odd_commands(names: Named, folder: Path, style: PathStyle) -> list[str]:
-    config = style.show(folder / "odd.yml", mount_to="/etc/docker/registry/config.yml")
-    ca = style.show(folder / "ca.crt", mount_to="/etc/reglab/ca.crt")
     registry_yml = style.show(folder / "registry.yml")
     odd_yml = style.show(folder / "odd.yml")
     return [
         f'(umask 077; sed "s/^  secret: .*/  secret: another-$RANDOM$RANDOM$RANDOM/" '
         f"{registry_yml} > {odd_yml})",
-        f"docker run -d --name {names.odd} --label {OWNER_LABEL}=true --network {names.network} "
-        f"-v {config}:ro -v {ca}:ro {REGISTRY_IMAGE}",
+        odd_spec(names, folder).shell(style),
     ]
 
 
@@ -70,19 +83,8 @@ def start_odd(engine: docker.DockerClient, names: Named, folder: Path, timeout: 
 
 def _run_odd(engine: docker.DockerClient, names: Named, folder: Path) -> None:
     remove_odd(engine, names)
-    mounts = {"odd.yml": "/etc/docker/registry/config.yml", "ca.crt": "/etc/reglab/ca.crt"}
     with docker_errors(f"cannot start {names.odd}", error=RegistryError):
-        engine.containers.run(
-            REGISTRY_IMAGE,
-            name=names.odd,
-            detach=True,
-            labels=owner_labels(),
-            network=names.network,
-            volumes={
-                str((folder / file).resolve()): {"bind": target, "mode": "ro"}
-                for file, target in mounts.items()
-            },
-        )
+        engine.containers.run(**odd_spec(names, folder.resolve()).run_kwargs())
 
 
 def remove_odd(engine: docker.DockerClient, names: Named) -> bool:

@@ -20,6 +20,9 @@ from reglab.registry.container import Registry
 from reglab.registry.disk import SmallDisk, volume_spec
 from reglab.registry.mirror import mirror_config
 from reglab.registry.token import TokenServer
+from reglab.swarm.front import relay_spec
+from reglab.swarm.names import StackNames
+from reglab.swarm.odd import odd_spec
 
 WORKDIR = Path("/srv/lab/workdir")
 STYLES = {
@@ -66,6 +69,8 @@ def helpers() -> dict[str, ContainerSpec]:
         "collector, dry run": gc.collector_spec(stored, dry_run=True),
         "trust": trust.copy_spec(),
         "untrust": trust.delete_spec(),
+        "swarm relay": relay_spec(StackNames("reg", 5055), WORKDIR / "swarm"),
+        "swarm odd registry": odd_spec(StackNames("reg", 5055), WORKDIR / "swarm"),
         "odd values": one_off(
             "img:1", ("sh", "-c", "echo 'a b' \"$x\""), env={"A": "x y", "B": "it's"}
         ),  # fmt: skip

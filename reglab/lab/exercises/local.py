@@ -5,6 +5,7 @@ from __future__ import annotations
 from reglab.base.errors import ReglabError, docker_errors
 from reglab.base.labels import owner_labels
 from reglab.base.settings import REGISTRY_IMAGE
+from reglab.engine.spec import ContainerSpec
 from reglab.lab.exercises.verdict import letter, verdict
 from reglab.lab.workshop import Workshop
 from reglab.registry.container import Registry
@@ -83,10 +84,9 @@ def _volumes_left_by_rm(ws: Workshop, name: str) -> list[str]:
     with docker_errors("the local-stage registry did not start"):
         for old in engine.containers.list(all=True, filters={"name": f"^{name}$"}):
             old.remove(force=True, v=True)
-        ws.cli(f"docker run -d --name {name} {REGISTRY_IMAGE}")
-        container = engine.containers.run(
-            REGISTRY_IMAGE, detach=True, name=name, labels=owner_labels()
-        )
+        local = ContainerSpec(REGISTRY_IMAGE, name=name, labels=owner_labels())
+        ws.cli(local.shell())
+        container = engine.containers.run(**local.run_kwargs())
         names_of_mounts = "'{{range .Mounts}}{{.Name}}{{end}}'"
         ws.cli(f"VOLUME=$(docker inspect --format {names_of_mounts} {name})")
         volumes = [m["Name"] for m in container.attrs["Mounts"] if m["Type"] == "volume"]
