@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 RUN_DIR = Path(os.environ.get("REGLAB_RUN_DIR", "/run/reglab")) / "engines"
+#: The engines this process started (see start()).
+_STARTED: list[subprocess.Popen[bytes]] = []
 DEFAULT_SOCKET = "/var/run/docker.sock"
 
 
@@ -133,6 +135,9 @@ def start(
             )
     except OSError as exc:
         raise NotOurs(f"cannot start {argv[0]}: {exc.strerror}") from None
+    # The engine outlives this call on purpose; kept referenced so that Python never collects
+    # the Popen of a child still running (a ResourceWarning, an error under the test suite).
+    _STARTED.append(process)
     engine = Engine(name, process.pid, argv, path, sock, log)
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     tmp = engine.record.with_suffix(".tmp")
