@@ -137,6 +137,7 @@ def test_refused_fails_when_auth_is_off(make_registry: MakeRegistry) -> None:
         ),
     ],
 )
+@pytest.mark.one_engine
 def test_a_broken_step_stops_the_notebook_at_its_checkpoint(
     engine: DockerClient,
     workshop_images: dict[str, str],
@@ -155,6 +156,7 @@ def test_a_broken_step_stops_the_notebook_at_its_checkpoint(
     assert "fix:" in err.value.evalue
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize("notebook", sorted(p.name for p in NOTEBOOKS.glob("0*.ipynb")))
 def test_each_notebook_passes_nbval_alone_twice_from_a_clean_state(
     engine: DockerClient, workshop_images: dict[str, str], tmp_path: Path, notebook: str
