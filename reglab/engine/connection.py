@@ -1,7 +1,7 @@
-"""Connecting to the Docker engine, and the checks of the machine it runs on.
-
-The preflight exists because a workshop room fails in a handful of predictable ways; each
-:class:`~reglab.base.errors.Problem` carries the fix, so a learner can act on it without asking.
+"""Connecting to the Docker engine, and the checks of the machine it runs on that the
+preflight (:mod:`reglab.registry.preflight`) and the start of a registry share: who holds a
+port, and whether a folder can be written. Each :class:`~reglab.base.errors.Problem` carries
+its fix, so a learner can act on it without asking.
 """
 
 from __future__ import annotations
