@@ -17,7 +17,7 @@ from typing import Any
 import docker
 
 from reglab.base import ports
-from reglab.base.settings import REGISTRY_IMAGE
+from reglab.base.versions import V3
 from reglab.images.context import BuildContext
 from reglab.registry.container import Container, Registry
 
@@ -192,7 +192,7 @@ def shell_script(commands: list[Typed], port: int, state: Path) -> str:
             ]
         else:
             lines.append(typed.command)
-        if typed.command.startswith("docker run -d") and REGISTRY_IMAGE in typed.command:
+        if typed.command.startswith("docker run -d") and V3.image in typed.command:
             lines.append("ready")
     assigned = sorted({m.group(1) for t in commands if (m := re.match(r"(\w+)=", t.command))})
     if assigned:  # (NAME=value command ... sets NAME for that command only: not kept)

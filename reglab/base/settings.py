@@ -11,6 +11,7 @@ depends on the environment by accident.
 - ``REGLAB_WORKDIR``  folder holding registry-data/, certs/, ca/ and auth/ (default ./workdir)
 - ``REGLAB_NAME``     container name (default ``reglab-registry``)
 - ``REGLAB_OFFLINE``  ``1`` never tries to pull from Docker Hub; images are built locally instead
+- ``REGLAB_REGISTRY`` ``3`` (default: distribution 3) or ``2`` (distribution 2.8)
 """
 
 from __future__ import annotations
@@ -23,14 +24,12 @@ from pathlib import Path
 
 from reglab.base.errors import ConfigError
 from reglab.base.ports import Ports
+from reglab.base.versions import DEFAULT_VERSION, registry_version
 
 DEFAULT_PORT = 5000
 DEFAULT_NAME = "reglab-registry"
 DEFAULT_WORKDIR = "workdir"
 
-#: The registry image. Pinned to the v2 line on purpose: ``registry`` / ``registry:latest`` now
-#: pull distribution v3, which reads its config from a different path (/etc/distribution/).
-REGISTRY_IMAGE = "registry:2"
 HELLO_IMAGE = "hello-world:latest"
 #: Small tools (Debian's static busybox) for short-lived containers that do a file operation as
 #: the engine: writing Docker's certs.d for a learner who is in the docker group but not root.
@@ -85,6 +84,8 @@ class Settings:
     workdir: Path = Path(DEFAULT_WORKDIR)
     name: str = DEFAULT_NAME
     offline: bool = False
+    #: The registry version every stage runs: "3" or "2" (reglab.base.versions).
+    registry: str = DEFAULT_VERSION
     #: The learner named the working folder with REGLAB_WORKDIR: printed commands say
     #: "$REGLAB_WORKDIR/..." (see reglab.base.shell).
     workdir_from_env: bool = False
@@ -98,6 +99,7 @@ class Settings:
             workdir=resolve_workdir(env.get("REGLAB_WORKDIR", DEFAULT_WORKDIR)),
             name=check_name(env.get("REGLAB_NAME", DEFAULT_NAME)),
             offline=env.get("REGLAB_OFFLINE", "").lower() in {"1", "true", "yes"},
+            registry=registry_version(env.get("REGLAB_REGISTRY") or None).major,
             workdir_from_env=bool(env.get("REGLAB_WORKDIR")),
         )
 
@@ -112,6 +114,7 @@ class Settings:
         workdir: Path | None = None,
         name: str | None = None,
         offline: bool | None = None,
+        registry: str | None = None,
     ) -> Settings:
         """These settings with the values a caller gave explicitly (a command line's options);
         ``None`` keeps the setting. A working folder given here is not "from the environment",
@@ -122,5 +125,6 @@ class Settings:
             workdir=self.workdir if workdir is None else resolve_workdir(workdir),
             name=self.name if name is None else check_name(name),
             offline=self.offline if offline is None else offline,
+            registry=self.registry if registry is None else registry_version(registry).major,
             workdir_from_env=self.workdir_from_env and workdir is None,
         )

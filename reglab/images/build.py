@@ -2,7 +2,8 @@
 
 :func:`ensure_images` walks the table in ``reglab.images.recipes``, keeping to the images the
 asked stage needs: an image that is present and current stays; else it is pulled by its exact
-tag (only ``registry:2`` and ``hello-world`` exist on Docker Hub; never when offline); else it
+tag (only ``registry:3``, ``registry:2`` and ``hello-world`` exist on Docker Hub, and the
+registries are pulled by release: ``registry:3.1.2``; never when offline); else it
 is built on this machine. A failed pull says why, in one line, before the build. An image reglab
 made from its own files is *current* while its ``org.reglab.source`` label is the hash of
 those files today; a changed file makes it again.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import docker
@@ -45,9 +46,13 @@ def _to_stderr(line: str) -> None:
     print(line, file=sys.stderr)
 
 
-def missing_images(client: docker.DockerClient, stage: str = FOUNDATION) -> list[str]:
+def missing_images(
+    client: docker.DockerClient, stage: str = FOUNDATION, registries: Sequence[str] | None = None
+) -> list[str]:
     """The images ``stage`` needs that the engine does not have yet."""
-    return [recipe.ref for recipe in recipes_for(stage) if not exists(client, recipe.ref)]
+    return [
+        recipe.ref for recipe in recipes_for(stage, registries) if not exists(client, recipe.ref)
+    ]
 
 
 def image_current(client: docker.DockerClient, recipe: Recipe) -> bool:
@@ -61,6 +66,7 @@ def ensure_images(
     client: docker.DockerClient,
     stage: str = FOUNDATION,
     *,
+    registries: Sequence[str] | None = None,
     offline: bool = False,
     registry_binary: str | Path | None = None,
     progress: ProgressCallback | None = None,
@@ -76,14 +82,14 @@ def ensure_images(
     options = BuildOptions(progress=progress, registry_binary=registry_binary)
     pulls = not offline
     how: dict[str, str] = {}
-    for recipe in recipes_for(stage):
+    for recipe in recipes_for(stage, registries):
         present = exists(client, recipe.ref)
         if present and image_current(client, recipe):
             how[recipe.ref] = "present"
             continue
         if pulls and recipe.pullable:
             try:
-                pull(client, recipe.ref, progress=progress)
+                _pull(client, recipe, progress)
                 how[recipe.ref] = "pulled"
                 continue
             except ReglabError as exc:
@@ -91,6 +97,16 @@ def ensure_images(
                 say(f"{exc.problem[:240]}; building {recipe.ref} here instead")
         how[recipe.ref] = _build(client, recipe, present, options, say)
     return how
+
+
+def _pull(client: docker.DockerClient, recipe: Recipe, progress: ProgressCallback | None) -> None:
+    """Pull the recipe's image by its exact tag (its release tag when it has one)."""
+    if recipe.release_tag is None:
+        pull(client, recipe.ref, progress=progress)
+        return
+    pull(client, recipe.release_tag, progress=progress)
+    repository, _, tag = recipe.ref.rpartition(":")
+    client.images.get(recipe.release_tag).tag(repository, tag)
 
 
 def _build(

@@ -84,6 +84,11 @@ class BuildContext:
         for lib in shared_libraries(binary):
             self.add_file(lib, f"rootfs{lib}")
 
+    def add_symlink(self, arcname: str, target: str) -> None:
+        info = tarfile.TarInfo(arcname)
+        info.type, info.linkname = tarfile.SYMTYPE, target
+        self._tar.addfile(info)
+
     def add_dir(self, arcname: str, mode: int = 0o755) -> None:
         info = tarfile.TarInfo(arcname)
         info.type, info.mode = tarfile.DIRTYPE, mode

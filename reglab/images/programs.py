@@ -1,6 +1,7 @@
-"""The foundation images, built ``FROM scratch`` from programs of this machine: ``registry:2``
-(the real registry server), ``hello-world`` (a tiny static C program) and ``reglab-tools``
-(busybox). Each carries the hash of reglab's files it is made from (``*_sources``).
+"""The foundation images, built ``FROM scratch`` from programs of this machine: ``registry:3``
+(distribution 3, built from its Go module), ``registry:2`` (2.8, Debian's registry server),
+``hello-world`` (a tiny static C program) and ``reglab-tools`` (busybox). Each carries the hash
+of reglab's files it is made from (``*_sources``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import docker
 from reglab.base import settings
 from reglab.base.errors import ImageError
 from reglab.base.progress import ProgressCallback
+from reglab.base.versions import V2, V3, V3_MODULE, V3_RELEASE
+from reglab.images import gobuild
 from reglab.images.context import BuildContext, asset, source_digest
 
 REGISTRY_BINARY_CANDIDATES = ("/usr/bin/docker-registry", "/usr/bin/registry", "/bin/registry")
@@ -31,6 +34,27 @@ VOLUME ["/var/lib/registry"]
 ENTRYPOINT ["/bin/registry", "serve"]
 CMD ["/etc/docker/registry/config.yml"]
 """
+#: Registry 3 as the official image has it (distribution-library-image): the configuration at
+#: /etc/distribution/config.yml, tracing off, and an entrypoint that maps ``serve``,
+#: ``garbage-collect``, ``help`` and flags to the registry program. busybox is its /bin/sh.
+REGISTRY3_DOCKERFILE = b"""\
+FROM scratch
+COPY rootfs/ /
+ENV OTEL_TRACES_EXPORTER=none
+VOLUME ["/var/lib/registry"]
+EXPOSE 5000
+ENTRYPOINT ["/entrypoint.sh"]
+CMD ["/etc/distribution/config.yml"]
+"""
+#: The registry 3 server at the pinned release, its version set as distribution's own
+#: Dockerfile sets it (``registry --version`` then names it).
+REGISTRY3_PROGRAM = gobuild.GoProgram(
+    "registry",
+    f"{V3_MODULE}/cmd/registry",
+    f"v{V3_RELEASE}",
+    ldflags=f"-s -w -X {V3_MODULE}/version.version=v{V3_RELEASE} "
+    f"-X {V3_MODULE}/version.mainpkg={V3_MODULE}",
+)
 HELLO_DOCKERFILE = b"""\
 FROM scratch
 COPY hello /
@@ -46,6 +70,15 @@ ENTRYPOINT ["/bin/busybox"]
 
 def registry_sources() -> list[bytes]:
     return [REGISTRY_DOCKERFILE, asset("config.yml")]
+
+
+def registry3_sources() -> list[bytes]:
+    return [
+        REGISTRY3_DOCKERFILE,
+        asset("config-v3.yml"),
+        asset("registry-entrypoint.sh"),
+        f"{REGISTRY3_PROGRAM}".encode(),
+    ]
 
 
 def hello_sources() -> list[bytes]:
@@ -78,7 +111,7 @@ def build_registry_image(
     client: docker.DockerClient,
     *,
     binary: str | Path | None = None,
-    ref: str = settings.REGISTRY_IMAGE,
+    ref: str = V2.image,
     progress: ProgressCallback | None = None,
 ) -> str:
     """Build ``registry:2`` from the registry server binary on this machine; return the ref.
@@ -91,6 +124,28 @@ def build_registry_image(
     context.add_dir("rootfs/var/lib/registry")
     context.add_dir("rootfs/tmp", 0o1777)
     return context.build(client, ref, progress, source_digest(registry_sources()))
+
+
+def build_registry3_image(
+    client: docker.DockerClient,
+    *,
+    ref: str = V3.image,
+    progress: ProgressCallback | None = None,
+) -> str:
+    """Build ``registry:3`` from distribution's Go module at the pinned release; return the ref.
+
+    Static (no libraries), with busybox as the shell its entrypoint script needs.
+    """
+    binary = gobuild.build(REGISTRY3_PROGRAM)
+    context = BuildContext(REGISTRY3_DOCKERFILE)
+    context.add_file(binary, "rootfs/bin/registry")
+    context.add_binary(_busybox(), "/bin/busybox")
+    context.add_symlink("rootfs/bin/sh", "busybox")
+    context.add_bytes(asset("registry-entrypoint.sh"), "rootfs/entrypoint.sh", 0o755)
+    context.add_bytes(asset("config-v3.yml"), "rootfs/etc/distribution/config.yml")
+    context.add_dir("rootfs/var/lib/registry")
+    context.add_dir("rootfs/tmp", 0o1777)
+    return context.build(client, ref, progress, source_digest(registry3_sources()))
 
 
 def build_hello_image(
@@ -137,14 +192,18 @@ def build_tools_image(
     ``docker run --rm reglab-tools:1 cp ...`` runs busybox's cp: enough for the file operations
     reglab does as the engine, and small (about 2 MB).
     """
+    context = BuildContext(TOOLS_DOCKERFILE)
+    context.add_binary(_busybox(), "/bin/busybox")
+    context.add_dir("rootfs/tmp", 0o1777)
+    return context.build(client, ref, progress, source_digest(tools_sources()))
+
+
+def _busybox() -> Path:
     path = next((Path(p) for p in BUSYBOX_CANDIDATES if Path(p).is_file()), None)
     if path is None:
         raise ImageError(
-            "no busybox found to build reglab-tools offline",
+            "no busybox found to build reglab's images offline",
             "install Debian's busybox-static (apt-get install busybox-static), or load a saved "
             "tarball: reglab images --load FILE.tar",
         )
-    context = BuildContext(TOOLS_DOCKERFILE)
-    context.add_binary(path, "/bin/busybox")
-    context.add_dir("rootfs/tmp", 0o1777)
-    return context.build(client, ref, progress, source_digest(tools_sources()))
+    return path

@@ -21,6 +21,7 @@ import docker
 from reglab.base import settings
 from reglab.base.errors import ConfigError, ImageError
 from reglab.base.progress import ProgressCallback
+from reglab.base.versions import DEFAULT_VERSION, V2, V3, VERSIONS, registry_version
 from reglab.images import debian, programs, services
 from reglab.images.context import source_digest
 
@@ -66,6 +67,11 @@ class Recipe:
     sources: Callable[[], Sequence[bytes]]
     #: Pulled by this exact tag from Docker Hub first (when it answers and not offline).
     pullable: bool = False
+    #: The exact release tag to pull instead of ``ref`` (then tagged as ``ref``): registry:3
+    #: is pulled as registry:3.1.2, so every room runs the release reglab was tested with.
+    release_tag: str | None = None
+    #: The registry version this image is the server of ("3" or "2"; None: not a registry).
+    registry: str | None = None
     #: The Debian packages this machine needs to build it (what an error names).
     host_packages: tuple[str, ...] = ()
     #: The Debian packages debootstrapped into it: needs Debian's apt and root, once.
@@ -94,14 +100,25 @@ def _debian(ref: str, packages: list[str], stage: str, changes: list[str] | None
 
 RECIPES = (
     Recipe(
-        settings.REGISTRY_IMAGE,
+        V3.image,
+        FOUNDATION,
+        lambda client, o: programs.build_registry3_image(client, progress=o.progress),
+        programs.registry3_sources,
+        pullable=True,
+        release_tag=V3.release_tag,
+        registry=V3.major,
+    ),
+    Recipe(
+        V2.image,
         FOUNDATION,
         lambda client, o: programs.build_registry_image(
             client, binary=o.registry_binary, progress=o.progress
         ),
         programs.registry_sources,
         pullable=True,
+        release_tag=V2.release_tag,
         host_packages=("docker-registry",),
+        registry=V2.major,
     ),
     Recipe(
         settings.HELLO_IMAGE,
@@ -148,7 +165,18 @@ def stage_level(stage: str) -> str:
     return STAGES[stage]
 
 
-def recipes_for(stage: str = FOUNDATION) -> list[Recipe]:
-    """The recipes of the images ``stage`` needs, bases first."""
+def recipes_for(stage: str = FOUNDATION, registries: Sequence[str] | None = None) -> list[Recipe]:
+    """The recipes of the images ``stage`` needs, bases first, with the server of each registry
+    version in ``registries`` (default: the workshop's, 3; ``"all"`` makes both)."""
     level = LEVELS.index(stage_level(stage))
-    return [recipe for recipe in RECIPES if LEVELS.index(recipe.stage) <= level]
+    wanted = (
+        set(VERSIONS)
+        if stage == ALL
+        else {registry_version(r).major for r in (registries or (DEFAULT_VERSION,))}
+    )
+    return [
+        recipe
+        for recipe in RECIPES
+        if LEVELS.index(recipe.stage) <= level
+        and (recipe.registry is None or recipe.registry in wanted)
+    ]

@@ -28,6 +28,7 @@ from reglab.base.errors import ConfigError
 from reglab.base.labels import STAGE_LABEL, owner_labels
 from reglab.base.ports import Ports
 from reglab.base.shell import PathStyle
+from reglab.base.versions import V3, RegistryVersion, registry_version
 from reglab.engine.spec import INVOKER, ContainerSpec, Mount, Step, volumes_of
 from reglab.registry.workdir import Workdir
 
@@ -126,7 +127,9 @@ class RegistryConfig:
     port: int = settings.DEFAULT_PORT
     workdir: Path = field(default_factory=lambda: Path(settings.DEFAULT_WORKDIR))
     name: str = settings.DEFAULT_NAME
-    image: str = settings.REGISTRY_IMAGE
+    #: The registry version ("3", the default, or "2"; reglab.base.versions), and its image.
+    version: RegistryVersion = V3
+    image: str = ""
     #: Host addresses the port is published on. Loopback only by default: a workshop registry
     #: should not be reachable from the rest of the network unless you ask for it.
     bind: tuple[str, ...] = ("127.0.0.1",)
@@ -149,6 +152,8 @@ class RegistryConfig:
 
     def __post_init__(self) -> None:
         self.stage = Stage.parse(self.stage)
+        self.version = registry_version(self.version)
+        self.image = self.image or self.version.image
         self.port = settings.check_port(self.port)
         self.name = settings.check_name(self.name)
         self.workdir = settings.resolve_workdir(self.workdir)

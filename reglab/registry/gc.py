@@ -30,8 +30,6 @@ from reglab.registry.workdir import Workdir
 
 #: Where the blobs are, below /var/lib/registry.
 BLOBS = "docker/registry/v2/blobs"
-#: The registry's own configuration file inside the image (the collector reads it).
-CONFIG_PATH = "/etc/docker/registry/config.yml"
 
 
 @dataclass(frozen=True)
@@ -174,7 +172,7 @@ def collector_spec(
     flags = ["--dry-run"] * dry_run + ["--delete-untagged"] * delete_untagged
     return one_off(
         config.image,
-        ("garbage-collect", CONFIG_PATH, *flags),
+        ("garbage-collect", config.version.config_path, *flags),
         entrypoint=("/bin/registry",),
         mounts=(Mount(source, "/var/lib/registry", read_only=dry_run),),
     )
@@ -188,7 +186,6 @@ def _heads(registry: Registry, watch: Sequence[tuple[str, str]]) -> list[int]:
 
 
 __all__ = [
-    "CONFIG_PATH",
     "Collection",
     "Deleted",
     "blob_bytes",

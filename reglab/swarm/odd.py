@@ -14,8 +14,8 @@ import yaml
 from reglab.base.errors import RegistryError, docker_errors
 from reglab.base.files import write_atomic
 from reglab.base.labels import owner_labels
-from reglab.base.settings import REGISTRY_IMAGE
 from reglab.base.shell import PathStyle
+from reglab.base.versions import V3
 from reglab.base.wait import WaitTimeout, poll
 from reglab.engine.spec import ContainerSpec, Mount
 from reglab.swarm.front import answers_as, replicas_seen
@@ -29,7 +29,7 @@ def odd_spec(names: Named, folder: Path) -> ContainerSpec:
     """The odd registry: the replicas' configuration with another ``http.secret``, on the
     stack's network, where the front reaches it by name."""
     return ContainerSpec(
-        REGISTRY_IMAGE,
+        V3.image,
         name=names.odd,
         labels=owner_labels(),
         network=names.network,

@@ -14,6 +14,7 @@ from docker import DockerClient
 
 import reglab
 from reglab.base import labels, progress, settings
+from reglab.base.versions import V3
 from reglab.engine import transfer
 from reglab.engine.oneoff import run_once
 from reglab.images import archive, programs, recipes
@@ -89,7 +90,7 @@ def test_a_failed_pull_says_why_in_one_line_then_builds(
 def test_a_stage_makes_only_its_own_images(
     engine: DockerClient, workshop_images: dict[str, str]
 ) -> None:
-    foundation = [settings.REGISTRY_IMAGE, "hello-world:latest", "reglab-tools:1"]
+    foundation = [V3.image, "hello-world:latest", "reglab-tools:1"]
     assert list(images.ensure_images(engine, "tls", offline=True)) == foundation
     assert images.missing_images(engine, "swarm") == []
 

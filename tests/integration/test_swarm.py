@@ -19,7 +19,7 @@ from docker import DockerClient
 import reglab
 from reglab import swarm
 from reglab.auth.htpasswd import Htpasswd
-from reglab.base.settings import REGISTRY_IMAGE
+from reglab.base.versions import V3
 from reglab.engine import transfer
 from reglab.lab import exercises
 from reglab.lab.measure import PullStream, bucket_bytes, digest_from_each, split_upload
@@ -266,7 +266,7 @@ def test_down_keeps_the_store_unless_purged_then_leaves_the_swarm(
     # A container joined to the stack's network by hand holds it (and docker_gwbridge):
     # down names it, in one line, and removes nothing.
     holder = engine.containers.run(
-        REGISTRY_IMAGE, name=f"{registry.name}-holder", detach=True, network=registry.network
+        V3.image, name=f"{registry.name}-holder", detach=True, network=registry.network
     )
     try:
         held = run("down", "--purge", "--name", registry.name)

@@ -55,7 +55,8 @@ def test_docker_run_command_matches_the_container_settings() -> None:
     assert "--restart unless-stopped" in cmd
     assert "-v /srv/w/certs/domain.key:/certs/domain.key:ro" in cmd
     assert "-e 'REGISTRY_AUTH_HTPASSWD_REALM=Registry Realm'" in cmd  # quoted for the shell
-    assert cmd.rstrip().endswith("registry:2")
+    assert cmd.rstrip().endswith("registry:3")  # distribution 3 unless 2.8 is asked for
+    assert config("auth", version="2").docker_run_command().rstrip().endswith("registry:2")
     assert "--restart" not in config("local").docker_run_command()
     assert '--user "$(id -u):$(id -g)"' in cmd  # its files in registry-data are the user's
     assert "--user" not in config("local").docker_run_command()  # an anonymous volume: root's

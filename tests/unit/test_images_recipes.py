@@ -14,10 +14,11 @@ from reglab.base import settings
 from reglab.base.errors import ConfigError, ImageError
 from reglab.base.labels import BUILT_LABEL
 from reglab.base.progress import ProgressCallback
+from reglab.base.versions import V2, V3
 from reglab.images import build, debian, recipes
 from reglab.images.context import SOURCE_LABEL
 
-FOUNDATION = [settings.REGISTRY_IMAGE, settings.HELLO_IMAGE, settings.TOOLS_IMAGE]
+FOUNDATION = [V3.image, settings.HELLO_IMAGE, settings.TOOLS_IMAGE]
 TOKEN = [*FOUNDATION, settings.PYTHON_IMAGE, settings.TOKEN_IMAGE]
 
 DEBIAN_SOURCES = """\
@@ -84,12 +85,21 @@ def ubuntu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         ("07", FOUNDATION),
         ("token", TOKEN),
         ("08-token-auth", TOKEN),
-        ("swarm", list(recipes.WORKSHOP_IMAGES)),
+        ("swarm", [ref for ref in recipes.WORKSHOP_IMAGES if ref != V2.image]),
         ("all", list(recipes.WORKSHOP_IMAGES)),
     ],
 )
 def test_a_stage_asks_for_its_images_only_bases_first(stage: str, refs: list[str]) -> None:
     assert [r.ref for r in recipes.recipes_for(stage)] == refs
+
+
+def test_each_registry_version_brings_its_own_server_image() -> None:
+    assert [r.ref for r in recipes.recipes_for("tls", ["2"])][0] == V2.image
+    assert V3.image not in [r.ref for r in recipes.recipes_for("tls", ["2"])]
+    both = [r.ref for r in recipes.recipes_for("local", ["3", "2"])]
+    assert both[:2] == [V3.image, V2.image]
+    with pytest.raises(ConfigError, match="registry version '4'"):
+        recipes.recipes_for("local", ["4"])
 
 
 def test_an_unknown_stage_is_one_line_naming_the_known_ones() -> None:
@@ -195,22 +205,22 @@ def test_a_failed_pull_says_why_in_one_line_then_builds(monkeypatch: pytest.Monk
         built.append("registry")
         return "registry:2"
 
-    recipe = recipes.Recipe(settings.REGISTRY_IMAGE, "foundation", make, list, pullable=True)
-    monkeypatch.setattr(build, "recipes_for", lambda stage: [recipe, recipe])
+    recipe = recipes.Recipe(V3.image, "foundation", make, list, pullable=True)
+    monkeypatch.setattr(build, "recipes_for", lambda stage, registries: [recipe, recipe])
     notices: list[str] = []
     how = build.ensure_images(FakeEngine({}), notice=notices.append)
-    assert how == {settings.REGISTRY_IMAGE: "built"}
+    assert how == {V3.image: "built"}
     assert built == ["registry", "registry"]
     # Docker Hub is asked once: the second image is built without waiting for it again
     assert notices == [
-        "pull of registry:2 failed: dial tcp: lookup registry-1.docker.io; "
-        "building registry:2 here instead"
+        "pull of registry:3 failed: dial tcp: lookup registry-1.docker.io; "
+        "building registry:3 here instead"
     ]
 
 
 def test_a_pulled_image_is_current_and_a_changed_source_is_not() -> None:
-    engine = FakeEngine({settings.REGISTRY_IMAGE: {}, settings.TOOLS_IMAGE: {BUILT_LABEL: "x"}})
-    registry, _, tools = recipes.RECIPES[:3]
+    engine = FakeEngine({V3.image: {}, settings.TOOLS_IMAGE: {BUILT_LABEL: "x"}})
+    registry, _, _, tools = recipes.RECIPES[:4]
     assert build.image_current(engine, registry)
     assert not build.image_current(engine, tools)
     engine.present[settings.TOOLS_IMAGE].labels = current(settings.TOOLS_IMAGE)

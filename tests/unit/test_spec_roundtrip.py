@@ -169,7 +169,12 @@ def test_the_collector_runs_the_registrys_own_image() -> None:
     custom = Stored(config("persistent", image="registry:2.8.3"), engine=None)
     spec = gc.collector_spec(custom)
     assert spec.run_kwargs()["image"] == "registry:2.8.3"
-    assert " registry:2.8.3 garbage-collect " in spec.shell()
+    assert " registry:2.8.3 garbage-collect /etc/distribution/config.yml" in spec.shell()
+    older = Stored(config("persistent", version="2"), engine=None)
+    assert (
+        " registry:2 garbage-collect /etc/docker/registry/config.yml"
+        in gc.collector_spec(older).shell()
+    )
 
 
 def test_the_registry_line_is_the_one_the_notebooks_show() -> None:
@@ -192,7 +197,7 @@ def test_the_registry_line_is_the_one_the_notebooks_show() -> None:
             "-e REGISTRY_AUTH=htpasswd",
             "-e 'REGISTRY_AUTH_HTPASSWD_REALM=Registry Realm'",
             "-e REGISTRY_AUTH_HTPASSWD_PATH=/auth/htpasswd",
-            "registry:2",
+            "registry:3",
         ]
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from reglab.base.errors import ReglabError, docker_errors
 from reglab.base.labels import owner_labels
-from reglab.base.settings import REGISTRY_IMAGE
+from reglab.base.versions import V3
 from reglab.engine.spec import ContainerSpec
 from reglab.lab.exercises.verdict import letter, verdict
 from reglab.lab.workshop import Workshop
@@ -84,7 +84,7 @@ def _volumes_left_by_rm(ws: Workshop, name: str) -> list[str]:
     with docker_errors("the local-stage registry did not start"):
         for old in engine.containers.list(all=True, filters={"name": f"^{name}$"}):
             old.remove(force=True, v=True)
-        local = ContainerSpec(REGISTRY_IMAGE, name=name, labels=owner_labels())
+        local = ContainerSpec(V3.image, name=name, labels=owner_labels())
         ws.cli(local.shell())
         container = engine.containers.run(**local.run_kwargs())
         names_of_mounts = "'{{range .Mounts}}{{.Name}}{{end}}'"
