@@ -24,7 +24,7 @@ from pathlib import Path
 
 from reglab.base.errors import ConfigError
 from reglab.base.ports import Ports
-from reglab.base.versions import DEFAULT_VERSION, registry_version
+from reglab.base.versions import DEFAULT_VERSION, RegistryVersion, registry_version
 
 DEFAULT_PORT = 5000
 DEFAULT_NAME = "reglab-registry"
@@ -102,6 +102,11 @@ class Settings:
             registry=registry_version(env.get("REGLAB_REGISTRY") or None).major,
             workdir_from_env=bool(env.get("REGLAB_WORKDIR")),
         )
+
+    @property
+    def version(self) -> RegistryVersion:
+        """The registry version every stage runs."""
+        return registry_version(self.registry)
 
     @property
     def ports(self) -> Ports:

@@ -11,6 +11,7 @@ from typing import NoReturn
 
 from reglab.base import ports, settings
 from reglab.base.errors import ConfigError, Problem
+from reglab.base.versions import registry_version
 from reglab.images import recipes
 from reglab.registry.config import Stage
 
@@ -18,6 +19,13 @@ from reglab.registry.config import Stage
 def _port(value: str) -> int:
     try:
         return settings.check_port(value)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _registry(value: str) -> str:
+    try:
+        return registry_version(value).major
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -73,8 +81,19 @@ def build_parser() -> argparse.ArgumentParser:
             "--name", default=None, help="container name (default: REGLAB_NAME or reglab-registry)"
         )
 
+    def registry(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--registry",
+            type=_registry,
+            default=None,
+            metavar="3|2",
+            help="registry version: 3 (distribution 3.1, the default) or 2 (2.8); "
+            "default: REGLAB_REGISTRY or 3",
+        )
+
     p = sub.add_parser("doctor", help="check that the workshop can run here")
     common(p)
+    registry(p)
     p.add_argument(
         "--stage",
         choices=list(recipes.STAGES),
@@ -84,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "images",
-        help="make the images a stage needs available (default: registry:2, hello-world, tools)",
+        help="make the images a stage needs available (default: registry:3, hello-world, tools)",
     )
     which = p.add_mutually_exclusive_group()
     which.add_argument(
@@ -103,11 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="never contact Docker Hub; build the images locally",
     )
+    registry(p)
     p.add_argument(
         "--registry-binary",
         type=Path,
         default=None,
-        help="registry server binary to build registry:2 from",
+        help="registry 2.8 server binary to build registry:2 from (default: Debian's)",
     )
     tarball = p.add_mutually_exclusive_group()
     tarball.add_argument(
@@ -128,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="local, persistent, tls, auth or token; or mirror (with --upstream)",
     )
     common(p)
+    registry(p)
     p.add_argument("--user", help="(auth) add this user, or change their password")
     p.add_argument(
         "--upstream",
@@ -234,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
         "else reglab's example)",
     )
     common(s)
+    registry(s)
     s = actions.add_parser("status", help="what runs, and the replicas the front sees")
     common(s, port=False, workdir=False)
     s = actions.add_parser("scale", help="change the number of replicas; the front follows")

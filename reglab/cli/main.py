@@ -33,7 +33,7 @@ from reglab.registry import token as tokenauth
 from reglab.registry.config import RegistryConfig, Stage, check_notify_url
 from reglab.registry.container import Registry, owned_registries
 from reglab.registry.preflight import preflight
-from reglab.registry.status import registry_workdir
+from reglab.registry.status import image_version, registry_workdir
 
 
 def resolve(args: argparse.Namespace) -> settings.Settings:
@@ -44,6 +44,7 @@ def resolve(args: argparse.Namespace) -> settings.Settings:
         workdir=getattr(args, "workdir", None),
         name=getattr(args, "name", None) or None,
         offline=getattr(args, "offline", False) or None,  # --offline adds to REGLAB_OFFLINE
+        registry=getattr(args, "registry", None),
     )
 
 
@@ -58,6 +59,7 @@ def _config(args: argparse.Namespace, stage: str = "local") -> RegistryConfig:
         workdir=env.workdir,
         name=env.name,
         token_port=env.ports.token_server if parsed.token else None,
+        version=env.version,
     )
 
 
@@ -74,13 +76,14 @@ def _running_config(args: argparse.Namespace) -> RegistryConfig:
 def _doctor(args: argparse.Namespace) -> int:
     cfg = _config(args)
     stage = args.stage
-    problems = preflight(cfg.port, cfg.workdir, cfg.name, stage=stage)
+    problems = preflight(cfg.port, cfg.workdir, cfg.name, stage, (cfg.version.major,))
     for problem in problems:
         print(f"problem: {problem}")
     if not problems:
+        release = image_version(connect(), cfg.image)
         print(
-            f"ready: {EngineInfo.of(connect())} answers, the {stage} images present, "
-            f"port {cfg.port} free, {cfg.workdir} writable"
+            f"ready: {EngineInfo.of(connect())} answers, the {stage} images present "
+            f"({cfg.image} is registry {release}), port {cfg.port} free, {cfg.workdir} writable"
         )
     return 1 if problems else 0
 
@@ -96,6 +99,7 @@ def _images(args: argparse.Namespace) -> int:
     how = images.ensure_images(
         engine,
         stage,
+        registries=(args.settings.registry,),
         offline=args.settings.offline,
         registry_binary=args.registry_binary,
         progress=TextProgress(),
@@ -133,7 +137,7 @@ def _up_mirror(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else env.ports.mirror  # beside its upstream
     name = args.name or MIRROR_NAME
     registry = mirror.start_mirror(
-        connect(), args.upstream, port, env.workdir, name, notify=_notify_url(args)
+        connect(), args.upstream, port, env.workdir, name, _notify_url(args), env.version
     )
     print(f"mirror {name} of {registry.config.upstream} answers at {registry.url}")
     print(f"pull through it: docker pull {registry.address}/REPOSITORY:TAG (pushes are refused)")
@@ -219,7 +223,9 @@ def _status(args: argparse.Namespace) -> int:
     for r in [] if args.json else found:
         ports = ", ".join(r.ports) or "-"
         print(
-            f"{r.name}: {r.state}, stage {r.stage}, port {ports}, "
+            f"{r.name}: {r.state}, "
+            + (f"registry {r.version}, " if r.version else "")
+            + f"stage {r.stage}, port {ports}, "
             f"tls {'on' if r.tls else 'off'}, auth {'on' if r.auth else 'off'}"
             + (f", folder {r.workdir}" if r.workdir else "")
         )

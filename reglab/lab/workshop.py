@@ -93,6 +93,7 @@ class Workshop:
         how = images.ensure_images(
             ws.engine,
             stage,
+            registries=(ws.settings.registry,),
             offline=ws.settings.offline,
             progress=for_display("images"),
             notice=print,
@@ -104,6 +105,7 @@ class Workshop:
         return ws
 
     def config(self, stage: str | Stage, **kwargs: Any) -> RegistryConfig:
+        kwargs.setdefault("version", self.settings.version)
         return RegistryConfig(
             stage=Stage.parse(stage), port=self.port, workdir=self.workdir, name=self.name, **kwargs
         )

@@ -27,6 +27,7 @@ from reglab.base.errors import (
     docker_errors,
 )
 from reglab.base.labels import is_owned
+from reglab.base.versions import V3, version_of_image
 from reglab.base.wait import NotYet, WaitTimeout, poll
 from reglab.engine.connection import connect, port_problem, writable_problem
 from reglab.engine.transfer import exists
@@ -246,6 +247,7 @@ class Registry:
             item.split("=", 1) for item in (container.attrs["Config"]["Env"] or []) if "=" in item
         ) if container is not None else {}  # fmt: skip
         networks = list((container.attrs["NetworkSettings"]["Networks"] or {}) if container else [])
+        image = container.attrs["Config"]["Image"] if container is not None else V3.image
         config = RegistryConfig(
             stage=Stage.parse(status.stage),
             port=int(status.ports[0]),
@@ -256,6 +258,8 @@ class Registry:
             network=next((n for n in networks if n != "bridge"), None),
             notify=notify_url_of(env.get("REGISTRY_NOTIFICATIONS_ENDPOINTS", "")),
             token_port=_port_of(env.get("REGISTRY_AUTH_TOKEN_REALM")),
+            version=version_of_image(image) or V3,
+            image=image,
         )
         registry = cls(config, engine)
         source = registry.data_source()

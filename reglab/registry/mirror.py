@@ -18,6 +18,7 @@ from pathlib import Path
 import docker
 
 from reglab.base.errors import ConfigError, RegistryError, docker_errors
+from reglab.base.versions import V3, RegistryVersion
 from reglab.engine.network import NETWORK, project_network
 from reglab.registry.client import probe_status
 from reglab.registry.config import RegistryConfig, Stage
@@ -79,21 +80,27 @@ def start_mirror(
     workdir: Path,
     name: str,
     notify: str | None = None,
+    version: RegistryVersion = V3,
 ) -> Registry:
     """Start (or replace) a mirror of ``upstream`` on ``port``; its data in workdir/mirror;
     its events (pulls that filled it) to ``notify`` when given."""
     project_network(engine)
     url = upstream_url(engine, upstream, workdir)
     check_upstream(engine, url)
-    return Registry(mirror_config(url, port, workdir, name, notify), engine).start()
+    return Registry(mirror_config(url, port, workdir, name, notify, version), engine).start()
 
 
 def mirror_config(
-    url: str, port: int, workdir: Path, name: str, notify: str | None = None
+    url: str,
+    port: int,
+    workdir: Path,
+    name: str,
+    notify: str | None = None,
+    version: RegistryVersion = V3,
 ) -> RegistryConfig:
     """The mirror of the upstream at ``url`` (as the mirror reaches it): on the workshop
     network, its data in workdir/mirror."""
     return RegistryConfig(
         stage=Stage.MIRROR, port=port, workdir=workdir / "mirror", name=name, upstream=url,
-        network=NETWORK, notify=notify,
+        network=NETWORK, notify=notify, version=version,
     )  # fmt: skip

@@ -12,7 +12,7 @@ from typing import Any
 import docker
 import docker.errors
 
-from reglab.base.errors import docker_errors
+from reglab.base.errors import RegistryError, docker_errors
 from reglab.base.labels import OWNER_LABEL, STAGE_LABEL, is_owned
 from reglab.engine.connection import connect
 from reglab.registry.config import Stage
@@ -34,6 +34,9 @@ class RegistryStatus:
     #: The working folder it was started with, read from its bind mounts ("" when it has none:
     #: the local stage, or a registry whose data is in a named volume and has no certificate).
     workdir: str = ""
+    #: What the registry program says it is (``registry --version``): "3.1.2", "2.8.2+ds1"
+    #: ("" when it is not running).
+    version: str = ""
 
     @classmethod
     def of(cls, container: Container) -> RegistryStatus:
@@ -48,7 +51,33 @@ class RegistryStatus:
             auth=stage.auth or stage.token,
             owned=is_owned(container.labels),
             workdir=str(workdir_of(container) or ""),
+            version=running_version(container) if container.status == "running" else "",
         )
+
+
+def parse_version(output: str) -> str:
+    """The release in ``registry --version``'s line: ``registry github.com/distribution/
+    distribution/v3 v3.1.2`` gives "3.1.2", Debian's 2.8 "2.8.2+ds1"."""
+    words = output.split()
+    return words[-1].removeprefix("v") if words else ""
+
+
+def running_version(container: Container) -> str:
+    """What the registry program in a running container says it is ("" if it cannot say)."""
+    try:
+        code, output = container.exec_run(["/bin/registry", "--version"])
+    except docker.errors.APIError:
+        return ""
+    return parse_version(output.decode(errors="replace")) if code == 0 else ""
+
+
+def image_version(engine: docker.DockerClient, image: str) -> str:
+    """What the registry program in ``image`` says it is, from a one-off container."""
+    with docker_errors(f"cannot run {image} --version", error=RegistryError):
+        output = engine.containers.run(
+            image, ["--version"], entrypoint=["/bin/registry"], remove=True
+        )
+    return parse_version(output.decode(errors="replace"))
 
 
 #: Where a registry container mounts the files of its working folder, and how far below the
