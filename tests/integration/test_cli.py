@@ -91,7 +91,7 @@ def test_up_twice_keeps_data_certificates_and_users(
 def test_status_and_down_leave_no_container(engine: DockerClient, cli: list[str]) -> None:
     assert run("up", "local", *cli).returncode == 0
     status = run("status", "--name", cli[5])
-    assert status.returncode == 0 and "running, stage local" in status.stdout
+    assert status.returncode == 0 and "running, registry 3.1.2, stage local" in status.stdout
     down = run("down", "--workdir", cli[3], "--name", cli[5])
     assert down.returncode == 0 and "removed" in down.stdout
     assert reglab.Registry(reglab.RegistryConfig(name=cli[5]), engine).container is None
