@@ -205,8 +205,15 @@ def port() -> int:
 
 
 @pytest.fixture
+def registry_version() -> str:
+    """The registry version ``make_registry`` starts: 3, the workshop's. A test module that
+    checks a stage on both versions overrides this fixture with ``params=["3", "2"]``."""
+    return "3"
+
+
+@pytest.fixture
 def make_registry(
-    engine: DockerClient, workshop_images: dict[str, str], tmp_path: Path
+    engine: DockerClient, workshop_images: dict[str, str], tmp_path: Path, registry_version: str
 ) -> Iterator[MakeRegistry]:
     """Factory: a started registry with a unique name; every one is removed afterwards.
 
@@ -224,6 +231,7 @@ def make_registry(
         kwargs.setdefault("port", free_port())
         kwargs.setdefault("workdir", tmp_path / "workdir")
         kwargs.setdefault("name", f"reglab-test-{uuid.uuid4().hex[:8]}")
+        kwargs.setdefault("version", registry_version)
         registry = reglab.Registry(
             reglab.RegistryConfig(stage=Stage.parse(stage), **kwargs), engine
         )

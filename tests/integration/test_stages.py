@@ -15,6 +15,14 @@ from reglab.engine import transfer
 pytestmark = pytest.mark.docker
 
 
+@pytest.fixture(params=["3", "2"], ids=["v3", "v2.8"])
+def registry_version(request: pytest.FixtureRequest) -> str:
+    """Every stage on both registry versions: 3, the workshop's, and 2.8, which older
+    deployments still run."""
+    version: str = request.param
+    return version
+
+
 def round_trip(
     engine: DockerClient,
     registry: reglab.Registry,
