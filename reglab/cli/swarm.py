@@ -13,7 +13,12 @@ def _registry(args: argparse.Namespace) -> SwarmRegistry:
     run: settings.Settings = args.settings  # resolved once, by reglab.cli.main
     if args.action == "up":
         return SwarmRegistry(
-            connect(), name=run.name, port=run.port, workdir=run.workdir, replicas=args.replicas
+            connect(),
+            name=run.name,
+            port=run.port,
+            workdir=run.workdir,
+            replicas=args.replicas,
+            version=run.version,
         )
     # The others act on what runs: its port and working folder are read from its relay, so
     # the name is enough, from any folder. (REGLAB_WORKDIR, or down's --workdir, serve only
@@ -26,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "up":
         if registry.up(acl=args.acl):
             print("this engine is now a swarm manager (reglab swarm down leaves it again)")
-        print(f"stack {registry.name}: {registry.replicas} replicas behind {registry.url}")
+        replicas = f"{registry.replicas} replicas of {registry.version.label}"
+        print(f"stack {registry.name}: {replicas} behind {registry.url}")
         print(f"tokens: {registry.realm} (users: auth/htpasswd, access list: auth/acl.yml)")
         print(f"log in: docker login {registry.address} (trust certs/ca.crt first, see 03)")
     elif args.action == "status":

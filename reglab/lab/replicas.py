@@ -32,7 +32,7 @@ def _named(ws: Workshop) -> str:
 def up(ws: Workshop, replicas: int = 3) -> SwarmRegistry:
     """``reglab swarm up``: the swarm (if the engine is in none), the stack, the front; return
     once every replica answers through the front. Shows what it ran."""
-    swarm = SwarmRegistry(ws.engine, ws.name, ws.port, ws.workdir, replicas)
+    swarm = SwarmRegistry(ws.engine, ws.name, ws.port, ws.workdir, replicas, ws.settings.version)
     ws.cli(f"reglab swarm up --replicas {replicas} --port {ws.port}{_named(ws)}")
     before = swarm_state(ws.engine)
     created = swarm.up()

@@ -21,6 +21,7 @@ import docker.errors
 from reglab.base.errors import EngineError, RegistryError, docker_errors
 from reglab.base.files import write_atomic
 from reglab.base.shell import PathStyle
+from reglab.base.versions import V3
 from reglab.base.wait import NotYet, poll
 from reglab.registry.token import use_acl
 from reglab.registry.workdir import Workdir
@@ -61,24 +62,32 @@ def write_files(names: Named, paths: Workdir, acl: Path | None = None) -> dict[s
     return versions(files)
 
 
+def settings(names: Named, replicas: int) -> dict[str, str]:
+    """The stack file's variables but the files' versions. Its defaults are registry 3's: the
+    image and where it reads its config are set only for another version."""
+    found = {"REGLAB_STACK": names.name, "REGLAB_REPLICAS": str(replicas)}
+    if names.version != V3:
+        found["REGLAB_REGISTRY_IMAGE"] = names.version.image
+        found["REGLAB_REGISTRY_CONFIG"] = names.version.config_path
+    return found
+
+
 def environment(names: Named, replicas: int, found: dict[str, str]) -> dict[str, str]:
     """The stack file's variables."""
-    return {"REGLAB_STACK": names.name, "REGLAB_REPLICAS": str(replicas), **found}
+    return {**settings(names, replicas), **found}
 
 
 def deploy_command(names: Named, replicas: int, folder: Path, style: PathStyle) -> str:
     """The ``docker stack deploy`` line; the versions are the same hashes :func:`write_files`
     computes, worked out by the shell from the files."""
+    fixed = " ".join(f"{k}={v}" for k, v in settings(names, replicas).items())
     found = " ".join(
         f"{variable}=$(cat {' '.join(style.show(folder / n) for n in group)} "
         "| sha256sum | cut -c1-12)"
         for variable, group in VERSIONS.items()
     )
     stack = style.show(folder / "stack.yml")
-    return (
-        f"REGLAB_STACK={names.name} REGLAB_REPLICAS={replicas} {found} "
-        f"docker stack deploy --resolve-image never -c {stack} {names.name}"
-    )
+    return f"{fixed} {found} docker stack deploy --resolve-image never -c {stack} {names.name}"
 
 
 def services(engine: docker.DockerClient, names: Named) -> list[Any]:

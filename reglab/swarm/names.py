@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reglab.base.ports import Ports
+from reglab.base.versions import V3, RegistryVersion
 
 #: Marks a swarm reglab created (a label of the engine's node): only such a swarm is left.
 SWARM_LABEL = "org.reglab.swarm"
@@ -37,10 +38,12 @@ TOKEN_REPLICAS = 2
 
 
 class Named:
-    """The names of the stack ``name`` whose front is on 127.0.0.1:``port``."""
+    """The names of the stack ``name`` whose front is on 127.0.0.1:``port``, whose replicas
+    run the registry ``version``."""
 
     name: str
     port: int
+    version: RegistryVersion
 
     @property
     def service(self) -> str:
@@ -117,3 +120,4 @@ class StackNames(Named):
 
     name: str
     port: int
+    version: RegistryVersion = V3

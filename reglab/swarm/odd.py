@@ -15,7 +15,6 @@ from reglab.base.errors import RegistryError, docker_errors
 from reglab.base.files import write_atomic
 from reglab.base.labels import owner_labels
 from reglab.base.shell import PathStyle
-from reglab.base.versions import V3
 from reglab.base.wait import WaitTimeout, poll
 from reglab.engine.spec import ContainerSpec, Mount
 from reglab.swarm.front import answers_as, replicas_seen
@@ -29,12 +28,12 @@ def odd_spec(names: Named, folder: Path) -> ContainerSpec:
     """The odd registry: the replicas' configuration with another ``http.secret``, on the
     stack's network, where the front reaches it by name."""
     return ContainerSpec(
-        V3.image,
+        names.version.image,
         name=names.odd,
         labels=owner_labels(),
         network=names.network,
         mounts=(
-            Mount(folder / "odd.yml", "/etc/docker/registry/config.yml", read_only=True),
+            Mount(folder / "odd.yml", names.version.config_path, read_only=True),
             Mount(folder / "ca.crt", "/etc/reglab/ca.crt", read_only=True),
         ),
     )

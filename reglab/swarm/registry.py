@@ -22,6 +22,7 @@ import docker.errors
 from reglab.auth.htpasswd import Htpasswd
 from reglab.base.errors import ConfigError, RegistryError, docker_errors
 from reglab.base.shell import PathStyle
+from reglab.base.versions import V3, RegistryVersion, version_of_image
 from reglab.registry.client import RegistryClient
 from reglab.registry.token import check_acl
 from reglab.registry.workdir import Workdir
@@ -38,6 +39,8 @@ class SwarmRegistry(Named):
     port: int
     workdir: Path
     replicas: int = 3
+    #: The replicas' registry: 3, or 2.8 (its config differs in two keys: render.py).
+    version: RegistryVersion = V3
     _paths: Workdir = field(init=False)
 
     def __post_init__(self) -> None:
@@ -70,8 +73,8 @@ class SwarmRegistry(Named):
         port: int | None = None,
     ) -> SwarmRegistry:
         """The deployment ``name`` as it runs: its port and working folder read from its
-        relay (``port`` and ``workdir`` only when no relay runs), its replicas from the
-        service."""
+        relay (``port`` and ``workdir`` only when no relay runs), its replicas and registry
+        version from the service."""
         relay = front.relay_container(engine, StackNames(name, 0))
         running_port, running_workdir = front.read_relay(relay) if relay else (None, None)
         registry = cls(
@@ -83,6 +86,8 @@ class SwarmRegistry(Named):
         try:
             spec = engine.services.get(registry.service).attrs["Spec"]
             registry.replicas = int(spec["Mode"]["Replicated"]["Replicas"])
+            image = spec["TaskTemplate"]["ContainerSpec"]["Image"]
+            registry.version = version_of_image(image.split("@", 1)[0]) or registry.version
         except (docker.errors.NotFound, docker.errors.APIError, KeyError):
             pass
         return registry

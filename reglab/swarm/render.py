@@ -3,7 +3,8 @@ files (no engine, no disk but reglab's own stack file), so a test compares them 
 copies (tests/unit/golden/swarm).
 
 - ``stack.yml``: reglab/assets/stack.yml as it is (its variables are set at deploy);
-- ``registry.yml``: every replica's whole config (one ``http.secret``, the store's keys);
+- ``registry.yml``: every replica's whole config (one ``http.secret``, the store's keys), in
+  the shape its registry version reads (see :func:`registry_config`);
 - ``s3.json``: the store's identities;
 - ``haproxy.cfg``: the front; ``relay.cfg``: the relay on 127.0.0.1;
 - the users, the access list, the certificates, copied as they are.
@@ -153,28 +154,48 @@ def new_keys() -> dict[str, str]:
     }
 
 
+#: Where every replica serves its metrics (Prometheus text), on the stack's network only.
+DEBUG_PORT = 5001
+
+
 def registry_config(names: Named, keys: dict[str, str]) -> dict[str, object]:
     """Every replica's config: the shared store, cache and ``http.secret``; tokens from the
-    front's ``/auth``, signed by a key the workshop CA certified."""
+    front's ``/auth``, signed by a key the workshop CA certified.
+
+    Two keys differ between the versions, and both fail quietly (a registry ignores keys it
+    does not know): registry 3 reads Redis through go-redis's options (``addrs``, a list; the
+    pool's keys flat beside it), and its S3 driver (aws-sdk) asks for virtual-host requests
+    (``bucket.s3``, a name no DNS here knows) unless ``forcepathstyle`` is on. Registry 2.8
+    takes one ``addr`` and makes path-style requests to any ``regionendpoint``.
+    """
+    s3: dict[str, object] = {
+        "accesskey": keys["access_key"],
+        "secretkey": keys["secret_key"],
+        "region": "us-east-1",
+        "regionendpoint": "http://s3:8333",  # SeaweedFS, not Amazon
+        "bucket": BUCKET,
+        "secure": False,  # inside the stack's own network
+        "v4auth": True,
+        "rootdirectory": "/",
+    }
+    redis: dict[str, object] = {"dialtimeout": "1s", "readtimeout": "1s"}
+    if names.version.v3:
+        s3["forcepathstyle"] = True  # http://s3:8333/registry/..., not http://registry.s3:8333/
+        # connections kept open between requests (go-redis: flat, beside the address)
+        redis = {"addrs": ["redis:6379"], **redis, "maxidleconns": 16, "connmaxidletime": "300s"}
+    else:
+        redis = {"addr": "redis:6379", **redis, "pool": {"maxidle": 16, "idletimeout": "300s"}}
     return {
         "version": 0.1,
         "log": {"level": "info", "fields": {"service": "registry"}},
         "storage": {
-            "s3": {
-                "accesskey": keys["access_key"],
-                "secretkey": keys["secret_key"],
-                "region": "us-east-1",
-                "regionendpoint": "http://s3:8333",  # also makes the requests path-style
-                "bucket": BUCKET,
-                "secure": False,  # inside the stack's own network
-                "v4auth": True,
-                "rootdirectory": "/",
-            },
+            "s3": s3,
+            # one cache for every replica: a descriptor one replica looked up, the others read
             "cache": {"blobdescriptor": "redis"},
             "delete": {"enabled": True},
             "redirect": {"disable": True},  # clients never talk to the store
         },
-        "redis": {"addr": "redis:6379", "dialtimeout": "1s", "readtimeout": "1s"},
+        "redis": redis,
         "http": {
             "addr": ":5000",
             # On SIGTERM (a rolling update stops the old replica), finish the requests in
@@ -182,6 +203,11 @@ def registry_config(names: Named, keys: dict[str, str]) -> dict[str, object]:
             "draintimeout": "5s",
             "secret": keys["http_secret"],
             "headers": {"X-Content-Type-Options": ["nosniff"]},
+            # the replica's own counters (the cache's hits among them), never through the front
+            "debug": {
+                "addr": f":{DEBUG_PORT}",
+                "prometheus": {"enabled": True, "path": "/metrics"},
+            },
         },
         "auth": {
             "token": {

@@ -1,6 +1,7 @@
 """The swarm stack's files, rendered from fixed inputs, are exactly the golden copies in
-tests/unit/golden/swarm (no Docker). ``REGLAB_UPDATE_GOLDEN=1`` rewrites the copies: then read
-the diff, it is what a deployment would change."""
+tests/unit/golden/swarm/v3 and .../v2, one folder per registry version (no Docker).
+``REGLAB_UPDATE_GOLDEN=1`` rewrites the copies: then read the diff, it is what a deployment
+would change."""
 
 from __future__ import annotations
 
@@ -11,32 +12,73 @@ from pathlib import Path
 import pytest
 import yaml
 
+from reglab.base.versions import V2, V3, RegistryVersion
 from reglab.swarm import MAX_REPLICAS, StackNames, stack_file
+from reglab.swarm.deploy import settings
 from reglab.swarm.render import COPIED, VERSIONS, render, versions
 
 GOLDEN = Path(__file__).parent / "golden" / "swarm"
 NAMES = StackNames("reglab-golden", 5000)
+NAMES_V2 = StackNames("reglab-golden", 5000, V2)
 KEYS = {"http_secret": "h" * 64, "access_key": "reglab000000000000", "secret_key": "s" * 40}
 #: The working folder's files, as fixed stand-ins (render copies them as they are).
 COPIED_FILES = {name: f"the working folder's {name}\n".encode() for name in COPIED}
 
 
-def rendered() -> dict[str, bytes]:
-    files = render(NAMES, KEYS, COPIED_FILES)
+def rendered(names: StackNames = NAMES) -> dict[str, bytes]:
+    files = render(names, KEYS, COPIED_FILES)
     files["versions.json"] = (json.dumps(versions(files), indent=1) + "\n").encode()
     return files
 
 
-def test_the_rendered_files_are_the_golden_ones() -> None:
-    files = rendered()
+@pytest.mark.parametrize("names", [NAMES, NAMES_V2], ids=["v3", "v2"])
+def test_the_rendered_files_are_the_golden_ones(names: StackNames) -> None:
+    files = rendered(names)
+    golden = GOLDEN / f"v{names.version.major}"
     if os.environ.get("REGLAB_UPDATE_GOLDEN") == "1":
-        for old in GOLDEN.glob("*"):
+        golden.mkdir(exist_ok=True)
+        for old in golden.glob("*"):
             old.unlink()
         for name, data in files.items():
-            (GOLDEN / name).write_bytes(data)
-    assert sorted(p.name for p in GOLDEN.iterdir()) == sorted(files)
+            (golden / name).write_bytes(data)
+    assert sorted(p.name for p in golden.iterdir()) == sorted(files)
     for name, data in files.items():
-        assert data == (GOLDEN / name).read_bytes(), f"{name} differs (REGLAB_UPDATE_GOLDEN=1)"
+        assert data == (golden / name).read_bytes(), f"{name} differs (REGLAB_UPDATE_GOLDEN=1)"
+
+
+def test_each_version_reads_its_own_redis_and_s3_keys() -> None:
+    """Registry 3 ignores 2.8's ``redis.addr`` (and then panics on ``blobdescriptor: redis``),
+    and its S3 driver makes virtual-host requests unless ``forcepathstyle`` is on."""
+    v3 = yaml.safe_load(rendered(NAMES)["registry.yml"])
+    v2 = yaml.safe_load(rendered(NAMES_V2)["registry.yml"])
+    assert v3["redis"]["addrs"] == ["redis:6379"] and "addr" not in v3["redis"]
+    assert "pool" not in v3["redis"] and v3["redis"]["maxidleconns"] == 16  # go-redis: flat
+    assert v3["storage"]["s3"]["forcepathstyle"] is True
+    assert v2["redis"]["addr"] == "redis:6379" and "addrs" not in v2["redis"]
+    assert v2["redis"]["pool"] == {"maxidle": 16, "idletimeout": "300s"}
+    assert "forcepathstyle" not in v2["storage"]["s3"]  # no such key in 2.8
+    for config in (v3, v2):
+        assert config["http"]["debug"]["prometheus"] == {"enabled": True, "path": "/metrics"}
+    # the rest is the same
+    del v3["redis"], v2["redis"], v3["storage"]["s3"]["forcepathstyle"]
+    assert v3 == v2
+
+
+@pytest.mark.parametrize("version", [V3, V2], ids=["v3", "v2"])
+def test_the_stack_file_runs_the_version_where_it_reads_its_config(
+    version: RegistryVersion,
+) -> None:
+    """The stack file's defaults are registry 3's; 2.8 is set by two variables."""
+    stack = yaml.safe_load(stack_file())
+    service = stack["services"]["registry"]
+    variables = settings(StackNames("s", 5000, version), 3)
+
+    def expand(text: str) -> str:
+        name, default = text.removeprefix("${").removesuffix("}").split(":-", 1)
+        return variables.get(name, default)
+
+    assert expand(service["image"]) == version.image
+    assert expand(service["secrets"][0]["target"]) == version.config_path
 
 
 def test_the_files_say_what_the_stack_needs() -> None:
