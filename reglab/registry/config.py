@@ -18,9 +18,11 @@ token      TLS, and token auth instead: a token server (reglab.registry.token) g
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from reglab.auth.certs import DEFAULT_NAMES
 from reglab.base import settings
@@ -115,6 +117,53 @@ def notify_url_of(endpoints: str) -> str | None:
     return found.group(1) if found else None
 
 
+def check_ttl(ttl: str) -> str:
+    """``proxy.ttl`` is a Go duration: "0", or numbers with units, e.g. "168h" or "1h30m"."""
+    if not re.fullmatch(r"0|(\d+(\.\d+)?(ns|us|ms|s|m|h))+", ttl):
+        raise ConfigError(
+            f"proxy TTL {ttl!r} is not a duration", 'give e.g. "168h", "30m", "90s" or "0" (never)'
+        )
+    return ttl
+
+
+#: Where a mirror finds its upstream's CA; SSL_CERT_FILE points Go's TLS at it. Go reads that
+#: variable in place of the system's bundle (which a FROM-scratch registry image lacks anyway).
+UPSTREAM_CA = "/certs/upstream-ca.crt"
+
+
+@dataclass(frozen=True)
+class RegistrySpec(ContainerSpec):
+    """A registry's container: ``--env-file`` too, for a mirror's upstream login, so the
+    password lives in a file of mode 600, never on a command line or in a notebook."""
+
+    env_file: Path | None = None
+
+    def run_kwargs(self) -> dict[str, Any]:
+        kwargs = super().run_kwargs()
+        if self.env_file is not None:
+            kwargs["environment"] = {**read_env_file(self.env_file), **kwargs["environment"]}
+        return kwargs
+
+    def _options(self, style: PathStyle | None) -> list[tuple[list[str], str]]:
+        opts = super()._options(style)
+        if self.env_file is not None:
+            shown = style.show(self.env_file) if style else shlex.quote(str(self.env_file))
+            opts.append((["--env-file", str(self.env_file)], f"--env-file {shown}"))
+        return opts
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``NAME=VALUE`` lines as ``docker run --env-file`` reads them (no quotes, no ``$``)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read {path}: {exc.strerror}", "write the login file again"
+        ) from None
+    found = (line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+    return {name.strip(): value for name, value in found}
+
+
 @dataclass
 class RegistryConfig:
     """Everything that decides how the registry container runs.
@@ -149,6 +198,14 @@ class RegistryConfig:
     notify: str | None = None
     #: The token stage's token server port on this machine (default: reglab.base.ports' plan).
     token_port: int | None = None
+    #: A mirror's trust in an HTTPS upstream: the CA certificate its certificate chains to.
+    upstream_ca: Path | None = None
+    #: A mirror's login upstream: an env file (mode 600) holding ``REGISTRY_PROXY_USERNAME``
+    #: and ``REGISTRY_PROXY_PASSWORD``, given with ``--env-file`` so no line shows the password.
+    upstream_login: Path | None = None
+    #: A mirror's ``proxy.ttl`` (registry 3): how long cached content is kept after it was
+    #: fetched, as a Go duration ("168h", the default; "0" never expires). 2.8 ignores it.
+    proxy_ttl: str | None = None
 
     def __post_init__(self) -> None:
         self.stage = Stage.parse(self.stage)
@@ -162,6 +219,14 @@ class RegistryConfig:
                 "a mirror needs an upstream, and only a mirror has one",
                 "reglab up mirror --upstream NAME|URL",
             )
+        if self.stage is not Stage.MIRROR and (
+            self.upstream_ca or self.upstream_login or self.proxy_ttl is not None
+        ):
+            raise ConfigError(
+                "an upstream CA, login or TTL belongs to a mirror", "reglab up mirror --upstream"
+            )
+        if self.proxy_ttl is not None:
+            self.proxy_ttl = check_ttl(self.proxy_ttl)
         if self.notify is not None:
             self.notify = check_notify_url(self.notify)
         if self.stage.token and self.token_port is None:
@@ -203,6 +268,10 @@ class RegistryConfig:
         env: dict[str, str] = {"REGISTRY_STORAGE_DELETE_ENABLED": "true"}
         if self.upstream:  # pull-through cache: pulls fill it, pushes are refused
             env["REGISTRY_PROXY_REMOTEURL"] = self.upstream
+        if self.proxy_ttl is not None:  # how long each cached manifest and blob is kept
+            env["REGISTRY_PROXY_TTL"] = self.proxy_ttl
+        if self.upstream_ca:
+            env["SSL_CERT_FILE"] = UPSTREAM_CA
         if (
             self.notify
         ):  # a YAML value: the one endpoint list (reglab.registry.events explains each key)
@@ -239,6 +308,8 @@ class RegistryConfig:
             found.append(Mount(paths.htpasswd.parent, "/auth", read_only=True))
         if self.stage.token:  # the CA's certificate (never its key): to verify tokens
             found.append(Mount(paths.ca_cert, "/certs/ca.crt", read_only=True))
+        if self.upstream_ca:  # a mirror's trust in its upstream: a certificate, never a key
+            found.append(Mount(self.upstream_ca, UPSTREAM_CA, read_only=True))
         return tuple(found)
 
     def volumes(self) -> Volumes:
@@ -284,7 +355,7 @@ class RegistryConfig:
     def spec(self) -> ContainerSpec:
         """The registry's container, as reglab runs it and as ``docker run`` starts it. The
         line carries the same labels, so reglab may replace a registry started by hand."""
-        return ContainerSpec(
+        return RegistrySpec(
             self.image,
             name=self.name,
             labels=self.labels(),
@@ -295,6 +366,7 @@ class RegistryConfig:
             restart=self.restart,
             network=self.network,
             wrap=True,
+            env_file=self.upstream_login,
         )
 
     def docker_run_command(self, style: PathStyle | None = None) -> str:

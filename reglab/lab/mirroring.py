@@ -1,0 +1,127 @@
+"""Notebook 06's mirror: started in front of a TLS + basic-auth upstream, its expiry schedule,
+and what happens when it restarts while its upstream is down.
+
+Like :mod:`reglab.lab.operate`, each function does the work through reglab's core
+(:mod:`reglab.registry.mirror`) and prints the command lines that do the same (``$ ...``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+
+from reglab.base.labels import OWNER_LABEL
+from reglab.base.ports import Ports
+from reglab.base.wait import NotYet, poll
+from reglab.engine.network import NETWORK
+from reglab.lab.workshop import Workshop
+from reglab.registry import mirror
+from reglab.registry.config import RegistryConfig
+from reglab.registry.container import Registry
+from reglab.registry.login import Credentials
+
+#: Where the proxy's scheduler keeps what it will expire, in the mirror's storage root.
+SCHEDULE = "scheduler-state.json"
+#: The scheduler's entry kinds (registry/proxy/scheduler: entryTypeBlob, entryTypeManifest).
+KINDS = {0: "blob", 1: "manifest"}
+
+
+def start_mirror(
+    ws: Workshop,
+    upstream: Registry,
+    login: Credentials | None = None,
+    ttl: str | None = None,
+    empty: bool = True,
+) -> Registry:
+    """A pull-through mirror of ``upstream`` on the workshop network; with ``empty``, its cache
+    from an earlier run is deleted first, so every run starts the same."""
+    name = f"{ws.name}-mirror"
+    port = Ports(ws.port).mirror
+    folder = ws.workdir / "mirror"
+    data = folder / "registry-data"
+    if empty:
+        old = Registry(RegistryConfig(name=name, workdir=folder), ws.engine)
+        if old.container is not None:
+            ws.cli(f"docker rm -f -v {name}")
+            old.remove()
+        ws.cli(f"rm -rf {ws.style.show(data)}")
+        shutil.rmtree(data, ignore_errors=True)
+    ws.cli(f"docker network create --label {OWNER_LABEL}=true {NETWORK}")
+    ws.cli(
+        f"docker network connect --alias {upstream.config.name} {NETWORK} {upstream.config.name}"
+    )
+    found = mirror.upstream_of(ws.engine, upstream.config.name, ws.workdir)
+    config = mirror.mirror_config(
+        found, port, ws.workdir, name, version=ws.settings.version, login=login is not None,
+        ttl=ttl,
+    )  # fmt: skip
+    if login is not None:
+        ws.cli(f"mkdir -p {ws.style.show(folder)}")
+        for line in mirror.login_step(login, folder, ws.style).lines:
+            ws.cli(line)
+    for command in config.folder_commands(ws.style):
+        ws.cli(command)
+    ws.cli(config.docker_run_command(ws.style))
+    registry = mirror.start_mirror(
+        ws.engine, upstream.config.name, port, ws.workdir, name, version=ws.settings.version,
+        login=login, ttl=ttl,
+    )  # fmt: skip
+    print(f"mirror {name} of {registry.config.upstream} answers at {registry.url}")
+    return registry
+
+
+def schedule(ws: Workshop, registry: Registry, timeout: float = 30.0) -> dict[str, float]:
+    """What the proxy's scheduler will delete, and in how many hours: its state file, which it
+    writes at most every 5 s. Returns hours left by ``KIND REPOSITORY@DIGEST``."""
+    path = registry.config.paths.data / SCHEDULE
+    ws.cli(f"cat {ws.style.show(path)}")
+
+    def entries() -> dict[str, float] | None:
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise NotYet(f"{path.name}: {exc.__class__.__name__}") from None
+        now = dt.datetime.now(dt.UTC)
+        found = {
+            f"{KINDS.get(e['EntryType'], '?')} {e['Key']}": (
+                dt.datetime.fromisoformat(e["ExpiryData"]) - now
+            ).total_seconds()
+            / 3600
+            for e in state.values()
+        }
+        return found or None
+
+    left = poll(f"the mirror's {SCHEDULE}", entries, timeout=timeout, interval=0.5)
+    for key, hours in sorted(left.items()):
+        print(f"{key[:72]}...: deleted in {round(hours)} h")
+    return left
+
+
+def restart_while_down(ws: Workshop, registry: Registry, timeout: float = 30.0) -> str:
+    """Restart the mirror while its upstream is down: its proxy asks the upstream at start,
+    cannot reach it and panics. Show the container's state and its panic line."""
+    name = registry.config.name
+    ws.cli(f"docker restart {name}")
+    container = registry.container
+    if container is not None:
+        container.restart(timeout=10)
+
+    def exited() -> str | None:
+        found = registry.container
+        if found is None:
+            return "absent"
+        found.reload()
+        return found.status if found.status in ("exited", "dead") else None
+
+    state = poll(f"{name} to stop after its panic", exited, timeout=timeout, interval=0.3)
+    ws.cli(f"docker logs {name} 2>&1 | grep '^panic'")
+    panic = next(
+        (line for line in registry.logs(tail=200).splitlines() if line.startswith("panic")), ""
+    )
+    print(f"{name}: {state}")
+    print(panic)
+    return panic
+
+
+__all__ = ["restart_while_down", "schedule", "start_mirror"]
