@@ -1,8 +1,10 @@
 """Deleting images from a registry, and collecting the garbage they leave.
 
-A registry deletes a manifest by its **digest** only; a tag is refused. Deleting a digest removes
-every tag that points to it, so :func:`delete_tag` first lists those tags, then deletes, and
-says which went. Nothing is freed on disk yet: the blobs stay until garbage collection.
+Registry 3 deletes a **tag**: ``DELETE /v2/REPO/manifests/TAG`` removes that one tag, and the
+manifest stays, reachable by its digest and its other tags. Both versions delete a manifest by
+its **digest**, and every tag that points to it goes with it. Registry 2.8 has no tag delete
+(it refuses one), so :func:`delete_tag` takes the digest route there, and says which tags went.
+Nothing is freed on disk yet: the blobs stay until garbage collection.
 
 :func:`collect` runs ``registry garbage-collect`` safely, as the distribution docs ask: never
 while the registry accepts pushes (a blob uploaded during the mark phase would be swept). The
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reglab.base.errors import ClientError, ConfigError, RegistryError
+from reglab.base.versions import V3, RegistryVersion
 from reglab.engine.oneoff import one_off, run_once
 from reglab.engine.spec import ContainerSpec, Mount
 from reglab.registry.client import RegistryClient
@@ -34,11 +37,27 @@ BLOBS = "docker/registry/v2/blobs"
 
 @dataclass(frozen=True)
 class Deleted:
-    """What one delete removed: the manifest's digest and every tag that pointed to it."""
+    """What one delete removed: the tags that went, and the manifest's digest.
+
+    ``manifest_deleted`` is False for registry 3's tag delete: the manifest stays (by digest,
+    and by any other tag), so nothing becomes garbage unless that was its last tag."""
 
     repository: str
     digest: str
     tags: tuple[str, ...]
+    manifest_deleted: bool = True
+
+    def describe(self) -> list[str]:
+        """What happened, in a line or two a user reads."""
+        if not self.manifest_deleted:
+            return [
+                f"untagged {self.repository}:{self.tags[0]} (it was {self.digest})",
+                "the manifest stays: by its digest and any other tag",
+            ]
+        return [
+            f"deleted {self.repository}@{self.digest}",
+            f"tags that went with it: {', '.join(self.tags)}",
+        ]
 
 
 def tags_of(api: RegistryClient, repository: str, digest: str) -> list[str]:
@@ -46,13 +65,43 @@ def tags_of(api: RegistryClient, repository: str, digest: str) -> list[str]:
     return [t for t in api.tags(repository) if api.manifest_digest(repository, t) == digest]
 
 
-def delete_tag(api: RegistryClient, repository: str, tag: str) -> Deleted:
-    """Delete the image ``repository:tag`` points to (by its digest); return what went.
+def delete_tag(
+    api: RegistryClient, repository: str, tag: str, version: RegistryVersion = V3
+) -> Deleted:
+    """Delete ``repository:tag`` the way ``version`` can: registry 3 removes that one tag
+    (:func:`untag`); 2.8, which has no tag delete, deletes the image by its digest, and every
+    tag of it goes (:func:`delete_image`)."""
+    if version.v3:
+        return untag(api, repository, tag)
+    return delete_image(api, repository, tag)
+
+
+def untag(api: RegistryClient, repository: str, tag: str) -> Deleted:
+    """Registry 3's tag delete: ``tag`` goes, the manifest and its other tags stay.
+
+    CLI: ``curl -X DELETE .../v2/REPO/manifests/TAG``.
+    """
+    digest = _digest_of(api, repository, tag)
+    api.delete_manifest(repository, tag)
+    return Deleted(repository, digest, (tag,), manifest_deleted=False)
+
+
+def delete_image(api: RegistryClient, repository: str, tag: str) -> Deleted:
+    """Delete the image ``repository:tag`` points to, by its digest: the manifest and every
+    tag that points to it go (listed first, to say which).
 
     CLI: ``curl -X DELETE .../v2/REPO/manifests/DIGEST`` after a HEAD for the digest.
     """
+    digest = _digest_of(api, repository, tag)
+    going = tags_of(api, repository, digest)
+    api.delete_manifest(repository, digest)
+    return Deleted(repository, digest, tuple(going))
+
+
+def _digest_of(api: RegistryClient, repository: str, tag: str) -> str:
+    """The digest ``repository:tag`` points to; a one-line error naming the tags there are."""
     try:
-        digest = api.manifest_digest(repository, tag)
+        return api.manifest_digest(repository, tag)
     except ClientError as exc:
         if exc.status != 404:
             raise
@@ -63,9 +112,6 @@ def delete_tag(api: RegistryClient, repository: str, tag: str) -> Deleted:
             "check the name with 'reglab status' and the registry browser, or push it first",
             status=404,
         ) from exc
-    going = tags_of(api, repository, digest)
-    api.delete_manifest(repository, digest)
-    return Deleted(repository, digest, tuple(going))
 
 
 def _known_tags(api: RegistryClient, repository: str) -> list[str]:
@@ -77,13 +123,14 @@ def _known_tags(api: RegistryClient, repository: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Collection:
-    """What one garbage collection did: bytes of blobs before and after, and the blobs the
-    collector named."""
+    """What one garbage collection did: bytes of blobs before and after, the blobs the
+    collector named, and the untagged manifests it unlinked (``--delete-untagged``)."""
 
     before: int
     after: int
     eligible: tuple[str, ...]
     dry_run: bool
+    manifests: tuple[str, ...] = ()
     #: For each watched blob, what HEAD answered: before the sweep, after it (the same registry
     #: process, read-only), and after the restart.
     watched: dict[str, tuple[int, int, int]] = dataclasses.field(default_factory=dict)
@@ -116,8 +163,9 @@ def collect(
     """Collect the registry's garbage safely (see the module's docstring); return the bytes.
 
     The collector is :func:`collector_spec`'s one-off container. ``delete_untagged`` also
-    removes manifests no tag points to (in 2.8 it can remove the children of a
-    multi-architecture index: use it only on single-platform images).
+    removes manifests no tag points to. Registry 3 keeps the platform manifests an index
+    names; 2.8 counts only tags, so it removes them (and their blobs) and leaves the index
+    pointing to nothing: on 2.8, use it only where no multi-platform image is stored.
 
     ``watch``: (repository, digest) of blobs to ask for with HEAD before the sweep, after it and
     after the restart; this shows the stale cache the restart clears (notebook 05).
@@ -144,11 +192,15 @@ def collect(
     eligible = tuple(
         dict.fromkeys(re.findall(r"blob eligible for deletion: (sha256:[0-9a-f]{64})", output))
     )
+    manifests = tuple(
+        dict.fromkeys(re.findall(r"manifest eligible for deletion: (sha256:[0-9a-f]{64})", output))
+    )
     watched = {
         digest: (seen_before[i], seen_after[i], seen_restarted[i])
         for i, (_, digest) in enumerate(watch)
     }
-    return Collection(before, stored_blob_bytes(registry), eligible, dry_run, watched)
+    after = stored_blob_bytes(registry)
+    return Collection(before, after, eligible, dry_run, manifests, watched)
 
 
 def collector_spec(
@@ -191,7 +243,9 @@ __all__ = [
     "blob_bytes",
     "collect",
     "collector_spec",
+    "delete_image",
     "delete_tag",
     "stored_blob_bytes",
     "tags_of",
+    "untag",
 ]

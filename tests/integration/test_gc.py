@@ -13,29 +13,64 @@ from test_cli import assert_one_line_error, run
 
 import reglab
 from reglab.base.settings import TOOLS_IMAGE
+from reglab.base.versions import V2, V3
 from reglab.engine import transfer
-from reglab.registry import gc
+from reglab.registry import gc, ocilayout, replicate
 from reglab.registry.answers import MANIFEST_TYPES
 from reglab.registry.disk import SmallDisk
 
 pytestmark = pytest.mark.docker
 
 
-def test_a_delete_goes_by_digest_and_takes_every_tag_of_that_image(
+def test_on_3_a_tag_delete_untags_and_a_digest_delete_takes_every_tag(
     engine: DockerClient, make_registry: MakeRegistry, cleanup_images: list[str]
 ) -> None:
     registry = make_registry("persistent")
     digest = push_as(engine, registry, "hello-world", "app", "v1", cleanup_images)
     assert push_as(engine, registry, "hello-world", "app", "v1-alias", cleanup_images) == digest
+    assert push_as(engine, registry, "hello-world", "app", "v1-other", cleanup_images) == digest
     kept = push_as(engine, registry, TOOLS_IMAGE, "app", "v2", cleanup_images)
     with registry.client() as api:
-        with pytest.raises(reglab.ClientError) as by_tag:  # the registry refuses a tag
-            api.delete_manifest("app", "v1")
-        assert by_tag.value.status is not None and by_tag.value.status >= 400
+        untagged = gc.delete_tag(api, "app", "v1", registry.config.version)
+        assert (untagged.digest, untagged.tags, untagged.manifest_deleted) == (
+            digest,
+            ("v1",),
+            False,
+        )
+        assert sorted(api.tags("app")) == ["v1-alias", "v1-other", "v2"]  # only that tag went
+        assert api.manifest_digest("app", digest) == digest  # the manifest stays
+        with pytest.raises(reglab.ClientError) as missing:
+            api.manifest_digest("app", "v1")
+        assert missing.value.status == 404
+
+        deleted = gc.delete_image(api, "app", "v1-alias")
+        assert (deleted.digest, set(deleted.tags)) == (digest, {"v1-alias", "v1-other"})
+        assert deleted.describe()[1] == "tags that went with it: " + ", ".join(deleted.tags)
+        assert api.tags("app") == ["v2"]
+        with pytest.raises(reglab.ClientError) as gone:
+            api.manifest_digest("app", digest)
+        assert gone.value.status == 404
+        api.verify_image("app", "v2")  # the other image is whole
+        assert api.manifest_digest("app", "v2") == kept
+    assert registry.config.paths.blob(digest).is_file()  # nothing freed until collection
+
+
+def test_on_2_8_a_tag_delete_is_refused_so_a_delete_goes_by_digest(
+    engine: DockerClient, make_registry: MakeRegistry, cleanup_images: list[str]
+) -> None:
+    registry = make_registry("persistent", version="2")
+    digest = push_as(engine, registry, "hello-world", "app", "v1", cleanup_images)
+    assert push_as(engine, registry, "hello-world", "app", "v1-alias", cleanup_images) == digest
+    kept = push_as(engine, registry, TOOLS_IMAGE, "app", "v2", cleanup_images)
+    with registry.client() as api:
+        with pytest.raises(reglab.ClientError, match="DIGEST_INVALID") as by_tag:
+            api.delete_manifest("app", "v1")  # 2.8 has no tag delete
+        assert by_tag.value.status == 400
         assert api.manifest_digest("app", "v1") == digest  # nothing went
 
-        deleted = gc.delete_tag(api, "app", "v1")
+        deleted = gc.delete_tag(api, "app", "v1", registry.config.version)
         assert (deleted.digest, set(deleted.tags)) == (digest, {"v1", "v1-alias"})
+        assert deleted.manifest_deleted
         assert api.tags("app") == ["v2"]
         for gone in ("v1", "v1-alias", digest):
             with pytest.raises(reglab.ClientError) as missing:
@@ -56,8 +91,9 @@ def test_delete_from_the_command_line(
     args = ["--workdir", str(registry.config.workdir), "--name", registry.config.name]
     result = run("delete", "cli:one", *args)
     assert result.returncode == 0, result.stderr
-    assert f"deleted cli@{digest}" in result.stdout
-    assert "tags that went with it: one, same" in result.stdout
+    assert digest in result.stdout and "one" in result.stdout
+    with registry.client() as api:  # registry 3 untags: the other tag, and the image, stay
+        assert (api.tags("cli"), api.manifest_digest("cli", "same")) == (["same"], digest)
 
     assert_one_line_error(run("delete", "cli:one", *args), "cli:one is not in the registry")
     assert_one_line_error(run("delete", "cli", *args), "is not REPO:TAG")
@@ -114,7 +150,7 @@ def test_collection_reclaims_exactly_what_only_the_deleted_image_used(
         only_old = [manifest["config"], *manifest["layers"]]
         expected = {old, *(blob["digest"] for blob in only_old)}
         expected_bytes = int(head.headers["Content-Length"]) + sum(b["size"] for b in only_old)
-        gc.delete_tag(api, "app", "old")
+        gc.delete_image(api, "app", "old")
     before = gc.blob_bytes(registry.config.paths)
 
     dry = gc.collect(registry, dry_run=True)
@@ -153,9 +189,11 @@ def test_gc_from_the_command_line_and_its_refusals(
     push_as(engine, registry, "hello-world", "cmd", "v1", cleanup_images)
     args = ["--workdir", str(registry.config.workdir), "--name", registry.config.name]
     assert run("delete", "cmd:v1", *args).returncode == 0
-    dry = run("gc", "--dry-run", *args)
+    kept = run("gc", "--dry-run", *args)  # registry 3 untagged it: its manifest is still there
+    assert kept.returncode == 0 and "dry run: 0 blob(s) would be deleted" in kept.stdout
+    dry = run("gc", "--dry-run", "--delete-untagged", *args)
     assert dry.returncode == 0 and "dry run: 3 blob(s) would be deleted" in dry.stdout, dry.stderr
-    done = run("gc", *args)
+    done = run("gc", "--delete-untagged", *args)
     assert done.returncode == 0, done.stderr
     assert "collected: 3 blob(s) deleted" in done.stdout and "reclaimed" in done.stdout
     assert "read-write again" in done.stdout
@@ -186,7 +224,7 @@ def test_a_full_small_disk_refuses_then_collection_on_the_volume_makes_room(
             assert full.value.status == 500
             api.verify_image("app", "v1")
             config = api.manifest("app", "v1")["config"]["digest"]
-            gc.delete_tag(api, "app", "v1")
+            gc.delete_image(api, "app", "v1")
         attached = reglab.Registry.attach(engine, registry.config.name, registry.config.workdir)
         assert attached.config.data_volume == disk.name
         done = gc.collect(attached, watch=[("app", config)])
@@ -211,3 +249,42 @@ def test_a_small_disk_never_removes_a_volume_reglab_did_not_make(
         assert engine.volumes.get(name).name == name
     finally:
         engine.volumes.get(name).remove()
+
+
+def test_delete_untagged_keeps_an_index_s_platforms_on_3_and_marks_them_on_2_8(
+    make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    """A real two-platform image (an OCI layout made offline, pushed with skopeo --all): its
+    platform manifests have no tags. Registry 3's --delete-untagged keeps them, and each platform
+    still pulls; 2.8's dry run marks them and their blobs (distribution#3178)."""
+    layout = ocilayout.write_layout(tmp_path / "layout", "multi")
+    assert len(set(layout.children.values())) == 2
+    marked: dict[str, set[str]] = {}
+    untagged: dict[str, tuple[str, ...]] = {}
+    for version in (V3, V2):
+        registry = make_registry(
+            "persistent", version=version.major, workdir=tmp_path / f"v{version.major}"
+        )
+        ref = registry.ref("multi", "multi")
+        replicate.run(ocilayout.copy_command(str(layout.folder), "multi", ref))
+        with registry.client() as api:
+            assert api.manifest_digest("multi", "multi") == layout.index.digest
+            for digest in layout.children.values():  # pushed byte for byte, by digest
+                assert api.manifest_digest("multi", digest) == digest
+        dry = gc.collect(registry, dry_run=True, delete_untagged=True)
+        marked[version.major] = set(dry.eligible)
+        untagged[version.major] = dry.manifests
+        if version.v3:
+            assert gc.collect(registry, delete_untagged=True).eligible == ()
+            for image in layout.images:
+                into = tmp_path / image.platform.replace("/", "-")
+                replicate.run(ocilayout.pull_command(ref, image.platform, str(into)))
+                assert ocilayout.pulled_digest(into) == image.manifest.digest
+                with registry.client() as api:
+                    api.verify_image("multi", image.manifest.digest)
+    assert (marked["3"], untagged["3"]) == (set(), ())
+    assert marked["2"] == {
+        d for image in layout.images for d in (image.config.digest, image.layer.digest)
+    }
+    assert set(untagged["2"]) == set(layout.children.values())  # their manifests are unlinked
+    assert layout.index.digest not in untagged["2"]  # 2.8 keeps the index, pointing to nothing
