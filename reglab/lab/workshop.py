@@ -2,7 +2,7 @@
 command that does the same, so learners see both.
 
     ws = Workshop.setup()            # engine, images, port and folder from the environment
-    reg = ws.up("local")             # $ docker run -d ... registry:2
+    reg = ws.up("local")             # $ docker run -d ... registry:3
     ws.tag("hello-world", reg.ref("hello-world"))
     digest = ws.push(reg.ref("hello-world"))
 """
@@ -137,7 +137,7 @@ class Workshop:
 
     def mounts(self, registry: Registry) -> list[str]:
         """Where the registry's /var/lib/registry really is: a bind mount, or an anonymous
-        volume (registry:2 declares VOLUME /var/lib/registry, so the engine makes one)."""
+        volume (the registry image declares VOLUME /var/lib/registry, so the engine makes one)."""
         fmt = (
             "{{range .Mounts}}{{.Type}} {{.Name}}{{.Source}} -> {{.Destination}}{{println}}{{end}}"
         )

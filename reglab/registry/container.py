@@ -1,6 +1,6 @@
 """A workshop registry as a container: start it, wait until it answers, remove it.
 
-:class:`Registry` starts a ``registry:2`` container for a
+:class:`Registry` starts a registry container (``registry:3``, or ``registry:2``) for a
 :class:`~reglab.registry.config.RegistryConfig`,
 waits until ``GET /v2/`` answers (polling, never a fixed sleep), and puts the container's last
 log lines into the error when it does not. It only ever replaces or removes containers that

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from reglab.base.errors import ReglabError, docker_errors
 from reglab.base.labels import owner_labels
-from reglab.base.versions import V3
 from reglab.engine.spec import ContainerSpec
 from reglab.lab.exercises.verdict import letter, verdict
 from reglab.lab.workshop import Workshop
@@ -68,12 +67,13 @@ def leftover_volumes(ws: Workshop, answer: int | None) -> bool:
         left = _volumes_left_by_rm(ws, name)
     except ReglabError as exc:
         return verdict(False, "", f"the experiment could not run: {exc}")
+    image = ws.config("local").image
     return verdict(
         answer == len(left),
-        f"{len(left)}: registry:2 declares VOLUME /var/lib/registry, so without a bind mount "
+        f"{len(left)}: {image} declares VOLUME /var/lib/registry, so without a bind mount "
         "the engine makes an anonymous volume, and docker rm keeps it unless you add -v",
         f"you said {answer}, the engine left {len(left)}. Look at the image: docker image "
-        "inspect --format '{{.Config.Volumes}}' registry:2",
+        f"inspect --format '{{{{.Config.Volumes}}}}' {image}",
     )
 
 
@@ -84,7 +84,7 @@ def _volumes_left_by_rm(ws: Workshop, name: str) -> list[str]:
     with docker_errors("the local-stage registry did not start"):
         for old in engine.containers.list(all=True, filters={"name": f"^{name}$"}):
             old.remove(force=True, v=True)
-        local = ContainerSpec(V3.image, name=name, labels=owner_labels())
+        local = ContainerSpec(ws.config("local").image, name=name, labels=owner_labels())
         ws.cli(local.shell())
         container = engine.containers.run(**local.run_kwargs())
         names_of_mounts = "'{{range .Mounts}}{{.Name}}{{end}}'"
