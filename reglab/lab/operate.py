@@ -12,20 +12,17 @@ from __future__ import annotations
 import dataclasses
 import os
 import shlex
-import shutil
 
 from reglab.base.errors import ImageError, ReglabError, docker_errors
-from reglab.base.labels import OWNER_LABEL
-from reglab.base.ports import Ports
 from reglab.base.settings import TOOLS_IMAGE
-from reglab.engine.network import NETWORK, project_network
+from reglab.engine.network import project_network
 from reglab.images.context import BuildContext
 from reglab.lab.workshop import Workshop
-from reglab.registry import gc, mirror, replicate
+from reglab.registry import gc, replicate
 from reglab.registry.answers import MANIFEST_TYPES
 from reglab.registry.client import RegistryClient
 from reglab.registry.config import RegistryConfig, Stage
-from reglab.registry.container import CONTAINER_PORT, Registry
+from reglab.registry.container import Registry
 from reglab.registry.disk import SmallDisk, volume_spec
 from reglab.registry.events import Event, Listener
 
@@ -236,47 +233,6 @@ def remove_versions(ws: Workshop) -> None:
 
 
 # --- 06: a mirror, and skopeo -----------------------------------------------------------------
-
-
-def start_mirror(
-    ws: Workshop, upstream: Registry, port: int | None = None, empty: bool = True
-) -> Registry:
-    """A pull-through mirror of ``upstream`` on the workshop network (reglab.registry.mirror); with
-    ``empty``, its cache from an earlier run is deleted first, so every run starts the same."""
-    name = f"{ws.name}-mirror"
-    port = port or Ports(ws.port).mirror
-    data = ws.workdir / "mirror" / "registry-data"
-    if empty:
-        old = Registry(RegistryConfig(name=name, workdir=ws.workdir / "mirror"), ws.engine)
-        if old.container is not None:
-            ws.cli(f"docker rm -f -v {name}")
-            old.remove()
-        ws.cli(f"rm -rf {ws.style.show(data)}")
-        shutil.rmtree(data, ignore_errors=True)
-    ws.cli(f"docker network create --label {OWNER_LABEL}=true {NETWORK}")
-    ws.cli(
-        f"docker network connect --alias {upstream.config.name} {NETWORK} {upstream.config.name}"
-    )
-    url = f"http://{upstream.config.name}:{CONTAINER_PORT}"  # what mirror.upstream_url gives
-    config = mirror.mirror_config(url, port, ws.workdir, name)
-    for command in config.folder_commands(ws.style):
-        ws.cli(command)
-    ws.cli(config.docker_run_command(ws.style))
-    registry = mirror.start_mirror(ws.engine, upstream.config.name, port, ws.workdir, name)
-    print(f"mirror {name} of {registry.config.upstream} answers at {registry.url}")
-    return registry
-
-
-def check_upstream(ws: Workshop, url: str) -> str | None:
-    """What reglab says before starting a mirror whose upstream does not answer (2.8 would
-    start, then panic). Returns the one line (None if the upstream answers)."""
-    try:
-        mirror.check_upstream(ws.engine, url)
-    except ReglabError as exc:
-        print(f"reglab: error: {exc}")
-        return str(exc)
-    print(f"{url} answers GET /v2/ with 200")
-    return None
 
 
 def fetch(ws: Workshop, registry: Registry, repository: str, into: str) -> str:
