@@ -12,6 +12,7 @@ from typing import NoReturn
 from reglab.base import ports, settings
 from reglab.base.errors import ConfigError, Problem
 from reglab.base.versions import registry_version
+from reglab.cli import upgrade as upgrade_command
 from reglab.images import recipes
 from reglab.registry.config import Stage
 
@@ -266,6 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--purge", action="store_true", help="also delete the store's volume (every image)"
     )
+
+    p = sub.add_parser(
+        "upgrade", help="check a 2.8 registry's configuration for registry 3; write the v3 file"
+    )
+    upgrade_command.add_arguments(p)
 
     p = sub.add_parser("down", help="remove the registry container (data stays)")
     common(p, port=False, running=True)

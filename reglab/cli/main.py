@@ -23,6 +23,7 @@ from reglab.base.errors import MAPPED, ConfigError, HtpasswdError, at_boundary
 from reglab.base.progress import TextProgress
 from reglab.base.shell import PathStyle
 from reglab.cli import swarm as swarm_command
+from reglab.cli import upgrade as upgrade_command
 from reglab.cli.args import build_parser
 from reglab.engine.connection import EngineInfo, connect
 from reglab.engine.network import NETWORK, project_network
@@ -309,6 +310,7 @@ COMMANDS = {
     "gc": _gc,
     "user": _user,
     "swarm": swarm_command.run,
+    "upgrade": upgrade_command.run,
 }
 
 
