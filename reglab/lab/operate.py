@@ -12,9 +12,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import shlex
+import shutil
 
 from reglab.base.errors import ImageError, ReglabError, docker_errors
 from reglab.base.settings import TOOLS_IMAGE
+from reglab.base.versions import registry_version
 from reglab.engine.network import project_network
 from reglab.images.context import BuildContext
 from reglab.lab.workshop import Workshop
@@ -119,10 +121,18 @@ def blob_bytes(ws: Workshop, registry: Registry) -> int:
     return total
 
 
-def _digest_line(registry: Registry, repository: str, tag: str) -> str:
+def _accept(ws: Workshop) -> str:
+    """``-H "$ACCEPT"``: the manifest types asked for, set once as a shell variable."""
+    header = f"Accept: {MANIFEST_TYPES}"
+    if header not in ws.shell_variables:
+        ws.cli(f"ACCEPT={shlex.quote(header)}")
+        ws.shell_variables[header] = "ACCEPT"
+    return f'-H "{header}"'
+
+
+def _digest_line(ws: Workshop, registry: Registry, repository: str, tag: str) -> str:
     return (
-        f"DIGEST=$(curl -sI -H {shlex.quote('Accept: ' + MANIFEST_TYPES)} "
-        f"{registry.url}/v2/{repository}/manifests/{tag} "
+        f"DIGEST=$(curl -sI {_accept(ws)} {registry.url}/v2/{repository}/manifests/{tag} "
         "| sed -n 's/^docker-content-digest: //Ip' | tr -d '\\r')"
     )
 
@@ -139,27 +149,35 @@ def ask(ws: Workshop, registry: Registry, method: str, path: str) -> str:
 
 
 def delete_by_tag(ws: Workshop, registry: Registry, repository: str, tag: str) -> str:
-    """Try ``DELETE /v2/REPO/manifests/TAG``: the registry refuses it; show its answer."""
-    return ask(ws, registry, "DELETE", f"/v2/{repository}/manifests/{tag}")
+    """``DELETE /v2/REPO/manifests/TAG``, and the tags left: registry 3 removes that one tag
+    (202, the manifest stays); 2.8 has no tag delete and refuses it (400 DIGEST_INVALID)."""
+    answer = ask(ws, registry, "DELETE", f"/v2/{repository}/manifests/{tag}")
+    ask(ws, registry, "GET", f"/v2/{repository}/tags/list")
+    return answer
 
 
 def tags_of(ws: Workshop, registry: Registry, repository: str, tag: str) -> list[str]:
     """The tags that point to the same image as ``repository:tag``."""
-    ws.cli(_digest_line(registry, repository, tag))
-    ws.cli(f"curl -s {registry.url}/v2/{repository}/tags/list")
+    ws.cli(_digest_line(ws, registry, repository, tag))
     with registry.client() as api:
         digest = api.manifest_digest(repository, tag)
         ws.shell_variables[digest] = "DIGEST"
+        every = api.tags(repository)
         same = gc.tags_of(api, repository, digest)
+    manifests = f"{registry.url}/v2/{repository}/manifests"
+    ws.cli(
+        f"for t in {' '.join(every)}; do curl -sI {_accept(ws)} {manifests}/$t "
+        '| grep -qi "docker-content-digest: $DIGEST" && echo $t; done'
+    )
     print(f"{repository}:{tag} is {digest}; its tags: {', '.join(same)}")
     return same
 
 
 def delete(ws: Workshop, registry: Registry, repository: str, tag: str) -> gc.Deleted:
     """Delete what ``repository:tag`` points to, by digest; every tag of it goes."""
-    ws.cli(_digest_line(registry, repository, tag))
+    ws.cli(_digest_line(ws, registry, repository, tag))
     with registry.client() as api:
-        deleted = gc.delete_tag(api, repository, tag)
+        deleted = gc.delete_image(api, repository, tag)
     ws.shell_variables[deleted.digest] = "DIGEST"
     ws.cli(f'curl -fsS -X DELETE "{registry.url}/v2/{repository}/manifests/$DIGEST"')
     print(f"deleted {repository}@{deleted.digest}: 202 Accepted")
@@ -177,17 +195,28 @@ def collect(
     """Garbage collection, safely: read-only registry, the collector, read-write again."""
     config = registry.config
     collector = gc.collector_spec(registry, dry_run, delete_untagged).shell(ws.style)
+    heads = [_head_line(ws, registry, repository, digest) for repository, digest in watch or []]
     if not dry_run:
         read_only = dataclasses.replace(config, read_only=True)
         ws.cli(f"docker rm -f {config.name}")
         ws.cli(read_only.docker_run_command(ws.style))
+    for line in heads:
+        ws.cli(line)
     ws.cli(collector)
+    for line in heads:
+        ws.cli(line)
     if not dry_run:
         ws.cli(f"docker rm -f {config.name}")
         ws.cli(config.docker_run_command(ws.style))
+    for line in heads:
+        ws.cli(line)
     done = gc.collect(registry, dry_run, delete_untagged, watch or [])
-    verb = "would delete" if dry_run else "deleted"
-    print(f"the collector {verb} {len(done.eligible)} blob(s)")
+    verb = "would" if dry_run else "did"
+    if done.manifests:
+        print(f"the collector {verb} unlink {len(done.manifests)} untagged manifest(s)")
+        for digest in done.manifests:
+            print(f"  {digest}")
+    print(f"the collector {verb} delete {len(done.eligible)} blob(s)")
     for digest in done.eligible:
         print(f"  {digest}")
     if not dry_run:
@@ -201,6 +230,15 @@ def collect(
             f"process), {restarted} after the restart"
         )
     return done
+
+
+def _head_line(ws: Workshop, registry: Registry, repository: str, digest: str) -> str:
+    """``curl`` printing the status of a HEAD for one blob, its digest as ``$BLOB``."""
+    if digest not in ws.shell_variables:
+        ws.cli(f"BLOB={digest}")
+        ws.shell_variables[digest] = "BLOB"
+    url = f"{registry.url}/v2/{repository}/blobs/{digest}"
+    return f"curl -s -o /dev/null -I -w '%{{http_code}}\\n' {url}"
 
 
 def only_in(api: RegistryClient, repository: str, tag: str, other: str) -> dict[str, int]:
@@ -220,6 +258,7 @@ def remove_disk(ws: Workshop, disk: SmallDisk) -> None:
     for command in disk.remove_commands():
         ws.cli(command)
     disk.remove(ws.engine)
+    print(f"volume {disk.name} removed: it lived in memory, and what it held is gone")
 
 
 def remove_versions(ws: Workshop) -> None:
@@ -230,6 +269,8 @@ def remove_versions(ws: Workshop) -> None:
     with docker_errors(f"cannot remove the {APP} images", error=ImageError):
         for image in ws.engine.images.list(name=APP):
             ws.engine.images.remove(image.id, force=True)
+    ws.cli(f"rm -rf {ws.style.show(ws.workdir / 'app')}")  # the versions' random layers
+    shutil.rmtree(ws.workdir / "app", ignore_errors=True)
 
 
 # --- 06: a mirror, and skopeo -----------------------------------------------------------------
@@ -288,10 +329,15 @@ def sync(ws: Workshop, source: Registry, repository: str, destination: Registry)
     return digest
 
 
-def start_other(ws: Workshop, suffix: str, port: int) -> Registry:
-    """A second plain registry of the workshop (persistent, its own folder, name and port)."""
+def start_other(ws: Workshop, suffix: str, port: int, version: str | None = None) -> Registry:
+    """A second plain registry of the workshop (persistent, its own folder, name and port), of
+    ``version`` ("3" or "2"; the workshop's by default)."""
     config = RegistryConfig(
-        stage=Stage.PERSISTENT, port=port, workdir=ws.workdir / suffix, name=f"{ws.name}-{suffix}"
+        stage=Stage.PERSISTENT,
+        port=port,
+        workdir=ws.workdir / suffix,
+        name=f"{ws.name}-{suffix}",
+        version=registry_version(version) if version else ws.settings.version,
     )
     for command in config.folder_commands(ws.style):
         ws.cli(command)
