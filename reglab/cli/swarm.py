@@ -1,4 +1,4 @@
-"""``reglab swarm up|status|scale|down``: registry replicas on Docker Swarm (notebook 09)."""
+"""``reglab swarm up|status|scale|gc|down``: registry replicas on Docker Swarm (notebook 09)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 
 from reglab.base import settings
 from reglab.engine.connection import connect
-from reglab.swarm import SwarmRegistry
+from reglab.swarm import SwarmRegistry, gc
 
 
 def _registry(args: argparse.Namespace) -> SwarmRegistry:
@@ -41,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.action == "scale":
         registry.scale(args.replicas)
         print(f"{registry.service}: {args.replicas} replica(s), all up at the front")
+    elif args.action == "gc":
+        _collect(registry, args.dry_run, args.delete_untagged)
     else:
         left = registry.down(purge=args.purge)
         print(f"removed the stack {registry.name} and {registry.relay}")
@@ -50,3 +52,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"images kept in the volume {registry.volume} (--purge deletes it)")
         print("left the swarm reglab created" if left else "the engine's swarm is left as it was")
     return 0
+
+
+def _collect(registry: SwarmRegistry, dry_run: bool, delete_untagged: bool) -> None:
+    if not dry_run:
+        print(f"{registry.service}: read-only (a rolling update), while garbage is collected")
+    done = gc.collect(registry, dry_run=dry_run, delete_untagged=delete_untagged)
+    would = "would be" if dry_run else "were"
+    print(f"{len(done.eligible)} blob(s) {would} deleted")
+    if dry_run:
+        print("nothing changed (a dry run)")
+    else:
+        print(f"the store's blobs: {done.before:,} -> {done.after:,} bytes")
+        print("the shared cache flushed (redis-cli FLUSHDB); replicas read-write again")

@@ -1,6 +1,8 @@
 """What notebook 09 measures on the swarm registry (and the benchmark with it): the digest
 each replica serves, an upload split across replicas, pulls streamed while replicas die or are
-replaced (every failed request counted, none lost), and the bytes the store holds.
+replaced (every failed request counted, none lost), and what each replica's own counters say
+of the shared cache. (The bytes the store holds: :mod:`reglab.swarm.store`, which the garbage
+collection reports with.)
 
 Not the core's: nothing in ``reglab swarm`` needs them. They work through the front, with the
 header that picks a replica (:func:`reglab.swarm.replica_header`).
@@ -18,7 +20,8 @@ from reglab.base.errors import ClientError, RegistryError, ReglabError, docker_e
 from reglab.base.wait import NotYet, poll
 from reglab.registry.answers import MANIFEST_TYPES
 from reglab.registry.client import RegistryClient, read_all
-from reglab.swarm import BUCKET, SwarmRegistry, replica_header, served_by
+from reglab.swarm import SwarmRegistry, replica_header, served_by
+from reglab.swarm.render import DEBUG_PORT
 
 
 def digest_from_each(
@@ -171,18 +174,21 @@ class PullStream:
 RESUMES = 3
 
 
-def _fetch_blob(api: RegistryClient, repository: str, digest: str) -> tuple[str | None, int]:
+def _fetch_blob(
+    api: RegistryClient, repository: str, digest: str, replica: str | None = None
+) -> tuple[str | None, int]:
     """GET one blob; (None, resumed) when its bytes hash to its digest, else (what went wrong,
     resumed).
 
     A download that broke off (its replica was killed while it answered: no front can replay
     an answer already under way) is resumed where it stopped with a ``Range`` request, as the
-    Docker engine resumes a layer; ``resumed`` counts how often.
+    Docker engine resumes a layer; ``resumed`` counts how often. ``replica``: the one to ask.
     """
     data = bytearray()
     resumed = 0
     while True:
         headers = {"Range": f"bytes={len(data)}-"} if data else {}
+        headers.update(replica_header(replica) if replica else {})
         try:  # a request that gets no answer, or an error, has failed: not retried here
             response = api.request(
                 "GET", f"/v2/{repository}/blobs/{digest}", headers=headers, stream=True
@@ -203,31 +209,91 @@ def _fetch_blob(api: RegistryClient, repository: str, digest: str) -> tuple[str 
     return None, resumed
 
 
-def bucket_command(registry: SwarmRegistry) -> str:
-    """How a terminal asks the store how much the bucket holds."""
-    label = f"com.docker.swarm.service.name={registry.store_service}"
+def pull_via(registry: SwarmRegistry, auth: tuple[str, str], repository: str, replica: str) -> int:
+    """Pull ``repository:latest`` (the manifest, then every blob, each checked by its digest)
+    from the replica ``replica`` only; return how many blobs came."""
+    with registry.client(auth=auth) as api:
+        manifest = api.request(
+            "GET",
+            f"/v2/{repository}/manifests/latest",
+            headers={"Accept": MANIFEST_TYPES, **replica_header(replica)},
+        ).json()
+        blobs = [manifest["config"], *manifest.get("layers", [])]
+        for blob in blobs:
+            error, _ = _fetch_blob(api, repository, blob["digest"], replica)
+            if error is not None:
+                raise RegistryError(f"{replica} did not serve {blob['digest'][:19]}: {error}")
+    return len(blobs)
+
+
+# --- a replica's own counters (registry 3's debug server, Prometheus text) -----------------
+
+#: Every lookup of a blob's descriptor (size, media type) counts as a cache request; one the
+#: cache answered (here: the shared Redis) as a hit, and the rest went to the store (S3).
+#: distribution's registry/storage/cache/cachedblobdescriptorstore.go.
+CACHE_REQUESTS = "registry_storage_cache_requests_total"
+CACHE_HITS = "registry_storage_cache_hits_total"
+
+
+@dataclass(frozen=True)
+class CacheCount:
+    """A replica's cache counters: lookups, and how many the cache answered."""
+
+    lookups: int
+    hits: int
+
+    def __sub__(self, before: CacheCount) -> CacheCount:
+        return CacheCount(self.lookups - before.lookups, self.hits - before.hits)
+
+
+def slot_filter(registry: SwarmRegistry, slot: int) -> str:
+    """``docker ps``'s filter for the container of the registry's task ``slot`` (Swarm names
+    it SERVICE.SLOT.TASK)."""
+    return f"name={registry.service}.{slot}."
+
+
+def metrics_command(registry: SwarmRegistry, slot: int) -> str:
+    """How a terminal reads the cache's counters of the replica in ``slot``: its debug server
+    listens inside the container only (the image has busybox's wget)."""
     return (
-        f"echo 'fs.du /buckets/{BUCKET}' | "
-        f"docker exec -i $(docker ps -q -f label={label}) weed shell"
+        f"docker exec $(docker ps -q -f {slot_filter(registry, slot)}) busybox wget -qO- "
+        f"http://127.0.0.1:{DEBUG_PORT}/metrics | grep -E '^registry_storage_cache_(requests|hits)'"
     )
 
 
-def bucket_bytes(registry: SwarmRegistry) -> int:
-    """The bytes the bucket holds, as the store itself counts them (``weed shell fs.du``)."""
-    store = [
-        c
-        for c in registry.engine.containers.list(
-            filters={"label": f"com.docker.swarm.service.name={registry.store_service}"}
+def slot_container(registry: SwarmRegistry, slot: int) -> Any:
+    """The container of the registry's running task ``slot``."""
+    for task in registry.running_tasks(registry.service):
+        if task.get("Slot") == slot:
+            cid = task["Status"].get("ContainerStatus", {}).get("ContainerID")
+            with docker_errors(f"cannot find replica {slot}", error=RegistryError):
+                return registry.engine.containers.get(cid)
+    raise RegistryError(f"no replica runs in slot {slot} of {registry.service}", "reglab swarm up")
+
+
+def front_name(registry: SwarmRegistry, container: Any) -> str:
+    """The front's name for ``container`` (replica1, ...): the one at its address."""
+    networks = container.attrs["NetworkSettings"]["Networks"]
+    address = (networks.get(registry.network) or {}).get("IPAddress")
+    for replica in registry.up_replicas():
+        if replica.address == address:
+            return replica.name
+    raise RegistryError(f"the front does not show {container.name} ({address}) up")
+
+
+def cache_count(registry: SwarmRegistry, container: Any) -> CacheCount:
+    """The replica's cache counters, from its metrics (registry 3: http.debug, Prometheus)."""
+    url = f"http://127.0.0.1:{DEBUG_PORT}/metrics"
+    with docker_errors(f"cannot read the metrics of {container.name}", error=RegistryError):
+        result = container.exec_run(["busybox", "wget", "-qO-", url])
+    text = bytes(result.output).decode(errors="replace")
+    values = {}
+    for name in (CACHE_REQUESTS, CACHE_HITS):
+        match = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
+        values[name] = int(float(match.group(1))) if match else 0
+    if result.exit_code != 0 or CACHE_REQUESTS not in text and "registry_" not in text:
+        raise RegistryError(
+            f"{container.name} served no metrics: {text.strip()[-200:]}",
+            "registry.yml needs http.debug (addr :5001, prometheus enabled)",
         )
-    ]
-    if not store:
-        raise RegistryError(f"the store of {registry.name} does not run", "reglab swarm up")
-    with docker_errors("cannot ask the store", error=RegistryError):
-        result = store[0].exec_run(
-            ["/bin/busybox", "sh", "-c", f"echo 'fs.du /buckets/{BUCKET}' | weed shell"]
-        )
-    output = bytes(result.output).decode(errors="replace")
-    match = re.search(r"logical size:\s*(\d+)", output)
-    if match is None:
-        raise RegistryError(f"the store did not say its size: {output.strip()[-200:]}")
-    return int(match.group(1))
+    return CacheCount(values[CACHE_REQUESTS], values[CACHE_HITS])

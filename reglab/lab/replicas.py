@@ -11,18 +11,24 @@ from __future__ import annotations
 import shlex
 
 from reglab.lab.access import token_command
+from reglab.lab.checks.failed import CheckFailed, ok
 from reglab.lab.measure import (
+    CacheCount,
     PullStream,
     UploadStep,
-    bucket_bytes,
-    bucket_command,
+    cache_count,
     digest_from_each,
+    front_name,
+    metrics_command,
+    pull_via,
+    slot_container,
     split_upload,
 )
 from reglab.lab.workshop import Workshop
 from reglab.registry.answers import MANIFEST_TYPES
 from reglab.registry.login import Credentials, login, login_command, logout
 from reglab.swarm import SwarmRegistry, init_commands, swarm_owned, swarm_state
+from reglab.swarm.store import bucket_bytes, bucket_command
 
 
 def _named(ws: Workshop) -> str:
@@ -69,7 +75,7 @@ def log_in(ws: Workshop, swarm: SwarmRegistry, credentials: Credentials) -> None
 def bucket(ws: Workshop, swarm: SwarmRegistry) -> int:
     """How many bytes the store's bucket holds, as the store counts them."""
     ws.cli(bucket_command(swarm))
-    size = bucket_bytes(swarm)
+    size = bucket_bytes(swarm.engine, swarm)
     print(f"bucket registry: {size:,} bytes")
     return size
 
@@ -170,6 +176,53 @@ def _counts(stream: PullStream) -> None:
         )
     for error in sorted(set(stream.failed))[:5]:
         print(f"  failed: {error}")
+
+
+def cache_across(
+    ws: Workshop, swarm: SwarmRegistry, credentials: Credentials, repository: str
+) -> list[CacheCount]:
+    """Pull ``repository`` from the replica in slot 1, then from the one in slot 2; return
+    what each one's cache counters rose by (registry 3's metrics, read before and after)."""
+    rose = []
+    for slot in (1, 2):
+        container = slot_container(swarm, slot)
+        replica = front_name(swarm, container)
+        ws.cli(metrics_command(swarm, slot))
+        before = cache_count(swarm, container)
+        blobs = pull_via(swarm, credentials.as_tuple(), repository, replica)
+        count = cache_count(swarm, container) - before
+        rose.append(count)
+        print(
+            f"replica {slot} served {repository} (manifest and {blobs} blobs): "
+            f"{count.lookups} cache lookups, {count.hits} answered by Redis"
+        )
+    return rose
+
+
+def cache_shared(counts: list[CacheCount]) -> None:
+    """Checkpoint: the first replica missed in the cache (it was empty), and the second found
+    every descriptor there, though it had looked up none of them before."""
+    first, second = counts
+    if first.lookups == 0 or second.lookups == 0:
+        raise CheckFailed(
+            "a replica counted no cache lookup",
+            "registry.yml needs storage.cache.blobdescriptor: redis",
+        )
+    if first.hits == first.lookups:
+        raise CheckFailed(
+            "the first replica found everything in the cache: it was not empty",
+            "run the cell right after the stack was deployed again (Redis keeps nothing)",
+        )
+    if second.hits != second.lookups:
+        raise CheckFailed(
+            f"the second replica found {second.hits} of {second.lookups} in the cache",
+            "every replica needs the same redis.addrs (registry.yml)",
+        )
+    missed = first.lookups - first.hits
+    ok(
+        f"{missed} lookup(s) missed on the first replica and went to the store; the second "
+        f"found all {second.lookups} in Redis: one cache for every replica"
+    )
 
 
 def redeploy(ws: Workshop, swarm: SwarmRegistry) -> None:

@@ -25,10 +25,11 @@ in a swarm is used as it is and never left.
 
 The modules, read in this order: ``names`` (what every part is called), ``render`` (the files,
 pure), ``cluster`` (the swarm, and leaving it cleanly), ``deploy`` (stack deploy and rm),
-``front`` (the front's view, readiness, the relay), ``odd`` (a registry with another secret),
-``registry`` (:class:`SwarmRegistry`, which ties them together). What notebook 09 measures
-(pull streams during failover, uploads across replicas, the bucket's size) is the notebook
-layer's: :mod:`reglab.lab.measure`.
+``front`` (the front's view, readiness, the relay), ``store`` (what the bucket holds), ``odd``
+(a registry with another secret), ``registry`` (:class:`SwarmRegistry`, which ties them
+together), ``gc`` (garbage collection with every replica read-only, then the cache flushed).
+What notebook 09 measures (pull streams during failover, uploads across replicas, each
+replica's cache counters) is the notebook layer's: :mod:`reglab.lab.measure`.
 """
 
 from __future__ import annotations

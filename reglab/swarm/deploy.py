@@ -30,8 +30,11 @@ from reglab.swarm.names import Named
 from reglab.swarm.render import SECRET_FILES, VERSIONS, new_keys, render, versions
 
 
-def write_files(names: Named, paths: Workdir, acl: Path | None = None) -> dict[str, str]:
-    """Write the stack's files into ``workdir/swarm``; return their versions.
+def write_files(
+    names: Named, paths: Workdir, acl: Path | None = None, read_only: bool = False
+) -> dict[str, str]:
+    """Write the stack's files into ``workdir/swarm``; return their versions. ``read_only``:
+    the replicas take pulls only (while garbage is collected).
 
     ``http.secret`` and the store's keys (``keys.json``) are made once and kept. The users
     and the access list are the working folder's (``acl``, when given, is copied there first,
@@ -56,7 +59,7 @@ def write_files(names: Named, paths: Workdir, acl: Path | None = None) -> dict[s
         "ca.crt": paths.ca_cert.read_bytes(),
         "front.pem": cert.cert_pem + cert.key_pem,
     }
-    files = render(names, keys, copied)
+    files = render(names, keys, copied, read_only)
     for name, data in files.items():
         write_atomic(folder / name, data, mode=0o600 if name in SECRET_FILES else 0o644)
     return versions(files)

@@ -147,8 +147,8 @@ class SwarmRegistry(Named):
         self.wait_ready(self.replicas, timeout)
         return created
 
-    def write_files(self, acl: Path | None = None) -> dict[str, str]:
-        return deploy.write_files(self, self._paths, acl)
+    def write_files(self, acl: Path | None = None, read_only: bool = False) -> dict[str, str]:
+        return deploy.write_files(self, self._paths, acl, read_only)
 
     def deploy(self, versions: dict[str, str], timeout: float = 240.0) -> None:
         env = deploy.environment(self, self.replicas, versions)
@@ -193,7 +193,7 @@ class SwarmRegistry(Named):
 
     def status(self) -> dict[str, Any]:
         """What runs: each service's running/wanted tasks, and the front's view."""
-        self._require_deployed()
+        self.require_deployed()
         services = {}
         for svc in self.services():
             wanted = svc.attrs["Spec"].get("Mode", {}).get("Replicated", {}).get("Replicas")
@@ -206,7 +206,7 @@ class SwarmRegistry(Named):
             "replicas up at the front": [r.address for r in self.up_replicas()],
         }
 
-    def _require_deployed(self) -> None:
+    def require_deployed(self) -> None:
         if not self.deployed():
             raise ConfigError(
                 f"nothing deployed: no stack {self.name} on this engine",
@@ -217,7 +217,7 @@ class SwarmRegistry(Named):
     def scale(self, replicas: int, timeout: float = 120.0) -> None:
         """``docker service scale``; return when the front sees exactly that many up."""
         self.check_replicas(replicas)
-        self._require_deployed()
+        self.require_deployed()
         with docker_errors(f"cannot scale {self.service}", error=RegistryError):
             self.engine.services.get(self.service).scale(replicas)
         self.replicas = replicas
@@ -227,7 +227,7 @@ class SwarmRegistry(Named):
         """``docker service update --force``: every replica replaced, one at a time, the new one
         started before the old one stops; return when the update completed and the front
         sees every replica up."""
-        self._require_deployed()
+        self.require_deployed()
         svc = self.engine.services.get(self.service)
         started = deploy.update_started(svc)
         with docker_errors(f"cannot update {self.service}", error=RegistryError):

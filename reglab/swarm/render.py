@@ -22,14 +22,15 @@ import yaml
 from reglab.registry.config import TOKEN_ISSUER, TOKEN_SERVICE
 from reglab.swarm.names import BUCKET, FRONT_PORT, MAX_REPLICAS, STATS_PORT, TOKEN_REPLICAS, Named
 
-#: The files of ``workdir/swarm`` that become secrets or configs, in two groups, each versioned
-#: by the hash of its files (a variable of the stack file): the store's identities apart, so
-#: that adding a user does not restart the store.
+#: The files of ``workdir/swarm`` that become secrets or configs, in three groups, each
+#: versioned by the hash of its files (a variable of the stack file): the store's identities
+#: apart, so that adding a user does not restart the store; the replicas' config apart, so that
+#: making them read-only for a garbage collection restarts only them.
 VERSIONS = {
     "REGLAB_STORE": ("s3.json",),
+    "REGLAB_CONFIG": ("registry.yml",),
     "REGLAB_SECRETS": (
-        "registry.yml", "htpasswd", "token.key", "front.pem",
-        "acl.yml", "token.crt", "ca.crt", "haproxy.cfg",
+        "htpasswd", "token.key", "front.pem", "acl.yml", "token.crt", "ca.crt", "haproxy.cfg",
     ),
 }  # fmt: skip
 #: The files only their owner may read (they hold keys).
@@ -158,9 +159,12 @@ def new_keys() -> dict[str, str]:
 DEBUG_PORT = 5001
 
 
-def registry_config(names: Named, keys: dict[str, str]) -> dict[str, object]:
+def registry_config(
+    names: Named, keys: dict[str, str], read_only: bool = False
+) -> dict[str, object]:
     """Every replica's config: the shared store, cache and ``http.secret``; tokens from the
-    front's ``/auth``, signed by a key the workshop CA certified.
+    front's ``/auth``, signed by a key the workshop CA certified. ``read_only``: pulls only,
+    while garbage is collected (:mod:`reglab.swarm.gc`).
 
     Two keys differ between the versions, and both fail quietly (a registry ignores keys it
     does not know): registry 3 reads Redis through go-redis's options (``addrs``, a list; the
@@ -185,16 +189,19 @@ def registry_config(names: Named, keys: dict[str, str]) -> dict[str, object]:
         redis = {"addrs": ["redis:6379"], **redis, "maxidleconns": 16, "connmaxidletime": "300s"}
     else:
         redis = {"addr": "redis:6379", **redis, "pool": {"maxidle": 16, "idletimeout": "300s"}}
+    storage: dict[str, object] = {
+        "s3": s3,
+        # one cache for every replica: a descriptor one replica looked up, the others read
+        "cache": {"blobdescriptor": "redis"},
+        "delete": {"enabled": True},
+        "redirect": {"disable": True},  # clients never talk to the store
+    }
+    if read_only:
+        storage["maintenance"] = {"readonly": {"enabled": True}}
     return {
         "version": 0.1,
         "log": {"level": "info", "fields": {"service": "registry"}},
-        "storage": {
-            "s3": s3,
-            # one cache for every replica: a descriptor one replica looked up, the others read
-            "cache": {"blobdescriptor": "redis"},
-            "delete": {"enabled": True},
-            "redirect": {"disable": True},  # clients never talk to the store
-        },
+        "storage": storage,
         "redis": redis,
         "http": {
             "addr": ":5000",
@@ -258,15 +265,20 @@ def relay_cfg(names: Named) -> str:
     return RELAY_CFG.format(front_port=FRONT_PORT, stats_port=STATS_PORT, front=names.front)
 
 
-def render(names: Named, keys: dict[str, str], copied: dict[str, bytes]) -> dict[str, bytes]:
+def render(
+    names: Named, keys: dict[str, str], copied: dict[str, bytes], read_only: bool = False
+) -> dict[str, bytes]:
     """Every file of ``workdir/swarm`` (but ``keys.json``), by name; ``copied`` holds the
-    working folder's files named in :data:`COPIED`."""
+    working folder's files named in :data:`COPIED`; ``read_only``: the replicas' config says
+    so (see :func:`registry_config`)."""
     missing = sorted(set(COPIED) - set(copied))
     if missing:
         raise ValueError(f"render needs {', '.join(missing)}")
     files = {
         "stack.yml": stack_file(),
-        "registry.yml": yaml.safe_dump(registry_config(names, keys), sort_keys=False).encode(),
+        "registry.yml": yaml.safe_dump(
+            registry_config(names, keys, read_only), sort_keys=False
+        ).encode(),
         "s3.json": json.dumps(store_identities(keys), indent=1).encode(),
         "haproxy.cfg": haproxy_cfg(names).encode(),
         "relay.cfg": relay_cfg(names).encode(),

@@ -13,17 +13,31 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from common import free_port, remove_test_stack
 from docker import DockerClient
 
 import reglab
 from reglab import swarm
 from reglab.auth.htpasswd import Htpasswd
-from reglab.base.versions import V3
+from reglab.base.settings import TOOLS_IMAGE
+from reglab.base.versions import V2, V3
 from reglab.engine import transfer
-from reglab.lab import exercises
-from reglab.lab.measure import PullStream, bucket_bytes, digest_from_each, split_upload
-from reglab.swarm import SwarmRegistry, cluster
+from reglab.engine.oneoff import one_off
+from reglab.engine.spec import Mount
+from reglab.lab import exercises, replicas
+from reglab.lab.measure import (
+    PullStream,
+    cache_count,
+    digest_from_each,
+    front_name,
+    pull_via,
+    slot_container,
+    split_upload,
+)
+from reglab.swarm import SwarmRegistry, cluster, gc
+from reglab.swarm.render import registry_config
+from reglab.swarm.store import BLOBS, bucket_bytes
 
 pytestmark = pytest.mark.docker
 
@@ -98,11 +112,11 @@ def deployed(
         assert reglab.Workdir(workdir).acl.read_text() == ACL  # the given list, copied
         registry = SwarmRegistry.attach(engine, name, workdir, port)
         reglab.install_ca_for_docker(reglab.Workdir(workdir).ca_cert, "127.0.0.1", port)
-        before = bucket_bytes(registry)
+        before = bucket_bytes(engine, registry)
         transfer.tag(engine, "hello-world", f"{registry.address}/hello-world:latest")
         auth = {"username": USER[0], "password": USER[1]}
         digest = transfer.push(engine, f"{registry.address}/hello-world:latest", auth=auth)
-        assert bucket_bytes(registry) > before
+        assert bucket_bytes(engine, registry) > before
         yield registry, workdir, digest
     finally:
         transfer.remove(engine, f"127.0.0.1:{port}/hello-world:latest")
@@ -199,6 +213,100 @@ def test_no_request_fails_while_a_replica_dies_or_all_are_replaced(deployed: Dep
         registry.rolling_update()
         stream.wait_for(stream.requests + 50)
     assert stream.requests >= 200 and stream.failed == [], stream.failed[:3]
+
+
+def test_the_replicas_share_one_cache_as_their_metrics_show(
+    engine: DockerClient, deployed: Deployed
+) -> None:
+    """Each replica's own counters (registry 3's debug server): with the cache just emptied,
+    the first replica to serve an image misses; the next finds every descriptor in Redis."""
+    registry = SwarmRegistry.attach(engine, deployed[0].name, deployed[1], 0)
+    gc.flush_step(engine, registry).run()
+    counts = []
+    for slot in (1, 2):
+        container = slot_container(registry, slot)
+        before = cache_count(registry, container)
+        assert pull_via(registry, USER, "hello-world", front_name(registry, container)) == 2
+        counts.append(cache_count(registry, container) - before)
+    first, second = counts
+    assert first.lookups > first.hits and second.lookups == second.hits > 0, counts
+    replicas.cache_shared(counts)  # the notebook's checkpoint agrees
+
+
+def test_garbage_is_collected_with_every_replica_read_only_then_the_cache_flushed(
+    engine: DockerClient, deployed: Deployed
+) -> None:
+    """Two tags, one deleted (by its digest); ``gc`` (a dry run first) sweeps exactly its
+    blobs from S3, the cache no longer answers for them, the other tag still pulls from every
+    replica, and the replicas take pushes again."""
+    registry = SwarmRegistry.attach(engine, deployed[0].name, deployed[1], 0)
+    keep_ref, gone_ref = registry.ref("gc", "keep"), registry.ref("gc", "gone")
+    auth = {"username": USER[0], "password": USER[1]}
+    try:
+        transfer.tag(engine, "hello-world", keep_ref)
+        transfer.tag(engine, TOOLS_IMAGE, gone_ref)
+        keep = transfer.push(engine, keep_ref, auth=auth)
+        gone = transfer.push(engine, gone_ref, auth=auth)
+        with registry.client(auth=USER) as api:
+            layers = [layer["digest"] for layer in api.manifest("gc", gone)["layers"]]
+            assert all(api.blob_status("gc", layer) == 200 for layer in layers)  # cached now
+            api.delete_manifest("gc", gone)
+        dry = gc.collect(registry, dry_run=True)
+        assert set(layers) <= set(dry.eligible) and dry.after == dry.before
+
+        done = gc.collect(registry)
+        assert set(layers) <= set(done.eligible)
+        assert done.before - done.after >= 1_000_000, done  # busybox's layer, about 2 MB
+        assert bucket_bytes(engine, registry, BLOBS) == done.after
+        with registry.client(auth=USER) as api:
+            for replica in registry.up_replicas():
+                header = {"X-Reglab-Use": replica.name}
+                for layer in layers:
+                    with pytest.raises(reglab.ClientError) as missing:
+                        api.request("HEAD", f"/v2/gc/blobs/{layer}", headers=header)
+                    assert missing.value.status == 404, (replica.name, layer)
+        assert set(digest_from_each(registry, USER, "gc", "keep").values()) == {keep}
+        config = yaml.safe_load((registry.folder / "registry.yml").read_text())
+        assert "maintenance" not in config["storage"]  # read-write again: a push lands
+        transfer.tag(engine, "hello-world", registry.ref("gc", "after"))
+        assert transfer.push(engine, registry.ref("gc", "after"), auth=auth) == keep
+    finally:
+        for ref in (keep_ref, gone_ref, registry.ref("gc", "after")):
+            transfer.remove(engine, ref)
+
+
+def test_a_2_8_redis_addr_leaves_registry_3_without_redis(
+    engine: DockerClient, workshop_images: dict[str, str], tmp_path: Path
+) -> None:
+    """On 2.8: ``redis.addr``. Registry 3 ignores that key (go-redis reads ``addrs``), so the
+    replicas' 2.8 config, given to registry 3, panics at start on ``blobdescriptor: redis``;
+    registry 2.8 starts with it."""
+    names = swarm.StackNames("reglab-test-v2", 5000, V2)
+    keys = {"http_secret": "h" * 64, "access_key": "a" * 12, "secret_key": "s" * 40}
+    config = tmp_path / "v2.yml"
+    config.write_text(yaml.safe_dump(registry_config(names, keys)))
+    config.chmod(0o644)
+    for version, starts in ((V3, False), (V2, True)):
+        spec = one_off(
+            version.image,
+            entrypoint=("/bin/registry",),
+            command=("serve", version.config_path),
+            mounts=(Mount(config, version.config_path, read_only=True),),
+        )
+        kwargs = {**spec.run_kwargs(), "detach": True, "remove": False}
+        kwargs["name"] = f"reglab-test-redis-{version.major}-{uuid.uuid4().hex[:6]}"
+        container = engine.containers.run(**kwargs)
+        try:
+            status = container.wait(timeout=20) if not starts else None
+            logs = bytes(container.logs()).decode(errors="replace")
+            if starts:
+                container.reload()
+                assert container.status == "running", logs
+            else:
+                assert status is not None and status["StatusCode"] != 0, logs
+                assert "redis configuration required" in logs, logs
+        finally:
+            container.remove(force=True, v=True)
 
 
 def test_bad_input_is_one_line_and_changes_nothing(
