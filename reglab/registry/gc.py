@@ -33,6 +33,9 @@ from reglab.registry.workdir import Workdir
 
 #: Where the blobs are, below /var/lib/registry.
 BLOBS = "docker/registry/v2/blobs"
+#: The collector's line for an untagged manifest: 2.8 prints the digest, registry 3 the
+#: whole record ``{REPO DIGEST [TAGS]}``.
+UNLINKED = r"manifest eligible for deletion: (?:\{\S+ )?(sha256:[0-9a-f]{64})"
 
 
 @dataclass(frozen=True)
@@ -192,9 +195,7 @@ def collect(
     eligible = tuple(
         dict.fromkeys(re.findall(r"blob eligible for deletion: (sha256:[0-9a-f]{64})", output))
     )
-    manifests = tuple(
-        dict.fromkeys(re.findall(r"manifest eligible for deletion: (sha256:[0-9a-f]{64})", output))
-    )
+    manifests = tuple(dict.fromkeys(re.findall(UNLINKED, output)))
     watched = {
         digest: (seen_before[i], seen_after[i], seen_restarted[i])
         for i, (_, digest) in enumerate(watch)

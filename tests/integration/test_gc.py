@@ -52,7 +52,10 @@ def test_on_3_a_tag_delete_untags_and_a_digest_delete_takes_every_tag(
         assert gone.value.status == 404
         api.verify_image("app", "v2")  # the other image is whole
         assert api.manifest_digest("app", "v2") == kept
+        gc.untag(api, "app", "v2")  # its last tag: the manifest stays, untagged
     assert registry.config.paths.blob(digest).is_file()  # nothing freed until collection
+    assert gc.collect(registry, dry_run=True).manifests == ()
+    assert gc.collect(registry, dry_run=True, delete_untagged=True).manifests == (kept,)
 
 
 def test_on_2_8_a_tag_delete_is_refused_so_a_delete_goes_by_digest(
