@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,9 +15,12 @@ from test_cli import assert_one_line_error, run
 
 import reglab
 from reglab.base.settings import TOOLS_IMAGE
+from reglab.base.versions import V2
+from reglab.base.wait import poll
 from reglab.engine import transfer
 from reglab.engine.network import NETWORK, remove_project_network
 from reglab.registry import gc, mirror, replicate
+from reglab.registry.status import running_version
 
 pytestmark = pytest.mark.docker
 
@@ -125,3 +130,128 @@ def test_skopeo_errors_are_one_line(
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(reglab.ConfigError, match="skopeo is not installed"):
         replicate.sync(upstream.address, "hello-world", "127.0.0.1:9")
+
+
+# --- a TLS + basic-auth upstream, proxy.ttl, and how 2.8 differs ------------------------------
+
+
+@pytest.fixture
+def moby() -> reglab.Credentials:
+    return reglab.Credentials.generate("moby")
+
+
+@pytest.fixture
+def auth_upstream(
+    engine: DockerClient, make_registry: MakeRegistry, moby: reglab.Credentials
+) -> Iterator[reglab.Registry]:
+    """The auth stage (TLS with the workshop CA, basic auth) holding hello-world. Its
+    certificate does not name the container yet: a mirror's start adds that name."""
+    registry = make_registry("auth", users=[moby])
+    ref = registry.ref("hello-world")
+    transfer.tag(engine, "hello-world", ref)
+    transfer.push(engine, ref, moby.auth_config())
+    transfer.remove(engine, ref)
+    yield registry
+    remove_project_network(engine)
+
+
+def mirror_name() -> str:
+    return f"reglab-test-mirror-{uuid.uuid4().hex[:6]}"
+
+
+def test_a_v3_mirror_logs_in_to_a_tls_basic_auth_upstream_and_schedules_by_its_ttl(
+    engine: DockerClient, auth_upstream: reglab.Registry, moby: reglab.Credentials
+) -> None:
+    name, tmp_path = mirror_name(), auth_upstream.config.workdir  # the upstream's CA is there
+    try:
+        with pytest.raises(reglab.ConfigError, match="asks for a login"):
+            mirror.start_mirror(engine, auth_upstream.config.name, free_port(), tmp_path, name)
+        proxy = mirror.start_mirror(
+            engine, auth_upstream.config.name, free_port(), tmp_path, name, login=moby, ttl="2h"
+        )
+        assert auth_upstream.config.paths.server_certificate().covers(auth_upstream.config.name)
+        line = proxy.config.docker_run_command()
+        assert moby.password not in line and "--env-file" in line and "SSL_CERT_FILE" in line
+        login_file = tmp_path / "mirror" / mirror.LOGIN_FILE
+        assert login_file.stat().st_mode & 0o777 == 0o600
+        with auth_upstream.client(moby.as_tuple()) as api:
+            want = api.manifest_digest("hello-world")
+        with proxy.client() as api:
+            assert api.manifest_digest("hello-world") == want
+            assert api.verify_image("hello-world") > 0
+        state = proxy.config.paths.data / "scheduler-state.json"
+        entries = poll("the schedule", lambda: state.exists() and state.read_text() or None,
+                       timeout=20)  # fmt: skip
+        for entry in json.loads(entries).values():  # each expires 2 h after it was fetched
+            left = dt.datetime.fromisoformat(entry["ExpiryData"]) - dt.datetime.now(dt.UTC)
+            assert dt.timedelta(hours=1.9) < left <= dt.timedelta(hours=2)
+        assert running_version(container_of(proxy)).endswith("3.1.2")  # re-verifies digests
+    finally:
+        reglab.Registry(reglab.RegistryConfig(name=name), engine).remove()
+
+
+def test_a_short_ttl_forgets_what_the_mirror_fetched(
+    engine: DockerClient, upstream: reglab.Registry, tmp_path: Path
+) -> None:
+    name = mirror_name()
+    try:
+        proxy = mirror.start_mirror(
+            engine, upstream.config.name, free_port(), tmp_path, name, ttl="3s"
+        )
+        with proxy.client() as api:
+            api.verify_image("hello-world")
+        container_of(upstream).stop(timeout=5)  # only the mirror's own copy is left
+
+        def forgotten() -> bool | None:
+            with proxy.client() as api:
+                try:
+                    api.manifest_digest("hello-world")
+                except reglab.ClientError:
+                    return True
+            return None
+
+        assert poll("the mirror to forget hello-world", forgotten, timeout=30)
+    finally:
+        reglab.Registry(reglab.RegistryConfig(name=name), engine).remove()
+
+
+@pytest.mark.parametrize("registry_version", ["2"])
+def test_on_2_8_the_ttl_is_seven_days_and_a_basic_auth_upstream_is_unknown(
+    engine: DockerClient, auth_upstream: reglab.Registry, moby: reglab.Credentials
+) -> None:
+    name, tmp_path = mirror_name(), auth_upstream.config.workdir
+    args = (engine, auth_upstream.config.name, free_port(), tmp_path, name)
+    with pytest.raises(reglab.ConfigError, match="token-auth upstreams only"):
+        mirror.start_mirror(*args, version=V2, login=moby)
+    found = mirror.upstream_of(engine, auth_upstream.config.name, tmp_path)
+    mirror.login_step(moby, tmp_path / "mirror").run()
+    config = mirror.mirror_config(found, free_port(), tmp_path, name, None, V2, True, "1h")
+    proxy = reglab.Registry(config, engine)
+    try:
+        proxy.start()  # 2.8 starts (the upstream answers), with the login and the TTL ignored
+        with proxy.client() as api, pytest.raises(reglab.ClientError, match="MANIFEST_UNKNOWN"):
+            api.manifest("hello-world")  # the upstream's 401, as 2.8 reports it
+    finally:
+        proxy.remove()
+
+
+@pytest.mark.parametrize("registry_version", ["2"])
+def test_on_2_8_cached_content_expires_after_seven_days_whatever_the_ttl(
+    engine: DockerClient, upstream: reglab.Registry, tmp_path: Path
+) -> None:
+    name = mirror_name()
+    found = mirror.upstream_of(engine, upstream.config.name, tmp_path)
+    config = mirror.mirror_config(found, free_port(), tmp_path, name, version=V2, ttl="1h")
+    proxy = reglab.Registry(config, engine)
+    try:
+        proxy.start()
+        with proxy.client() as api:
+            api.verify_image("hello-world")
+        state = proxy.config.paths.data / "scheduler-state.json"
+        entries = poll("the schedule", lambda: state.exists() and state.read_text() or None,
+                       timeout=20)  # fmt: skip
+        for entry in json.loads(entries).values():
+            left = dt.datetime.fromisoformat(entry["ExpiryData"]) - dt.datetime.now(dt.UTC)
+            assert dt.timedelta(days=6.9) < left <= dt.timedelta(days=7)
+    finally:
+        proxy.remove()
