@@ -27,7 +27,7 @@ from reglab.lab.measure import (
 from reglab.lab.workshop import Workshop
 from reglab.registry.answers import MANIFEST_TYPES
 from reglab.registry.login import Credentials, login, login_command, logout
-from reglab.swarm import SwarmRegistry, init_commands, swarm_owned, swarm_state
+from reglab.swarm import SwarmRegistry, init_step, swarm_owned, swarm_state
 from reglab.swarm.store import bucket_bytes, bucket_command
 
 
@@ -44,7 +44,7 @@ def up(ws: Workshop, replicas: int = 3) -> SwarmRegistry:
     created = swarm.up()
     print("it ran:")
     if created:
-        for command in init_commands():
+        for command in init_step(ws.engine).lines:
             print(f"  {command}")
     elif swarm_owned(ws.engine):
         print("  (the swarm reglab made earlier)")
@@ -231,9 +231,7 @@ def redeploy(ws: Workshop, swarm: SwarmRegistry) -> None:
         ws.cli(command)
     swarm.down(leave=False)
     print(f"stack {swarm.name} removed; volume {swarm.volume} kept")
-    versions = swarm.write_files()
-    ws.cli(swarm.deploy_command(ws.style))
-    swarm.deploy(versions)
+    swarm.deploy_step(swarm.write_files(), ws.style).run(ws.cli)
     ws.cli(swarm.relay_command(ws.style))
     swarm.start_relay()
     ws.cli(swarm.wait_command(ws.style))

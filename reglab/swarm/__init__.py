@@ -37,7 +37,7 @@ from __future__ import annotations
 from reglab.swarm.cluster import (
     ensure_swarm,
     gwbridge_holders,
-    init_commands,
+    init_step,
     leave_swarm,
     swarm_owned,
     swarm_state,
@@ -60,6 +60,6 @@ from reglab.swarm.render import HAPROXY_CFG, RELAY_CFG, VERSIONS, stack_file
 __all__ = [
     "BUCKET", "FRONT_PORT", "GWBRIDGE", "GWBRIDGE_LABEL", "HAPROXY_CFG", "MAX_REPLICAS",
     "RELAY_CFG", "STATS_PORT", "SWARM_LABEL", "TOKEN_REPLICAS", "VERSIONS", "Replica",
-    "StackNames", "SwarmRegistry", "ensure_swarm", "gwbridge_holders", "init_commands",
+    "StackNames", "SwarmRegistry", "ensure_swarm", "gwbridge_holders", "init_step",
     "leave_swarm", "replica_header", "served_by", "stack_file", "swarm_owned", "swarm_state",
 ]  # fmt: skip

@@ -20,6 +20,7 @@ import docker.errors
 
 from reglab.base.errors import EngineError, docker_errors
 from reglab.base.wait import NotYet, poll
+from reglab.engine.spec import Step
 from reglab.swarm.names import GWBRIDGE, GWBRIDGE_LABEL, STACK_LABEL, SWARM_LABEL
 
 
@@ -47,22 +48,30 @@ def swarm_owned(engine: docker.DockerClient) -> bool:
     return _node_labels(engine).get(SWARM_LABEL) == "created"
 
 
-def init_commands() -> list[str]:
-    """What :func:`ensure_swarm` does when the engine is in no swarm, as a terminal types it."""
+#: ``docker swarm init``'s options, as the Docker SDK takes them: 127.0.0.1 only (another
+#: machine joins a swarm over the network, which a workshop on one machine does not need).
+INIT = {"advertise_addr": "127.0.0.1", "listen_addr": "127.0.0.1:2377"}
+
+
+def init_step(engine: docker.DockerClient) -> Step[bool]:
+    """``docker swarm init`` and the node's label that marks the swarm reglab's: the lines a
+    terminal types, and :func:`ensure_swarm`, which runs them only when the engine is in no
+    swarm (the SDK's keywords are the lines' options: :data:`INIT`)."""
+    options = " ".join(f"--{key.replace('_', '-')} {value}" for key, value in INIT.items())
     node = "$(docker info --format '{{.Swarm.NodeID}}')"
-    return [
-        "docker swarm init --advertise-addr 127.0.0.1 --listen-addr 127.0.0.1:2377",
+    lines = [
+        f"docker swarm init {options}",
         f"docker node update --label-add {SWARM_LABEL}=created {node}",
     ]
+    return Step(lines, lambda: ensure_swarm(engine))
 
 
 def ensure_swarm(engine: docker.DockerClient) -> bool:
     """Make sure the engine is a swarm manager; return True when this call created the swarm.
 
-    ``docker swarm init`` only when the engine is in no swarm. It listens on 127.0.0.1 only:
-    another machine joins a swarm over the network, which a workshop on one machine does not
-    need. An engine in someone else's swarm is used as it is (as a manager) or refused (as a
-    worker, which cannot deploy).
+    ``docker swarm init`` (:data:`INIT`) only when the engine is in no swarm. An engine in
+    someone else's swarm is used as it is (as a manager) or refused (as a worker, which
+    cannot deploy).
     """
     state = swarm_state(engine)
     if state == "active":
@@ -84,7 +93,7 @@ def ensure_swarm(engine: docker.DockerClient) -> bool:
         "use a Docker engine with swarm mode (Docker Engine on Linux, or Docker Desktop)",
         EngineError,
     ):
-        engine.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
+        engine.swarm.init(**INIT)
         node = _node(engine)
         spec = dict(node.attrs["Spec"])
         gwbridge = "existed" if had_gwbridge else "created"

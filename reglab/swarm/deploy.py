@@ -23,6 +23,7 @@ from reglab.base.files import write_atomic
 from reglab.base.shell import PathStyle
 from reglab.base.versions import V3
 from reglab.base.wait import NotYet, poll
+from reglab.engine.spec import Step
 from reglab.registry.token import use_acl
 from reglab.registry.workdir import Workdir
 from reglab.swarm.cluster import remove_network, swarm_state
@@ -80,6 +81,29 @@ def environment(names: Named, replicas: int, found: dict[str, str]) -> dict[str,
     return {**settings(names, replicas), **found}
 
 
+#: ``docker stack deploy``'s words before the stack file and the stack's name (the images are
+#: this machine's: never asked of a registry).
+STACK_DEPLOY = ("docker", "stack", "deploy", "--resolve-image", "never", "-c")
+
+
+def deploy_step(
+    engine: docker.DockerClient,
+    names: Named,
+    replicas: int,
+    folder: Path,
+    versions: dict[str, str],
+    style: PathStyle,
+    timeout: float = 240.0,
+) -> Step[None]:
+    """The deploy: the line a terminal types (:func:`deploy_command`), and :func:`deploy` with
+    the same variables."""
+    env = environment(names, replicas, versions)
+    return Step(
+        [deploy_command(names, replicas, folder, style)],
+        lambda: deploy(engine, names, folder, env, timeout),
+    )
+
+
 def deploy_command(names: Named, replicas: int, folder: Path, style: PathStyle) -> str:
     """The ``docker stack deploy`` line; the versions are the same hashes :func:`write_files`
     computes, worked out by the shell from the files."""
@@ -120,8 +144,7 @@ def deploy(
         svc.name: (svc.attrs["Spec"].get("TaskTemplate"), update_started(svc))
         for svc in services(engine, names)
     }
-    command = ["docker", "stack", "deploy", "--resolve-image", "never", "-c"]
-    command += [str(folder / "stack.yml"), names.name]
+    command = [*STACK_DEPLOY, str(folder / "stack.yml"), names.name]
     result = subprocess.run(
         command, env={**os.environ, **env}, cwd=folder, capture_output=True, text=True, timeout=300
     )

@@ -23,6 +23,7 @@ from reglab.auth.htpasswd import Htpasswd
 from reglab.base.errors import ConfigError, RegistryError, docker_errors
 from reglab.base.shell import PathStyle
 from reglab.base.versions import V3, RegistryVersion, version_of_image
+from reglab.engine.spec import Step
 from reglab.registry.client import RegistryClient
 from reglab.registry.token import check_acl
 from reglab.registry.workdir import Workdir
@@ -141,7 +142,7 @@ class SwarmRegistry(Named):
         self.check_replicas(self.replicas)
         self.check_users(acl)
         self.check_ports()
-        created = cluster.ensure_swarm(self.engine)
+        created = cluster.init_step(self.engine).run()
         self.deploy(self.write_files(acl))
         self.start_relay()
         self.wait_ready(self.replicas, timeout)
@@ -150,9 +151,17 @@ class SwarmRegistry(Named):
     def write_files(self, acl: Path | None = None, read_only: bool = False) -> dict[str, str]:
         return deploy.write_files(self, self._paths, acl, read_only)
 
+    def deploy_step(
+        self, versions: dict[str, str], style: PathStyle, timeout: float = 240.0
+    ) -> Step[None]:
+        """``docker stack deploy`` with the files' ``versions`` (:meth:`write_files`)."""
+        folder = self.folder
+        return deploy.deploy_step(
+            self.engine, self, self.replicas, folder, versions, style, timeout
+        )
+
     def deploy(self, versions: dict[str, str], timeout: float = 240.0) -> None:
-        env = deploy.environment(self, self.replicas, versions)
-        deploy.deploy(self.engine, self, self.folder, env, timeout)
+        self.deploy_step(versions, PathStyle(self.workdir), timeout).run()
 
     def deploy_command(self, style: PathStyle) -> str:
         return deploy.deploy_command(self, self.replicas, self.folder, style)

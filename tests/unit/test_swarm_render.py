@@ -7,16 +7,25 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
+import subprocess
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 import yaml
 
+from reglab.base.shell import PathStyle
 from reglab.base.versions import V2, V3, RegistryVersion
 from reglab.swarm import MAX_REPLICAS, StackNames, stack_file
-from reglab.swarm.deploy import settings
+from reglab.swarm.cluster import init_step
+from reglab.swarm.deploy import deploy_step, settings
 from reglab.swarm.render import COPIED, VERSIONS, render, versions
 
+#: The real subprocess.run, for the shell that runs a printed line (the action's is replaced).
+subprocess_run = subprocess.run
 GOLDEN = Path(__file__).parent / "golden" / "swarm"
 NAMES = StackNames("reglab-golden", 5000)
 NAMES_V2 = StackNames("reglab-golden", 5000, V2)
@@ -119,3 +128,73 @@ def test_another_port_changes_only_the_realm() -> None:
 def test_render_refuses_missing_inputs() -> None:
     with pytest.raises(ValueError, match="htpasswd"):
         render(NAMES, KEYS, {k: v for k, v in COPIED_FILES.items() if k != "htpasswd"})
+
+
+class Recorder:
+    """A stand-in for the engine: records what a step's action asks of it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.swarm = SimpleNamespace(init=lambda **kw: self.calls.append(("swarm init", kw)))
+        self.networks = SimpleNamespace(list=lambda **kw: [])
+        self.services = SimpleNamespace(list=lambda **kw: [])
+        node = SimpleNamespace(attrs={"Spec": {}}, update=lambda spec: self.calls.append(
+            ("node update", spec)))  # fmt: skip
+        self.nodes = SimpleNamespace(get=lambda node_id: node)
+
+    def info(self) -> dict[str, Any]:
+        return {"Swarm": {"LocalNodeState": "inactive", "NodeID": "n1"}}
+
+
+def test_swarm_init_prints_what_it_runs() -> None:
+    """The printed ``docker swarm init`` options are the keywords the SDK is called with, and
+    the label the second line adds is the one the node gets."""
+    engine = Recorder()
+    step = init_step(cast(Any, engine))
+    assert step.run() is True
+    (_, init), (_, spec) = engine.calls
+    words = shlex.split(step.lines[0])
+    assert words[:3] == ["docker", "swarm", "init"]
+    options = dict(zip(words[3::2], words[4::2], strict=True))
+    assert options == {f"--{key.replace('_', '-')}": value for key, value in init.items()}
+    label = shlex.split(step.lines[1])[shlex.split(step.lines[1]).index("--label-add") + 1]
+    assert spec["Labels"][label.split("=")[0]] == label.split("=")[1]
+
+
+def test_stack_deploy_prints_what_it_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The printed ``docker stack deploy`` line, run by a shell whose ``docker`` only records
+    its arguments and environment, runs what the action runs: the same words, and the same
+    variables (the files' versions worked out by the shell from the files on disk)."""
+    folder = tmp_path / "workdir" / "swarm"
+    folder.mkdir(parents=True)
+    files = render(NAMES_V2, KEYS, COPIED_FILES)
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    found = versions(files)
+    ran: list[tuple[list[str], dict[str, str]]] = []
+
+    def fake_run(command: list[str], env: dict[str, str], **_: Any) -> Any:
+        ran.append((command, {k: v for k, v in env.items() if k.startswith("REGLAB_")}))
+        return SimpleNamespace(returncode=0, stdout="", stderr="")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/docker")
+    monkeypatch.delenv("REGLAB_REGISTRY_IMAGE", raising=False)
+    step = deploy_step(cast(Any, Recorder()), NAMES_V2, 2, folder, found, PathStyle(folder.parent))
+    step.run()
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "docker").write_text(
+        '#!/bin/sh\nprintf "%s\\n" "$@" > args; env | grep ^REGLAB_ | sort > env\n'
+    )
+    (fake / "docker").chmod(0o755)
+    (line,) = step.lines
+    shell = {"PATH": f"{fake}:/usr/bin:/bin"}
+    subprocess_run(["sh", "-c", line], cwd=tmp_path, env=shell, check=True)
+    typed = (tmp_path / "args").read_text().splitlines()
+    typed_env = dict(v.split("=", 1) for v in (tmp_path / "env").read_text().splitlines())
+    ((command, env),) = ran
+    assert typed == command[1:]
+    assert typed_env == env
+    assert env["REGLAB_REGISTRY_IMAGE"] == V2.image  # 2.8 is named; 3 is the file's default
