@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import base64
 import fnmatch
+import hashlib
 import json
 import re
 import ssl
@@ -198,16 +199,45 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def sign(claims: dict[str, Any], key: rsa.RSAPrivateKey, chain: list[x509.Certificate]) -> str:
-    """A JWT signed RS256, with the certificate chain in ``x5c`` (a ``kid`` would have to be
-    libtrust's key fingerprint; the chain avoids that)."""
-    header = {
-        "typ": "JWT",
-        "alg": "RS256",
-        "x5c": [
+def jwk(key: rsa.RSAPublicKey) -> dict[str, str]:
+    """The public key as a JSON Web Key whose ``kid`` is its RFC 7638 thumbprint: the SHA-256
+    of the required members (``e``, ``kty``, ``n``) in that order, without spaces. Registry 3
+    trusts a token whose ``kid`` names a key of its ``jwks`` file."""
+    numbers = key.public_numbers()
+
+    def unsigned(value: int) -> str:
+        return _b64(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+
+    members = {"e": unsigned(numbers.e), "kty": "RSA", "n": unsigned(numbers.n)}
+    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode()
+    kid = _b64(hashlib.sha256(canonical).digest())
+    return {**members, "kid": kid, "use": "sig", "alg": "RS256"}
+
+
+def jwks(cert: x509.Certificate) -> dict[str, list[dict[str, str]]]:
+    """The JSON Web Key Set of a signing certificate's key (registry 3's ``auth.token.jwks``)."""
+    key = cert.public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise ValueError("the signing certificate's key is not RSA (tokens are signed RS256)")
+    return {"keys": [jwk(key)]}
+
+
+def sign(
+    claims: dict[str, Any],
+    key: rsa.RSAPrivateKey,
+    chain: list[x509.Certificate],
+    kid: str | None = None,
+) -> str:
+    """A JWT signed RS256, with the certificate chain in ``x5c``: both registry versions verify
+    that chain against their ``rootcertbundle``. With ``kid`` instead, the header names the key
+    only: registry 3 looks it up in its ``jwks`` file; 2.8 wants libtrust's fingerprint there."""
+    header: dict[str, Any] = {"typ": "JWT", "alg": "RS256"}
+    if kid is not None:
+        header["kid"] = kid
+    else:
+        header["x5c"] = [
             base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode() for c in chain
-        ],
-    }
+        ]
     signing_input = (
         _b64(json.dumps(header, separators=(",", ":")).encode())
         + "."
@@ -321,6 +351,13 @@ def load_chain(pem: bytes) -> list[x509.Certificate]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else argv
+    if words[:1] == ["jwks"]:  # tokenserver.py jwks CERT: the JWKS registry 3 may trust
+        if len(words) != 2:
+            print("usage: tokenserver.py jwks SIGNING_CERT.pem > jwks.json", file=sys.stderr)
+            return 2
+        print(json.dumps(jwks(load_chain(Path(words[1]).read_bytes())[0]), indent=1))
+        return 0
     parser = argparse.ArgumentParser(description="reglab's token server for registry token auth")
     parser.add_argument(
         "--listen", default="0.0.0.0:5001", help="address:port (default %(default)s)"

@@ -287,6 +287,8 @@ class RegistryConfig:
             env["REGISTRY_AUTH_TOKEN_SERVICE"] = TOKEN_SERVICE
             env["REGISTRY_AUTH_TOKEN_ISSUER"] = TOKEN_ISSUER
             env["REGISTRY_AUTH_TOKEN_ROOTCERTBUNDLE"] = "/certs/ca.crt"
+            if self.version.v3:  # and the signing key itself, by its RFC 7638 thumbprint
+                env["REGISTRY_AUTH_TOKEN_JWKS"] = "/certs/jwks.json"
         if self.stage.auth:
             env["REGISTRY_AUTH"] = "htpasswd"
             env["REGISTRY_AUTH_HTPASSWD_REALM"] = REALM
@@ -308,6 +310,8 @@ class RegistryConfig:
             found.append(Mount(paths.htpasswd.parent, "/auth", read_only=True))
         if self.stage.token:  # the CA's certificate (never its key): to verify tokens
             found.append(Mount(paths.ca_cert, "/certs/ca.crt", read_only=True))
+            if self.version.v3:
+                found.append(Mount(paths.jwks, "/certs/jwks.json", read_only=True))
         if self.upstream_ca:  # a mirror's trust in its upstream: a certificate, never a key
             found.append(Mount(self.upstream_ca, UPSTREAM_CA, read_only=True))
         return tuple(found)

@@ -22,14 +22,19 @@ driver's ``docker/registry/v2/`` tree), so no other module spells those paths ou
 from __future__ import annotations
 
 import ipaddress
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from reglab.auth import tokenserver
 from reglab.auth.certs import CA, CA_DAYS, CA_NAME, DEFAULT_NAMES, SERVER_DAYS, Certificate
 from reglab.base.errors import ConfigError
+from reglab.base.files import write_atomic
+from reglab.base.settings import TOKEN_IMAGE
 from reglab.base.shell import PathStyle
-from reglab.engine.spec import Step
+from reglab.engine.oneoff import one_off
+from reglab.engine.spec import Mount, Step
 
 #: The subject of the token-signing certificate.
 TOKEN_SIGNER = "reglab token signer"
@@ -94,6 +99,11 @@ class Workdir:
     def token_cert(self) -> Path:
         """The certificate of the key that signs tokens, issued by the workshop CA."""
         return self.certs / "token.crt"
+
+    @property
+    def jwks(self) -> Path:
+        """The signing key as a JSON Web Key Set: registry 3's second way to trust it."""
+        return self.certs / "jwks.json"
 
     @property
     def mirror(self) -> Path:
@@ -174,13 +184,21 @@ class Workdir:
             cert = Certificate.load(self.token_cert, self.token_key)
             if cert.issuer == ca.certificate.subject:
                 cert.check()
+                self._write_jwks(cert)
                 return cert
         if ca is None:
             ca = CA.create()
             ca.write(self.ca_cert, self.ca_key)
         cert = ca.issue_signing_cert(TOKEN_SIGNER)
         cert.write(self.token_cert, self.token_key)
+        self._write_jwks(cert)
         return cert
+
+    def _write_jwks(self, cert: Certificate) -> None:
+        """jwks.json from the signing certificate, as ``tokenserver.py jwks`` prints it."""
+        text = json.dumps(tokenserver.jwks(cert.cert), indent=1) + "\n"
+        if not self.jwks.exists() or self.jwks.read_text() != text:
+            write_atomic(self.jwks, text.encode())
 
     def signing_certificate_step(self, style: PathStyle) -> Step[Certificate]:
         """The signing certificate: openssl's lines, and :meth:`signing_certificate`."""
@@ -197,11 +215,17 @@ class Workdir:
         key, cert = style.show(self.token_key), style.show(self.token_cert)
         csr = style.show(self.ca_key.parent / "token.csr")
         serial = style.show(self.ca_key.parent / "ca.srl")
+        jwks = one_off(
+            TOKEN_IMAGE,
+            ("jwks", "/certs/token.crt"),
+            mounts=(Mount(self.token_cert, "/certs/token.crt", read_only=True),),
+        )
         return [
             f"openssl req -new -newkey rsa:2048 -nodes -subj '/CN={TOKEN_SIGNER}' "
             f"-keyout {key} -out {csr}",
             f"openssl x509 -req -in {csr} -CA {ca_cert} -CAkey {ca_key} -CAcreateserial "
             f"-CAserial {serial} -days {SERVER_DAYS} -out {cert}",
+            f"{jwks.shell(style)} > {style.show(self.jwks)}",
         ]
 
     def certificate_commands(self, names: tuple[str, ...], style: PathStyle) -> list[str]:

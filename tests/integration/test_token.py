@@ -15,7 +15,7 @@ from docker import DockerClient
 from test_cli import assert_one_line_error, run
 
 import reglab
-from reglab.auth.tokenserver import sign
+from reglab.auth.tokenserver import jwk, sign
 from reglab.engine import transfer
 from reglab.lab import checks
 
@@ -112,6 +112,11 @@ def test_a_foreign_signer_is_refused_and_a_list_audience_only_by_2_8(
     assert status(sign(claims, signer.key, [signer.cert])) == 200
     listed = status(sign({**claims, "aud": ["reglab-registry"]}, signer.key, [signer.cert]))
     assert listed == (200 if registry.config.version.v3 else 401)
+    # Registry 3's second way to trust the signer: its key in jwks.json, named by thumbprint.
+    kid = jwk(signer.cert.public_key())["kid"]
+    by_kid = status(sign(claims, signer.key, [], kid=kid))
+    assert by_kid == (200 if registry.config.version.v3 else 401)
+    assert status(sign(claims, signer.key, [], kid="not-a-known-key")) == 401
     foreign = reglab.CA.create("not the workshop CA").issue_signing_cert("intruder")
     assert isinstance(foreign.key, rsa.RSAPrivateKey)
     assert status(sign(claims, foreign.key, [foreign.cert])) == 401  # not the rootcertbundle

@@ -16,6 +16,7 @@ from reglab.auth.tokenserver import (
     Issuer,
     decode,
     grant,
+    jwk,
     load_users,
     parse_acl,
     parse_scope,
@@ -140,3 +141,20 @@ def test_docker_auths_variables_and_regular_expressions_match_as_there() -> None
         parse_acl("- match: {name: '/(unclosed/'}\n  actions: [pull]\n")
     with pytest.raises(AclError, match="matches on 'ip', unsupported"):
         parse_acl("- match: {ip: 127.0.0.0/8}\n  actions: ['*']\n")
+
+
+def test_the_jwk_kid_is_the_rfc_7638_thumbprint() -> None:
+    """RFC 7638 section 3.1's example key and its thumbprint."""
+    n = (
+        "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJ"
+        "ECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW"
+        "2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQ"
+        "Fh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"
+    )
+
+    def number(text: str) -> int:
+        return int.from_bytes(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), "big")
+
+    key = rsa.RSAPublicNumbers(number("AQAB"), number(n)).public_key()
+    assert jwk(key)["kid"] == "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+    assert jwk(key)["n"] == n and jwk(key)["e"] == "AQAB"
