@@ -21,6 +21,7 @@ PULLED = "pulled"
 
 def write(ws: Workshop, tag: str) -> Layout:
     """Write the two-platform image as an OCI layout in the working folder; show its digests."""
+    ws.cli(f"python -m reglab.registry.ocilayout {ws.style.show(ws.workdir / LAYOUT)} {tag}")
     layout = ocilayout.write_layout(ws.workdir / LAYOUT, tag)
     print(f"OCI layout {ws.style.show(layout.folder)}, tag {tag}: index {layout.index.digest}")
     for platform, digest in layout.children.items():

@@ -10,7 +10,7 @@ manifests have no tag of their own: only the index is tagged. That is what garba
 that names the platform. Everything is deterministic (fixed times, owners and gzip header), so the
 digests are the same on every machine and every run. skopeo pushes the folder as it is
 (:func:`copy_command`), and pulls one platform back (:func:`pull_command`); no network and no
-Docker Hub are needed.
+Docker Hub are needed. From a terminal: ``python -m reglab.registry.ocilayout FOLDER TAG``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import gzip
 import hashlib
 import io
 import json
+import sys
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,7 +138,8 @@ def copy_command(folder: str, tag: str, ref: str) -> list[str]:
     """``skopeo copy --all`` of the layout's ``tag`` to ``ref`` (HOST:PORT/REPO:TAG) over
     plain HTTP: the index and every platform's image, byte for byte."""
     return [
-        "skopeo", "copy", "--all", "--dest-tls-verify=false", f"oci:{folder}:{tag}", f"docker://{ref}",
+        "skopeo", "copy", "--all", "--retry-times=3", "--dest-tls-verify=false",
+        f"oci:{folder}:{tag}", f"docker://{ref}",
     ]  # fmt: skip
 
 
@@ -176,6 +178,19 @@ def _tar(files: dict[str, bytes]) -> bytes:
             tar.addfile(info, io.BytesIO(data))
     return out.getvalue()
 
+
+def main(argv: list[str]) -> int:
+    """``python -m reglab.registry.ocilayout FOLDER TAG``: write the layout, print its index."""
+    if len(argv) != 2:
+        print("usage: python -m reglab.registry.ocilayout FOLDER TAG", file=sys.stderr)
+        return 2
+    layout = write_layout(Path(argv[0]), argv[1])
+    print(f"{layout.folder}:{layout.tag} index {layout.index.digest}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
 
 __all__ = [
     "INDEX_TYPE",
