@@ -41,6 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write the configuration for registry 3 (checked first)")  # fmt: skip
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The command's own parser (``reglab upgrade`` adds the same arguments to its subparser)."""
+    parser = argparse.ArgumentParser(prog="reglab upgrade", description=__doc__)
+    add_arguments(parser)
+    return parser
+
+
 def run(args: argparse.Namespace) -> int:
     sources = _sources(args)
     if args.write is not None:
@@ -121,4 +128,4 @@ def _registries() -> list[tuple[str, Any]]:
     return [(c.name, c.attrs) for c in listed if STAGE_LABEL in (c.labels or {})]
 
 
-__all__ = ["add_arguments", "container_source", "run", "sources_in"]
+__all__ = ["add_arguments", "build_parser", "container_source", "run", "sources_in"]

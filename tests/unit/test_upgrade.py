@@ -146,9 +146,7 @@ def test_nothing_is_written_when_the_translation_cannot_fix_it(tmp_path: Path) -
 
 
 def parse(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    command.add_arguments(parser)
-    return parser.parse_args(argv)
+    return command.build_parser().parse_args(argv)
 
 
 def test_the_command_exits_1_with_a_line_per_problem_and_0_when_clean(
