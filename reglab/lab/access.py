@@ -6,13 +6,17 @@ made with reglab's HTTP client, which speaks the same flow (reglab.registry.clie
 
 from __future__ import annotations
 
+import json
 import shlex
 import time
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from reglab.auth.certs import Certificate
 from reglab.auth.htpasswd import password_variable
-from reglab.auth.tokenserver import decode
+from reglab.auth.tokenserver import decode, jwk, sign
 from reglab.base.errors import ClientError, ReglabError
 from reglab.base.files import write_atomic
 from reglab.lab.workshop import Workshop
@@ -93,6 +97,23 @@ def claims(token: str) -> dict[str, Any]:
     print(f"{'nbf':>6}: {body['iat'] - body['nbf']} s before it was issued (clock leeway)")
     print(f"access: {body['access']}")
     return body
+
+
+def signed_by_kid(ws: Workshop, registry: Registry, token: str) -> str:
+    """The same claims signed again with a ``kid`` header instead of the ``x5c`` chain: the
+    key named by its RFC 7638 thumbprint, which registry 3 finds in its ``jwks`` file (shown)."""
+    paths = registry.config.paths
+    ws.cli(f"cat {ws.style.show(paths.jwks)}")
+    published = json.loads(paths.jwks.read_text())["keys"]
+    print(f"jwks.json: {len(published)} key, kid {published[0]['kid']}")
+    signer = Certificate.load(paths.token_cert, paths.token_key)
+    if not isinstance(signer.key, rsa.RSAPrivateKey):
+        raise ReglabError(f"{paths.token_key} is not an RSA key", "start the token stage again")
+    kid = jwk(signer.key.public_key())["kid"]
+    again = sign(decode(token)[1], signer.key, [], kid=kid)
+    header = decode(again)[0]
+    print(f"new header: alg {header['alg']}, kid {header['kid']}, x5c: {'x5c' in header}")
+    return again
 
 
 def with_token(ws: Workshop, registry: Registry, token: str, repository: str) -> int:
