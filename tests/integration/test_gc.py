@@ -53,6 +53,7 @@ def test_on_3_a_tag_delete_untags_and_a_digest_delete_takes_every_tag(
         api.verify_image("app", "v2")  # the other image is whole
         assert api.manifest_digest("app", "v2") == kept
         gc.untag(api, "app", "v2")  # its last tag: the manifest stays, untagged
+        assert api.request("GET", "/v2/app/tags/list").json() == {"name": "app", "tags": []}
     assert registry.config.paths.blob(digest).is_file()  # nothing freed until collection
     assert gc.collect(registry, dry_run=True).manifests == ()
     assert gc.collect(registry, dry_run=True, delete_untagged=True).manifests == (kept,)
@@ -81,6 +82,8 @@ def test_on_2_8_a_tag_delete_is_refused_so_a_delete_goes_by_digest(
             assert missing.value.status == 404
         assert api.manifest_digest("app", "v2") == kept
         api.verify_image("app", "v2")  # the other image is whole
+        gc.delete_tag(api, "app", "v2", registry.config.version)  # the last tag: 2.8 says null
+        assert api.request("GET", "/v2/app/tags/list").json() == {"name": "app", "tags": None}
     # Nothing is freed yet: the deleted manifest's blob is still on disk, until collection.
     assert registry.config.paths.blob(digest).is_file()
 
