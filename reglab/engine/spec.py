@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from reglab.base.errors import ConfigError
 from reglab.base.shell import PathStyle
 
 T = TypeVar("T")
@@ -84,6 +85,9 @@ class ContainerSpec:
     ports: tuple[tuple[str, int, int], ...] = ()
     mounts: tuple[Mount, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    #: ``--env-file``: more ``NAME=VALUE`` lines, read from a file at run time, so a secret
+    #: in it (a mirror's upstream password) is on no command line. ``env`` wins over it.
+    env_file: Path | None = None
     #: ``uid:gid``, or :data:`INVOKER` for the user who runs the command.
     user: str | None = None
     #: A restart policy's name (``unless-stopped``).
@@ -110,7 +114,7 @@ class ContainerSpec:
             "labels": dict(self.labels),
             "ports": ports,
             "volumes": volumes_of(self.mounts),
-            "environment": dict(self.env),
+            "environment": {**read_env_file(self.env_file), **self.env},
             "user": invoker() if self.user == INVOKER else self.user,
             "restart_policy": {"Name": self.restart} if self.restart else None,
             "network": self.network,
@@ -141,6 +145,9 @@ class ContainerSpec:
             add("--user", self.user, shown, invoker() if self.user == INVOKER else None)
         for mount in self.mounts:
             add("-v", mount.text, mount.shown(style))
+        if self.env_file is not None:
+            shown = style.show(self.env_file) if style else None
+            add("--env-file", str(self.env_file), shown)
         for key, value in self.env.items():
             add("-e", f"{key}={value}", env_argument(key, value))
         return opts
@@ -169,6 +176,21 @@ class ContainerSpec:
         return " \\\n  ".join(parts)
 
 
+def read_env_file(path: Path | None) -> dict[str, str]:
+    """``NAME=VALUE`` lines as ``docker run --env-file`` reads them: taken as they are (no
+    quotes, no ``$``), blank lines and ``#`` comments skipped; a missing file is one line."""
+    if path is None:
+        return {}
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the env file {path}: {exc.strerror}", "write it again, then retry"
+        ) from None
+    found = (line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+    return {name.strip(): value for name, value in found}
+
+
 def volumes_of(mounts: tuple[Mount, ...]) -> dict[str, dict[str, str]]:
     """Mounts as the Docker SDK's ``volumes=`` wants them."""
     return {str(m.source): {"bind": m.target, "mode": m.mode} for m in mounts}
@@ -190,4 +212,13 @@ class Step(Generic[T]):
         return self.action()
 
 
-__all__ = ["INVOKER", "ContainerSpec", "Mount", "Step", "env_argument", "invoker", "volumes_of"]
+__all__ = [
+    "INVOKER",
+    "ContainerSpec",
+    "Mount",
+    "Step",
+    "env_argument",
+    "invoker",
+    "read_env_file",
+    "volumes_of",
+]

@@ -18,11 +18,9 @@ token      TLS, and token auth instead: a token server (reglab.registry.token) g
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 from reglab.auth.certs import DEFAULT_NAMES
 from reglab.base import settings
@@ -129,39 +127,6 @@ def check_ttl(ttl: str) -> str:
 #: Where a mirror finds its upstream's CA; SSL_CERT_FILE points Go's TLS at it. Go reads that
 #: variable in place of the system's bundle (which a FROM-scratch registry image lacks anyway).
 UPSTREAM_CA = "/certs/upstream-ca.crt"
-
-
-@dataclass(frozen=True)
-class RegistrySpec(ContainerSpec):
-    """A registry's container: ``--env-file`` too, for a mirror's upstream login, so the
-    password lives in a file of mode 600, never on a command line or in a notebook."""
-
-    env_file: Path | None = None
-
-    def run_kwargs(self) -> dict[str, Any]:
-        kwargs = super().run_kwargs()
-        if self.env_file is not None:
-            kwargs["environment"] = {**read_env_file(self.env_file), **kwargs["environment"]}
-        return kwargs
-
-    def _options(self, style: PathStyle | None) -> list[tuple[list[str], str]]:
-        opts = super()._options(style)
-        if self.env_file is not None:
-            shown = style.show(self.env_file) if style else shlex.quote(str(self.env_file))
-            opts.append((["--env-file", str(self.env_file)], f"--env-file {shown}"))
-        return opts
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """``NAME=VALUE`` lines as ``docker run --env-file`` reads them (no quotes, no ``$``)."""
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read {path}: {exc.strerror}", "write the login file again"
-        ) from None
-    found = (line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
-    return {name.strip(): value for name, value in found}
 
 
 @dataclass
@@ -359,7 +324,7 @@ class RegistryConfig:
     def spec(self) -> ContainerSpec:
         """The registry's container, as reglab runs it and as ``docker run`` starts it. The
         line carries the same labels, so reglab may replace a registry started by hand."""
-        return RegistrySpec(
+        return ContainerSpec(
             self.image,
             name=self.name,
             labels=self.labels(),

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from reglab.base.errors import ConfigError
 from reglab.base.shell import PathStyle
 from reglab.engine.oneoff import one_off
 from reglab.engine.spec import ContainerSpec, Mount, Step, invoker
@@ -18,7 +19,8 @@ from reglab.registry import gc
 from reglab.registry.config import RegistryConfig, Stage
 from reglab.registry.container import Registry
 from reglab.registry.disk import SmallDisk, volume_spec
-from reglab.registry.mirror import mirror_config
+from reglab.registry.login import Credentials
+from reglab.registry.mirror import LOGIN_FILE, login_step, mirror_config
 from reglab.registry.token import TokenServer
 from reglab.swarm.front import relay_spec
 from reglab.swarm.names import StackNames
@@ -120,6 +122,9 @@ def parse(line: str) -> dict[str, Any]:
             found["environment"][key] = env
         elif word == "--restart":
             found["restart_policy"] = {"Name": value}
+        elif word == "--env-file":  # as docker reads it: NAME=VALUE lines, taken as they are
+            lines = Path(value).read_text().splitlines()
+            found["environment"].update(line.split("=", 1) for line in lines if "=" in line)
         elif word == "--entrypoint":
             found["entrypoint"] = [value]
         else:
@@ -163,6 +168,42 @@ def test_every_stage_and_helper_sets_what_it_must() -> None:
     assert kwargs["collector"]["remove"] and not kwargs["collector"]["detach"]
     assert kwargs["collector, dry run"]["volumes"][str(WORKDIR / "registry-data")]["mode"] == "ro"
     assert kwargs["disk keeper"]["detach"] and kwargs["disk keeper"]["name"] == "reg-disk-keeper"
+
+
+def test_a_mirrors_login_comes_from_its_env_file_and_no_line_shows_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the notebook's folder, where the line is typed
+    workdir = tmp_path / "workdir"
+    moby = Credentials("moby", "it's a $ecret")
+    style = PathStyle(workdir, tmp_path)
+    step = login_step(moby, workdir / "mirror", style)
+    assert step.lines == [
+        "(umask 077 && printf 'REGISTRY_PROXY_USERNAME=%s\\nREGISTRY_PROXY_PASSWORD=%s\\n' "
+        'moby "$PASSWORD_MOBY" > "workdir/mirror/upstream.env")'
+    ]
+    (workdir / "mirror").mkdir(parents=True)
+    step.run()
+    assert (workdir / "mirror" / LOGIN_FILE).stat().st_mode & 0o777 == 0o600
+    spec = mirror_config("https://up:5000", 5056, workdir, "reg-mirror", login=True).spec()
+    kwargs = spec.run_kwargs()
+    assert kwargs["environment"]["REGISTRY_PROXY_USERNAME"] == "moby"
+    assert kwargs["environment"]["REGISTRY_PROXY_PASSWORD"] == moby.password
+    line = spec.shell(style)
+    assert '--env-file "workdir/mirror/upstream.env"' in line
+    assert moby.password not in line and "$ecret" not in spec.shell()
+    text = line.replace("\\\n", " ").replace("$PWD", str(tmp_path))
+    text = text.replace('"$(id -u):$(id -g)"', invoker())
+    assert parse(text) == kwargs, line
+    words = [str(Path(w).absolute()) if w.startswith("workdir/") else w for w in shlex.split(text)]
+    assert words == spec.argv()
+
+
+def test_a_missing_env_file_is_one_line(tmp_path: Path) -> None:
+    spec = mirror_config("http://up:5000", 5056, tmp_path, "reg-mirror", login=True).spec()
+    with pytest.raises(ConfigError, match="cannot read the env file .*upstream.env") as err:
+        spec.run_kwargs()
+    assert "\n" not in str(err.value)
 
 
 def test_the_collector_runs_the_registrys_own_image() -> None:
