@@ -9,8 +9,9 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -22,6 +23,7 @@ from reglab import swarm
 from reglab.auth.htpasswd import Htpasswd
 from reglab.base.settings import TOOLS_IMAGE
 from reglab.base.versions import V2, V3
+from reglab.base.wait import poll
 from reglab.engine import transfer
 from reglab.engine.oneoff import one_off
 from reglab.engine.spec import Mount
@@ -275,6 +277,11 @@ def test_garbage_is_collected_with_every_replica_read_only_then_the_cache_flushe
             transfer.remove(engine, ref)
 
 
+def says(container: Any, text: str) -> Callable[[], bool | None]:
+    """A probe: True once the container's log holds ``text``."""
+    return lambda: text in bytes(container.logs()).decode(errors="replace") or None
+
+
 def test_a_2_8_redis_addr_leaves_registry_3_without_redis(
     engine: DockerClient, workshop_images: dict[str, str], tmp_path: Path
 ) -> None:
@@ -283,8 +290,10 @@ def test_a_2_8_redis_addr_leaves_registry_3_without_redis(
     registry 2.8 starts with it."""
     names = swarm.StackNames("reglab-test-v2", 5000, V2)
     keys = {"http_secret": "h" * 64, "access_key": "a" * 12, "secret_key": "s" * 40}
+    settings = registry_config(names, keys)
+    del settings["auth"]  # no token CA here: only the cache is in question
     config = tmp_path / "v2.yml"
-    config.write_text(yaml.safe_dump(registry_config(names, keys)))
+    config.write_text(yaml.safe_dump(settings))
     config.chmod(0o644)
     for version, starts in ((V3, False), (V2, True)):
         spec = one_off(
@@ -297,13 +306,14 @@ def test_a_2_8_redis_addr_leaves_registry_3_without_redis(
         kwargs["name"] = f"reglab-test-redis-{version.major}-{uuid.uuid4().hex[:6]}"
         container = engine.containers.run(**kwargs)
         try:
-            status = container.wait(timeout=20) if not starts else None
-            logs = bytes(container.logs()).decode(errors="replace")
             if starts:
+                poll(f"{version.image} to listen", says(container, "listening on"), timeout=20)
                 container.reload()
-                assert container.status == "running", logs
+                assert container.status == "running"
             else:
-                assert status is not None and status["StatusCode"] != 0, logs
+                status = container.wait(timeout=20)
+                logs = bytes(container.logs()).decode(errors="replace")
+                assert status["StatusCode"] != 0, logs
                 assert "redis configuration required" in logs, logs
         finally:
             container.remove(force=True, v=True)
