@@ -150,7 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common(p)
     registry(p)
-    p.add_argument("--user", help="(auth) add this user, or change their password")
+    p.add_argument(
+        "--user",
+        help="(auth) add this user, or change their password; (mirror) the upstream's user the "
+        "mirror logs in as (its password asked, or --password-stdin)",
+    )
     p.add_argument(
         "--upstream",
         metavar="NAME|URL",
@@ -160,7 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--password-stdin",
         action="store_true",
-        help="(auth) read the user's password from standard input",
+        help="(auth, mirror) read the user's password from standard input",
+    )
+    p.add_argument(
+        "--ttl",
+        metavar="DURATION",
+        help="(mirror, registry 3) how long the mirror keeps what it fetched: a Go duration "
+        "such as 24h or 30m (default 168h; 0: forever; 2.8 always keeps it 7 days)",
     )
     p.add_argument(
         "--acl",

@@ -31,8 +31,9 @@ from reglab.images import archive, recipes
 from reglab.images import build as images
 from reglab.registry import gc, mirror
 from reglab.registry import token as tokenauth
-from reglab.registry.config import RegistryConfig, Stage, check_notify_url
+from reglab.registry.config import RegistryConfig, Stage, check_notify_url, check_ttl
 from reglab.registry.container import Registry, owned_registries
+from reglab.registry.login import Credentials
 from reglab.registry.preflight import preflight
 from reglab.registry.status import image_version, registry_workdir
 
@@ -137,8 +138,14 @@ def _up_mirror(args: argparse.Namespace) -> int:
     env: settings.Settings = args.settings
     port = args.port if args.port is not None else env.ports.mirror  # beside its upstream
     name = args.name or MIRROR_NAME
+    notify, ttl = _notify_url(args), check_ttl(args.ttl) if args.ttl else None
+    if args.password_stdin and not args.user:
+        raise ConfigError("--password-stdin needs --user", "add --user NAME")
+    if args.user:
+        check_username(args.user)  # before asking for a password
+    login = Credentials(args.user, _read_password(args)) if args.user else None
     registry = mirror.start_mirror(
-        connect(), args.upstream, port, env.workdir, name, _notify_url(args), env.version
+        connect(), args.upstream, port, env.workdir, name, notify, env.version, login, ttl
     )
     print(f"mirror {name} of {registry.config.upstream} answers at {registry.url}")
     print(f"pull through it: docker pull {registry.address}/REPOSITORY:TAG (pushes are refused)")
@@ -146,6 +153,7 @@ def _up_mirror(args: argparse.Namespace) -> int:
     style = PathStyle.here(registry.config.workdir)
     for command in [
         *registry.config.folder_commands(style),
+        *(mirror.login_step(login, registry.config.workdir, style).lines if login else ()),
         registry.config.docker_run_command(style),
     ]:
         print(command)
@@ -161,6 +169,10 @@ def _up(args: argparse.Namespace) -> int:
         return _up_mirror(args)
     if args.upstream:
         raise ConfigError("--upstream only applies to a mirror", "reglab up mirror --upstream NAME")
+    if args.ttl:
+        raise ConfigError(
+            "--ttl only applies to a mirror", "reglab up mirror --upstream NAME --ttl"
+        )
     cfg = _config(args, args.stage)
     notify = _notify_url(args)  # checked before any password is read
     if args.acl is not None and not cfg.stage.token:
