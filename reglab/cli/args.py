@@ -210,8 +210,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="only this container")
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    p = sub.add_parser("delete", help="delete what a tag points to (every tag of that image goes)")
+    p = sub.add_parser(
+        "delete",
+        help="delete a tag (registry 3: that tag only; 2.8, which has no tag delete: the image "
+        "and every tag of it)",
+    )
     p.add_argument("image", metavar="REPO:TAG", help="e.g. hello-world:latest")
+    p.add_argument(
+        "--image",
+        dest="image_and_tags",
+        action="store_true",
+        help="delete the image the tag points to, by digest: every tag of it goes",
+    )
     common(p, port=False, running=True)
     p.add_argument("--user", help="(auth stage) the user to log in as")
     p.add_argument(

@@ -270,9 +270,12 @@ def _delete(args: argparse.Namespace) -> int:
             )
         auth = (args.user, _read_password(args))
     with registry.client(auth=auth) as api:
-        deleted = gc.delete_tag(api, repository, tag)
-    print(f"deleted {repository}@{deleted.digest}")
-    print(f"tags that went with it: {', '.join(deleted.tags)}")
+        if args.image_and_tags:
+            deleted = gc.delete_image(api, repository, tag)
+        else:
+            deleted = gc.delete_tag(api, repository, tag, registry.config.version)
+    for line in deleted.describe():
+        print(line)
     print("the blobs stay on disk until garbage collection")
     return 0
 

@@ -172,7 +172,7 @@ class RegistryBrowser(widgets.VBox):
         """Delete the selected image by its digest (every tag listed goes), then refresh."""
         repo, tag = self.repositories.value, self.tags.value
         try:
-            deleted = gc.delete_tag(self.api, repo, tag)
+            deleted = gc.delete_image(self.api, repo, tag)  # by digest: what it asked
         except ReglabError as exc:
             self.message.value = html.escape(f"✘ {exc}")
             return

@@ -302,10 +302,9 @@ class RegistryClient:
         return digest
 
     def delete_manifest(self, repository: str, digest: str) -> None:
-        """``DELETE /v2/REPO/manifests/DIGEST``: the image and every tag that points to it.
-
-        The registry accepts a digest only (a tag answers 400/405, UNSUPPORTED), and only with
-        deletes enabled; the blobs stay on disk until garbage collection.
+        """``DELETE /v2/REPO/manifests/REFERENCE``, with deletes enabled: a digest deletes the
+        image and every tag that points to it; a tag (registry 3 only: 2.8 answers 400) removes
+        that tag alone. The blobs stay on disk until garbage collection.
         """
         self.request(
             "DELETE", f"/v2/{repository}/manifests/{digest}", headers={"Accept": MANIFEST_TYPES}

@@ -358,7 +358,7 @@ def test_delete_finds_the_ca_in_the_container(
     transfer.tag(engine, "hello-world", ref)
     transfer.push(engine, ref)
     deleted = run("delete", "gone/hello-world:latest", "--name", cli[5])  # no --workdir
-    assert deleted.returncode == 0 and "deleted gone/hello-world@sha256:" in deleted.stdout, (
+    assert deleted.returncode == 0 and "untagged gone/hello-world:latest" in deleted.stdout, (
         deleted.stderr
     )
 

@@ -63,10 +63,12 @@ def test_reglab_up_notify_sends_every_push_and_delete_once_and_gc_keeps_it(
         with registry.client() as api:
             events = listener.flush(api, "hello-world")
             assert [e.digest for e in manifest_pushes(events, "hello-world")] == [digest]
-            gc.delete_tag(api, "hello-world", "latest")
+            gc.delete_image(api, "hello-world", "latest")  # by digest: the manifest, its tag
             events = listener.flush(api, "hello-world")
         deletes = [e for e in events if e.action == "delete" and e.digest == digest]
         assert len(deletes) == 1 and deletes[0].what == "manifest"
+        untagged = [e for e in events if e.action == "delete" and e.tag == "latest"]
+        assert len(untagged) == 1 and not untagged[0].digest  # registry 3: one for the tag
         ids = [e.id for _, e in listener.deliveries]
         assert len(ids) == len(set(ids))  # each delivered once
 

@@ -124,8 +124,16 @@ def test_delete_on_the_auth_stage_asks_for_a_login(
     transfer.push(engine, ref, auth=moby.auth_config())
     args = ["--workdir", str(registry.config.workdir), "--name", registry.config.name]
     assert_one_line_error(run("delete", "private:v1", *args), "asks for a login")
-    result = run("delete", "private:v1", *args, "--user", "moby", "--password-stdin",
-                 stdin=moby.password + "\n")  # fmt: skip
+    result = run(
+        "delete",
+        "private:v1",
+        *args,
+        "--image",
+        "--user",
+        "moby",
+        "--password-stdin",
+        stdin=moby.password + "\n",
+    )  # fmt: skip  (--image: by digest, every tag)
     assert result.returncode == 0, result.stderr
     assert "tags that went with it: v1" in result.stdout
 

@@ -306,7 +306,7 @@ def test_05_exercise_predicts_how_many_blobs_the_collector_deletes(
     push_as(engine, registry, "hello-world", "app", "v1", cleanup_images)
     push_as(engine, registry, TOOLS_IMAGE, "app", "v2", cleanup_images)
     with registry.client() as api:
-        gc.delete_tag(api, "app", "v1")
+        gc.delete_image(api, "app", "v1")  # by digest: its blobs become garbage
     assert not exercises.blobs_collected(registry, None)
     assert "answer with a number" in said(capsys)
     assert not exercises.blobs_collected(registry, 2)  # forgetting the manifest is a blob
