@@ -265,6 +265,7 @@ def run(
     except ClientError as exc:
         raise RegistryError(f"the suite cannot run: {exc.problem}", exc.fix) from exc
     folder = results or Path(tempfile.mkdtemp(prefix="reglab-conformance-"))
+    folder.mkdir(parents=True, exist_ok=True)  # the suite runs in it
     env = {k: v for k, v in os.environ.items() if not k.startswith("OCI_")}  # ours alone
     env |= {
         "OCI_REGISTRY": endpoint.address,

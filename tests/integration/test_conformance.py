@@ -64,13 +64,12 @@ def show(report: Report, what: str) -> None:
 
 @pytest.mark.parametrize("stage", ["local", "tls", "auth"])
 def test_every_stage_gets_the_same_verdict_with_every_departure_explained(
-    make_registry: MakeRegistry, registry_version: str, stage: str
+    make_registry: MakeRegistry, registry_version: str, stage: str, tmp_path: Path
 ) -> None:
     tester = reglab.Credentials("tester", "tester-pw")
     registry = make_registry(stage, users=[tester] if stage == "auth" else [])
-    report = conformance.run(
-        registry, auth=(tester.user, tester.password) if stage == "auth" else None
-    )
+    auth = (tester.user, tester.password) if stage == "auth" else None
+    report = conformance.run(registry, auth=auth, results=tmp_path / "results")
     show(report, f"registry {registry_version}, stage {stage}")
     assert report.unexplained() == []
     assert reasons(report) == CAUSES[registry_version]
@@ -78,11 +77,13 @@ def test_every_stage_gets_the_same_verdict_with_every_departure_explained(
 
 
 def test_on_the_token_stage_bob_pulls_and_pushes_team_but_may_not_delete(
-    make_registry: MakeRegistry, registry_version: str
+    make_registry: MakeRegistry, registry_version: str, tmp_path: Path
 ) -> None:
     bob = reglab.Credentials("bob", "bob-pw")
     registry = make_registry("token", users=[bob])
-    report = conformance.run(registry, auth=("bob", "bob-pw"), namespace="team/conformance")
+    report = conformance.run(
+        registry, auth=("bob", "bob-pw"), namespace="team/conformance", results=tmp_path / "results"
+    )
     show(report, f"registry {registry_version}, stage token, as bob (pull, push on team/*)")
     # reglab's token server reads a scope parameter as ONE scope; the suite asks for a
     # mount's two (push here, pull where it mounts from) space-separated in one parameter,
@@ -124,7 +125,9 @@ def test_a_mirror_serves_pulls_as_the_spec_says(
             engine, upstream.config.name, free_port(), tmp_path, name, version=version
         )
         content = conformance.content_of(proxy, "hello-world", None)
-        report = conformance.run(proxy, workflows=(Workflow.PULL,), content=content)
+        report = conformance.run(
+            proxy, workflows=(Workflow.PULL,), content=content, results=tmp_path / "results"
+        )
         show(report, f"registry {registry_version}, a mirror (pull only)")
         # its tag and digest, 2 blobs: GET and HEAD of each. hello-world's manifest is
         # Docker's type, which 2.8 does not serve by tag to a client that asks for OCI only.
