@@ -152,6 +152,9 @@ def auth_upstream(
     transfer.push(engine, ref, moby.auth_config())
     transfer.remove(engine, ref)
     yield registry
+    container = registry.container  # off the network first, so that the network can go
+    if container is not None:
+        container.remove(force=True, v=True)
     remove_project_network(engine)
 
 
@@ -255,3 +258,33 @@ def test_on_2_8_cached_content_expires_after_seven_days_whatever_the_ttl(
             assert dt.timedelta(days=6.9) < left <= dt.timedelta(days=7)
     finally:
         proxy.remove()
+
+
+def test_reglab_up_mirror_takes_the_upstreams_login_and_a_ttl(
+    engine: DockerClient, auth_upstream: reglab.Registry, moby: reglab.Credentials
+) -> None:
+    name, port = mirror_name(), free_port()
+    args = ["--upstream", auth_upstream.config.name, "--port", str(port), "--name", name]
+    args += ["--workdir", str(auth_upstream.config.workdir), "--ttl", "2h"]
+    try:
+        assert_one_line_error(run("up", "mirror", *args), "asks for a login", "--user")
+        wrong = run("up", "mirror", *args, "--user", "moby", "--password-stdin", stdin="nope\n")
+        assert_one_line_error(wrong, "refuses moby's password")
+        assert_one_line_error(run("up", "local", "--ttl", "2h"), "--ttl only applies to a mirror")
+        assert engine.containers.list(all=True, filters={"name": name}) == []
+
+        ok = run("up", "mirror", *args, "--user", "moby", "--password-stdin",
+                 stdin=f"{moby.password}\n")  # fmt: skip
+        assert ok.returncode == 0, ok.stderr
+        assert moby.password not in ok.stdout
+        login_file = auth_upstream.config.workdir / "mirror" / mirror.LOGIN_FILE
+        assert f'moby "$PASSWORD_MOBY" > {login_file}' in ok.stdout  # the line that writes it
+        assert f"--env-file {login_file}" in ok.stdout and "-e REGISTRY_PROXY_TTL=2h" in ok.stdout
+        proxy = reglab.Registry.attach(engine, name, auth_upstream.config.workdir)
+        assert "REGISTRY_PROXY_TTL=2h" in container_of(proxy).attrs["Config"]["Env"]
+        with auth_upstream.client(moby.as_tuple()) as api:
+            want = api.manifest_digest("hello-world")
+        with proxy.client() as api:  # logged in upstream with moby's password from the file
+            assert api.manifest_digest("hello-world") == want
+    finally:
+        reglab.Registry(reglab.RegistryConfig(name=name), engine).remove()
