@@ -17,7 +17,7 @@ from typing import Any
 import docker
 
 from reglab.base import ports
-from reglab.base.versions import V3
+from reglab.base.versions import VERSIONS
 from reglab.images.context import BuildContext
 from reglab.registry.container import Container, Registry
 
@@ -192,7 +192,9 @@ def shell_script(commands: list[Typed], port: int, state: Path) -> str:
             ]
         else:
             lines.append(typed.command)
-        if typed.command.startswith("docker run -d") and V3.image in typed.command:
+        if typed.command.startswith("docker run -d") and any(
+            re.search(rf"\s{re.escape(v.image)}(\s|$)", typed.command) for v in VERSIONS.values()
+        ):
             lines.append("ready")
     assigned = sorted({m.group(1) for t in commands if (m := re.match(r"(\w+)=", t.command))})
     if assigned:  # (NAME=value command ... sets NAME for that command only: not kept)

@@ -10,10 +10,9 @@ upgrade.serves_all(reg, served)                 # checkpoint: every digest, blob
 
 from __future__ import annotations
 
-import copy
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from reglab.lab.workshop import Workshop
 from reglab.registry.answers import MANIFEST_TYPES
 from reglab.registry.client import RegistryClient
 from reglab.registry.container import Registry
+from reglab.registry.inventory import Inventory, take
 from reglab.registry.upgrade import Finding, report, write_translation
 from reglab.registry.upgrade import check as check_source
 from reglab.registry.v2config import Source, from_container, parse_yaml
@@ -94,6 +94,8 @@ def check(ws: Workshop, config: Path | None = None) -> list[Finding]:
         ws.cli(f"reglab upgrade --check --config {ws.style.show(config)}")
         source = Source(ws.style.show(config), parse_yaml(config.read_text(), config.name))
     found = check_source(source)
+    if any(f.blocking for f in found):  # what the command's exit status 1 says
+        print("refused: registry 3 would not read it as 2.8 did (exit status 1)")
     for line in report(source.label, found):
         print(line)
     return found
@@ -134,47 +136,18 @@ def up_with_file(ws: Workshop, file: Path) -> Registry:
     return registry
 
 
-@dataclass
-class Inventory:
-    """Every digest a registry served: ``repository@digest`` of each manifest and each blob."""
-
-    manifests: list[str] = field(default_factory=list)
-    blobs: list[str] = field(default_factory=list)
-
-
 def inventory(ws: Workshop, registry: Registry) -> Inventory:
     """Each repository, each tag, its manifest and the blobs it names; written to
     ``upgrade/manifests.txt`` and ``upgrade/blobs.txt`` for the shell loops that check them."""
-    found = Inventory()
-    ws.cli(f"curl -s {registry.url}/v2/_catalog")
-    with registry.client() as api:
-        for repository in api.catalog():
-            try:
-                tags = api.tags(repository)
-            except ClientError:  # every tag deleted (notebook 05): nothing left to serve
-                continue
-            for tag in tags:
-                _add(api, found, repository, api.manifest_digest(repository, tag))
-    found.manifests = sorted(set(found.manifests))
-    found.blobs = sorted(set(found.blobs))
     folder = _folder(ws)
-    for kind, refs in (("manifests", found.manifests), ("blobs", found.blobs)):
-        write_atomic(folder / f"{kind}.txt", "".join(f"{r}\n" for r in refs).encode())
-    lists = [ws.style.show(folder / f"{kind}.txt") for kind in ("manifests", "blobs")]
+    ws.cli(f"curl -s {registry.url}/v2/_catalog")
+    ws.cli(f"python -m reglab.registry.inventory {registry.url} {ws.style.show(folder)}")
+    with registry.client() as api:
+        found = take(api)
+    lists = [ws.style.show(path) for path in found.write(folder)]
     print(f"{len(found.manifests)} manifests and {len(found.blobs)} blobs served, listed in "
           f"{lists[0]} and {lists[1]}")  # fmt: skip
     return found
-
-
-def _add(api: RegistryClient, found: Inventory, repository: str, digest: str) -> None:
-    """A manifest and what it names: blobs, or (an index) the manifest of each platform."""
-    manifest = api.manifest(repository, digest)
-    found.manifests.append(f"{repository}@{digest}")
-    for child in manifest.get("manifests", []):
-        _add(api, found, repository, str(child["digest"]))
-    for blob in [manifest.get("config"), *manifest.get("layers", [])]:
-        if blob:
-            found.blobs.append(f"{repository}@{blob['digest']}")
 
 
 def verify_commands(ws: Workshop, registry: Registry) -> None:
@@ -232,17 +205,18 @@ def _answer(ref: str, ask: Callable[[str, str], str], repository: str, digest: s
 def redis_panic(ws: Workshop, translated: Path) -> str:
     """registry:3 on an untranslated Redis cache (2.8's ``redis.addr``): it exits at start.
     Returns its ``panic:`` line."""
-    config = copy.deepcopy(yaml.safe_load(translated.read_text()))
-    config["storage"]["cache"] = {"blobdescriptor": "redis"}
-    config["redis"] = {"addr": "redis:6379"}
     file = _folder(ws) / "redis-addr.yml"
-    write_atomic(file, yaml.safe_dump(config, sort_keys=False).encode())
+    # The 2.8 way to name the cache, written as a learner would: sed, then printf.
+    shown, source = ws.style.show(file), ws.style.show(translated)
+    ws.cli(f"sed 's/blobdescriptor: inmemory/blobdescriptor: redis/' {source} > {shown}")
+    ws.cli(f"printf 'redis:\\n  addr: redis:6379\\n' >> {shown}")
+    text = translated.read_text().replace("blobdescriptor: inmemory", "blobdescriptor: redis")
+    write_atomic(file, (text + "redis:\n  addr: redis:6379\n").encode())
     name = f"{ws.name}-redis-addr"
     # Only the file: the registry never gets as far as its storage.
     mount = Mount(file, V3.config_path, read_only=True)
     spec = ContainerSpec(V3.image, name=name, labels=owner_labels(), mounts=(mount,))
-    ws.cli(f"docker rm -f -v {name}")
-    _remove(ws, name)
+    _remove(ws, name)  # a run interrupted before its clean-up (the finally below)
     ws.cli(spec.shell(ws.style))
     container = ws.engine.containers.run(**spec.run_kwargs())
 

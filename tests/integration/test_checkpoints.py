@@ -157,7 +157,7 @@ def test_a_broken_step_stops_the_notebook_at_its_checkpoint(
 
 
 @pytest.mark.one_engine
-@pytest.mark.parametrize("notebook", sorted(p.name for p in NOTEBOOKS.glob("0*.ipynb")))
+@pytest.mark.parametrize("notebook", sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]-*.ipynb")))
 def test_each_notebook_passes_nbval_alone_twice_from_a_clean_state(
     engine: DockerClient, workshop_images: dict[str, str], tmp_path: Path, notebook: str
 ) -> None:

@@ -20,12 +20,14 @@ from pathlib import Path
 import nbformat
 import pytest
 import requests
+import yaml
 from common import Typed, free_port, remove_test_stack, shell_script, typed_commands
 from docker import DockerClient
 from notebook_runner import NOTEBOOKS, execute, remove_port_tags
 
 import reglab
 from reglab.base.ports import Ports
+from reglab.base.versions import V2
 from reglab.engine.network import NETWORK, remove_project_network
 from reglab.engine.trust import DOCKER_CERTS_D
 from reglab.lab import checks, measure
@@ -184,6 +186,20 @@ def facts_09(port: int, workdir: Path, hello_digest: str | None) -> None:
         api.manifest_digest("team/hello-world")
 
 
+def facts_10(port: int, workdir: Path, hello_digest: str | None) -> None:
+    """The typed upgrade: the v3 file written, the lists of what 2.8 served, and registry 3
+    back on 2.8 (the rollback), serving every listed manifest."""
+    assert "redis" not in yaml.safe_load((workdir / "upgrade" / "config-v3.yml").read_text())
+    manifests = (workdir / "upgrade" / "manifests.txt").read_text().split()
+    assert manifests and any(ref.startswith("hello-world@sha256:") for ref in manifests)
+    registry = reglab.Registry.attach(reglab.connect(), NAME, workdir)
+    assert registry.config.version == V2  # rolled back
+    with registry.client() as api:
+        for ref in manifests:
+            repository, digest = ref.split("@")
+            assert api.manifest_digest(repository, digest) == digest
+
+
 #: The facts to check, and the checkpoint cell after which they hold (None: the last cell
 #: before the clean-up; later cells, such as an exercise, may change them on purpose).
 #: (Each takes the port, the typed working folder and the digest the notebook's checks saw.)
@@ -198,6 +214,7 @@ FACTS: dict[str, tuple[Facts, str | None]] = {
     "07-registry-events.ipynb": (facts_07, None),
     "08-token-auth.ipynb": (facts_08, None),
     "09-swarm-replicas.ipynb": (facts_09, None),
+    "10-upgrade-to-v3.ipynb": (facts_10, None),
 }
 
 

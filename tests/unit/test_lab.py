@@ -47,7 +47,7 @@ def test_the_learners_copy_has_no_outputs_and_keeps_their_work(tmp_path: Path) -
 
     source = ROOT / "notebooks"
     written = make_learner_copies(source, tmp_path)
-    assert [p.name for p in written] == sorted(p.name for p in source.glob("0*.ipynb"))
+    assert [p.name for p in written] == sorted(p.name for p in source.glob("[0-9][0-9]-*.ipynb"))
     for path in written:
         cells = json.loads(path.read_text())["cells"]
         code = [c for c in cells if c["cell_type"] == "code"]

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 from check_notebooks import problems  # noqa: E402
 
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("0*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 
 
 def test_there_is_a_preflight_the_stages_day_two_and_tokens() -> None:
@@ -28,6 +28,7 @@ def test_there_is_a_preflight_the_stages_day_two_and_tokens() -> None:
         "07",
         "08",
         "09",
+        "10",
     ]
 
 
