@@ -113,7 +113,7 @@ def test_a_foreign_signer_is_refused_and_a_list_audience_only_by_2_8(
     listed = status(sign({**claims, "aud": ["reglab-registry"]}, signer.key, [signer.cert]))
     assert listed == (200 if registry.config.version.v3 else 401)
     # Registry 3's second way to trust the signer: its key in jwks.json, named by thumbprint.
-    kid = jwk(signer.cert.public_key())["kid"]
+    kid = jwk(signer.key.public_key())["kid"]
     by_kid = status(sign(claims, signer.key, [], kid=kid))
     assert by_kid == (200 if registry.config.version.v3 else 401)
     assert status(sign(claims, signer.key, [], kid="not-a-known-key")) == 401
