@@ -33,6 +33,7 @@ from reglab.registry.config import Stage
 TEST_PREFIX = "reglab-test"
 
 BEFORE = pytest.StashKey[set[str] | None]()
+ALONE = pytest.StashKey[bool]()
 
 #: Measurements tests report (load test wall times), printed at the end of the run.
 REPORT: list[str] = []
@@ -157,10 +158,7 @@ _LOCK: int | None = None
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    if only_test_session():
-        left = remove_leftovers()
-        if left:
-            print(f"removed what an interrupted earlier run left: {', '.join(left)}")
+    session.config.stash[ALONE] = only_test_session()
     session.config.stash[BEFORE] = engine_state()
 
 
@@ -183,13 +181,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.fixture(scope="session")
-def engine() -> DockerClient:
+def engine(request: pytest.FixtureRequest) -> DockerClient:
     try:
-        return reglab.connect()
+        client = reglab.connect()
     except reglab.EngineError as exc:
         if strict():
             pytest.fail(f"Docker tests must run here: {exc}")
         pytest.skip(f"no Docker engine: {exc}")
+    # Only a session that runs Docker tests, and the only one running, clears what an
+    # interrupted run left: unit tests never touch the engine.
+    if request.config.stash.get(ALONE, False):
+        left = remove_leftovers()
+        if left:
+            print(f"removed what an interrupted earlier run left: {', '.join(left)}")
+    return client
 
 
 @pytest.fixture(scope="session")

@@ -162,10 +162,13 @@ def grant(
     rules: Iterable[Rule], account: str, scopes: Iterable[str], service: str = ""
 ) -> list[dict[str, Any]]:
     """The ``access`` claim: for each scope, the requested actions the first matching rule
-    allows (scopes that get nothing are left out)."""
+    allows (scopes that get nothing are left out).
+
+    One ``scope`` parameter may hold several scopes separated by spaces (RFC 6749, 3.3): a
+    client mounting a blob asks for push here and pull where it mounts from in one."""
     rules = list(rules)
     access = []
-    for scope in scopes:
+    for scope in [s for value in scopes for s in value.split()]:
         parsed = parse_scope(scope)
         if parsed is None:
             continue

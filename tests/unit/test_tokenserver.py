@@ -158,3 +158,15 @@ def test_the_jwk_kid_is_the_rfc_7638_thumbprint() -> None:
     key = rsa.RSAPublicNumbers(number("AQAB"), number(n)).public_key()
     assert jwk(key)["kid"] == "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
     assert jwk(key)["n"] == n and jwk(key)["e"] == "AQAB"
+
+
+def test_one_scope_parameter_may_hold_several_scopes() -> None:
+    """RFC 6749's space-separated scopes: a blob mount asks for two in one parameter."""
+    rules = parse_acl(
+        "- match: {account: bob, name: 'team/*'}\n  actions: [pull, push]\n", "acl.yml"
+    )
+    granted = grant(rules, "bob", ["repository:team/a:pull,push repository:team/b:pull"])
+    assert granted == [
+        {"type": "repository", "name": "team/a", "actions": ["pull", "push"]},
+        {"type": "repository", "name": "team/b", "actions": ["pull"]},
+    ]
