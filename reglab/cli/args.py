@@ -12,7 +12,9 @@ from typing import NoReturn
 from reglab.base import ports, settings
 from reglab.base.errors import ConfigError, Problem
 from reglab.base.versions import registry_version
+from reglab.cli import conformance as conformance_command
 from reglab.cli import upgrade as upgrade_command
+from reglab.cli.login import add_login_options
 from reglab.images import recipes
 from reglab.registry.config import Stage
 
@@ -223,12 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete the image the tag points to, by digest: every tag of it goes",
     )
     common(p, port=False, running=True)
-    p.add_argument("--user", help="(auth stage) the user to log in as")
-    p.add_argument(
-        "--password-stdin",
-        action="store_true",
-        help="(auth stage) read the password from standard input",
-    )
+    add_login_options(p)
 
     p = sub.add_parser("gc", help="collect garbage safely: read-only meanwhile, bytes reclaimed")
     common(p, port=False, running=True)
@@ -282,6 +279,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = actions.add_parser("scale", help="change the number of replicas; the front follows")
     s.add_argument("replicas", type=_replicas, metavar="N", help="1 to 9")
     common(s, port=False, workdir=False)
+    s = actions.add_parser(
+        "gc", help="collect garbage: replicas read-only, the collector, the cache flushed"
+    )
+    s.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
+    s.add_argument(
+        "--delete-untagged", action="store_true", help="also delete manifests no tag points to"
+    )
+    common(s, port=False, workdir=False)
     s = actions.add_parser("down", help="remove the stack and front; leave a swarm reglab made")
     common(s, port=False)
     s.add_argument(
@@ -292,6 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
         "upgrade", help="check a 2.8 registry's configuration for registry 3; write the v3 file"
     )
     upgrade_command.add_arguments(p)
+
+    p = sub.add_parser(
+        "conformance",
+        help="the OCI distribution-spec conformance suite against a running reglab registry",
+    )
+    conformance_command.add_arguments(p)
 
     p = sub.add_parser("down", help="remove the registry container (data stays)")
     common(p, port=False, running=True)

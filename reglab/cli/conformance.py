@@ -9,11 +9,9 @@ runs, reading what it mirrors. The exit status is 1 only when a failure has no k
 from __future__ import annotations
 
 import argparse
-import getpass
-import sys
 from pathlib import Path
 
-from reglab.base.errors import ConfigError, HtpasswdError
+from reglab.cli.login import add_login_options, login_for
 from reglab.engine.connection import connect
 from reglab.registry import conformance
 from reglab.registry.container import Registry
@@ -43,10 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="hello-world",
         help="without push: the repository whose tags are pulled (default: hello-world)",
     )
-    parser.add_argument("--user", help="(auth and token stages) the user to log in as")
-    parser.add_argument(
-        "--password-stdin", action="store_true", help="read the password from standard input"
-    )
+    add_login_options(parser)
     parser.add_argument(
         "--results",
         type=Path,
@@ -57,30 +52,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _password(args: argparse.Namespace) -> str:
-    if args.password_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
-    if sys.stdin.isatty():
-        return getpass.getpass(f"password for {args.user}: ")
-    raise HtpasswdError("no password given for --user", "pipe it in with --password-stdin")
-
-
 def run(args: argparse.Namespace) -> int:
     name = args.name or args.settings.name
     engine = connect()
     registry = Registry.attach(
         engine, name, registry_workdir(engine, name) or args.settings.workdir
     )
-    stage = registry.config.stage
     default = "pull" if registry.config.upstream else ",".join(conformance.WORKFLOWS)
     workflows = conformance.parse_workflows(args.workflows or default)
-    auth = None
-    if stage.auth or stage.token:
-        if not args.user:
-            raise ConfigError(
-                f"registry {name} asks for a login", "add --user NAME --password-stdin"
-            )
-        auth = (args.user, _password(args))
+    auth = login_for(registry.config, args)
     content = None
     if conformance.Workflow.PUSH not in workflows:
         content = conformance.content_of(registry, args.repository, auth)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import getpass
 import json
 import sys
 from collections.abc import Sequence
@@ -19,12 +18,14 @@ from dataclasses import asdict
 
 from reglab.auth.htpasswd import Htpasswd, check_username
 from reglab.base import settings
-from reglab.base.errors import MAPPED, ConfigError, HtpasswdError, at_boundary
+from reglab.base.errors import MAPPED, ConfigError, at_boundary
 from reglab.base.progress import TextProgress
 from reglab.base.shell import PathStyle
+from reglab.cli import conformance as conformance_command
 from reglab.cli import swarm as swarm_command
 from reglab.cli import upgrade as upgrade_command
 from reglab.cli.args import build_parser
+from reglab.cli.login import login_for, read_password
 from reglab.engine.connection import EngineInfo, connect
 from reglab.engine.network import NETWORK, project_network
 from reglab.images import archive, recipes
@@ -117,14 +118,6 @@ def _images(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_password(args: argparse.Namespace) -> str:
-    if args.password_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
-    if sys.stdin.isatty():
-        return getpass.getpass(f"password for {args.user}: ")
-    raise HtpasswdError("no password given for --user", "pipe it in with --password-stdin")
-
-
 #: A mirror's default container name (its upstream is usually reglab-registry).
 MIRROR_NAME = "reglab-mirror"
 
@@ -143,7 +136,7 @@ def _up_mirror(args: argparse.Namespace) -> int:
         raise ConfigError("--password-stdin needs --user", "add --user NAME")
     if args.user:
         check_username(args.user)  # before asking for a password
-    login = Credentials(args.user, _read_password(args)) if args.user else None
+    login = Credentials(args.user, read_password(args)) if args.user else None
     registry = mirror.start_mirror(
         connect(), args.upstream, port, env.workdir, name, notify, env.version, login, ttl
     )
@@ -193,7 +186,7 @@ def _up(args: argparse.Namespace) -> int:
         check_username(args.user)  # before asking for a password
         # refuses a corrupt file before any change; only this user's line may be non-bcrypt
         users = Htpasswd.load(cfg.paths.htpasswd, replacing=args.user)
-        users.set(args.user, _read_password(args))
+        users.set(args.user, read_password(args))
         users.save()
     registry = Registry(cfg).start(timeout=args.timeout)
     # Paths as this terminal reaches them ("$REGLAB_WORKDIR/..." when that named the folder).
@@ -220,7 +213,7 @@ def _user(args: argparse.Namespace) -> int:
     check_username(args.user)  # before asking for a password
     users = Htpasswd.load(paths.htpasswd, replacing=args.user)  # a corrupt file: changed not
     existed = args.user in users.names()
-    users.set(args.user, _read_password(args))
+    users.set(args.user, read_password(args))
     users.save()
     print(f"{'changed the password of' if existed else 'added'} {args.user} in {paths.htpasswd}")
     print("the auth stage reads it on every request; the token stage's server per token")
@@ -262,13 +255,7 @@ def _delete(args: argparse.Namespace) -> int:
     repository, _, tag = args.image.rpartition(":")
     if not repository or "/" in tag:
         raise ConfigError(f"{args.image!r} is not REPO:TAG", "give a tag, e.g. hello-world:latest")
-    auth = None
-    if registry.config.stage.auth or registry.config.stage.token:
-        if not args.user:
-            raise ConfigError(
-                f"registry {cfg.name} asks for a login", "add --user NAME --password-stdin"
-            )
-        auth = (args.user, _read_password(args))
+    auth = login_for(registry.config, args)
     with registry.client(auth=auth) as api:
         if args.image_and_tags:
             deleted = gc.delete_image(api, repository, tag)
@@ -326,6 +313,7 @@ COMMANDS = {
     "user": _user,
     "swarm": swarm_command.run,
     "upgrade": upgrade_command.run,
+    "conformance": conformance_command.run,
 }
 
 

@@ -47,13 +47,16 @@ def cache_dir() -> Path:
     return Path(base) / "reglab" / "go"
 
 
-def find_go() -> Path:
-    """The ``go`` program, checked to be new enough; one line naming the fix if not."""
-    found = shutil.which("go") or next(
-        (p for p in ("/usr/local/go/bin/go", "/usr/lib/go/bin/go") if Path(p).is_file()), None
-    )
+#: Where Go's own installer and Debian's package put it, when it is not on PATH.
+GO_CANDIDATES = ("/usr/local/go/bin/go", "/usr/lib/go/bin/go")
+
+
+def find_go(purpose: str = "build registry 3") -> Path:
+    """The ``go`` program, checked to be new enough to ``purpose``; one line naming the fix
+    if not."""
+    found = shutil.which("go") or next((p for p in GO_CANDIDATES if Path(p).is_file()), None)
     if found is None:
-        raise ImageError("Go is not installed, so registry 3 cannot be built here", _GO_FIX)
+        raise ImageError(f"Go is not installed, so reglab cannot {purpose} here", _GO_FIX)
     out = subprocess.run([found, "env", "GOVERSION"], capture_output=True, text=True, check=False)
     version = out.stdout.strip().removeprefix("go")
     try:
@@ -61,7 +64,7 @@ def find_go() -> Path:
     except ValueError:
         numbers = (0, 0)
     if numbers < GO_MINIMUM:
-        raise ImageError(f"Go {version or '(unknown)'} is too old to build registry 3", _GO_FIX)
+        raise ImageError(f"Go {version or '(unknown)'} is too old to {purpose}", _GO_FIX)
     return Path(found)
 
 
@@ -70,7 +73,7 @@ def build(program: GoProgram) -> Path:
     target = cache_dir() / f"{program.name}-{program.version}"
     if target.is_file() and os.access(target, os.X_OK):
         return target
-    go = find_go()
+    go = find_go(f"build {program.name} {program.version}")
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")  # never a half-written binary
     env = {**os.environ, "CGO_ENABLED": "0"}

@@ -17,7 +17,7 @@ from typing import Any
 import docker
 
 from reglab.auth.certs import Certificate
-from reglab.auth.htpasswd import DEFAULT_COST, Htpasswd, add_user_commands
+from reglab.auth.htpasswd import DEFAULT_COST
 from reglab.base.errors import ReglabError
 from reglab.base.labels import OWNER_LABEL
 from reglab.base.refs import is_local_name
@@ -200,16 +200,10 @@ class Workshop:
 
     def add_user(self, credentials: Credentials, cost: int = DEFAULT_COST) -> None:
         """Add the user to auth/htpasswd (or change their password), with bcrypt."""
-        path = self.config("auth").paths.htpasswd
-        shown = self.style.show(path)
-        for command in add_user_commands(
-            shown, self.style.show(path.parent), credentials.user, cost
-        ):
-            self.cli(command)
-        users = Htpasswd.load(path, replacing=credentials.user)
-        users.set(credentials.user, credentials.password, cost)
-        users.save()
-        print(f"{credentials.user} is in {path.name} (bcrypt, cost {cost})")
+        paths = self.config("auth").paths
+        step = paths.user_step(credentials.user, credentials.password, cost, self.style)
+        step.run(self.cli)
+        print(f"{credentials.user} is in {paths.htpasswd.name} (bcrypt, cost {cost})")
 
     def storage(self, repository: str = "hello-world") -> dict[str, Any]:
         """What the persistent registry keeps on disk for ``repository``.

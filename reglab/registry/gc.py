@@ -192,9 +192,7 @@ def collect(
         if not dry_run:  # read-write again, and a new process: its blob cache starts empty
             Registry(config, registry.engine).start()
     seen_restarted = _heads(registry, watch)
-    eligible = tuple(
-        dict.fromkeys(re.findall(r"blob eligible for deletion: (sha256:[0-9a-f]{64})", output))
-    )
+    eligible = eligible_blobs(output)
     manifests = tuple(dict.fromkeys(re.findall(UNLINKED, output)))
     watched = {
         digest: (seen_before[i], seen_after[i], seen_restarted[i])
@@ -202,6 +200,12 @@ def collect(
     }
     after = stored_blob_bytes(registry)
     return Collection(before, after, eligible, dry_run, manifests, watched)
+
+
+def eligible_blobs(output: str) -> tuple[str, ...]:
+    """The blobs the collector named ("blob eligible for deletion: sha256:..."), once each."""
+    found = re.findall(r"blob eligible for deletion: (sha256:[0-9a-f]{64})", output)
+    return tuple(dict.fromkeys(found))
 
 
 def collector_spec(
@@ -246,6 +250,7 @@ __all__ = [
     "collector_spec",
     "delete_image",
     "delete_tag",
+    "eligible_blobs",
     "stored_blob_bytes",
     "tags_of",
     "untag",

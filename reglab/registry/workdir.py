@@ -29,6 +29,7 @@ from pathlib import Path
 
 from reglab.auth import tokenserver
 from reglab.auth.certs import CA, CA_DAYS, CA_NAME, DEFAULT_NAMES, SERVER_DAYS, Certificate
+from reglab.auth.htpasswd import Htpasswd, add_user_commands
 from reglab.base.errors import ConfigError
 from reglab.base.files import write_atomic
 from reglab.base.settings import TOKEN_IMAGE
@@ -199,6 +200,19 @@ class Workdir:
         text = json.dumps(tokenserver.jwks(cert.cert), indent=1) + "\n"
         if not self.jwks.exists() or self.jwks.read_text() != text:
             write_atomic(self.jwks, text.encode())
+
+    def user_step(self, user: str, password: str, cost: int, style: PathStyle) -> Step[None]:
+        """A user in auth/htpasswd (added, or their password changed), bcrypt at ``cost``:
+        Apache's htpasswd lines, and reglab's own writer (reglab.auth.htpasswd)."""
+        path = self.htpasswd
+        lines = add_user_commands(style.show(path), style.show(path.parent), user, cost)
+
+        def add() -> None:
+            users = Htpasswd.load(path, replacing=user)
+            users.set(user, password, cost)
+            users.save()
+
+        return Step(lines, add)
 
     def signing_certificate_step(self, style: PathStyle) -> Step[Certificate]:
         """The signing certificate: openssl's lines, and :meth:`signing_certificate`."""

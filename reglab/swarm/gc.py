@@ -20,7 +20,6 @@ and the blobs the collector named.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import docker
@@ -28,17 +27,11 @@ import docker
 from reglab.base.errors import RegistryError, docker_errors
 from reglab.engine.oneoff import one_off, run_once
 from reglab.engine.spec import ContainerSpec, Mount, Step
-from reglab.registry.gc import Collection
+from reglab.registry.gc import Collection, eligible_blobs
 from reglab.swarm.deploy import running_tasks
 from reglab.swarm.names import Named
 from reglab.swarm.registry import SwarmRegistry
 from reglab.swarm.store import BLOBS, bucket_bytes
-
-
-def eligible_blobs(output: str) -> tuple[str, ...]:
-    """The blobs the collector named ("blob eligible for deletion: sha256:..."), once each."""
-    found = re.findall(r"blob eligible for deletion: (sha256:[0-9a-f]{64})", output)
-    return tuple(dict.fromkeys(found))
 
 
 def collector_spec(

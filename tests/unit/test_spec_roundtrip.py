@@ -4,7 +4,9 @@ command). Pure logic, no Docker."""
 
 from __future__ import annotations
 
+import os
 import shlex
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from reglab.registry.disk import SmallDisk, volume_spec
 from reglab.registry.login import Credentials
 from reglab.registry.mirror import LOGIN_FILE, login_step, mirror_config
 from reglab.registry.token import TokenServer
+from reglab.registry.workdir import Workdir
 from reglab.swarm.front import relay_spec
 from reglab.swarm.names import StackNames
 from reglab.swarm.odd import odd_spec
@@ -259,3 +262,19 @@ def test_a_step_shows_its_lines_then_runs() -> None:
     assert step.run(shown.append) == 2
     assert shown == ["mkdir -p x", "ran"]
     assert Step(["a"], lambda: 7).run() == 7
+
+
+def test_the_user_step_lines_and_its_action_make_the_same_user(tmp_path: Path) -> None:
+    """The htpasswd lines a learner types and reglab's own writer give a bcrypt entry of the
+    same cost that Apache's htpasswd verifies with the same password."""
+    typed, written = Workdir(tmp_path / "typed"), Workdir(tmp_path / "written")
+    step = typed.user_step("moby", "s3cret pw", 5, PathStyle(typed.root))
+    env = {"PATH": os.environ["PATH"], "PASSWORD_MOBY": "s3cret pw"}
+    for line in step.lines:
+        subprocess.run(["bash", "-c", line], env=env, check=True, capture_output=True)
+    written.user_step("moby", "s3cret pw", 5, PathStyle(written.root)).run()
+    for paths in (typed, written):
+        entry = paths.htpasswd.read_text().strip()
+        assert entry.startswith("moby:$2") and entry.split("$")[2] == "05"
+        verify = ["htpasswd", "-vb", str(paths.htpasswd), "moby", "s3cret pw"]
+        assert subprocess.run(verify, capture_output=True).returncode == 0
