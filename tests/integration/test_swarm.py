@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from common import free_port, remove_test_stack
+from conftest import REPORT
 from docker import DockerClient
 
 import reglab
@@ -37,6 +38,7 @@ from reglab.lab.measure import (
     slot_container,
     split_upload,
 )
+from reglab.registry import conformance
 from reglab.swarm import SwarmRegistry, cluster, gc
 from reglab.swarm.render import registry_config
 from reglab.swarm.store import BLOBS, bucket_bytes
@@ -45,6 +47,11 @@ pytestmark = pytest.mark.docker
 
 USER = ("moby", "swarm-test-pw")
 READER = ("reader", "reader-test-pw")
+#: What the conformance suite finds wrong with a single registry 3 (tests/integration/
+#: test_conformance.py explains each): the front adds nothing to it.
+SINGLE_REGISTRY_CAUSES = {
+    "sha512", "referrers", "non-distributable", "post-only", "cancel", "anonymous-mount"
+}  # fmt: skip
 #: The access list given with --acl: moby may do anything, reader only pull.
 ACL = """\
 - match: {account: moby}
@@ -317,6 +324,20 @@ def test_a_2_8_redis_addr_leaves_registry_3_without_redis(
                 assert "redis configuration required" in logs, logs
         finally:
             container.remove(force=True, v=True)
+
+
+def test_the_front_passes_the_conformance_suite_as_one_registry_does(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    """The OCI conformance suite through the front (TLS, tokens, replicas on S3): the same
+    verdict as a single registry 3, every failure and skip explained."""
+    registry, _, _ = deployed
+    report = conformance.run(registry, auth=USER, results=tmp_path / "results")
+    REPORT.append(f"the swarm's front, registry 3, as moby:\n{report.table()}")
+    assert report.unexplained() == []
+    found = {k for w in conformance.WORKFLOWS for s in ("failed", "skipped")
+             for k in report.causes(w, s)}  # fmt: skip
+    assert found == SINGLE_REGISTRY_CAUSES
 
 
 def test_bad_input_is_one_line_and_changes_nothing(
