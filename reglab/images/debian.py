@@ -26,6 +26,10 @@ from reglab.base.labels import BUILT_LABEL
 from reglab.images.context import SOURCE_LABEL, source_digest
 
 SUITE = "bookworm"
+#: debootstrap's variant: essential packages and apt only, then the ones asked for.
+VARIANT = "minbase"
+#: Folders emptied from the file system before import (downloaded packages and lists).
+LEFTOVERS = ("var/cache/apt/archives", "var/lib/apt/lists")
 #: Where apt lists its mirrors, relative to the machine's root: deb822 first, then classic.
 APT_SOURCES = ("etc/apt/sources.list.d/debian.sources", "etc/apt/sources.list")
 #: The way to these images on a machine that cannot debootstrap Debian.
@@ -61,13 +65,19 @@ def debian_mirror(root: Path | None = None) -> str | None:
     return None
 
 
+def _file_system(packages: list[str]) -> list[str]:
+    """Everything that decides the file system debootstrap makes."""
+    return [SUITE, VARIANT, *LEFTOVERS, *sorted(packages)]
+
+
 def sources_of(packages: list[str], changes: list[str]) -> list[bytes]:
-    """What an imported image is made from: the suite, its packages and its Dockerfile lines."""
-    return [SUITE.encode(), *sorted(p.encode() for p in packages), *map(str.encode, changes)]
+    """What an imported image is made from: the file system (suite, variant, what is emptied,
+    packages) and its Dockerfile lines."""
+    return [*map(str.encode, _file_system(packages)), *map(str.encode, changes)]
 
 
 def _cache_key(packages: list[str]) -> str:
-    return hashlib.sha256(f"{SUITE} {' '.join(sorted(packages))}".encode()).hexdigest()[:16]
+    return hashlib.sha256(" ".join(_file_system(packages)).encode()).hexdigest()[:16]
 
 
 def _cached(ref: str, packages: list[str], cache: Path) -> Path:
@@ -136,7 +146,7 @@ def _debootstrap(packages: list[str], cached: Path, timeout: float) -> None:
     with tempfile.TemporaryDirectory(prefix="reglab-debootstrap-") as tmp:
         root = Path(tmp) / "rootfs"
         command = [
-            "debootstrap", "--variant=minbase", f"--include={','.join(packages)}",
+            "debootstrap", f"--variant={VARIANT}", f"--include={','.join(packages)}",
             SUITE, str(root), mirror,
         ]  # fmt: skip
         try:
@@ -148,7 +158,7 @@ def _debootstrap(packages: list[str], cached: Path, timeout: float) -> None:
         if result.returncode != 0:
             last = (result.stdout + result.stderr).strip().splitlines()[-1:] or ["(no output)"]
             raise ImageError(f"debootstrap failed: {last[0][-300:]}", f"check the mirror {mirror}")
-        for leftover in ("var/cache/apt/archives", "var/lib/apt/lists"):  # smaller image
+        for leftover in LEFTOVERS:  # a smaller image
             shutil.rmtree(root / leftover, ignore_errors=True)
         cached.parent.mkdir(parents=True, exist_ok=True)
         partial = cached.with_suffix(".partial")

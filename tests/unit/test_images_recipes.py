@@ -225,3 +225,21 @@ def test_a_pulled_image_is_current_and_a_changed_source_is_not() -> None:
     assert not build.image_current(engine, tools)
     engine.present[settings.TOOLS_IMAGE].labels = current(settings.TOOLS_IMAGE)
     assert build.image_current(engine, tools)
+
+
+@pytest.mark.parametrize(
+    ("setting", "other"),
+    [("SUITE", "trixie"), ("VARIANT", "buildd"), ("LEFTOVERS", ("var/lib/apt/lists",))],
+)
+def test_whatever_decides_a_debian_file_system_changes_its_hash_and_cache(
+    monkeypatch: pytest.MonkeyPatch, setting: str, other: object
+) -> None:
+    """A debootstrap image is made again, from a new file system, when anything that decides
+    it changes: the suite, the variant, what is emptied, the packages, the Dockerfile lines."""
+    packages, changes = ["python3-minimal"], ['CMD ["python3"]']
+    before = (debian.sources_of(packages, changes), debian._cache_key(packages))
+    assert debian.sources_of(packages, ['CMD ["sh"]']) != before[0]
+    assert debian._cache_key([*packages, "redis-server"]) != before[1]
+    monkeypatch.setattr(debian, setting, other)
+    assert debian.sources_of(packages, changes) != before[0]
+    assert debian._cache_key(packages) != before[1]
