@@ -128,9 +128,9 @@ def login_step(login: Credentials, folder: Path, style: PathStyle | None = None)
     """
     path = folder / LOGIN_FILE
     shown = (style or PathStyle(folder)).show(path)
-    line = (
-        f"(umask 077 && printf 'REGISTRY_PROXY_USERNAME=%s\\nREGISTRY_PROXY_PASSWORD=%s\\n' "
-        f'{login.user} "${password_variable(login.user)}" > {shown})'
+    line = (  # printf repeats its format: one NAME=VALUE line per pair
+        f"(umask 077 && printf '%s=%s\\n' REGISTRY_PROXY_USERNAME {login.user} "
+        f'REGISTRY_PROXY_PASSWORD "${password_variable(login.user)}" > {shown})'
     )
     text = f"REGISTRY_PROXY_USERNAME={login.user}\nREGISTRY_PROXY_PASSWORD={login.password}\n"
     return Step([line], lambda: write_atomic(path, text.encode(), mode=0o600))

@@ -278,7 +278,9 @@ def test_reglab_up_mirror_takes_the_upstreams_login_and_a_ttl(
         assert ok.returncode == 0, ok.stderr
         assert moby.password not in ok.stdout
         login_file = auth_upstream.config.workdir / "mirror" / mirror.LOGIN_FILE
-        assert f'moby "$PASSWORD_MOBY" > {login_file}' in ok.stdout  # the line that writes it
+        assert (
+            f'REGISTRY_PROXY_PASSWORD "$PASSWORD_MOBY" > {login_file}' in ok.stdout
+        )  # the line that writes it
         assert f"--env-file {login_file}" in ok.stdout and "-e REGISTRY_PROXY_TTL=2h" in ok.stdout
         proxy = reglab.Registry.attach(engine, name, auth_upstream.config.workdir)
         assert "REGISTRY_PROXY_TTL=2h" in container_of(proxy).attrs["Config"]["Env"]

@@ -182,12 +182,17 @@ def test_a_mirrors_login_comes_from_its_env_file_and_no_line_shows_it(
     style = PathStyle(workdir, tmp_path)
     step = login_step(moby, workdir / "mirror", style)
     assert step.lines == [
-        "(umask 077 && printf 'REGISTRY_PROXY_USERNAME=%s\\nREGISTRY_PROXY_PASSWORD=%s\\n' "
-        'moby "$PASSWORD_MOBY" > "workdir/mirror/upstream.env")'
+        "(umask 077 && printf '%s=%s\\n' REGISTRY_PROXY_USERNAME moby "
+        'REGISTRY_PROXY_PASSWORD "$PASSWORD_MOBY" > "workdir/mirror/upstream.env")'
     ]
     (workdir / "mirror").mkdir(parents=True)
+    env = {"PATH": os.environ["PATH"], "PASSWORD_MOBY": moby.password}
+    subprocess.run(["sh", "-c", step.lines[0]], cwd=tmp_path, env=env, check=True)
+    typed = (workdir / "mirror" / LOGIN_FILE).read_text()  # what the printed line writes
+    assert (workdir / "mirror" / LOGIN_FILE).stat().st_mode & 0o777 == 0o600
     step.run()
     assert (workdir / "mirror" / LOGIN_FILE).stat().st_mode & 0o777 == 0o600
+    assert (workdir / "mirror" / LOGIN_FILE).read_text() == typed  # and what reglab writes
     spec = mirror_config("https://up:5000", 5056, workdir, "reg-mirror", login=True).spec()
     kwargs = spec.run_kwargs()
     assert kwargs["environment"]["REGISTRY_PROXY_USERNAME"] == "moby"
