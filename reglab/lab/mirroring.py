@@ -14,6 +14,7 @@ import shutil
 from reglab.base.labels import OWNER_LABEL
 from reglab.base.ports import Ports
 from reglab.base.wait import NotYet, poll
+from reglab.engine import transfer
 from reglab.engine.network import NETWORK
 from reglab.lab.workshop import Workshop
 from reglab.registry import mirror
@@ -94,7 +95,7 @@ def schedule(ws: Workshop, registry: Registry, timeout: float = 30.0) -> dict[st
 
     left = poll(f"the mirror's {SCHEDULE}", entries, timeout=timeout, interval=0.5)
     for key, hours in sorted(left.items()):
-        print(f"{key[:72]}...: deleted in {round(hours)} h")
+        print(f"{key}: deleted in {round(hours)} h")
     return left
 
 
@@ -124,4 +125,28 @@ def restart_while_down(ws: Workshop, registry: Registry, timeout: float = 30.0) 
     return panic
 
 
-__all__ = ["restart_while_down", "schedule", "start_mirror"]
+def clean_up(
+    ws: Workshop, upstream: Registry, registries: list[Registry], folders: list[str]
+) -> None:
+    """Notebook 06's clean-up, each step printed: the image name of Step 1's ``tools``, the
+    other ``registries`` (the mirror, the copy), the mirror's login file (a password), the
+    fetched ``folders``, then the upstream itself and the network. (A ``hello-world`` name
+    that :meth:`Workshop.ensure_stored` made goes with the upstream, as in every notebook.)
+    The data folders stay, as every stage's do."""
+    tools = upstream.ref("tools")
+    if transfer.exists(ws.engine, tools):
+        ws.rmi(tools)
+    for registry in registries:
+        ws.cli(f"docker rm -f -v {registry.config.name}")
+        registry.remove()
+    login = ws.workdir / "mirror" / mirror.LOGIN_FILE
+    paths = [login, *(ws.workdir / folder for folder in folders)]
+    ws.cli(f"rm -rf {' '.join(ws.style.show(path) for path in paths)}")
+    login.unlink(missing_ok=True)
+    for path in paths[1:]:
+        shutil.rmtree(path, ignore_errors=True)
+    ws.cleanup()
+    ws.remove_network()
+
+
+__all__ = ["clean_up", "restart_while_down", "schedule", "start_mirror"]

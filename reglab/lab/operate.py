@@ -294,10 +294,12 @@ def fetch(ws: Workshop, registry: Registry, repository: str, into: str) -> str:
 
 def blob_requests(ws: Workshop, registry: Registry, repository: str) -> int:
     """How many blob GETs the registry's access log shows for ``repository`` (not printed:
-    how many a mirror makes depends on its timing; compare two counts instead)."""
-    pattern = f'"GET /v2/{repository}/blobs/'
-    ws.cli(f"docker logs {registry.config.name} 2>&1 | grep -c {shlex.quote(pattern)}")
-    return registry.logs(tail=100_000).count(pattern)
+    how many a mirror makes depends on its timing; compare two counts instead). Access-log
+    lines only (``] "GET ...``): registry 3's debug log names each request again, seconds
+    later, in its trace spans (``"Name":"GET /v2/...``)."""
+    pattern = f'] "GET /v2/{repository}/blobs/'
+    ws.cli(f"docker logs {registry.config.name} 2>&1 | grep -cF {shlex.quote(pattern)}")
+    return sum(pattern in line for line in registry.logs(tail=100_000).splitlines())
 
 
 def stop(ws: Workshop, registry: Registry) -> None:
