@@ -18,7 +18,7 @@ from reglab.engine import transfer
 from reglab.engine.network import NETWORK
 from reglab.lab.workshop import Workshop
 from reglab.registry import mirror
-from reglab.registry.config import RegistryConfig
+from reglab.registry.config import LOGIN_FILE, RegistryConfig
 from reglab.registry.container import Registry
 from reglab.registry.login import Credentials
 
@@ -139,7 +139,7 @@ def clean_up(
     for registry in registries:
         ws.cli(f"docker rm -f -v {registry.config.name}")
         registry.remove()
-    login = ws.workdir / "mirror" / mirror.LOGIN_FILE
+    login = ws.workdir / "mirror" / LOGIN_FILE
     paths = [login, *(ws.workdir / folder for folder in folders)]
     ws.cli(f"rm -rf {' '.join(ws.style.show(path) for path in paths)}")
     login.unlink(missing_ok=True)

@@ -127,6 +127,8 @@ def check_ttl(ttl: str) -> str:
 #: Where a mirror finds its upstream's CA; SSL_CERT_FILE points Go's TLS at it. Go reads that
 #: variable in place of the system's bundle (which a FROM-scratch registry image lacks anyway).
 UPSTREAM_CA = "/certs/upstream-ca.crt"
+#: A mirror's login file, in its working folder (reglab.registry.mirror.login_step).
+LOGIN_FILE = "upstream.env"
 
 
 @dataclass

@@ -32,7 +32,14 @@ from reglab.base.wait import NotYet, WaitTimeout, poll
 from reglab.engine.connection import connect, port_problem, writable_problem
 from reglab.engine.transfer import exists
 from reglab.registry.client import RegistryClient, probe_status
-from reglab.registry.config import CONTAINER_PORT, RegistryConfig, Stage, notify_url_of
+from reglab.registry.config import (
+    CONTAINER_PORT,
+    LOGIN_FILE,
+    UPSTREAM_CA,
+    RegistryConfig,
+    Stage,
+    notify_url_of,
+)
 from reglab.registry.status import RegistryStatus, owned_registries
 from reglab.registry.token import TokenServer, remove_token_server
 
@@ -248,6 +255,7 @@ class Registry:
         ) if container is not None else {}  # fmt: skip
         networks = list((container.attrs["NetworkSettings"]["Networks"] or {}) if container else [])
         image = container.attrs["Config"]["Image"] if container is not None else V3.image
+        mounts = (container.attrs.get("Mounts") or []) if container is not None else []
         config = RegistryConfig(
             stage=Stage.parse(status.stage),
             port=int(status.ports[0]),
@@ -260,6 +268,14 @@ class Registry:
             token_port=_port_of(env.get("REGISTRY_AUTH_TOKEN_REALM")),
             version=version_of_image(image) or V3,
             image=image,
+            # a mirror's trust, login and TTL (its login file is where login_step wrote it)
+            upstream_ca=next(
+                (Path(m["Source"]) for m in mounts if m.get("Destination") == UPSTREAM_CA), None
+            ),
+            upstream_login=workdir / LOGIN_FILE
+            if env.get("REGISTRY_PROXY_USERNAME") and (workdir / LOGIN_FILE).is_file()
+            else None,
+            proxy_ttl=env.get("REGISTRY_PROXY_TTL"),
         )
         registry = cls(config, engine)
         source = registry.data_source()

@@ -35,12 +35,9 @@ from reglab.base.versions import V3, RegistryVersion
 from reglab.engine.network import NETWORK, project_network
 from reglab.engine.spec import Step
 from reglab.registry.client import RegistryClient, probe_status
-from reglab.registry.config import RegistryConfig, Stage
+from reglab.registry.config import LOGIN_FILE, RegistryConfig, Stage
 from reglab.registry.container import CONTAINER_PORT, Registry
 from reglab.registry.login import Credentials
-
-#: The mirror's login upstream, in its own working folder (workdir/mirror).
-LOGIN_FILE = "upstream.env"
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from reglab.base.wait import poll
 from reglab.engine import transfer
 from reglab.engine.network import NETWORK, remove_project_network
 from reglab.registry import gc, mirror, replicate
+from reglab.registry.config import LOGIN_FILE
 from reglab.registry.status import running_version
 
 pytestmark = pytest.mark.docker
@@ -175,7 +176,7 @@ def test_a_v3_mirror_logs_in_to_a_tls_basic_auth_upstream_and_schedules_by_its_t
         assert auth_upstream.config.paths.server_certificate().covers(auth_upstream.config.name)
         line = proxy.config.docker_run_command()
         assert moby.password not in line and "--env-file" in line and "SSL_CERT_FILE" in line
-        login_file = tmp_path / "mirror" / mirror.LOGIN_FILE
+        login_file = tmp_path / "mirror" / LOGIN_FILE
         assert login_file.stat().st_mode & 0o777 == 0o600
         with auth_upstream.client(moby.as_tuple()) as api:
             want = api.manifest_digest("hello-world")
@@ -189,6 +190,9 @@ def test_a_v3_mirror_logs_in_to_a_tls_basic_auth_upstream_and_schedules_by_its_t
             left = dt.datetime.fromisoformat(entry["ExpiryData"]) - dt.datetime.now(dt.UTC)
             assert dt.timedelta(hours=1.9) < left <= dt.timedelta(hours=2)
         assert running_version(container_of(proxy)).endswith("3.1.2")  # re-verifies digests
+        # Read back from its container, the mirror keeps its trust, its login and its TTL.
+        attached = reglab.Registry.attach(engine, name, proxy.config.workdir)
+        assert attached.config.docker_run_command() == line
     finally:
         reglab.Registry(reglab.RegistryConfig(name=name), engine).remove()
 
@@ -277,7 +281,7 @@ def test_reglab_up_mirror_takes_the_upstreams_login_and_a_ttl(
                  stdin=f"{moby.password}\n")  # fmt: skip
         assert ok.returncode == 0, ok.stderr
         assert moby.password not in ok.stdout
-        login_file = auth_upstream.config.workdir / "mirror" / mirror.LOGIN_FILE
+        login_file = auth_upstream.config.workdir / "mirror" / LOGIN_FILE
         assert (
             f'REGISTRY_PROXY_PASSWORD "$PASSWORD_MOBY" > {login_file}' in ok.stdout
         )  # the line that writes it

@@ -18,11 +18,11 @@ from reglab.engine.oneoff import one_off
 from reglab.engine.spec import ContainerSpec, Mount, Step, invoker
 from reglab.engine.trust import EngineTrust
 from reglab.registry import gc
-from reglab.registry.config import RegistryConfig, Stage
+from reglab.registry.config import LOGIN_FILE, RegistryConfig, Stage
 from reglab.registry.container import Registry
 from reglab.registry.disk import SmallDisk, volume_spec
 from reglab.registry.login import Credentials
-from reglab.registry.mirror import LOGIN_FILE, login_step, mirror_config
+from reglab.registry.mirror import login_step, mirror_config
 from reglab.registry.token import TokenServer
 from reglab.registry.workdir import Workdir
 from reglab.swarm.front import relay_spec
