@@ -2,8 +2,9 @@
 
 The committed notebooks keep their outputs, because the tests compare every run with them. A
 learner opening those would see every checkpoint already green and every solution's answer
-before trying. So the workshop opens copies with all outputs and execution counts removed;
-solution cells stay collapsed, and empty until the learner runs them.
+before trying. So the workshop opens copies with all outputs and execution counts removed.
+A solution is a collapsed markdown cell (``<details>``): only the learner's own click opens
+it, and neither Run All nor Shift+Enter ever runs it.
 """
 
 from __future__ import annotations

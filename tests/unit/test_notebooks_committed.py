@@ -86,3 +86,22 @@ def test_every_nbval_marker_is_one_nbval_recognises(path: Path) -> None:
             if "NBVAL_" in line:
                 assert line.strip().lstrip("#").strip() in comment_markers, line
                 assert list(find_comment_markers(line)), line
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_run_all_answers_no_exercise(path: Path) -> None:
+    """The committed outputs are a Run All with no answer typed (nbval runs every notebook top
+    to bottom and compares with them): every exercise's check says Not yet, none Correct, and
+    no solution is a cell that runs; each is collapsed markdown the learner opens."""
+    cells = json.loads(path.read_text())["cells"]
+    solutions = [c for c in cells if "solution" in c["metadata"].get("tags", [])]
+    assert all(c["cell_type"] == "markdown" for c in solutions)
+    assert all("".join(c["source"]).startswith("<details>") for c in solutions)
+    said = "".join(
+        "".join(o.get("text", "")) for c in cells if c["cell_type"] == "code" for o in c["outputs"]
+    )
+    checks = [c for c in cells if c["cell_type"] == "code" and "exercises." in "".join(c["source"])]
+    assert "✔ Correct" not in said
+    if solutions:
+        assert said.count("✘ Not yet") >= len(solutions), "every exercise answers Not yet"
+        assert checks
