@@ -12,12 +12,10 @@ The notebooks call ``exercises.NAME(...)``; the exercises live by stage:
 - :mod:`~reglab.lab.exercises.security`: 03 (TLS), 04 (basic auth) and 08 (token auth);
 - :mod:`~reglab.lab.exercises.operations`: 05 (garbage collection), 06 (a mirror), 07 (events);
 - :mod:`~reglab.lab.exercises.gc`: 05's diagnosis (a collection run on the live registry);
-- :mod:`~reglab.lab.exercises.gc`: 05's diagnosis (a collection run on the live registry);
 - :mod:`~reglab.lab.exercises.mirror`: 06's diagnosis (a mirror's stale upstream login);
 - :mod:`~reglab.lab.exercises.replicated`: 09 (replicas behind a front).
 """
 
-from reglab.lab.exercises.gc import collect_while_live, image_whole, pull_fresh
 from reglab.lab.exercises.gc import collect_while_live, image_whole, pull_fresh
 from reglab.lab.exercises.local import leftover_volumes, pushed, why_refused
 from reglab.lab.exercises.mirror import mirror_logs_in, rotate_password
@@ -35,7 +33,6 @@ from reglab.lab.exercises.security import (
 
 __all__ = [
     "ATTEMPTS", "ODD_SECRET_CHOICES", "blobs_collected", "break_certificate",
-    "collect_while_live", "image_whole", "pull_fresh",
     "collect_while_live", "image_whole", "pull_fresh",
     "gateway_in_certificate", "leftover_volumes", "md5_user", "odd_secret", "pull_events",
     "pushed", "served_without_upstream", "shared_credentials", "token_access",
