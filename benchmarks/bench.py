@@ -1,7 +1,8 @@
 """reglab measured against the plain docker CLI doing the same work, on the real engine.
 
-    python benchmarks/bench.py            # full run (several minutes)
-    python benchmarks/bench.py --quick    # fewer rounds, smaller image, fewer bcrypt costs
+    python benchmarks/bench.py                # full run on registry 3 (about 15 minutes)
+    python benchmarks/bench.py --quick        # fewer rounds, smaller image, fewer bcrypt costs
+    python benchmarks/bench.py --registry 2   # the same on registry 2.8
 
 Each pair is measured in the same run, alternating which goes first, over several rounds; the
 median is reported. The last line is machine-readable:
@@ -11,8 +12,11 @@ median is reported. The last line is machine-readable:
           token_push_ratio=R tokens_per_s=N lb_pull_ratio=R failover_errors=N
           failover_requests=N failover_resumed=N lb_rps_1=N lb_rps_3=N
 
-(ratios = reglab / CLI). It also writes the bcrypt cost curve to notebooks/images/.
-Traffic goes only to registries on 127.0.0.1 started here.
+(ratios = reglab / CLI). On registry 3 (the default), the push and pull rows are measured on
+2.8 too, in the same run: ``push_ratio_v2``, ``pull_ratio_v2``, ``auth_push_ratio_v2`` and
+``token_push_ratio_v2`` (one version's overhead must not hide behind the other's). It also
+writes the bcrypt cost curve to benchmarks/out/. Traffic goes only to registries on
+127.0.0.1 started here. The swarm's rows, and where its pull's extra time goes: swarm_bench.py.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from typing import cast
 
 import requests
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing, swarm_bench: beside this
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the tests' helpers: random images, free ports
 
@@ -46,17 +52,18 @@ from common import (
     shell_script,
     typed_commands,
 )  # noqa: E402
+from swarm_bench import SwarmBench
+from timing import alternate, alternate_prepared, docker, timed
 
 import reglab
 from reglab.auth.htpasswd import DEFAULT_COST, Htpasswd
+from reglab.base.versions import V2, RegistryVersion, registry_version
 from reglab.engine import transfer
 from reglab.engine.network import NETWORK, project_network, remove_project_network
 from reglab.images import build as images
-from reglab.lab.measure import PullStream
 from reglab.registry import gc
 from reglab.registry import mirror as reglab_mirror
 from reglab.registry.events import Event, Listener
-from reglab.swarm import SwarmRegistry
 
 NAME = "reglab-registry-bench"
 #: Where a run writes its results (the plot of the cost curve, the BENCH line): never a
@@ -91,50 +98,16 @@ def workshop_cli_script(port: int, state: Path) -> str:
     return shell_script(commands, port, state)
 
 
-def timed(action: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
-
-
-def docker(*args: str) -> None:
-    subprocess.run(["docker", *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def alternate_prepared(
-    rounds: int,
-    a: tuple[Callable[[], object], Callable[[], object]],
-    b: tuple[Callable[[], object], Callable[[], object]],
-) -> tuple[float, float]:
-    """Like :func:`alternate`, with a preparation of its own for each side: (prepare, action)."""
-    times_a: list[float] = []
-    times_b: list[float] = []
-    for n in range(rounds):
-        order = [(a, times_a), (b, times_b)] if n % 2 == 0 else [(b, times_b), (a, times_a)]
-        for (prepare, action), sink in order:
-            prepare()
-            sink.append(timed(action))
-    return statistics.median(times_a), statistics.median(times_b)
-
-
-def alternate(
-    rounds: int, prepare: Callable[[], object], a: Callable[[], object], b: Callable[[], object]
-) -> tuple[float, float]:
-    """Median times of ``a`` and ``b``, alternating which runs first; ``prepare`` before each."""
-    times_a: list[float] = []
-    times_b: list[float] = []
-    for n in range(rounds):
-        order = [(a, times_a), (b, times_b)] if n % 2 == 0 else [(b, times_b), (a, times_a)]
-        for action, sink in order:
-            prepare()
-            sink.append(timed(action))
-    return statistics.median(times_a), statistics.median(times_b)
+#: The steps measured on 2.8 beside registry 3, in the same run: "push" -> push_ratio_v2.
+COMPARED = ("push", "pull", "auth_push", "token_push")
 
 
 class Bench:
-    def __init__(self, quick: bool, out: Path) -> None:
+    def __init__(self, quick: bool, out: Path, version: RegistryVersion) -> None:
         self.quick = quick
         self.out = out
+        #: The registry every step runs (the workshop's, 3, unless --registry 2).
+        self.version = version
         self.rounds = 3 if quick else 7
         self.engine = reglab.connect()
         images.ensure_images(  # every comparison, up to the swarm's
@@ -150,12 +123,16 @@ class Bench:
         self.rows: list[tuple[str, str, str, str]] = []
         self.lost = 0
         self.tokens_per_s = 0.0
-        self.failover = (0, 0)
-        self.resumed = 0
-        self.throughput: dict[int, float] = {}
+        self.name = NAME
+        self.swarm_bench = SwarmBench(self)
 
     def registry(
-        self, stage: str = "local", *, notify: str | None = None, network: str | None = None
+        self,
+        stage: str = "local",
+        *,
+        notify: str | None = None,
+        network: str | None = None,
+        version: RegistryVersion | None = None,
     ) -> reglab.Registry:
         config = reglab.RegistryConfig(
             stage=reglab.Stage.parse(stage),
@@ -164,12 +141,19 @@ class Bench:
             name=NAME,
             notify=notify,
             network=network,
+            version=version or self.version,
         )
         return reglab.Registry(config, self.engine)
 
-    def fresh(self, stage: str = "local") -> reglab.Registry:
+    def fresh(
+        self, stage: str = "local", version: RegistryVersion | None = None
+    ) -> reglab.Registry:
         """A registry with empty storage (the local stage keeps data in the container)."""
-        return self.registry(stage).start()
+        return self.registry(stage, version=version).start()
+
+    def on(self, what: str, version: RegistryVersion | None) -> str:
+        """A row's name, with the registry it ran on when that is not the run's own."""
+        return what if version in (None, self.version) else f"{what} (registry {version.label})"
 
     def row(self, what: str, reglab_s: float, cli_s: float, unit: str = "ratio") -> float:
         value = reglab_s / cli_s if unit == "ratio" else (reglab_s - cli_s) * 1000
@@ -181,20 +165,20 @@ class Bench:
         return value
 
     # --- the measurements ---
-    def push(self) -> float:
+    def push(self, version: RegistryVersion | None = None) -> float:
         ref = f"127.0.0.1:{self.port}/bench/data:latest"
         transfer.tag(self.engine, self.source, ref)
         r, c = alternate(
             self.rounds,
-            lambda: self.fresh(),
+            lambda: self.fresh(version=version),
             lambda: transfer.push(self.engine, ref),
             lambda: docker("push", ref),
         )
-        return self.row(f"push {self.image_mb:.0f} MiB", r, c)
+        return self.row(self.on(f"push {self.image_mb:.0f} MiB", version), r, c)
 
-    def pull(self) -> float:
+    def pull(self, version: RegistryVersion | None = None) -> float:
         ref = f"127.0.0.1:{self.port}/bench/data:latest"
-        self.fresh()
+        self.fresh(version=version)
         transfer.push(self.engine, ref)
         transfer.remove(self.engine, self.source)  # only the registry's name is left
 
@@ -208,7 +192,7 @@ class Bench:
             lambda: docker("pull", ref),
         )
         transfer.tag(self.engine, ref, self.source)
-        return self.row(f"pull {self.image_mb:.0f} MiB", r, c)
+        return self.row(self.on(f"pull {self.image_mb:.0f} MiB", version), r, c)
 
     def ready(self) -> float:
         url = f"http://127.0.0.1:{self.port}/v2/"
@@ -226,7 +210,7 @@ class Bench:
                 f"127.0.0.1:{self.port}:5000",
                 "--label",
                 "org.reglab.owned=true",
-                "registry:2",
+                self.version.image,
             )
             with requests.Session() as session:
                 while True:
@@ -240,16 +224,18 @@ class Bench:
         r, c = alternate(self.rounds * 2, remove, lambda: self.registry().start(), cli_run_and_poll)
         return self.row("start to first answer", r, c, unit="ms")
 
-    def auth_registry(self, cost: int) -> tuple[reglab.Registry, reglab.Credentials]:
+    def auth_registry(
+        self, cost: int, version: RegistryVersion | None = None
+    ) -> tuple[reglab.Registry, reglab.Credentials]:
         creds = reglab.Credentials.generate("bench")
         users = Htpasswd(self.tmp / "w" / "auth" / "htpasswd")
         users.set(creds.user, creds.password, cost)
         users.save()
-        return self.registry("auth"), creds
+        return self.registry("auth", version=version), creds
 
-    def auth_push(self) -> float:
+    def auth_push(self, version: RegistryVersion | None = None) -> float:
         ref = f"127.0.0.1:{self.port}/bench/data:latest"
-        registry, creds = self.auth_registry(DEFAULT_COST)
+        registry, creds = self.auth_registry(DEFAULT_COST, version)
 
         def fresh_auth() -> None:
             shutil.rmtree(self.tmp / "w" / "registry-data", ignore_errors=True)
@@ -266,20 +252,21 @@ class Bench:
                         timed(lambda: transfer.push(self.engine, ref, auth=creds.auth_config()))
                     )
                 else:
-                    self.fresh()
+                    self.fresh(version=version)
                     sink.append(timed(lambda: transfer.push(self.engine, ref)))
         return self.row(
-            f"TLS+auth push (cost {DEFAULT_COST}) / plain push",
+            self.on(f"TLS+auth push (cost {DEFAULT_COST}) / plain push", version),
             statistics.median(times_auth),
             statistics.median(times_plain),
         )
 
-    def token_push(self) -> float:
+    def token_push(self, version: RegistryVersion | None = None) -> float:
         """A push with token auth (TLS, a token server, bob's token per scope) / the same push
-        without auth; then tokens issued per second by the token server."""
+        without auth; then tokens issued per second by the token server (on the run's own
+        registry only: the token server is the same for both)."""
         ref = f"127.0.0.1:{self.port}/team/data:latest"
         transfer.tag(self.engine, self.source, ref)
-        registry, creds = self.auth_registry(DEFAULT_COST)
+        registry, creds = self.auth_registry(DEFAULT_COST, version)
         token_config = dataclasses.replace(
             registry.config, stage=reglab.Stage.TOKEN, token_port=free_port()
         )
@@ -295,9 +282,11 @@ class Bench:
             r, c = alternate_prepared(
                 self.rounds,
                 (fresh_token, lambda: transfer.push(self.engine, ref, auth=creds.auth_config())),
-                (self.fresh, lambda: transfer.push(self.engine, ref)),
+                (partial(self.fresh, version=version), lambda: transfer.push(self.engine, ref)),
             )
-            value = self.row("token auth push / plain push", r, c)
+            value = self.row(self.on("token auth push / plain push", version), r, c)
+            if version not in (None, self.version):
+                return value
             count = 50 if self.quick else 200
             fresh_token()
             with requests.Session() as session:
@@ -517,71 +506,10 @@ class Bench:
         return p99
 
     def swarm(self) -> float:
-        """A pull through the front of 3 replicas / the same pull straight from one registry
-        (both TLS + token auth with the same users and access list, every layer moved each
-        time); then failed requests among a stream of pulls while a replica is killed and
-        during a rolling update; then concurrent pull throughput with 1 and 3 replicas."""
-        basic, creds = self.auth_registry(DEFAULT_COST)
-        token_config = dataclasses.replace(
-            basic.config, stage=reglab.Stage.TOKEN, token_port=free_port()
-        )
-        token_config.paths.acl.write_text(f"- match: {{account: {creds.user}}}\n  actions: ['*']\n")
-        registry = reglab.Registry(token_config, self.engine)
-        registry.start()
-        direct = registry.ref("bench/data")
-        stack = SwarmRegistry(self.engine, f"{NAME}-swarm", free_port(), self.tmp / "w", 3)
-        reglab.install_ca_for_docker(registry.config.paths.ca_cert, "127.0.0.1", stack.port)
-        through = f"{stack.address}/bench/data:latest"
-        try:
-            stack.up()
-            for ref in (direct, through):
-                transfer.tag(self.engine, self.source, ref)
-                transfer.push(self.engine, ref, auth=creds.auth_config())
-            transfer.remove(self.engine, self.source)
+        return self.swarm_bench.front_pull()
 
-            def forget() -> None:
-                for name in (through, direct):
-                    transfer.remove(self.engine, name)
-
-            r, c = alternate(
-                self.rounds,
-                forget,
-                lambda: transfer.pull(self.engine, through, auth=creds.auth_config()),
-                lambda: transfer.pull(self.engine, direct, auth=creds.auth_config()),
-            )
-            transfer.tag(self.engine, direct, self.source)
-            ratio = self.row(f"pull {self.image_mb:.0f} MiB: front of 3 / one registry", r, c)
-
-            auth = creds.as_tuple()
-            with PullStream(stack, auth, "bench/data") as stream:
-                stream.wait_for(100)
-                stack.kill_replica()
-                stack.wait_ready(3)
-                stream.wait_for(stream.requests + 100)
-                stack.rolling_update()
-                stream.wait_for(stream.requests + 100)
-            self.failover = (len(stream.failed), stream.requests)
-            self.resumed = stream.resumed
-            self.rows.append(
-                ("failed requests: kill + rolling update", str(len(stream.failed)),
-                 f"of {stream.requests}", f"{stream.resumed} resumed")
-            )  # fmt: skip
-            for replicas in (1, 3):
-                stack.scale(replicas)
-                with PullStream(stack, auth, "bench/data", workers=8) as load:
-                    time.sleep(3.0)  # warm up, then count a fixed window
-                    start, started = time.perf_counter(), load.ok
-                    time.sleep(10.0 if not self.quick else 5.0)
-                    rate = (load.ok - started) / (time.perf_counter() - start)
-                self.throughput[replicas] = rate
-                self.rows.append((f"requests/s, 8 pullers, {replicas} replica(s)",
-                                  f"{rate:.0f}", "-", "-"))  # fmt: skip
-        finally:
-            transfer.remove(self.engine, through)
-            stack.down(purge=True)
-            reglab.uninstall_ca_for_docker("127.0.0.1", stack.port)
-            registry.remove()
-        return ratio
+    def swarm_paths(self) -> float:
+        return self.swarm_bench.paths()
 
     def close(self) -> None:
         self.registry().remove()
@@ -594,6 +522,8 @@ STEPS = (
     "push", "pull", "ready", "auth_push", "token_push", "cost_curve", "notebooks", "gc",
     "mirror", "events", "swarm",
 )  # fmt: skip
+#: Steps run only when named with --only: what the swarm's extra time is made of.
+EXTRA_STEPS = ("swarm_paths",)
 
 
 def main() -> int:
@@ -603,7 +533,14 @@ def main() -> int:
         "--only",
         default=",".join(STEPS),
         metavar="STEP[,STEP]",
-        help=f"run only these of: {', '.join(STEPS)}",
+        help=f"run only these of: {', '.join(STEPS + EXTRA_STEPS)}",
+    )
+    parser.add_argument(
+        "--registry",
+        default="3",
+        metavar="3|2",
+        help="the registry every step runs (default 3; on 3 the push and pull rows run on 2.8 "
+        "too, beside them)",
     )
     parser.add_argument(
         "--out",
@@ -620,23 +557,29 @@ def main() -> int:
     if args.update_figure and (args.quick or "cost_curve" not in args.only):
         parser.error("--update-figure needs a full run of cost_curve (no --quick)")
     chosen = [s.strip() for s in args.only.split(",")]
-    unknown = set(chosen) - set(STEPS)
+    unknown = set(chosen) - set(STEPS + EXTRA_STEPS)
     if unknown:
         parser.error(
-            f"unknown step(s) {', '.join(sorted(unknown))}; choose from {', '.join(STEPS)}"
+            f"unknown step(s) {', '.join(sorted(unknown))}; "
+            f"choose from {', '.join(STEPS + EXTRA_STEPS)}"
         )
-    bench = Bench(args.quick, args.out)
+    version = registry_version(args.registry)
+    bench = Bench(args.quick, args.out, version)
     results: dict[str, object] = {}
+    started = time.perf_counter()
     try:
         for step in chosen:
             results[step] = getattr(bench, step)()
+            if step in COMPARED and version != V2:  # the same row on 2.8, right after
+                results[f"{step}_v2"] = getattr(bench, step)(version=V2)
     finally:
         bench.close()
     curve = cast(list[tuple[int, float]], results.get("cost_curve", []))
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, Docker engine {bench.engine.version()['Version']}; "
-        f"{bench.rounds} rounds, medians"
+        f"registry {version.label}; {bench.rounds} rounds, medians; "
+        f"{time.perf_counter() - started:.0f} s in all"
     )
     print(f"{'measurement':44} {'reglab':>10} {'CLI':>10} {'result':>10}")
     for row in bench.rows:
@@ -661,6 +604,13 @@ def main() -> int:
         "mirror": "mirror_pull_ratio",
         "events": "event_p99_ms",
         "swarm": "lb_pull_ratio",
+        "swarm_paths": "lb_paths_ratio",
+    }
+    names = {  # each 2.8 key right after its own
+        key: value
+        for step, name in names.items()
+        for key, value in ((step, name), (f"{step}_v2", f"{name}_v2"))
+        if step in COMPARED or key == step
     }
     line = "BENCH " + " ".join(
         f"{names[s]}={results[s]:.0f}" if s == "ready" else f"{names[s]}={results[s]:.3f}"
@@ -672,9 +622,7 @@ def main() -> int:
     if "events" in results:
         line += f" event_outage_lost={bench.lost}"
     if "swarm" in results:
-        line += f" failover_errors={bench.failover[0]} failover_requests={bench.failover[1]}"
-        line += f" failover_resumed={bench.resumed}"
-        line += "".join(f" lb_rps_{n}={rate:.0f}" for n, rate in bench.throughput.items())
+        line += bench.swarm_bench.bench_keys()
     print(line)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.txt").write_text(line + "\n")
