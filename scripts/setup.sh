@@ -8,7 +8,7 @@ VENV="$ROOT/.venv"
 # registry:2 and hello-world when Docker Hub is out of reach); Apache's htpasswd.
 # busybox-static makes reglab-tools (file operations through the engine); python3-venv lets a
 # learner who is not root make their own environment; curl and openssl for the `$` lines.
-APT_PACKAGES=(docker.io docker-registry gcc libc6-dev apache2-utils busybox-static python3-venv curl openssl skopeo debootstrap)
+APT_PACKAGES=(docker.io docker-registry gcc libc6-dev apache2-utils busybox-static python3-venv curl openssl skopeo debootstrap graphviz)
 # The test suite also drives JupyterLab in a real browser: Debian's Chromium (no download).
 TEST_APT_PACKAGES=(chromium)
 

@@ -93,3 +93,10 @@ class NotebookProgress:
 def for_display(action: str) -> NotebookProgress | TextProgress | None:
     """The progress reporter that suits where we run: a bar in Jupyter, none elsewhere."""
     return NotebookProgress(action) if in_notebook() else None
+
+
+def show_svg(text: str) -> None:
+    """Show an SVG drawing in the notebook (reglab.lab.picture's)."""
+    from IPython.display import SVG, display
+
+    display(SVG(text))

@@ -14,6 +14,8 @@ import ipywidgets as widgets
 
 from reglab.auth.htpasswd import Htpasswd
 from reglab.base.errors import ReglabError
+from reglab.engine.connection import connect
+from reglab.lab import picture
 from reglab.registry import gc
 from reglab.registry.container import Registry, owned_registries
 from reglab.registry.endpoint import Endpoint
@@ -189,16 +191,23 @@ class StatusPanel(widgets.VBox):
     def __init__(self, engine: docker.DockerClient | None = None) -> None:
         self.engine = engine
         self.table = widgets.HTML(value="")
+        #: What runs, drawn from the engine (reglab.lab.picture).
+        self.picture = widgets.HTML(value="")
         self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
         self.refresh_button.on_click(lambda _: self.refresh())
-        super().__init__([self.refresh_button, self.table])
+        super().__init__([self.refresh_button, self.table, self.picture])
         self.refresh()
 
     def refresh(self) -> None:
         found = owned_registries(self.engine)
+        self.picture.value = ""
         if not found:
             self.table.value = "no reglab registry is running"
             return
+        try:
+            self.picture.value = picture.svg(picture.of_engine(self.engine or connect()))
+        except (FileNotFoundError, RuntimeError) as exc:  # no Graphviz: the table is enough
+            self.picture.value = html.escape(str(exc))
         head = "".join(
             f"<th style='padding-right:1em'>{h}</th>"
             for h in ("name", "state", "stage", "port", "TLS", "auth")
