@@ -1,26 +1,27 @@
 """A token server for the registry's token authentication, small enough to read in one sitting.
 
-The flow (the registry's "token authentication specification"):
+The flow (the registry's "token authentication specification"): the registry answers ``401``
+with ``WWW-Authenticate: Bearer realm="https://HOST:PORT/auth",service="...",scope="..."``; the
+client asks the realm ``GET /auth?service=...&scope=repository:team/app:pull,push`` with its
+user and password (HTTP basic auth) or none (anonymous); this server checks the password
+against the bcrypt ``htpasswd`` file (once per token, not per request as basic auth does) and
+answers ``{"token": JWT}`` granting what the access list allows, signed RS256 with a key the
+workshop CA certified, whose certificate travels in the ``x5c`` header (the registry trusts it
+through its ``rootcertbundle``, never reaching this server); the client retries with
+``Authorization: Bearer JWT``.
 
-1. A client asks the registry; the registry answers ``401`` with
-   ``WWW-Authenticate: Bearer realm="https://HOST:PORT/auth",service="...",scope="..."``.
-2. The client asks the realm: ``GET /auth?service=...&scope=repository:team/app:pull,push``,
-   with its user name and password (HTTP basic auth), or with none (anonymous).
-3. This server checks the password against the bcrypt ``htpasswd`` file (once per token, not
-   on every request as basic auth does), grants what the access list allows of the scope, and
-   answers ``{"token": JWT}``: claims ``iss``, ``sub``, ``aud``, ``exp``, ``nbf``, ``iat``,
-   ``jti`` and ``access``, signed RS256 with a key the workshop CA certified. The certificate
-   travels in the token's ``x5c`` header; the registry trusts it through its
-   ``rootcertbundle`` (the workshop CA), so it never needs to reach this server.
-4. The client retries with ``Authorization: Bearer JWT``.
-
-The access list has the format of the docker_auth server (cesanta/docker_auth), so what
-learners write here carries over: a YAML list of rules, each ``match`` on ``account``,
-``type`` and ``name`` (globs, or regular expressions between slashes; ``${account}`` and the
-like stand for the request's values; ``""`` is the anonymous account) and the ``actions`` it
-allows (``[]`` denies, ``["*"]`` allows all). For each requested scope the **first** matching
-rule decides; no rule, no access. (docker_auth's ``ip``, ``service`` and ``labels`` matches
-are not supported: such a rule is refused, not ignored.)
+The access list is docker_auth's (cesanta/docker_auth, ``auth_server/authz/acl.go``), format
+and matching alike, so a list written here grants the same there: a YAML list of rules, each
+``match`` on ``account``, ``type``, ``name`` and ``service`` and the ``actions`` it allows. A
+pattern is a glob as Go's ``path.Match`` reads it (``*`` and ``?`` never cross a ``/``: ``team/*``
+is not ``team/a/b``), or a regular expression between slashes, searched unanchored (``/foo/``
+matches ``xfoox``). ``${account}``, ``${type}``, ``${name}`` and ``${service}`` stand for the
+request's values (quoted), ``${account:1}`` for a group of the account's regular expression;
+``""`` is the anonymous account; a field left out matches anything. For each requested scope
+the **first** matching rule decides; no rule, no access. ``["*"]`` alone allows whatever was
+asked; otherwise the requested actions the rule lists (``[]`` denies). A changed list is read
+again at the next request, as docker_auth reloads its configuration (an unusable one is logged
+and the old one kept). docker_auth's ``ip`` and ``labels`` matches are refused, not ignored.
 
 This module is the whole server: it imports only the standard library, ``cryptography``,
 ``bcrypt`` and ``yaml``, so the token server's container runs this one file
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import fnmatch
 import hashlib
 import json
 import re
@@ -64,31 +64,105 @@ class AclError(ValueError):
     """An access list that cannot be used; the message is one line naming the rule."""
 
 
+#: The fields a rule matches on; Go's regexp.QuoteMeta's special characters.
+FIELDS = ("account", "type", "name", "service")
+_GO_META = set("\\.+*?()|[]{}^$")
+
+
 @dataclass(frozen=True)
 class Rule:
-    """One access-list rule: who (``account``), what (``type``, ``name``), and ``actions``."""
+    """One access-list rule: patterns for the request's fields (None: any) and ``actions``."""
 
-    account: str
-    type: str
-    name: str
+    account: str | None
+    type: str | None
+    name: str | None
     actions: tuple[str, ...]
+    service: str | None = None
 
     def matches(self, account: str, type_: str, name: str, service: str = "") -> bool:
+        """docker_auth's ``MatchConditions.Matches``: each pattern given matches its field, after
+        ``${field}`` is replaced by the request's value, quoted as Go's ``regexp.QuoteMeta``
+        does, and ``${field:N}`` by group N of that field's regular expression (unquoted)."""
         request = {"account": account, "type": type_, "name": name, "service": service}
+        patterns = {key: getattr(self, key) for key in FIELDS}
+        values = {
+            f"${{{k}}}": "".join("\\" + c if c in _GO_META else c for c in v)
+            for k, v in request.items()
+        }
+        given = " ".join(p for p in patterns.values() if p)
+        for whole, key, group in re.findall(r"(\$\{(.+?):(\d+)\})", given):
+            key = key[:1].lower() + key[1:]  # Go finds the field by strings.Title(key)
+            source = patterns.get(key) or ""
+            found = re.search(source[1:-1], request[key]) if _is_regex(source) else None
+            if found and 1 <= int(group) <= len(found.groups()):
+                values[whole] = found.group(int(group)) or ""
+        keys = "|".join(map(re.escape, values))  # one pass, as Go's strings.Replacer
         return all(
-            _matches(pattern, value, request)
-            for pattern, value in ((self.account, account), (self.type, type_), (self.name, name))
+            pattern is None
+            or match_pattern(re.sub(keys, lambda m: values[m.group()], pattern), request[key])
+            for key, pattern in patterns.items()
         )
 
+    def allows(self, wanted: list[str]) -> list[str]:
+        """The requested actions it allows: all for ``["*"]`` alone (docker_auth tests exactly
+        that), else those it lists (``*`` among others grants only the catalog's ``*``)."""
+        return list(wanted) if self.actions == ("*",) else [a for a in wanted if a in self.actions]
 
-def _matches(pattern: str, value: str, request: dict[str, str]) -> bool:
-    """docker_auth's rule: a glob, or a regular expression between slashes (``/.+/``), after
-    ``${account}``, ``${type}``, ``${name}`` and ``${service}`` are replaced by the request's."""
-    for key, text in request.items():
-        pattern = pattern.replace("${" + key + "}", text)
-    if len(pattern) >= 2 and pattern.startswith("/") and pattern.endswith("/"):
-        return re.fullmatch(pattern[1:-1], value) is not None
-    return fnmatch.fnmatchcase(value, pattern)
+
+def _is_regex(pattern: str) -> bool:
+    return len(pattern) > 2 and pattern[0] == "/" and pattern[-1] == "/"  # "//" is a glob
+
+
+def match_pattern(pattern: str, value: str) -> bool:
+    """docker_auth's ``matchString``: a regular expression between slashes, searched (not
+    anchored), or a glob matching all of ``value`` as Go's ``path.Match``; a malformed
+    pattern matches nothing."""
+    if _is_regex(pattern):
+        try:
+            return re.search(pattern[1:-1], value) is not None
+        except re.error:
+            return False
+    regex = glob_regex(pattern)
+    return regex is not None and re.fullmatch(regex, value, re.DOTALL) is not None
+
+
+def glob_regex(pattern: str) -> str | None:
+    """Go's ``path.Match`` pattern as a Python regular expression; None for Go's ErrBadPattern.
+    ``*`` is any run of characters but ``/``, ``?`` one of them, ``[a-z]``/``[^a-z]`` a class
+    (which may match ``/``), ``\\c`` the character c."""
+    out, i = [], 0
+    while i < len(pattern):
+        char, i = pattern[i], i + 1
+        if char == "\\":
+            if i == len(pattern):
+                return None
+            char, i = pattern[i], i + 1
+        elif char in "*?":
+            out.append("[^/]*" if char == "*" else "[^/]")
+            continue
+        elif char == "[":
+            negated = pattern.startswith("^", i)
+            i, ranges, count = i + negated, "", 0
+            while not (pattern.startswith("]", i) and count):
+                lo, i = _class_char(pattern, i)
+                hi, i = _class_char(pattern, i + 1) if lo and pattern[i] == "-" else (lo, i)
+                if lo is None or hi is None:
+                    return None
+                count += 1  # Go: a range from high to low is allowed, and matches nothing
+                ranges += f"{re.escape(lo)}-{re.escape(hi)}" if lo <= hi else ""
+            i += 1
+            out.append(f"[{'^' * negated}{ranges}]" if ranges else "." if negated else "(?!)")
+            continue
+        out.append(re.escape(char))
+    return "".join(out)
+
+
+def _class_char(pattern: str, i: int) -> tuple[str | None, int]:
+    """Go's ``getEsc``: one character of a class, maybe escaped, with more after it."""
+    if i >= len(pattern) or pattern[i] in "-]":
+        return None, i
+    i += pattern[i] == "\\"
+    return (None, i) if i + 1 >= len(pattern) else (pattern[i], i + 1)
 
 
 def parse_acl(text: str, where: str = "the access list") -> list[Rule]:
@@ -97,7 +171,7 @@ def parse_acl(text: str, where: str = "the access list") -> list[Rule]:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = f" (line {mark.line + 1})" if mark is not None else ""
+        line = f" (line {mark.line + 1})" if mark else ""
         raise AclError(f"{where} is not valid YAML{line}") from None
     if isinstance(data, dict) and "acl" in data:  # docker_auth's config file: the acl key
         data = data["acl"]
@@ -108,35 +182,23 @@ def parse_acl(text: str, where: str = "the access list") -> list[Rule]:
         if not isinstance(entry, dict) or not isinstance(entry.get("match"), dict):
             raise AclError(f"rule {n} of {where} has no 'match:' mapping")
         match, actions = entry["match"], entry.get("actions", [])
-        unknown = set(match) - {"account", "type", "name"}
-        if unknown:  # docker_auth also matches ip, service and labels: said, not ignored
-            raise AclError(f"rule {n} of {where} matches on {sorted(unknown)[0]!r}, unsupported")
-        for key in ("account", "type", "name"):
-            pattern = str(match.get(key, ""))
-            if len(pattern) >= 2 and pattern.startswith("/") and pattern.endswith("/"):
-                try:
-                    re.compile(pattern[1:-1])
-                except re.error as exc:
-                    raise AclError(
-                        f"rule {n} of {where}: {key} {pattern} is not a regular expression: {exc}"
-                    ) from None
-
+        unknown = sorted(set(match) - set(FIELDS))
+        if unknown:  # docker_auth also matches ip and labels: said, not ignored
+            raise AclError(f"rule {n} of {where} matches on {unknown[0]!r}, unsupported")
+        patterns = {k: None if match.get(k) is None else str(match[k]) for k in FIELDS}
+        for key, pattern in patterns.items():  # docker_auth refuses such a list at load too
+            try:
+                re.compile(pattern[1:-1]) if pattern and _is_regex(pattern) else None
+            except re.error as exc:
+                raise AclError(f"rule {n} of {where}: {key} {pattern} is not a regular "
+                               f"expression: {exc}") from None  # fmt: skip
         if not isinstance(actions, list) or not all(isinstance(a, str) for a in actions):
             raise AclError(f"rule {n} of {where}: 'actions' must be a list, e.g. [pull]")
         bad = [a for a in actions if a not in ACTIONS]
         if bad:
-            raise AclError(
-                f"rule {n} of {where} names an unknown action {bad[0]!r} "
-                f"(known: {', '.join(sorted(ACTIONS))})"
-            )
-        rules.append(
-            Rule(
-                account=str(match.get("account", "*")),
-                type=str(match.get("type", "*")),
-                name=str(match.get("name", "*")),
-                actions=tuple(actions),
-            )
-        )
+            raise AclError(f"rule {n} of {where} names an unknown action {bad[0]!r} "
+                           f"(known: {', '.join(sorted(ACTIONS))})")  # fmt: skip
+        rules.append(Rule(actions=tuple(actions), **patterns))
     return rules
 
 
@@ -174,9 +236,7 @@ def grant(
             continue
         type_, name, wanted = parsed
         rule = next((r for r in rules if r.matches(account, type_, name, service)), None)
-        if rule is None:
-            continue
-        allowed = [a for a in wanted if a in rule.actions or "*" in rule.actions]
+        allowed = rule.allows(wanted) if rule is not None else []
         if allowed:
             access.append({"type": type_, "name": name, "actions": allowed})
     return access
@@ -225,12 +285,8 @@ def jwks(cert: x509.Certificate) -> dict[str, list[dict[str, str]]]:
     return {"keys": [jwk(key)]}
 
 
-def sign(
-    claims: dict[str, Any],
-    key: rsa.RSAPrivateKey,
-    chain: list[x509.Certificate],
-    kid: str | None = None,
-) -> str:
+def sign(claims: dict[str, Any], key: rsa.RSAPrivateKey, chain: list[x509.Certificate],
+         kid: str | None = None) -> str:  # fmt: skip
     """A JWT signed RS256, with the certificate chain in ``x5c``: both registry versions verify
     that chain against their ``rootcertbundle``. With ``kid`` instead, the header names the key
     only: registry 3 looks it up in its ``jwks`` file; 2.8 wants libtrust's fingerprint there."""
@@ -241,11 +297,8 @@ def sign(
         header["x5c"] = [
             base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode() for c in chain
         ]
-    signing_input = (
-        _b64(json.dumps(header, separators=(",", ":")).encode())
-        + "."
-        + _b64(json.dumps(claims, separators=(",", ":")).encode())
-    )
+    parts = (json.dumps(part, separators=(",", ":")).encode() for part in (header, claims))
+    signing_input = ".".join(_b64(part) for part in parts)
     signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
     return f"{signing_input}.{_b64(signature)}"
 
@@ -273,6 +326,21 @@ class Issuer:
     rules: list[Rule]
     key: rsa.RSAPrivateKey
     chain: list[x509.Certificate]
+    acl_path: Path | None = None  # read again when it changes
+    acl_stamp: int = 0
+
+    def current_rules(self) -> list[Rule]:
+        """The access list, read again when its file changed, as docker_auth reloads its
+        configuration: a rule moved takes effect at the next token, no restart; a list that
+        does not load is logged and the last good one kept."""
+        try:
+            stamp = self.acl_path.stat().st_mtime_ns if self.acl_path else self.acl_stamp
+            if stamp != self.acl_stamp and self.acl_path:
+                self.rules, self.acl_stamp = load_acl(self.acl_path), stamp
+                _log(f"token server: access list read again, {len(self.rules)} rule(s)")
+        except (OSError, AclError) as exc:
+            _log(f"token server: kept the last access list: {exc}")
+        return self.rules
 
     def token(self, account: str, scopes: list[str], now: float | None = None) -> dict[str, Any]:
         now = int(time.time() if now is None else now)
@@ -284,7 +352,7 @@ class Issuer:
             "nbf": now - LEEWAY_S,
             "iat": now,
             "jti": uuid.uuid4().hex,
-            "access": grant(self.rules, account, scopes, self.service),
+            "access": grant(self.current_rules(), account, scopes, self.service),
         }
         token = sign(claims, self.key, self.chain)
         return {
@@ -340,9 +408,13 @@ def handler(issuer: Issuer) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            print(f"{self.address_string()} {format % args}", file=sys.stderr, flush=True)
+            _log(f"{self.address_string()} {format % args}")
 
     return Handler
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def load_chain(pem: bytes) -> list[x509.Certificate]:
@@ -362,13 +434,14 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(jwks(load_chain(Path(words[1]).read_bytes())[0]), indent=1))
         return 0
     parser = argparse.ArgumentParser(description="reglab's token server for registry token auth")
-    parser.add_argument(
-        "--listen", default="0.0.0.0:5001", help="address:port (default %(default)s)"
-    )
-    parser.add_argument("--htpasswd", required=True, type=Path, help="bcrypt users")
-    parser.add_argument("--acl", required=True, type=Path, help="access list (docker_auth YAML)")
-    parser.add_argument("--signing-key", required=True, type=Path, help="RSA key, PEM")
-    parser.add_argument("--signing-cert", required=True, type=Path, help="its certificate, PEM")
+    parser.add_argument("--listen", default="0.0.0.0:5001", help="address:port (%(default)s)")
+    for flag, what in (
+        ("--htpasswd", "bcrypt users"),
+        ("--acl", "access list (docker_auth)"),
+        ("--signing-key", "RSA key, PEM"),
+        ("--signing-cert", "its certificate"),
+    ):
+        parser.add_argument(flag, required=True, type=Path, help=what)  # fmt: skip
     parser.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate")
     parser.add_argument("--tls-key", type=Path, help="and this key")
     parser.add_argument("--issuer", default="reglab-token")
@@ -384,18 +457,15 @@ def main(argv: list[str] | None = None) -> int:
         print("token server: the signing key must be RSA (RS256)", file=sys.stderr)
         return 2
     chain = load_chain(args.signing_cert.read_bytes())
-    issuer = Issuer(args.issuer, args.service, args.htpasswd, rules, key, chain)
+    stamp = args.acl.stat().st_mtime_ns
+    issuer = Issuer(args.issuer, args.service, args.htpasswd, rules, key, chain, args.acl, stamp)
     host, _, port = args.listen.rpartition(":")
     server = ThreadingHTTPServer((host, int(port)), handler(issuer))
     if args.tls_cert:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(args.tls_cert, args.tls_key)
         server.socket = context.wrap_socket(server.socket, server_side=True)
-    print(
-        f"token server: {len(rules)} rule(s), listening on {args.listen}",
-        file=sys.stderr,
-        flush=True,
-    )
+    _log(f"token server: {len(rules)} rule(s), listening on {args.listen}")
     server.serve_forever()
     return 0
 
