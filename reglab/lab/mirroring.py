@@ -18,6 +18,7 @@ from reglab.engine import transfer
 from reglab.engine.network import NETWORK
 from reglab.lab.workshop import Workshop
 from reglab.registry import mirror
+from reglab.registry.client import probe_status
 from reglab.registry.config import LOGIN_FILE, RegistryConfig
 from reglab.registry.container import Registry
 from reglab.registry.login import Credentials
@@ -48,11 +49,19 @@ def start_mirror(
             old.remove()
         ws.cli(f"rm -rf {ws.style.show(data)}")
         shutil.rmtree(data, ignore_errors=True)
-    ws.cli(f"docker network create --label {OWNER_LABEL}=true {NETWORK}")
+    ws.cli(  # (it may exist: another mirror, or an earlier run, made it)
+        f"docker network inspect {NETWORK} >/dev/null 2>&1 || "
+        f"docker network create --label {OWNER_LABEL}=true {NETWORK}"
+    )
     ws.cli(
         f"docker network connect --alias {upstream.config.name} {NETWORK} {upstream.config.name}"
     )
     found = mirror.upstream_of(ws.engine, upstream.config.name, ws.workdir)
+    # What the proxy asks first at start (it panics without an answer): 200, or 401 for a login.
+    ca = f"--cacert {ws.style.show(found.ca)} " if found.ca else ""
+    ws.cli(f"curl -s -o /dev/null -w '%{{http_code}}\\n' {ca}{found.probe}/v2/")
+    verify: str | bool = str(found.ca) if found.ca else True
+    print(f"GET /v2/ on the upstream: {probe_status(found.probe + '/v2/', verify, timeout=5)}")
     config = mirror.mirror_config(
         found, port, ws.workdir, name, version=ws.settings.version, login=login is not None,
         ttl=ttl,
@@ -76,7 +85,8 @@ def schedule(ws: Workshop, registry: Registry, timeout: float = 30.0) -> dict[st
     """What the proxy's scheduler will delete, and in how many hours: its state file, which it
     writes at most every 5 s. Returns hours left by ``KIND REPOSITORY@DIGEST``."""
     path = registry.config.paths.data / SCHEDULE
-    ws.cli(f"cat {ws.style.show(path)}")
+    shown = ws.style.show(path)  # (typed at once, the file may not be written yet)
+    ws.cli(f"for i in $(seq 30); do [ -s {shown} ] && break; sleep 1; done; cat {shown}")
 
     def entries() -> dict[str, float] | None:
         try:

@@ -60,8 +60,8 @@ def mirror_logs_in(mirror: Registry, upstream: Registry, login: Credentials) -> 
         )
     try:
         with mirror.client() as api:
+            api.verify_image(UNFETCHED)  # a GET first: its error says what a client sees
             served = api.manifest_digest(UNFETCHED)
-            api.verify_image(UNFETCHED)
     except ReglabError as exc:
         print(f"{name}: {exc.problem[:160]}")
         return verdict(
