@@ -43,9 +43,11 @@ def test_a_collection_on_the_live_registry_breaks_the_image_pushed_back_until_a_
     ws.tag(TOOLS_IMAGE, ref)
     digest = ws.push(ref)
     assert exercises.image_whole(reg, "reglab-app", "3")  # whole before the set-up
+    reg = ws.up("persistent")  # as in the notebook: a process that has not seen the image
 
     assert exercises.collect_while_live(ws, reg) == digest  # the push back succeeds
     out = said(capsys)
+    assert "pulled 127.0.0.1:" in out  # a client's pull: the cache now knows the blobs
     assert "garbage-collect /etc/distribution/config.yml\n" in out  # live: no read-only restart
     assert "the collector deleted 3 blob(s); the registry ran on" in out
     assert "REGISTRY_STORAGE_MAINTENANCE_READONLY" not in out

@@ -2,8 +2,9 @@
 
 The distribution docs say never to collect while the registry accepts pushes, and notebook 05
 restarts the registry after every collection. :func:`collect_while_live` skips both, as a
-maintenance script written in a hurry would: it deletes an image, runs the collector on the
-running registry's storage, and pushes the same image back. The push succeeds: the registry's
+maintenance script written in a hurry would: after a client pulled an image (which fills the
+registry's cache), it deletes the image, runs the collector on the running registry's storage,
+and pushes the same image back. The push succeeds: the registry's
 blob-descriptor cache still lists the swept blobs, so the engine's ``HEAD`` gets 200 and uploads
 nothing, and the manifest ``PUT`` passes the same cache. Every pull then fails: the registry
 answers 200 and sends no byte (:func:`pull_fresh` shows it). The fix is a new registry process
@@ -35,9 +36,11 @@ BLOB_GET = re.compile(
 
 
 def collect_while_live(ws: Workshop, registry: Registry, tag: str = "3") -> str:
-    """The set-up: delete ``reglab-app:TAG`` by digest, collect at once on the running,
-    writable registry (no read-only restart, no restart after), push the image back; return
-    the digest the push printed."""
+    """The set-up: a client pulls ``reglab-app:TAG`` (the registry's cache now knows its
+    blobs, as traffic fills it), it is deleted by digest, the collector runs at once on the
+    running, writable registry (no read-only restart, no restart after), and the image is
+    pushed back; return the digest the push printed."""
+    _pull(ws, registry, operate.APP, tag, "before")
     operate.delete(ws, registry, operate.APP, tag)
     collector = gc.collector_spec(registry)
     ws.cli(collector.shell(ws.style))
@@ -53,20 +56,8 @@ def collect_while_live(ws: Workshop, registry: Registry, tag: str = "3") -> str:
 
 def pull_fresh(ws: Workshop, registry: Registry, repository: str, tag: str) -> str | None:
     """Pull ``repository:tag`` as a client with nothing cached (skopeo, into a folder), then
-    show what the registry's log says of the blob requests. Returns skopeo's error, if any."""
-    into = ws.workdir / "pulled" / f"{repository}-{tag}"
-    shutil.rmtree(into, ignore_errors=True)  # a copy from an earlier run
-    into.parent.mkdir(parents=True, exist_ok=True)
-    ref = registry.ref(repository, tag)
-    command = ["skopeo", "copy", "--src-tls-verify=false", f"docker://{ref}"]
-    ws.cli(replicate.shown(command) + f" dir:{ws.style.show(into)}")
-    error = None
-    try:
-        replicate.run([*command, f"dir:{into}"])
-        print(f"pulled {ref}")
-    except ReglabError as exc:
-        error = exc.problem
-        print(f"refused: {error}")
+    show what the registry's log says of the last blob request. Returns skopeo's error, if any."""
+    error = _pull(ws, registry, repository, tag, "after")
     name = registry.config.name
     ws.cli(f"docker logs {name} 2>&1 | grep 'response completed' | grep 'GET.*/blobs/' | tail -n 1")
     gets = BLOB_GET.findall(registry.logs(tail=2000))
@@ -74,6 +65,25 @@ def pull_fresh(ws: Workshop, registry: Registry, repository: str, tag: str) -> s
         uri, status, written = gets[-1]
         print(f"the registry's last blob GET: {uri} answered {status}, {written} bytes written")
     return error
+
+
+def _pull(ws: Workshop, registry: Registry, repository: str, tag: str, when: str) -> str | None:
+    """skopeo copy of ``repository:tag`` into a folder of its own (``pulled/REPO-TAG-WHEN``,
+    removed with the notebook's other copies): every blob downloaded and checked."""
+    into = ws.workdir / "pulled" / f"{repository}-{tag}-{when}"
+    shutil.rmtree(into, ignore_errors=True)  # a copy from an earlier pull
+    into.parent.mkdir(parents=True, exist_ok=True)
+    ref = registry.ref(repository, tag)
+    command = ["skopeo", "copy", "--src-tls-verify=false", f"docker://{ref}"]
+    ws.cli(replicate.shown(command) + f" dir:{ws.style.show(into)}")
+    try:
+        replicate.run([*command, f"dir:{into}"])
+    except ReglabError as exc:
+        problem = re.sub(r'time="[^"]*" level=\w+ msg=', "", exc.problem)  # skopeo's message
+        print(f"refused: {problem}")
+        return problem
+    print(f"pulled {ref}")
+    return None
 
 
 def image_whole(registry: Registry, repository: str, tag: str) -> bool:
