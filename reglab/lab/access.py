@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from reglab.auth.certs import Certificate
@@ -41,6 +42,61 @@ def write_acl(ws: Workshop, text: str) -> None:
         raise
     staged.replace(path)
     print(f"{path.name}: {len(rules)} rules; the first that matches decides")
+
+
+def rules(ws: Workshop) -> list[dict[str, Any]]:
+    """The access list's rules as written (``match`` and ``actions`` each), in order."""
+    entries: list[dict[str, Any]] = yaml.safe_load(ws.config("token").paths.acl.read_text())
+    return entries
+
+
+def show_acl(ws: Workshop) -> None:
+    """The rules, numbered: the order is what decides (the first rule that matches)."""
+    ws.cli(f"cat {ws.style.show(ws.config('token').paths.acl)}")
+    _numbered(rules(ws))
+
+
+def _numbered(entries: list[dict[str, Any]]) -> None:
+    for n, entry in enumerate(entries, start=1):
+        print(f"{n}. {_flow(entry['match'])} -> {entry.get('actions', [])}")
+
+
+def _flow(value: object) -> str:
+    """One line of YAML in its JSON form (``{"account": ""}``): no quote to escape in the
+    shell's single quotes, and "" stays visible."""
+    return json.dumps(value)
+
+
+def _write_rules(ws: Workshop, entries: list[dict[str, Any]]) -> None:
+    """Write ``entries`` as the access list, one rule per two lines, and show them numbered.
+    The token server reads the file again at its next token (no restart)."""
+    write_acl(ws, "".join(
+        f"- match: {_flow(e['match'])}\n  actions: {_flow(e.get('actions', []))}\n"
+        for e in entries
+    ))  # fmt: skip
+    _numbered(entries)
+
+
+def add_rule(
+    ws: Workshop, match: dict[str, str], actions: list[str], at: int | None = None
+) -> None:
+    """Add a rule to the access list, as rule number ``at`` (1: first; None: last)."""
+    entries = rules(ws)
+    position = len(entries) if at is None else max(at - 1, 0)
+    entries.insert(position, {"match": match, "actions": actions})
+    _write_rules(ws, entries)
+
+
+def move_rule(ws: Workshop, number: int, to: int) -> None:
+    """Move rule ``number`` so that it becomes rule ``to`` (both counted from 1)."""
+    entries = rules(ws)
+    if not 1 <= number <= len(entries):
+        raise ReglabError(
+            f"the access list has no rule {number} (it has {len(entries)})",
+            "access.show_acl(ws) lists them, numbered",
+        )
+    entries.insert(max(to - 1, 0), entries.pop(number - 1))
+    _write_rules(ws, entries)
 
 
 def _curl(ws: Workshop, registry: Registry) -> str:

@@ -13,6 +13,7 @@ The notebooks call ``exercises.NAME(...)``; the exercises live by stage:
 - :mod:`~reglab.lab.exercises.operations`: 05 (garbage collection), 06 (a mirror), 07 (events);
 - :mod:`~reglab.lab.exercises.gc`: 05's diagnosis (a collection run on the live registry);
 - :mod:`~reglab.lab.exercises.mirror`: 06's diagnosis (a mirror's stale upstream login);
+- :mod:`~reglab.lab.exercises.tokens`: 08's new cases and its diagnosis (a rule order);
 - :mod:`~reglab.lab.exercises.replicated`: 09 (replicas behind a front).
 """
 
@@ -30,8 +31,15 @@ from reglab.lab.exercises.security import (
     token_access,
     user_can_log_in,
 )
+from reglab.lab.exercises.tokens import (
+    NEW_CASES,
+    break_rule_order,
+    predict_access,
+    rule_order_fixed,
+)
 
 __all__ = [
+    "NEW_CASES", "break_rule_order", "predict_access", "rule_order_fixed",
     "ATTEMPTS", "ODD_SECRET_CHOICES", "blobs_collected", "break_certificate",
     "collect_while_live", "image_whole", "pull_fresh",
     "gateway_in_certificate", "leftover_volumes", "md5_user", "odd_secret", "pull_events",
