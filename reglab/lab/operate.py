@@ -1,4 +1,5 @@
-"""Day two in the notebooks (05-07): deleting and collecting, a mirror, events.
+"""Day two in the notebooks (05-06): deleting and collecting, a mirror (07's events are in
+reglab.lab.listening).
 
 Like :class:`~reglab.lab.workshop.Workshop`'s methods, each function does the work through
 reglab's core AND prints the command line that does the same (``$ ...``), complete and
@@ -17,7 +18,6 @@ import shutil
 from reglab.base.errors import ImageError, ReglabError, docker_errors
 from reglab.base.settings import TOOLS_IMAGE
 from reglab.base.versions import registry_version
-from reglab.engine.network import project_network
 from reglab.images.context import BuildContext
 from reglab.lab.workshop import Workshop
 from reglab.registry import gc, replicate
@@ -26,7 +26,6 @@ from reglab.registry.client import RegistryClient
 from reglab.registry.config import RegistryConfig, Stage
 from reglab.registry.container import Registry
 from reglab.registry.disk import SmallDisk, volume_spec
-from reglab.registry.events import Event, Listener
 
 #: The repository (and local image name) of notebook 05's versions.
 APP = "reglab-app"
@@ -352,39 +351,3 @@ def start_other(ws: Workshop, suffix: str, port: int, version: str | None = None
 def remove(ws: Workshop, registry: Registry) -> None:
     ws.cli(f"docker rm -f -v {registry.config.name}")
     registry.remove()
-
-
-# --- 07: events ----------------------------------------------------------------------------
-
-
-def listen(ws: Workshop) -> Listener:
-    """Start an event listener in this kernel, on the workshop network's gateway: an address
-    of this machine that the registry container reaches, and nothing outside it."""
-    gateway = project_network(ws.engine)
-    listener = Listener(gateway).start()
-    print(f"listening for registry events at {listener.url}")
-    return listener
-
-
-def count_by_action(events: list[Event], repository: str) -> dict[str, int]:
-    """How many events of each action ``repository`` had, e.g. {"push": 3, "pull": 2}."""
-    counts: dict[str, int] = {}
-    for event in events:
-        if event.repository == repository:
-            counts[event.action] = counts.get(event.action, 0) + 1
-    return counts
-
-
-def new_events(registry: Registry, listener: Listener, since: int, repository: str) -> list[Event]:
-    """Wait for every event the registry has queued, then show those after the first
-    ``since``: one line each, and how many of each kind."""
-    with registry.client() as api:
-        events = listener.flush(api, repository)[since:]
-    for event in events:
-        tag = f":{event.tag}" if event.tag else ""
-        print(f"{event.action:<7}{event.what:<9}{event.repository}{tag} {event.digest}")
-    kinds: dict[str, int] = {}
-    for event in events:
-        kinds[f"{event.action} {event.what}"] = kinds.get(f"{event.action} {event.what}", 0) + 1
-    print(f"{len(events)} event(s): " + ", ".join(f"{n} {kind}" for kind, n in kinds.items()))
-    return events

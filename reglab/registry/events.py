@@ -14,6 +14,12 @@ What an operator must know, and notebook 07 shows:
   once, :attr:`Listener.deliveries` counts every arrival.
 - The queue lives in the registry's memory: events not yet delivered are lost when the registry
   restarts.
+- An endpoint may leave out events by ``ignore: {mediatypes: [...], actions: [...]}``
+  (distribution's ``notifications/endpoint.go``: the filter sits before the queue, so an ignored
+  event is never queued nor sent): :func:`endpoints_ignoring`.
+
+The learner's terminal has the same listener: ``reglab listen --port N`` (``reglab.cli.listen``),
+on the port :func:`listener_port` plans, so the line a notebook prints is the one to type.
 """
 
 from __future__ import annotations
@@ -24,18 +30,40 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from reglab.base.errors import ConfigError, RegistryError
+from reglab.base.ports import companion
 from reglab.base.wait import DEFAULT_INTERVAL, NotYet, WaitTimeout, poll
 from reglab.registry.client import RegistryClient
 
 #: The media type of the registry's event envelope.
 ENVELOPE_TYPE = "application/vnd.docker.distribution.events.v1+json"
 PATH = "/events"
+#: The listener's port, above the registry's (the companions' plan is in reglab.base.ports).
+LISTENER_OFFSET = 5
+#: The media type registry 3 gives a blob event's target (2.8: application/octet-stream too).
+BLOB_TYPE = "application/octet-stream"
+
+
+def listener_port(registry_port: int) -> int:
+    """Where the workshop's listener listens: a fixed port, so a typed line can name it."""
+    return companion(registry_port, LISTENER_OFFSET)
+
+
+def endpoints_ignoring(
+    endpoints: str, mediatypes: tuple[str, ...], actions: tuple[str, ...]
+) -> str:
+    """``notifications.endpoints`` (as reglab.registry.config writes it, one endpoint in a
+    YAML flow list) with ``ignore:``: events whose target has one of ``mediatypes``, or whose
+    action is one of ``actions``, are dropped before the queue."""
+    if not endpoints.endswith("}]"):
+        raise ConfigError(f"not one endpoint: {endpoints!r}", "give notification_endpoints(url)")
+    ignore = f"ignore: {{mediatypes: [{', '.join(mediatypes)}], actions: [{', '.join(actions)}]}}"
+    return f"{endpoints[:-2]}, {ignore}}}]"
 
 
 @dataclass(frozen=True)
@@ -53,6 +81,8 @@ class Event:
     timestamp: str
     user_agent: str = ""
     method: str = ""  # the HTTP request that caused it: a HEAD is reported as a pull too
+    #: The event as the registry sent it: what a webhook's author codes against.
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> Event:
@@ -69,6 +99,7 @@ class Event:
             timestamp=str(raw.get("timestamp", "")),
             user_agent=str((raw.get("request") or {}).get("useragent", "")),
             method=str((raw.get("request") or {}).get("method", "")),
+            raw=raw,
         )
 
     @property
@@ -91,6 +122,11 @@ class Event:
         if self.action == "delete":
             return "manifest" if self.digest else "tag"
         return "manifest" if self.is_manifest else "blob"
+
+    def line(self) -> str:
+        """One line: action, manifest/blob/tag, repository[:tag], digest."""
+        tag = f":{self.tag}" if self.tag else ""
+        return f"{self.action:<7}{self.what:<9}{self.repository}{tag} {self.digest}".rstrip()
 
     def row(self) -> dict[str, str | int]:
         """The event as a table row."""
@@ -243,4 +279,6 @@ def _handler(listener: Listener) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-__all__ = ["ENVELOPE_TYPE", "Event", "Listener"]
+__all__ = [
+    "BLOB_TYPE", "ENVELOPE_TYPE", "Event", "Listener", "endpoints_ignoring", "listener_port",
+]  # fmt: skip

@@ -17,6 +17,7 @@ The notebooks call ``exercises.NAME(...)``; the exercises live by stage:
 - :mod:`~reglab.lab.exercises.replicated`: 09 (replicas behind a front).
 """
 
+from reglab.lab.exercises.events import break_endpoint, events_delivered, scanner_fetch
 from reglab.lab.exercises.gc import collect_while_live, image_whole, pull_fresh
 from reglab.lab.exercises.local import leftover_volumes, pushed, why_refused
 from reglab.lab.exercises.mirror import mirror_logs_in, rotate_password
@@ -40,6 +41,7 @@ from reglab.lab.exercises.tokens import (
 
 __all__ = [
     "NEW_CASES", "break_rule_order", "predict_access", "rule_order_fixed",
+    "break_endpoint", "events_delivered", "scanner_fetch",
     "ATTEMPTS", "ODD_SECRET_CHOICES", "blobs_collected", "break_certificate",
     "collect_while_live", "image_whole", "pull_fresh",
     "gateway_in_certificate", "leftover_volumes", "md5_user", "odd_secret", "pull_events",
