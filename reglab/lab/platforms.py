@@ -47,6 +47,7 @@ def pull_each(ws: Workshop, layout: Layout, registry: Registry, repository: str)
     manifest from the index and checks every digest); return platform: pulled manifest."""
     ref = registry.ref(repository, layout.tag)
     pulled = {}
+    ws.cli(f"mkdir -p {ws.style.show(ws.workdir / PULLED)}")  # skopeo makes only the last folder
     for platform in layout.children:
         into = ws.workdir / PULLED / platform.replace("/", "-")
         shutil.rmtree(into, ignore_errors=True)  # a copy from an earlier run

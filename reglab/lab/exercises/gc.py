@@ -75,6 +75,7 @@ def _pull(ws: Workshop, registry: Registry, repository: str, tag: str, when: str
     into.parent.mkdir(parents=True, exist_ok=True)
     ref = registry.ref(repository, tag)
     command = ["skopeo", "copy", "--src-tls-verify=false", f"docker://{ref}"]
+    ws.cli(f"mkdir -p {ws.style.show(into.parent)}")
     ws.cli(replicate.shown(command) + f" dir:{ws.style.show(into)}")
     try:
         replicate.run([*command, f"dir:{into}"])
