@@ -18,9 +18,10 @@ from reglab.images.context import BuildContext, source_digest
 
 TOKEN_DOCKERFILE = f"""\
 FROM {settings.PYTHON_IMAGE}
-COPY tokenserver.py /srv/tokenserver.py
+COPY reglab/ /srv/reglab/
+ENV PYTHONPATH=/srv
 EXPOSE 5001
-ENTRYPOINT ["python3", "/srv/tokenserver.py"]
+ENTRYPOINT ["python3", "-m", "reglab.auth.tokenserver"]
 """.encode()
 #: The Debian packages of the Python base: what tokenserver.py imports.
 PYTHON_PACKAGES = [
@@ -71,29 +72,36 @@ wait $pid
 """
 
 
-def token_source() -> bytes:
-    """reglab's token server, one file (reglab/auth/tokenserver.py)."""
-    return (Path(__file__).parents[1] / "auth" / "tokenserver.py").read_bytes()
+#: The token server's files, as the image holds them: an empty package around them, so they
+#: import each other as in reglab (``from reglab.auth.acl import ...``) and nothing else of it.
+TOKEN_FILES = ("acl.py", "tokenserver.py")
+
+
+def token_source(name: str = "tokenserver.py") -> bytes:
+    """One of reglab's token server files (reglab/auth/)."""
+    return (Path(__file__).parents[1] / "auth" / name).read_bytes()
 
 
 def token_sources() -> list[bytes]:
-    """What the token image is made from: tokenserver.py (its Dockerfile only copies and runs
-    it). The label has always been this file's hash, so images made earlier stay current."""
-    return [token_source()]
+    """What the token image is made from: its Dockerfile and the server's two files."""
+    return [TOKEN_DOCKERFILE, *(token_source(name) for name in TOKEN_FILES)]
 
 
 def s3_sources() -> list[bytes]:
-    """What the store's image is made from: its start script (as for the token image)."""
-    return [S3_ENTRYPOINT]
+    """What the store's image is made from: its Dockerfile and its start script."""
+    return [S3_DOCKERFILE, S3_ENTRYPOINT]
 
 
 def build_token_image(
     client: docker.DockerClient, *, progress: ProgressCallback | None = None
 ) -> str:
-    """``reglab-token``: reglab's tokenserver.py (one file: the standard library, cryptography,
-    bcrypt and yaml) on the debootstrapped Python base."""
+    """``reglab-token``: reglab's token server (tokenserver.py and acl.py: the standard library,
+    cryptography, bcrypt and yaml) on the debootstrapped Python base."""
     context = BuildContext(TOKEN_DOCKERFILE)
-    context.add_bytes(token_source(), "tokenserver.py")
+    context.add_bytes(b"", "reglab/__init__.py")
+    context.add_bytes(b"", "reglab/auth/__init__.py")
+    for name in TOKEN_FILES:
+        context.add_bytes(token_source(name), f"reglab/auth/{name}")
     return context.build(client, settings.TOKEN_IMAGE, progress, source_digest(token_sources()))
 
 

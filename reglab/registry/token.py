@@ -1,6 +1,7 @@
 """The token stage's token server, as a container beside the registry.
 
-The server itself is :mod:`reglab.auth.tokenserver` (one file, run by the ``reglab-token`` image).
+The server itself is :mod:`reglab.auth.tokenserver` with :mod:`reglab.auth.acl` (the two files
+the ``reglab-token`` image runs).
 This module prepares what it reads from the working folder, starts it (``NAME-token``,
 published on ``127.0.0.1`` only), waits until it answers, and removes it. Like the registry,
 it keeps running after the command that started it.
@@ -22,8 +23,8 @@ from typing import NoReturn
 import docker
 import docker.errors
 
+from reglab.auth.acl import AclError, Rule, load_acl
 from reglab.auth.htpasswd import Htpasswd
-from reglab.auth.tokenserver import AclError, Rule, load_acl
 from reglab.base.errors import (
     ConfigError,
     HtpasswdError,

@@ -12,21 +12,18 @@ import yaml
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from reglab.auth.certs import CA
-from reglab.auth.tokenserver import (
+from reglab.auth.acl import (
     AclError,
-    Issuer,
     Rule,
-    decode,
     glob_regex,
     grant,
-    jwk,
     load_acl,
-    load_users,
     match_pattern,
     parse_acl,
     parse_scope,
 )
+from reglab.auth.certs import CA
+from reglab.auth.tokenserver import Issuer, decode, jwk, load_users
 from reglab.registry.token import DEFAULT_ACL
 
 
