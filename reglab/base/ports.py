@@ -13,6 +13,7 @@ token server            1       5001 (the token stage's ``NAME-token``)
 mirror                  2       5002 (``reglab up mirror``, notebook 06)
 copy                    3       5003 (notebook 06's second registry, filled by skopeo sync)
 swarm front statistics  4       5004 (notebook 09)
+events listener         5       5005 (``reglab listen``, notebook 07)
 ======================= ======= ==========================================================
 """
 
@@ -26,6 +27,7 @@ TOKEN_SERVER = 1
 MIRROR = 2
 COPY = 3
 SWARM_STATS = 4
+LISTENER = 5
 
 OFFSETS = {
     "registry": REGISTRY,
@@ -33,6 +35,7 @@ OFFSETS = {
     "mirror": MIRROR,
     "copy": COPY,
     "swarm front statistics": SWARM_STATS,
+    "events listener": LISTENER,
 }
 
 _HIGHEST = 65535
@@ -66,6 +69,10 @@ class Ports:
     @property
     def swarm_stats(self) -> int:
         return companion(self.registry, SWARM_STATS)
+
+    @property
+    def listener(self) -> int:
+        return companion(self.registry, LISTENER)
 
     def all(self) -> dict[str, int]:
         """Service name to port, for every service (the README's table, a preflight)."""

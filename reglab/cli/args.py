@@ -13,6 +13,7 @@ from reglab.base import ports, settings
 from reglab.base.errors import ConfigError, Problem
 from reglab.base.versions import registry_version
 from reglab.cli import conformance as conformance_command
+from reglab.cli import listen as listen_command
 from reglab.cli import upgrade as upgrade_command
 from reglab.cli.login import add_login_options
 from reglab.images import recipes
@@ -297,6 +298,11 @@ def build_parser() -> argparse.ArgumentParser:
         "upgrade", help="check a 2.8 registry's configuration for registry 3; write the v3 file"
     )
     upgrade_command.add_arguments(p)
+
+    p = sub.add_parser(
+        "listen", help="print the registry's events as they arrive (notebook 07's listener)"
+    )
+    listen_command.add_arguments(p)
 
     p = sub.add_parser(
         "conformance",

@@ -22,6 +22,7 @@ from reglab.base.errors import MAPPED, ConfigError, at_boundary
 from reglab.base.progress import TextProgress
 from reglab.base.shell import PathStyle
 from reglab.cli import conformance as conformance_command
+from reglab.cli import listen as listen_command
 from reglab.cli import swarm as swarm_command
 from reglab.cli import upgrade as upgrade_command
 from reglab.cli.args import build_parser
@@ -314,6 +315,7 @@ COMMANDS = {
     "swarm": swarm_command.run,
     "upgrade": upgrade_command.run,
     "conformance": conformance_command.run,
+    "listen": listen_command.run,
 }
 
 

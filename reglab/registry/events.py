@@ -36,22 +36,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from reglab.base.errors import ConfigError, RegistryError
-from reglab.base.ports import companion
+from reglab.base.ports import Ports
 from reglab.base.wait import DEFAULT_INTERVAL, NotYet, WaitTimeout, poll
 from reglab.registry.client import RegistryClient
 
 #: The media type of the registry's event envelope.
 ENVELOPE_TYPE = "application/vnd.docker.distribution.events.v1+json"
 PATH = "/events"
-#: The listener's port, above the registry's (the companions' plan is in reglab.base.ports).
-LISTENER_OFFSET = 5
 #: The media type registry 3 gives a blob event's target (2.8: application/octet-stream too).
 BLOB_TYPE = "application/octet-stream"
 
 
 def listener_port(registry_port: int) -> int:
-    """Where the workshop's listener listens: a fixed port, so a typed line can name it."""
-    return companion(registry_port, LISTENER_OFFSET)
+    """Where the workshop's listener listens: a fixed port (reglab.base.ports' plan), so a
+    typed line can name it."""
+    return Ports(registry_port).listener
 
 
 def endpoints_ignoring(
