@@ -68,7 +68,7 @@ def test_reglab_up_notify_sends_every_push_and_delete_once_and_gc_keeps_it(
         deletes = [e for e in events if e.action == "delete" and e.digest == digest]
         assert len(deletes) == 1 and deletes[0].what == "manifest"
         untagged = [e for e in events if e.action == "delete" and e.tag == "latest"]
-        assert len(untagged) == 1 and not untagged[0].digest  # registry 3: one for the tag
+        assert len(untagged) == 1 and not untagged[0].digest  # and one for the tag it took
         ids = [e.id for _, e in listener.deliveries]
         assert len(ids) == len(set(ids))  # each delivered once
 
