@@ -270,9 +270,17 @@ class RegistryClient:
             digest = blob["digest"]
             sha = hashlib.sha256()
             response = self.request("GET", f"/v2/{repository}/blobs/{digest}", stream=True)
-            for chunk in response.iter_content(1 << 20):
-                sha.update(chunk)
-                total += len(chunk)
+            try:
+                with response:
+                    for chunk in response.iter_content(1 << 20):
+                        sha.update(chunk)
+                        total += len(chunk)
+            except requests.RequestException as exc:  # the answer broke off: one line
+                raise ClientError(
+                    f"blob {digest} of {repository}: the answer broke off ({exc})",
+                    "read the registry's log (docker logs); a stale cache answers for a blob "
+                    "that is gone: restart the registry",
+                ) from exc
             if f"sha256:{sha.hexdigest()}" != digest:
                 raise ClientError(
                     f"blob {digest} of {repository} does not match its digest",
