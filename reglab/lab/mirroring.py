@@ -126,6 +126,10 @@ def restart_while_down(ws: Workshop, registry: Registry, timeout: float = 30.0) 
         return found.status if found.status in ("exited", "dead") else None
 
     state = poll(f"{name} to stop after its panic", exited, timeout=timeout, interval=0.3)
+    ws.cli(f"docker wait {name}")  # (in a terminal: until it stops; it prints the exit code)
+    found = registry.container
+    if found is not None:
+        state = f"{state} with code {found.attrs['State']['ExitCode']}"
     ws.cli(f"docker logs {name} 2>&1 | grep '^panic'")
     panic = next(
         (line for line in registry.logs(tail=200).splitlines() if line.startswith("panic")), ""
@@ -133,6 +137,23 @@ def restart_while_down(ws: Workshop, registry: Registry, timeout: float = 30.0) 
     print(f"{name}: {state}")
     print(panic)
     return panic
+
+
+def start_both(ws: Workshop, upstream: Registry, registry: Registry) -> None:
+    """Start the upstream, wait until it answers, then the mirror (whose proxy asks the
+    upstream at start, and panics without an answer): the order a terminal must keep too."""
+    ca = upstream.config.paths.ca_cert if upstream.config.stage.tls else None
+    cacert = f"--cacert {ws.style.show(ca)} " if ca else ""
+    for step in (upstream, registry):
+        name = step.config.name
+        ws.cli(f"docker start {name}")
+        if step is upstream:  # curl retries until it connects; any HTTP answer will do
+            ws.cli(f"curl -s -o /dev/null --retry 10 --retry-all-errors {cacert}{step.url}/v2/")
+        container = step.container
+        if container is not None:
+            container.start()
+        step.wait_ready()
+        print(f"{name} answers again")
 
 
 def clean_up(
@@ -159,4 +180,4 @@ def clean_up(
     ws.remove_network()
 
 
-__all__ = ["clean_up", "restart_while_down", "schedule", "start_mirror"]
+__all__ = ["clean_up", "restart_while_down", "schedule", "start_both", "start_mirror"]

@@ -16,7 +16,6 @@ reads when the container is created (``docker run --env-file``): writing the fil
 from __future__ import annotations
 
 from reglab.base.errors import ReglabError
-from reglab.lab import operate
 from reglab.lab.exercises.verdict import verdict
 from reglab.lab.workshop import Workshop
 from reglab.registry.container import Registry
@@ -36,7 +35,13 @@ def rotate_password(
     ws.add_user(rotated)  # the upstream rereads its htpasswd when the file changes
     ws.login(rotated, upstream)
     print(f"{login.user}'s password changed on the upstream; docker logged in again with it")
-    operate.ask(ws, mirror, "GET", f"/v2/{UNFETCHED}/manifests/latest")
+    path = f"/v2/{UNFETCHED}/manifests/latest"
+    # (--retry-all-errors: typed right after docker start, the mirror may not listen yet;
+    # without -f an HTTP error is an answer, not retried)
+    ws.cli(f"curl -s --retry 5 --retry-all-errors {mirror.url}{path}")
+    with mirror.client() as api:
+        response = api.answer("GET", path)
+    print(f"{response.status_code}: {response.text.strip()}")
     return rotated
 
 
