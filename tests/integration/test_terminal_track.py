@@ -32,6 +32,7 @@ from reglab.engine.network import NETWORK, remove_project_network
 from reglab.engine.trust import DOCKER_CERTS_D
 from reglab.lab import checks, measure
 from reglab.registry import gc
+from reglab.registry.client import read_all
 from reglab.registry.events import Listener
 
 pytestmark = pytest.mark.docker
@@ -122,19 +123,37 @@ def facts_05(port: int, workdir: Path, hello_digest: str | None) -> None:
     registry = reglab.Registry.attach(reglab.connect(), NAME, workdir)
     assert registry.config.data_volume == f"{NAME}-disk"  # on the small disk
     with registry.client() as api:
-        assert api.manifest_digest("reglab-app", "2") == api.manifest_digest("reglab-app", "3")
-        for deleted in ("1", "old"):  # deleted by digest, both tags with it
+        for deleted in ("1", "old", "2"):  # deleted by digest, every tag with it (2: Exercise 2)
             with pytest.raises(reglab.ClientError) as gone:
                 api.manifest_digest("reglab-app", deleted)
             assert gone.value.status == 404
-        api.verify_image("reglab-app", "3")  # pushed after the collection made room
+        manifest = api.manifest("reglab-app", "3")  # pushed back after the live collection...
+        for blob in [manifest["config"], *manifest["layers"]]:
+            assert api.blob_status("reglab-app", blob["digest"]) == 200  # ...on a stale cache
+            with pytest.raises(reglab.ClientError, match="broke off"):  # and no byte is sent
+                read_all(api.request("GET", f"/v2/reglab-app/blobs/{blob['digest']}",
+                                     stream=True), bytearray())  # fmt: skip
+    restarted = reglab.Registry.attach(reglab.connect(), NAME, workdir)
+    container = restarted.container
+    assert container is not None
+    container.restart(timeout=5)  # the first half of the fix, typed: docker restart
+    restarted.wait_ready()
+    with restarted.client() as api:
+        assert api.blob_status("reglab-app", manifest["layers"][-1]["digest"]) == 404
 
 
 def facts_06(port: int, workdir: Path, hello_digest: str | None) -> None:
     engine = reglab.connect()
-    mirror = reglab.Registry.attach(engine, f"{NAME}-mirror", workdir)
-    assert mirror.config.upstream == f"http://{NAME}:5000"
-    assert digest_of(f"http://127.0.0.1:{Ports(port).mirror}", "hello-world") == hello_digest
+    mirror = reglab.Registry.attach(engine, f"{NAME}-mirror", workdir / "mirror")
+    assert mirror.config.upstream == f"https://{NAME}:5000"  # by name, trusting the CA
+    login = mirror.config.upstream_login  # read back from the typed docker run
+    assert login is not None and login.stat().st_mode & 0o777 == 0o600
+    mirrored = f"http://127.0.0.1:{Ports(port).mirror}"
+    assert digest_of(mirrored, "hello-world") == hello_digest
+    upstream = f"https://127.0.0.1:{port}"
+    moby = ("moby", PASSWORDS["PASSWORD_MOBY"])
+    tools = digest_of(upstream, "tools", workdir / "certs" / "ca.crt", moby)
+    assert digest_of(mirrored, "tools") == tools  # the mirror logs in with the typed login
     assert gc.blob_bytes(reglab.Workdir(workdir / "mirror")) > 0  # filled by the pulls
     assert (
         digest_of(f"http://127.0.0.1:{Ports(port).copy}", "hello-world") == hello_digest
