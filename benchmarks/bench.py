@@ -33,7 +33,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import cast
@@ -45,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing, swarm_bench:
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the tests' helpers: random images, free ports
 
+import day_two
 from common import (
     build_random_image,
     free_port,
@@ -59,11 +59,7 @@ import reglab
 from reglab.auth.htpasswd import DEFAULT_COST, Htpasswd
 from reglab.base.versions import V2, RegistryVersion, registry_version
 from reglab.engine import transfer
-from reglab.engine.network import NETWORK, project_network, remove_project_network
 from reglab.images import build as images
-from reglab.registry import gc
-from reglab.registry import mirror as reglab_mirror
-from reglab.registry.events import Event, Listener
 
 NAME = "reglab-registry-bench"
 #: Where a run writes its results (the plot of the cost curve, the BENCH line): never a
@@ -395,115 +391,13 @@ class Bench:
         return ratio
 
     def gc(self) -> float:
-        """Seconds per 1000 blobs collected: 1000 small blobs no manifest refers to, uploaded
-        through the API, then reglab gc (read-only restart, collector, restart)."""
-        registry = self.registry("persistent").start()
-        with registry.client() as api:
-            for n in range(1000):
-                api.upload_blob("bench/garbage", os.urandom(1024) + n.to_bytes(4, "big"))
-        store = gc.blob_bytes(registry.config.paths)
-        started = time.perf_counter()
-        done = gc.collect(registry)
-        seconds = time.perf_counter() - started
-        assert len(done.eligible) >= 1000 and done.after < store, done
-        print(
-            f"measured: gc of 1000 blobs ({store:,} bytes in the store): {seconds:.2f} s",
-            flush=True,
-        )
-        self.rows.append(("gc, 1000 unreferenced blobs (s)", f"{seconds:.3f} s", "-", "-"))
-        registry.remove()
-        return seconds
+        return day_two.gc(self)
 
     def mirror(self) -> float:
-        """A warm pull through a pull-through mirror / the same pull straight from its
-        upstream (every layer moved each time: the engine forgets the image in between)."""
-        upstream = self.registry("persistent").start()
-        ref = upstream.ref("bench/data")
-        transfer.tag(self.engine, self.source, ref)
-        transfer.push(self.engine, ref)
-        transfer.remove(self.engine, ref)
-        mirror_name = f"{NAME}-mirror"
-        proxy = reglab_mirror.start_mirror(
-            self.engine, NAME, free_port(), self.tmp / "m", mirror_name
-        )
-        through = proxy.ref("bench/data")
-        transfer.remove(self.engine, self.source)  # no other name keeps the layers
-        try:
-            transfer.pull(self.engine, through)  # warm: the mirror now stores every layer
-
-            def forget() -> None:
-                for name in (through, ref):
-                    transfer.remove(self.engine, name)
-
-            r, c = alternate(
-                self.rounds,
-                forget,
-                lambda: transfer.pull(self.engine, through),
-                lambda: transfer.pull(self.engine, ref),
-            )
-            transfer.pull(self.engine, ref)
-            transfer.tag(self.engine, ref, self.source)  # the source image, for later steps
-            forget()
-        finally:
-            proxy.remove()
-            upstream.remove()
-            remove_project_network(self.engine)
-        return self.row(f"warm pull {self.image_mb:.0f} MiB: mirror / upstream", r, c)
+        return day_two.mirror(self)
 
     def events(self) -> float:
-        """Manifest pushed -> its event received (the registry's timestamp to the listener's
-        clock; one machine, one clock), over many pushes: p99 in ms. Then a 5 s listener
-        outage with pushes during it: how many of their events never arrive (target 0)."""
-        listener = Listener(project_network(self.engine)).start()
-        registry = self.registry("local", notify=listener.url, network=NETWORK).start()
-        ref: Callable[[int], str] = lambda n: registry.ref(f"bench/events-{n}")  # noqa: E731
-        latencies: list[float] = []
-        try:
-            for n in range(20 if self.quick else 60):
-                transfer.tag(self.engine, "hello-world", ref(n))
-                transfer.push(self.engine, ref(n))
-                repository = f"bench/events-{n}"
-
-                def pushed(events: list[Event], repo: str = repository) -> bool:
-                    return any(e.repository == repo and e.is_manifest for e in events)
-
-                listener.wait_for(pushed, timeout=30)
-                arrived, event = next(
-                    (t, e)
-                    for t, e in listener.deliveries
-                    if e.repository == repository and e.is_manifest
-                )
-                latencies.append((arrived - event.sent) * 1000)
-            listener.stop()
-            outage = time.monotonic()
-            during: list[str] = []
-            while time.monotonic() - outage < 5.0:  # the outage lasts 5 s; pushes go on
-                n = 1000 + len(during)
-                transfer.tag(self.engine, "hello-world", ref(n))
-                transfer.push(self.engine, ref(n))
-                during.append(f"bench/events-{n}")
-            listener.start()
-            with registry.client() as api:
-                events = listener.flush(api, during[-1])
-            received = {e.repository for e in events if e.is_manifest and e.action == "push"}
-            self.lost = len(set(during) - received)
-        finally:
-            for name in {t for i in self.engine.images.list() for t in i.tags}:
-                if name.startswith(f"127.0.0.1:{self.port}/bench/events-"):
-                    transfer.remove(self.engine, name)
-            registry.remove()
-            listener.stop()
-            remove_project_network(self.engine)
-        p99 = statistics.quantiles(latencies, n=100)[98]
-        print(
-            f"measured: event latency over {len(latencies)} pushes: median "
-            f"{statistics.median(latencies):.1f} ms, p99 {p99:.1f} ms; {len(during)} pushes "
-            f"during a 5 s outage, {self.lost} event(s) lost",
-            flush=True,
-        )
-        self.rows.append(("event latency p99 (ms)", f"{p99:.1f} ms", "-", "-"))
-        self.rows.append(("events lost in a 5 s listener outage", str(self.lost), "-", "-"))
-        return p99
+        return day_two.events(self)
 
     def swarm(self) -> float:
         return self.swarm_bench.front_pull()

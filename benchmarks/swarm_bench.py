@@ -85,6 +85,9 @@ class Pair:
         return self.direct.ref("bench/data")
 
 
+#: The two paths of lb_pull_ratio, as the in-network client takes them.
+DEPLOYED = "relay + front (TLS) + replica + S3"
+DISK = "one registry on its disk (TLS)"
 #: Fronts tried beside the deployed one: its haproxy.cfg with one change (plain containers on
 #: the stack's network, the same certificate). What a setting buys, on the same path.
 FRONT_TRIALS: dict[str, Callable[[str], str]] = {
@@ -94,6 +97,9 @@ FRONT_TRIALS: dict[str, Callable[[str], str]] = {
         "global\n", "global\n    tune.bufsize 65536\n", 1
     ),
     "front copy, nbthread 1": lambda cfg: cfg.replace("global\n", "global\n    nbthread 1\n", 1),
+    "front copy, http-server-close": lambda cfg: cfg.replace(
+        "    option httplog\n", "    option httplog\n    option http-server-close\n"
+    ),
     "front copy, no logs": lambda cfg: cfg.replace("    option httplog\n", "").replace(
         "    log global\n", ""
     ),
@@ -104,6 +110,9 @@ RELAY_TRIALS: dict[str, Callable[[str], str]] = {
     "relay copy, no splice + front": lambda cfg: cfg.replace("    option splice-auto", "    #"),
     "relay copy, tune.bufsize 64k + front": lambda cfg: cfg.replace(
         "global\n", "global\n    tune.bufsize 65536\n", 1
+    ),
+    "relay copy, splice always + front": lambda cfg: cfg.replace(
+        "option splice-auto", "option splice-request\n    option splice-response"
     ),
 }
 
@@ -264,10 +273,10 @@ class SwarmBench:
             trials = Trials(bench.engine, stack, bench.tmp / "trials")
             try:
                 targets = {
-                    "relay + front (TLS) + replica + S3": f"https://{stack.relay}:{FRONT_PORT}",
+                    DEPLOYED: f"https://{stack.relay}:{FRONT_PORT}",
                     "front (TLS) + replica + S3": f"https://tasks.{stack.front}:{FRONT_PORT}",
                     "replica + S3 (plain HTTP)": f"http://tasks.{stack.service}:5000",
-                    "one registry on its disk (TLS)": "https://disk:5000",
+                    DISK: "https://disk:5000",
                     **trials.start(),
                 }
                 for url in targets.values():  # every trial front sees its replicas first
@@ -285,8 +294,7 @@ class SwarmBench:
             finally:
                 trials.remove()
                 network.disconnect(direct.config.name, force=True)
-        values = list(seconds.values())
-        return values[0] / values[3]
+        return seconds[DEPLOYED] / seconds[DISK]
 
     def token(self, pair: Pair) -> str:
         """A pull token for bench/data from the front's /auth (the same key signs for both)."""
