@@ -164,6 +164,22 @@ def typed_commands(outputs: list[dict[str, Any]]) -> list[Typed]:
     return found
 
 
+def _wait_after(command: str, following: str = "") -> list[str]:
+    """What a learner waits for after ``command``, as the cell did: a registry started with
+    ``docker run -d`` answers on the port it publishes (the notebook's when it names none); a
+    container started again answers on its own, unless the next line waits for it to exit
+    (a start that is meant to fail, such as a mirror whose upstream is down)."""
+    if command.startswith("docker run -d") and any(
+        re.search(rf"\s{re.escape(v.image)}(\s|$)", command) for v in VERSIONS.values()
+    ):
+        published = re.search(r"-p [\d.]+:(\d+):5000\b", command)
+        return [f"ready {published.group(1)}" if published else "ready"]
+    started = re.match(r"docker (?:re)?start (\S+)$", command.strip())
+    if started is None or following.strip() == f"docker wait {started.group(1)}":
+        return []
+    return [f"ready_container {started.group(1)}"]
+
+
 def shell_script(commands: list[Typed], port: int, state: Path) -> str:
     """A bash script that types ``commands`` as a learner would, stopping at the first one
     that fails (or that succeeds where the cell showed a refusal). After ``docker run -d`` it
@@ -174,16 +190,22 @@ def shell_script(commands: list[Typed], port: int, state: Path) -> str:
     lines = [
         "set -euo pipefail",
         f"[ -f {shlex.quote(str(state))} ] && source {shlex.quote(str(state))}",
-        "ready() {  # poll GET /v2/ over HTTPS, then HTTP, for up to 30 s",
+        "ready() {  # poll GET /v2/ on port ${1:-the notebook's}, HTTPS then HTTP, up to 30 s",
+        f"  local p=${{1:-{port}}}",
         "  for _ in $(seq 600); do",
-        f'    curl -sko /dev/null "https://127.0.0.1:{port}/v2/" && return 0',
-        f'    curl -so /dev/null "http://127.0.0.1:{port}/v2/" && return 0',
+        '    curl -sko /dev/null "https://127.0.0.1:$p/v2/" && return 0',
+        '    curl -so /dev/null "http://127.0.0.1:$p/v2/" && return 0',
         "    sleep 0.05",
         "  done",
-        "  echo 'the registry never answered' >&2; return 1",
+        '  echo "the registry on port $p never answered" >&2; return 1',
+        "}",
+        "ready_container() {  # the port a (re)started container publishes, if it publishes one",
+        "  local p",
+        "  p=$(docker port \"$1\" 5000/tcp 2>/dev/null | head -1 | sed 's/.*://') || true",
+        '  [ -z "$p" ] || ready "$p"',
         "}",
     ]
-    for typed in commands:
+    for i, typed in enumerate(commands):
         if typed.refused:
             lines += [
                 f"if {typed.command}; then",
@@ -192,10 +214,8 @@ def shell_script(commands: list[Typed], port: int, state: Path) -> str:
             ]
         else:
             lines.append(typed.command)
-        if typed.command.startswith("docker run -d") and any(
-            re.search(rf"\s{re.escape(v.image)}(\s|$)", typed.command) for v in VERSIONS.values()
-        ):
-            lines.append("ready")
+        following = commands[i + 1].command if i + 1 < len(commands) else ""
+        lines += _wait_after(typed.command, following)
     assigned = sorted({m.group(1) for t in commands if (m := re.match(r"(\w+)=", t.command))})
     if assigned:  # (NAME=value command ... sets NAME for that command only: not kept)
         lines.append(

@@ -7,9 +7,11 @@ and any skipped test at all fails the run: a green CI must have run every test.
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -34,6 +36,7 @@ TEST_PREFIX = "reglab-test"
 
 BEFORE = pytest.StashKey[set[str] | None]()
 ALONE = pytest.StashKey[bool]()
+STARTED = pytest.StashKey[float]()
 
 #: Measurements tests report (load test wall times), printed at the end of the run.
 REPORT: list[str] = []
@@ -110,26 +113,46 @@ def _swarm_objects(collection: Any) -> list[Any]:
         return []
 
 
-def remove_leftovers() -> list[str]:
+def _created_before(attrs: dict[str, Any], started: float) -> bool:
+    """True when the engine made the object before ``started`` (a time.time()): what an
+    earlier run left, not what another session, started meanwhile, is using now."""
+    created = str(attrs.get("Created") or attrs.get("CreatedAt") or "")[:19]
+    try:
+        made = dt.datetime.fromisoformat(created).replace(tzinfo=dt.UTC).timestamp()
+    except ValueError:
+        return False  # cannot tell: leave it
+    return made < started
+
+
+def remove_leftovers(started: float) -> list[str]:
     """Remove what an earlier, interrupted run of this suite left: only objects with the
-    suite's name prefix (``reglab-test``) AND reglab's owner label, never a learner's."""
+    suite's name prefix (``reglab-test``) AND reglab's owner label, never a learner's, and
+    made before this session started (another session's live containers are newer)."""
     try:
         engine = reglab.connect(timeout=10)
     except reglab.EngineError:
         return []
     removed = []
     for container in engine.containers.list(all=True, filters={"label": labels.OWNER_LABEL}):
-        if container.name.startswith(TEST_PREFIX) and labels.is_owned(container.labels):
+        if (
+            container.name.startswith(TEST_PREFIX)
+            and labels.is_owned(container.labels)
+            and _created_before(container.attrs, started)
+        ):
             container.remove(force=True, v=True)
             removed.append(f"container {container.name}")
     for volume in engine.volumes.list(filters={"label": labels.OWNER_LABEL}):
-        if volume.name.startswith(TEST_PREFIX) and labels.is_owned(volume.attrs.get("Labels")):
+        if (
+            volume.name.startswith(TEST_PREFIX)
+            and labels.is_owned(volume.attrs.get("Labels"))
+            and _created_before(volume.attrs, started)
+        ):
             volume.remove(force=True)  # a small disk (reglab.registry.disk), its keeper gone above
             removed.append(f"volume {volume.name}")
     if swarm.swarm_state(engine) == "active":  # stacks of notebook 09 and its tests
         for service in engine.services.list():
             stack = service.attrs["Spec"].get("Labels", {}).get("com.docker.stack.namespace", "")
-            if stack.startswith(TEST_PREFIX):
+            if stack.startswith(TEST_PREFIX) and _created_before(service.attrs, started):
                 remove_test_stack(engine, stack)
                 removed.append(f"stack {stack}")
         if swarm.leave_swarm(engine):
@@ -158,6 +181,7 @@ _LOCK: int | None = None
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[STARTED] = time.time()
     session.config.stash[ALONE] = only_test_session()
     session.config.stash[BEFORE] = engine_state()
 
@@ -191,7 +215,7 @@ def engine(request: pytest.FixtureRequest) -> DockerClient:
     # Only a session that runs Docker tests, and the only one running, clears what an
     # interrupted run left: unit tests never touch the engine.
     if request.config.stash.get(ALONE, False):
-        left = remove_leftovers()
+        left = remove_leftovers(request.config.stash[STARTED])
         if left:
             print(f"removed what an interrupted earlier run left: {', '.join(left)}")
     return client
