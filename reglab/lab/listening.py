@@ -6,7 +6,8 @@ gateway, on the port reglab.registry.events.listener_port plans. So the registry
 starts and the one its ``$`` lines start send to the same URL, and whichever listener runs
 receives. The terminal's writes its lines to ``workdir/events.log`` (``tail -f`` it), in the
 background (``&``); its process id is kept in ``$LISTENER`` to stop it as the cell stops the
-kernel's.
+kernel's. Where a cell waits for events, its typed line waits for the last one's line in the log
+(the registry sends one endpoint's events in order).
 
 Each function does the work and prints the typed equivalent, as in reglab.lab.operate.
 """
@@ -35,8 +36,10 @@ def _typed_listener(ws: Workshop, listener: Listener) -> None:
 
 def listen(ws: Workshop) -> Listener:
     """Start the listener in this kernel, on the workshop network's gateway (an address of this
-    machine that the registry container reaches) and the planned port."""
+    machine that the registry container reaches) and the planned port. The typed log starts
+    empty: its ``until grep`` lines must not find an earlier run's events."""
     listener = Listener(project_network(ws.engine), listener_port(ws.port))
+    ws.cli(f"rm -f {ws.style.show(ws.workdir / LOG)}")
     _typed_listener(ws, listener)
     listener.start()
     print(f"listening for registry events at {listener.url}")
@@ -49,14 +52,10 @@ def pause(ws: Workshop, listener: Listener) -> None:
     listener.stop()
 
 
-def resume(ws: Workshop, listener: Listener, waiting_for: str | None = None) -> None:
-    """Listen again on the same port. ``waiting_for`` (a repository): the typed lines also
-    wait until its manifest's push event is in the log, as the next cell's wait does."""
+def resume(ws: Workshop, listener: Listener) -> None:
+    """Listen again on the same port: the registry's next try delivers what it queued."""
     _typed_listener(ws, listener)
     listener.start()
-    if waiting_for:
-        log = ws.style.show(ws.workdir / LOG)
-        ws.cli(f"until grep -q 'manifest {waiting_for}:' {log}; do sleep 1; done")
 
 
 def count_by_action(events: list[Event], repository: str) -> dict[str, int]:
@@ -69,12 +68,18 @@ def count_by_action(events: list[Event], repository: str) -> dict[str, int]:
 
 
 def new_events(
-    registry: Registry, listener: Listener, since: int, repository: str, pushed: str | None = None
+    ws: Workshop,
+    registry: Registry,
+    listener: Listener,
+    since: int,
+    repository: str,
+    pushed: str | None = None,
 ) -> list[Event]:
     """Wait for every event the registry has queued (Listener.flush: a marker's event comes
     after all of them), then show those after the first ``since``: one line each, and how many
     of each kind. ``pushed`` (a manifest digest): wait for that push's manifest event instead,
-    the last of a push, for an endpoint that ignores the marker's blob event."""
+    the last of a push, for an endpoint that ignores the marker's blob event. The typed line
+    waits for the last event's line in the log: in order, the others came before it."""
     if pushed is None:
         with registry.client() as api:
             events = listener.flush(api, repository)[since:]
@@ -87,6 +92,10 @@ def new_events(
             ),
             what=f"the push event of {repository}",
         )[since:]
+    if events:
+        last = events[-1].line().removesuffix(events[-1].digest).rstrip()
+        log = ws.style.show(ws.workdir / LOG)
+        ws.cli(f"until grep -qF '{last}' {log}; do sleep 1; done")
     for event in events:
         print(event.line())
     kinds: dict[str, int] = {}
