@@ -280,6 +280,10 @@ def test_printed_commands_typed_in_a_terminal_do_what_the_cells_did(
         assert reglab.swarm.swarm_state(engine) == "inactive"  # 09 left the swarm it made
         assert not any(p.name.endswith(f":{port}") for p in DOCKER_CERTS_D.glob("*"))
     finally:
+        state = tmp_path / "terminal-state.sh"  # 07's typed listener, if a line failed first
+        if state.exists():
+            subprocess.run(["bash", "-c", f'source "{state}"; kill "${{LISTENER:-}}" || true'],
+                           capture_output=True, check=False)  # fmt: skip
         remove_test_stack(engine, NAME)  # 09's stack, if a typed line failed
         for container in engine.containers.list(all=True, filters={"name": f"^{NAME}"}):
             container.remove(force=True, v=True)  # made by the typed docker run: the test's

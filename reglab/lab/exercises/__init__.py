@@ -3,14 +3,17 @@
 A check looks at the real registry, engine or files and prints ``✔ Correct: ...`` or
 ``✘ Not yet: ...`` with a hint, and returns True or False. It never raises, so a learner can
 run it as often as they like. A prediction is checked against what the engine really does,
-which the check runs and shows. The notebooks keep each solution in a collapsed cell; the
-learner's copy has no outputs, so no answer shows before the learner asks for it.
+which the check runs and shows. The notebooks keep each solution in a collapsed markdown
+block (never run by Run All); the learner's copy has no outputs, so no answer shows before the
+learner asks for it.
 
 The notebooks call ``exercises.NAME(...)``; the exercises live by stage:
 
 - :mod:`~reglab.lab.exercises.local`: 01 (a local registry) and 02 (its storage);
 - :mod:`~reglab.lab.exercises.security`: 03 (TLS), 04 (basic auth) and 08 (token auth);
 - :mod:`~reglab.lab.exercises.operations`: 05 (garbage collection), 06 (a mirror), 07 (events);
+- :mod:`~reglab.lab.exercises.events`: 07's terminal exercise and its diagnosis (an endpoint at
+  127.0.0.1);
 - :mod:`~reglab.lab.exercises.gc`: 05's diagnosis (a collection run on the live registry);
 - :mod:`~reglab.lab.exercises.mirror`: 06's diagnosis (a mirror's stale upstream login);
 - :mod:`~reglab.lab.exercises.tokens`: 08's new cases and its diagnosis (a rule order);
