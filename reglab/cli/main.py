@@ -269,6 +269,12 @@ def _delete(args: argparse.Namespace) -> int:
 
 
 def _gc(args: argparse.Namespace) -> int:
+    name = args.settings.name
+    if Registry(RegistryConfig(name=name), connect()).container is None and (
+        swarm_command.stack_runs(name)
+    ):  # a swarm's replicas behind their front: the same collection, through the stack
+        args.action = "gc"
+        return swarm_command.run(args)
     cfg = _running_config(args)
     registry = Registry.attach(connect(), cfg.name, cfg.workdir)
     if not args.dry_run:

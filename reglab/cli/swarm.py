@@ -6,7 +6,8 @@ import argparse
 
 from reglab.base import settings
 from reglab.engine.connection import connect
-from reglab.swarm import SwarmRegistry, gc
+from reglab.swarm import SwarmRegistry, front, gc
+from reglab.swarm.names import StackNames
 
 
 def _registry(args: argparse.Namespace) -> SwarmRegistry:
@@ -24,6 +25,12 @@ def _registry(args: argparse.Namespace) -> SwarmRegistry:
     # the name is enough, from any folder. (REGLAB_WORKDIR, or down's --workdir, serve only
     # when no relay runs.)
     return SwarmRegistry.attach(connect(), run.name, run.workdir, run.port)
+
+
+def stack_runs(name: str) -> bool:
+    """True when a stack of that name runs here (its relay is there): ``reglab gc --name
+    STACK`` then collects through the swarm."""
+    return front.relay_container(connect(), StackNames(name, 0)) is not None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -340,6 +340,17 @@ def test_the_front_passes_the_conformance_suite_as_one_registry_does(
     assert found == SINGLE_REGISTRY_CAUSES
 
 
+def test_reglab_gc_given_a_stack_collects_through_it(deployed: Deployed) -> None:
+    """``reglab gc --name STACK``, typed as for a single registry: the stack's collection."""
+    registry, _, _ = deployed
+    typed = subprocess.run(
+        [sys.executable, "-m", "reglab", "gc", "--name", registry.name, "--dry-run"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert typed.returncode == 0, typed.stderr
+    assert "blob(s) would be deleted" in typed.stdout and "a dry run" in typed.stdout
+
+
 def test_bad_input_is_one_line_and_changes_nothing(
     engine: DockerClient, deployed: Deployed, tmp_path: Path
 ) -> None:
