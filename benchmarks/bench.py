@@ -231,6 +231,7 @@ class Bench:
 
     def auth_push(self, version: RegistryVersion | None = None) -> float:
         ref = f"127.0.0.1:{self.port}/bench/data:latest"
+        transfer.tag(self.engine, self.source, ref)
         registry, creds = self.auth_registry(DEFAULT_COST, version)
 
         def fresh_auth() -> None:
@@ -308,6 +309,7 @@ class Bench:
 
     def cost_curve(self) -> list[tuple[int, float]]:
         ref = f"127.0.0.1:{self.port}/bench/data:latest"
+        transfer.tag(self.engine, self.source, ref)  # a step of its own (--only cost_curve)
         costs = [4, 6, 8, 10, 12] if self.quick else list(range(4, 13))
         curve: list[tuple[int, float]] = []
         for cost in costs:
@@ -359,12 +361,13 @@ class Bench:
             }
             out = subprocess.run(
                 nbval_command(*STAGE_NOTEBOOKS, options=("--durations=0",)),
-                check=True,
                 cwd=ROOT,
                 env=env,
                 capture_output=True,
                 text=True,
             )
+            if out.returncode != 0:  # which cell, and what it said: the end of pytest's report
+                sys.exit("the notebooks failed under nbval:\n" + out.stdout[-3000:])
             # "0.25s call  notebooks/...::Cell 3": the time the cells' own code took
             cell_seconds.append(
                 sum(
@@ -380,7 +383,7 @@ class Bench:
             script = folder / "workshop-cli.sh"
             script.write_text(workshop_cli_script(self.port, folder / "terminal-state.sh"))
             env = {**os.environ, **BENCH_PASSWORDS, "DOCKER_CONFIG": str(folder / "docker")}
-            env.pop("REGLAB_WORKDIR", None)  # the lines say "workdir/...": the folder's own
+            env["REGLAB_WORKDIR"] = str(folder / "workdir")  # the lines say "$REGLAB_WORKDIR/..."
             subprocess.run(
                 ["bash", str(script)], check=True, cwd=folder, env=env, stdout=subprocess.DEVNULL
             )
