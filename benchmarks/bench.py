@@ -1,6 +1,6 @@
 """reglab measured against the plain docker CLI doing the same work, on the real engine.
 
-    python benchmarks/bench.py                # full run on registry 3 (about 15 minutes)
+    python benchmarks/bench.py                # full run on registry 3 (about 10 minutes)
     python benchmarks/bench.py --quick        # fewer rounds, smaller image, fewer bcrypt costs
     python benchmarks/bench.py --registry 2   # the same on registry 2.8
 
