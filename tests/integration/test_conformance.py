@@ -83,7 +83,7 @@ def test_on_the_token_stage_bob_pulls_and_pushes_team_but_may_not_delete(
     bob = reglab.Credentials("bob", "bob-pw")
     registry = make_registry("token", users=[bob])
     report = conformance.run(
-        registry, auth=("bob", "bob-pw"), namespace="team/conformance", results=tmp_path / "results"
+        registry, auth=("bob", "bob-pw"), namespace="team", results=tmp_path / "results"
     )
     show(report, f"registry {registry_version}, stage token, as bob (pull, push on team/*)")
     # The suite asks for a mount's two scopes (push here, pull where it mounts from) in one

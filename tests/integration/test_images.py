@@ -14,7 +14,7 @@ from docker import DockerClient
 
 import reglab
 from reglab.base import labels, progress, settings
-from reglab.base.versions import V3
+from reglab.base.versions import V3, registry_version
 from reglab.engine import transfer
 from reglab.engine.oneoff import run_once
 from reglab.images import archive, programs, recipes
@@ -65,7 +65,7 @@ def test_an_image_made_from_other_versions_of_reglab_files_is_made_again(
     # An earlier build: the same name, reglab's label, the hash of other files
     stale = BuildContext(f"FROM {settings.HELLO_IMAGE}\n".encode())
     old = engine.images.get(stale.build(engine, ref, source="an older hello.c")).id
-    monkeypatch.setattr(images, "recipes_for", lambda stage: [_hello_recipe(ref)])
+    monkeypatch.setattr(images, "recipes_for", lambda stage, registries: [_hello_recipe(ref)])
     assert images.ensure_images(engine, offline=True) == {ref: "built"}
     assert engine.images.get(ref).labels[SOURCE_LABEL] == source_digest(programs.hello_sources())
     assert old not in {image.id for image in engine.images.list()}  # not left behind
@@ -77,7 +77,9 @@ def test_a_failed_pull_says_why_in_one_line_then_builds(
 ) -> None:
     ref = f"127.0.0.1:1/reglab-test-pull/hello:{uuid.uuid4().hex[:8]}"  # nothing answers there
     cleanup_images.append(ref)
-    monkeypatch.setattr(images, "recipes_for", lambda stage: [_hello_recipe(ref, pullable=True)])
+    monkeypatch.setattr(
+        images, "recipes_for", lambda stage, registries: [_hello_recipe(ref, pullable=True)]
+    )
     notices: list[str] = []
     assert images.ensure_images(engine, notice=notices.append) == {ref: "built"}
     assert len(notices) == 1 and "\n" not in notices[0]
@@ -164,12 +166,35 @@ def test_registry_that_never_answers_reports_its_logs(
     assert "Hello from Docker!" in err.value.logs
 
 
-def test_the_registry_image_runs_distribution_v2_with_its_config_where_v2_reads_it(
-    engine: DockerClient, workshop_images: dict[str, str]
+@pytest.mark.parametrize(
+    ("version", "release", "config", "entrypoint", "cmd"),
+    [
+        ("3", r"v3\.1\.\d+", "/etc/distribution/config.yml", ["/entrypoint.sh"],
+         ["/etc/distribution/config.yml"]),
+        ("2", r"2\.8\.\d+", "/etc/docker/registry/config.yml", ["/bin/registry", "serve"],
+         ["/etc/docker/registry/config.yml"]),
+    ],
+)  # fmt: skip
+def test_each_registry_image_runs_its_release_with_its_config_where_it_reads_it(
+    engine: DockerClient,
+    workshop_images: dict[str, str],
+    version: str,
+    release: str,
+    config: str,
+    entrypoint: list[str],
+    cmd: list[str],
 ) -> None:
-    """The image every stage runs is the v2 line (v3 reads /etc/distribution/config.yml)."""
-    image = reglab.RegistryConfig().image
-    # run_once removes the container with its anonymous volume (registry:2 declares one)
-    version = run_once(engine, image, ["--version"], entrypoint=["/bin/registry"])
-    assert re.search(r"distribution v?2\.\d+\.\d+", version), version
-    assert engine.images.get(image).attrs["Config"]["Cmd"] == ["/etc/docker/registry/config.yml"]
+    """registry:3 is distribution 3.1 as the official image has it (its entrypoint script,
+    the configuration at /etc/distribution, tracing off); registry:2 is 2.8 (/etc/docker)."""
+    image = registry_version(version).image
+    # run_once removes the container with its anonymous volume (both images declare one)
+    said = run_once(engine, image, ["--version"], entrypoint=["/bin/registry"])
+    assert re.search(release, said), said
+    settings = engine.images.get(image).attrs["Config"]
+    assert (settings["Entrypoint"], settings["Cmd"]) == (entrypoint, cmd)
+    if version == "3":  # the official image's file: deletes on, the debug server on :5001
+        official = run_once(engine, image, ["cat", config], entrypoint=["/bin/busybox"])
+        assert "addr: :5001" in official and "enabled: true" in official
+        assert "OTEL_TRACES_EXPORTER=none" in settings["Env"]
+        served = run_once(engine, image, ["--version"])  # the entrypoint maps flags to registry
+        assert re.search(release, served), served

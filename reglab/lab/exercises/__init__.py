@@ -31,6 +31,7 @@ from reglab.lab.exercises.security import (
     break_certificate,
     gateway_in_certificate,
     md5_user,
+    remove_user,
     shared_credentials,
     token_access,
     user_can_log_in,

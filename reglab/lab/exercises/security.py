@@ -133,6 +133,18 @@ def md5_user(ws: Workshop, user: str = "carol") -> Credentials:
     return credentials
 
 
+def remove_user(ws: Workshop, user: str = "carol") -> None:
+    """04's clean-up: the exercise's user goes, fixed or not (a later notebook's users are
+    written to the same file, which refuses a line that is not bcrypt)."""
+    path = ws.config("auth").paths.htpasswd
+    ws.cli(f"htpasswd -D {ws.style.show(path)} {user}")
+    users = Htpasswd.load(path, replacing=user)
+    if user in users.users:
+        users.remove(user)
+    users.save()
+    print(f"{user} removed from {path.name}")
+
+
 def user_can_log_in(registry: Registry, credentials: Credentials) -> bool:
     """04, diagnose and fix: the user's htpasswd line is bcrypt and the registry answers 200."""
     try:
