@@ -161,3 +161,24 @@ def test_context_manager_removes_the_container(
     with reglab.Registry(config, engine) as registry:
         assert registry.client().ping() == 200
     assert reglab.Registry(config, engine).container is None
+
+
+def test_a_manifest_without_accept_keeps_its_digest_on_3_and_not_on_2_8(
+    engine: DockerClient,
+    make_registry: MakeRegistry,
+    registry_version: str,
+    unique_repo: str,
+    cleanup_images: list[str],
+) -> None:
+    """Notebook 01's note: asked without an Accept header, registry 3 answers with the
+    manifest as pushed; 2.8 converts it to schema 1, under another digest."""
+    registry = make_registry("local")
+    pushed = round_trip(engine, registry, unique_repo, cleanup_images)
+    with registry.client() as api:
+        bare = api.answer("GET", f"/v2/{unique_repo}/manifests/latest", headers={"Accept": ""})
+    assert bare.status_code == 200
+    if registry_version == "3":
+        assert bare.headers["Docker-Content-Digest"] == pushed
+    else:
+        assert bare.headers["Docker-Content-Digest"] != pushed
+        assert bare.json()["schemaVersion"] == 1
