@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--namespace",
         default="conformance",
         help="where the suite pushes: NAMESPACE/repo1 and /repo2 (default: conformance; on "
-        "the token stage, one the user may push to, e.g. team for bob, whose rule team/* covers team/repo1: a * never crosses a /)",
+        "the token stage, one the user may push to: team for bob, whose rule team/* covers "
+        "team/repo1, as a * never crosses a /)",
     )
     parser.add_argument(
         "--repository",

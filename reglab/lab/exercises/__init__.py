@@ -49,6 +49,7 @@ __all__ = [
     "ATTEMPTS", "ODD_SECRET_CHOICES", "blobs_collected", "break_certificate",
     "collect_while_live", "image_whole", "pull_fresh",
     "gateway_in_certificate", "leftover_volumes", "md5_user", "odd_secret", "pull_events",
+    "remove_user",
     "pushed", "served_without_upstream", "shared_credentials", "token_access",
     "user_can_log_in", "why_refused",
     "mirror_logs_in", "rotate_password",
