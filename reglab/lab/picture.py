@@ -114,8 +114,8 @@ def add_container(picture: Picture, attrs: dict[str, Any], workdir: Path | None 
         if mount.get("Type") == "volume":
             held = picture.add(Node(f"v:{mount['Name']}", f"volume {mount['Name'][:24]}", "volume"))
         else:
-            where = _shown(mount.get("Source", ""), workdir)
-            held = picture.add(Node(f"f:{mount.get('Source', '')}", where, "folder"))
+            where = _shown(mount.get("Source", ""), workdir)  # its id too: no host path shows
+            held = picture.add(Node(f"f:{where}", where, "folder"))
         picture.link(held, me, f"{mount.get('Destination', '')}{read_only}")
     for network in sorted(attrs["NetworkSettings"].get("Networks") or {}):
         picture.link(me, picture.add(Node(f"n:{network}", f"network {network}", "network")))
@@ -123,13 +123,21 @@ def add_container(picture: Picture, attrs: dict[str, Any], workdir: Path | None 
 
 
 def of_engine(
-    engine: docker.DockerClient, workdir: Path | None = None, stack: str | None = None
+    engine: docker.DockerClient,
+    workdir: Path | None = None,
+    stack: str | None = None,
+    name: str | None = None,
 ) -> Picture:
-    """What runs of reglab's: every container with reglab's owner label, and the tasks of
-    ``stack`` with the secrets and configs its services get."""
+    """What runs of reglab's: every container with reglab's owner label (with ``name``: that
+    registry and its companions, ``NAME-token`` and the like), and the tasks of ``stack`` with
+    the secrets and configs its services get."""
     picture = Picture()
     with docker_errors("cannot read what runs"):
-        found = engine.containers.list(filters={"label": OWNER_LABEL})
+        found = [
+            c
+            for c in engine.containers.list(filters={"label": OWNER_LABEL})
+            if name is None or c.name == name or c.name.startswith(f"{name}-")
+        ]
         if stack:
             found += engine.containers.list(filters={"label": f"{STACK_LABEL}={stack}"})
         for container in sorted({c.id: c for c in found}.values(), key=lambda c: c.name):
@@ -184,11 +192,14 @@ def svg(picture: Picture) -> str:
 
 
 def show(
-    engine: docker.DockerClient, workdir: Path | None = None, stack: str | None = None
+    engine: docker.DockerClient,
+    workdir: Path | None = None,
+    stack: str | None = None,
+    name: str | None = None,
 ) -> Picture:
     """Draw what runs in the notebook (the DOT text, and how to get the drawing, without
     Graphviz); return the picture, which a checkpoint can ask."""
-    picture = of_engine(engine, workdir, stack)
+    picture = of_engine(engine, workdir, stack, name)
     try:
         show_svg(svg(picture))
     except (FileNotFoundError, RuntimeError) as exc:

@@ -147,13 +147,15 @@ def remove_user(ws: Workshop, user: str = "carol") -> None:
 
 def user_can_log_in(registry: Registry, credentials: Credentials) -> bool:
     """04, diagnose and fix: the user's htpasswd line is bcrypt and the registry answers 200."""
+    path = registry.config.paths.htpasswd
     try:
-        Htpasswd.load(registry.config.paths.htpasswd)
+        Htpasswd.load(path)
     except ReglabError as exc:
+        said = exc.problem.replace(str(path), "auth/htpasswd")  # as the notebook names it
         return verdict(
             False,
             "",
-            f"{exc.problem}. Set the password again with bcrypt: ws.add_user({credentials.user})",
+            f"{said}. Set the password again with bcrypt: ws.add_user({credentials.user})",
         )
     with registry.client(auth=credentials.as_tuple()) as api:
         try:
