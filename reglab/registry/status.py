@@ -15,6 +15,7 @@ import docker.errors
 from reglab.base.errors import RegistryError, docker_errors
 from reglab.base.labels import OWNER_LABEL, STAGE_LABEL, is_owned
 from reglab.engine.connection import connect
+from reglab.engine.oneoff import run_once
 from reglab.registry.config import Stage
 
 Container = Any  # docker.models.containers.Container: docker-py ships no type information
@@ -72,12 +73,17 @@ def running_version(container: Container) -> str:
 
 
 def image_version(engine: docker.DockerClient, image: str) -> str:
-    """What the registry program in ``image`` says it is, from a one-off container."""
-    with docker_errors(f"cannot run {image} --version", error=RegistryError):
-        output = engine.containers.run(
-            image, ["--version"], entrypoint=["/bin/registry"], remove=True
-        )
-    return parse_version(output.decode(errors="replace"))
+    """What the registry program in ``image`` says it is, from a one-off container (removed
+    with the anonymous volume the image declares)."""
+    output = run_once(
+        engine,
+        image,
+        ["--version"],
+        what=f"cannot run {image} --version",
+        error=RegistryError,
+        entrypoint=["/bin/registry"],
+    )
+    return parse_version(output)
 
 
 #: Where a registry container mounts the files of its working folder, and how far below the
