@@ -456,9 +456,10 @@ def test_a_swarm_reglab_did_not_make_is_used_and_never_left(
         assert swarm.swarm_state(engine) == "active"  # still their swarm
     finally:
         remove_test_stack(engine, name)
+        cluster.remove_ingress(engine, timeout=30)  # as reglab leaves its own (cluster's docstring)
         engine.swarm.leave(force=True)
         if not had_gwbridge:
-            cluster.remove_network(engine, swarm.GWBRIDGE, timeout=30)
+            cluster.remove_gwbridge(engine, timeout=30)
 
 
 def test_a_port_in_use_by_another_program_is_refused_before_any_swarm(

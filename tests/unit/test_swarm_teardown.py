@@ -10,9 +10,10 @@ from typing import Any, cast
 import docker.errors
 import pytest
 
+from reglab.base.errors import EngineError
 from reglab.base.wait import WaitTimeout
 from reglab.lab.measure import PullStream
-from reglab.swarm import GWBRIDGE, StackNames, SwarmRegistry
+from reglab.swarm import GWBRIDGE, StackNames, SwarmRegistry, cluster
 from reglab.swarm.cluster import containers_on, gwbridge_holders, wait_network_empty
 from reglab.swarm.front import read_relay
 from reglab.swarm.names import RELAY_CFG_TARGET
@@ -61,6 +62,28 @@ def test_a_network_that_stays_held_is_one_line_naming_the_container() -> None:
     assert "ingress" not in message and "docker rm -f" in message
     wait_network_empty(engine({"ingress-sbox": {}}), GWBRIDGE, 0.3)
     wait_network_empty(engine({}), "gone", 0.3)  # no network: nothing holds it
+
+
+class RefusingApi(FakeApi):
+    """An engine that refuses to remove docker_gwbridge ("has active endpoints"), whatever is
+    on it: with nothing listed, the engine's stale count of endpoints."""
+
+    def remove_network(self, name: str) -> None:
+        raise docker.errors.APIError("409", explanation=f"network {name} has active endpoints")
+
+
+def test_an_empty_bridge_the_engine_will_not_remove_is_one_line_on_its_stale_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cluster, "STALE_AFTER", 0.2)
+    with pytest.raises(EngineError) as stale:
+        cluster.remove_gwbridge(SimpleNamespace(api=RefusingApi({})), timeout=5)
+    message = str(stale.value)
+    assert "\n" not in message and "stale" in message and "restart the Docker engine" in message
+    # Something still listed on it is waited for, and named at the deadline, never "stale".
+    held = SimpleNamespace(api=RefusingApi({"ingress-sbox": {"Name": "gateway_ingress-sbox"}}))
+    with pytest.raises(WaitTimeout, match="held by gateway_ingress-sbox"):
+        cluster.remove_gwbridge(held, timeout=0.6)
 
 
 def test_the_running_relay_tells_the_port_and_the_working_folder() -> None:
