@@ -9,7 +9,11 @@ the notebook's folder.
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
+from reglab.base.settings import TOOLS_IMAGE
+from reglab.engine.oneoff import one_off, run_once
+from reglab.lab import picture as pictures
 from reglab.lab.access import token_command
 from reglab.lab.checks.failed import CheckFailed, ok
 from reglab.lab.measure import (
@@ -56,6 +60,66 @@ def up(ws: Workshop, replicas: int = 3) -> SwarmRegistry:
     return swarm
 
 
+#: Present in the engine's network namespace when its kernel runs IPVS (the routing mesh's).
+IPVS_SYSCTLS = "/proc/sys/net/ipv4/vs"
+
+
+def this_machine(ws: Workshop) -> tuple[int, bool]:
+    """What the engine's machine has, measured: its CPUs, and whether its kernel runs IPVS,
+    which Swarm's routing mesh needs (asked inside the engine's own network namespace, which is
+    where the mesh would run: on Docker Desktop, its virtual machine)."""
+    ws.cli("docker info --format '{{.NCPU}} CPUs'")
+    cpus = int(ws.engine.info().get("NCPU") or 0)
+    probe = f"test -d {IPVS_SYSCTLS} && echo IPVS: yes || echo IPVS: no"
+    spec = one_off(TOOLS_IMAGE, ("sh", "-c", probe), network="host")
+    ws.cli(spec.shell(ws.style))
+    ipvs = run_once(ws.engine, spec, what="cannot look for IPVS").strip() == "IPVS: yes"
+    print(f"{cpus} CPUs")
+    print(f"IPVS: {'yes' if ipvs else 'no'}")
+    return cpus, ipvs
+
+
+def show_section(ws: Workshop, path: Path, first: str) -> None:
+    """Print the part of a file of the stack from the line that starts with ``first`` to the
+    next empty line, as ``sed`` prints it."""
+    ws.cli(f"sed -n '/^{first}/,/^$/p' {ws.style.show(path)}")
+    lines = path.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(first))
+    end = next((i for i in range(start + 1, len(lines)) if not lines[i]), len(lines))
+    print("\n".join(lines[start : end + 1]))
+
+
+def picture(ws: Workshop, swarm: SwarmRegistry) -> pictures.Picture:
+    """Draw the stack as it runs: every task, the relay, their networks, and the secrets and
+    configs each task gets."""
+    return pictures.show(ws.engine, ws.workdir, stack=swarm.name, name=ws.name)
+
+
+def pictured(drawn: pictures.Picture, swarm: SwarmRegistry) -> None:
+    """Checkpoint: the picture has every replica, each given the registry's configuration as
+    a secret where its version reads it, and the relay holding the front's port."""
+    tasks = [n for n in drawn.of_kind("container") if n.label.startswith(swarm.service + "\n")]
+    if len(tasks) != swarm.replicas:
+        raise CheckFailed(
+            f"{len(tasks)} replica(s) drawn, expected {swarm.replicas}",
+            "replicas.status(swarm) says what runs; draw it again once every replica is up",
+        )
+    config = swarm.version.config_path
+    for task in tasks:
+        held = pictures.mounted(drawn, task.id.removeprefix("c:"), config) or ""
+        if not held.startswith("secret "):
+            raise CheckFailed(
+                f"{task.id.removeprefix('c:')} has {held or 'nothing'} at {config}",
+                "the stack gives the replicas registry.yml as a secret: deploy it again",
+            )
+    if f"p:127.0.0.1:{swarm.port}" not in drawn.nodes:
+        raise CheckFailed(
+            f"nothing drawn holds 127.0.0.1:{swarm.port}",
+            f"the relay holds it: docker ps -a -f name={swarm.relay}",
+        )
+    ok(f"{len(tasks)} replicas, each with the registry's configuration as a secret at {config}")
+
+
 def status(swarm: SwarmRegistry) -> None:
     """What runs, and what the front sees."""
     for service, tasks in sorted(swarm.status()["services"].items()):
@@ -66,8 +130,8 @@ def status(swarm: SwarmRegistry) -> None:
 
 
 def log_in(ws: Workshop, swarm: SwarmRegistry, credentials: Credentials) -> None:
-    """Trust the workshop CA for the front's address, and ``docker login`` there."""
-    ws.trust_ca("127.0.0.1")
+    """``docker login`` at the front. No CA is given to Docker: it verifies no certificate on
+    127.0.0.0/8 (notebook 03); reglab's own checks, and ``curl --cacert``, do."""
     ws.cli(login_command(swarm.address, credentials.user))
     print(login(ws.engine, swarm.address, credentials))
 
@@ -99,6 +163,43 @@ def each_replica(
     return found
 
 
+#: The blob notebook 09 uploads in three requests: this line, this many times (what
+#: ``printf 'LINE\n%.0s' $(seq N)`` writes: no pipe, so nothing ends on SIGPIPE).
+UPLOAD_LINE, UPLOAD_LINES = "an upload in three requests", 2048
+
+
+def upload_bytes() -> bytes:
+    return f"{UPLOAD_LINE}\n".encode() * UPLOAD_LINES
+
+
+def upload_commands(
+    ws: Workshop,
+    swarm: SwarmRegistry,
+    credentials: Credentials,
+    route: tuple[str, str, str],
+    repository: str,
+) -> list[str]:
+    """The split upload as a terminal types it: a token, the blob's file, then POST, PATCH and
+    PUT with ``curl``, each to the replica ``route`` names, following the ``Location`` the
+    previous answer gave (``%header{...}``: curl 7.84 or later)."""
+    ca = ws.config("tls").paths.ca_cert
+    blob = ws.style.show(ws.workdir / "upload.bin")
+    curl = f'curl -s --cacert {ws.style.show(ca)} -H "Authorization: Bearer $TOKEN"'
+    uploads = f"{swarm.url}/v2/{repository}/blobs/uploads/"
+    first, second, third = route
+    return [
+        token_command(ws, ca, swarm.realm, credentials, f"repository:{repository}:push,pull"),
+        f"printf {shlex.quote(UPLOAD_LINE + chr(92) + 'n%.0s')} $(seq {UPLOAD_LINES}) > {blob}",
+        f"LOCATION=$({curl} -H 'X-Reglab-Use: {first}' -X POST -o /dev/null "
+        f"-w '%header{{location}}' {uploads})",
+        f"LOCATION=$({curl} -H 'X-Reglab-Use: {second}' -X PATCH "
+        f"-H 'Content-Type: application/octet-stream' --data-binary @{blob} -o /dev/null "
+        f"-w '%header{{location}}' \"$LOCATION\")",
+        f"{curl} -H 'X-Reglab-Use: {third}' -X PUT -o /dev/null -w '%{{http_code}}\\n' "
+        f'"$LOCATION&digest=sha256:$(sha256sum {blob} | cut -d " " -f 1)"',
+    ]
+
+
 def upload_across(
     ws: Workshop,
     swarm: SwarmRegistry,
@@ -107,7 +208,10 @@ def upload_across(
     repository: str = "team/split",
 ) -> list[UploadStep]:
     """One blob uploaded in three requests, each sent to the replica ``route`` names."""
-    data = f"an upload in three requests: {' -> '.join(route)}\n".encode() * 2048
+    for command in upload_commands(ws, swarm, credentials, route, repository):
+        ws.cli(command)
+    data = upload_bytes()
+    (ws.workdir / "upload.bin").write_bytes(data)
     digest, steps = split_upload(swarm, credentials.as_tuple(), repository, data, route)
     for step in steps:
         said = f" {step.error}" if step.error else ""
@@ -240,11 +344,9 @@ def redeploy(ws: Workshop, swarm: SwarmRegistry) -> None:
 
 
 def down(ws: Workshop, swarm: SwarmRegistry, purge: bool = True) -> None:
-    """Log out, untrust the front's address, remove everything this notebook started; leave
-    the swarm if reglab made it."""
+    """Log out, remove everything this notebook started; leave the swarm if reglab made it."""
     ws.cli(f"docker logout {swarm.address}")
     logout(ws.engine, swarm.address)
-    ws.untrust_ca("127.0.0.1")
     ws.cli(f"reglab swarm down{' --purge' if purge else ''}{_named(ws)}")
     left = swarm.down(purge=purge)
     print("left the swarm reglab made" if left else "the engine's swarm is as it was")

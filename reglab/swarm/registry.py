@@ -178,6 +178,13 @@ class SwarmRegistry(Named):
     def start_relay(self) -> None:
         front.start_relay(self.engine, self, self.folder)
 
+    def odd_container(self) -> Any:
+        """The odd registry's container (notebook 09), or None."""
+        try:
+            return self.engine.containers.get(self.odd)
+        except docker.errors.NotFound:
+            return None
+
     # --- what runs ---
     def services(self) -> list[Any]:
         return deploy.services(self.engine, self)

@@ -51,6 +51,11 @@ defaults
     timeout client 60s
     timeout server 60s
     # A request that found its replica gone (refused, reset, no answer) goes to another one.
+    # Every reason past conn-failure replays a request that fit in one buffer, whatever its
+    # method; HAProxy's manual calls that safe only with replay protection. A registry has it:
+    # a replayed PATCH carries an offset its upload has passed and is refused ("upload resumed
+    # at wrong offset"), a PUT stores content named by its digest again, a POST opens one more
+    # upload (purged later); a replayed DELETE answers 404 for what the first one did.
     retries 3
     option redispatch 1
     retry-on conn-failure empty-response response-timeout 502 503 504
@@ -79,9 +84,11 @@ backend tokens
 
 backend replicas
     balance roundrobin
-    # A replica is up when /v2/ answers 200 or 401 (auth is on): that is the registry itself.
+    # A replica is up when /v2/ answers 401: the registry, with its auth on. The distribution
+    # docs advise exactly this ("Load balancing considerations"): a replica that lost its auth
+    # configuration answers 200, and must take no traffic.
     option httpchk GET /v2/
-    http-check expect rstatus ^(200|401)$
+    http-check expect status 401
     # Which replica answered (its name here), for a client to see; and a client may pick one
     # (X-Reglab-Use: replica2): the workshop shows what each replica serves.
     http-response set-header X-Reglab-Replica %s
@@ -89,7 +96,7 @@ backend replicas
     default-server check inter 1s fall 2 rise 1 resolvers docker init-addr none
     server-template replica {slots} tasks.{service}:5000
     # A registry started beside the stack as {odd} (notebook 09: another http.secret);
-    # only a request that asks for it goes there.
+    # a request that asks for it goes there, and, a backup, every request when no replica is up.
     server odd {odd}:5000 backup
 
 frontend stats

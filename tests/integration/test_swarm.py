@@ -24,7 +24,7 @@ from reglab import swarm
 from reglab.auth.htpasswd import Htpasswd
 from reglab.base.settings import TOOLS_IMAGE
 from reglab.base.versions import V2, V3
-from reglab.base.wait import poll
+from reglab.base.wait import NotYet, poll
 from reglab.engine import transfer
 from reglab.engine.oneoff import one_off
 from reglab.engine.spec import Mount
@@ -39,7 +39,9 @@ from reglab.lab.measure import (
     split_upload,
 )
 from reglab.registry import conformance
+from reglab.registry.client import fetch_text
 from reglab.swarm import SwarmRegistry, cluster, gc
+from reglab.swarm.odd import odd_spec
 from reglab.swarm.render import registry_config
 from reglab.swarm.store import BLOBS, bucket_bytes
 
@@ -120,7 +122,6 @@ def deployed(
         assert "now a swarm manager" in result.stdout
         assert reglab.Workdir(workdir).acl.read_text() == ACL  # the given list, copied
         registry = SwarmRegistry.attach(engine, name, workdir, port)
-        reglab.install_ca_for_docker(reglab.Workdir(workdir).ca_cert, "127.0.0.1", port)
         before = bucket_bytes(engine, registry)
         transfer.tag(engine, "hello-world", f"{registry.address}/hello-world:latest")
         auth = {"username": USER[0], "password": USER[1]}
@@ -129,7 +130,6 @@ def deployed(
         yield registry, workdir, digest
     finally:
         transfer.remove(engine, f"127.0.0.1:{port}/hello-world:latest")
-        reglab.uninstall_ca_for_docker("127.0.0.1", port)
         remove_test_stack(engine, name)
         swarm.leave_swarm(engine)  # when a test failed after its stack was removed
         assert swarm.swarm_state(engine) == "inactive"
@@ -208,6 +208,47 @@ def test_an_upload_across_replicas_needs_one_http_secret(
         assert "✘ Not yet" in capsys.readouterr().out
         assert exercises.odd_secret(registry, reglab.Credentials(*USER), "b")
         assert "✔ Correct" in capsys.readouterr().out
+        # Exercise 2: made a true replica from a terminal, as the solution types it.
+        assert not exercises.odd_fixed(registry, reglab.Credentials(*USER))
+        assert "✘ Not yet" in capsys.readouterr().out
+        folder = registry.folder
+        typed = subprocess.run(
+            ["bash", "-c", f"cp {folder}/registry.yml {folder}/odd.yml && "
+             f"docker restart {registry.odd}"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert typed.returncode == 0, typed.stderr
+        assert exercises.odd_fixed(registry, reglab.Credentials(*USER))
+        assert "✔ Correct" in capsys.readouterr().out
+    finally:
+        assert registry.remove_odd()
+
+
+def test_the_front_counts_a_replica_up_only_when_it_asks_for_auth(deployed: Deployed) -> None:
+    """A registry that lost its ``auth`` section answers ``/v2/`` with 200 and would take
+    anyone's push: the front's health check (401 only, as the distribution docs advise) keeps
+    it out. It runs as the odd registry, where the front checks it like a replica."""
+    registry = deployed[0]
+    config = yaml.safe_load((registry.folder / "registry.yml").read_text())
+    del config["auth"]
+    (registry.folder / "odd.yml").write_text(yaml.safe_dump(config))
+    registry.engine.containers.run(**odd_spec(registry, registry.folder.resolve()).run_kwargs())
+
+    def checked() -> dict[str, str] | None:
+        rows = (fetch_text(registry.stats_url) or "").lstrip("# ").splitlines()
+        header = rows[0].split(",") if rows else []
+        for row in rows[1:]:
+            values = dict(zip(header, row.split(","), strict=False))
+            if values.get("pxname") == "replicas" and values.get("svname") == "odd":
+                if values.get("check_status") == "L7STS":  # checked, and a wrong status
+                    return values
+                raise NotYet(f"odd: {values.get('status')} {values.get('check_status')}")
+        raise NotYet("no odd server on the front's page")
+
+    try:
+        seen = poll("the front to check the registry without auth", checked, timeout=30)
+        assert seen["status"].startswith("DOWN") and seen["check_code"] == "200"
+        assert "odd" not in [r.name for r in registry.up_replicas()]
     finally:
         assert registry.remove_odd()
 

@@ -10,6 +10,7 @@ lines run, and nothing of the run may be left.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
@@ -211,6 +212,11 @@ def facts_09(port: int, workdir: Path, hello_digest: str | None) -> None:
     assert registry.token_servers_up() == reglab.swarm.TOKEN_REPLICAS
     found = measure.digest_from_each(registry, ("bob", "bob-typed-pw"), "team/hello-world")
     assert sorted(found.values()) == [hello_digest] * 3  # the typed push, in the typed stack
+    # The typed split upload (POST, PATCH, PUT with curl, each to another replica) committed
+    # the file the typed line wrote, under its digest.
+    upload = hashlib.sha256((workdir / "upload.bin").read_bytes()).hexdigest()
+    with registry.client(auth=("bob", "bob-typed-pw")) as api:
+        assert api.blob_status("team/split", f"sha256:{upload}") == 200
     wrong = registry.client(auth=("bob", "wrong"))  # the typed user's password decides
     with wrong as api, pytest.raises(reglab.ReglabError, match="token server refused"):
         api.manifest_digest("team/hello-world")

@@ -25,7 +25,7 @@ from reglab.lab.exercises.gc import collect_while_live, image_whole, pull_fresh
 from reglab.lab.exercises.local import leftover_volumes, pushed, why_refused
 from reglab.lab.exercises.mirror import mirror_logs_in, rotate_password
 from reglab.lab.exercises.operations import blobs_collected, pull_events, served_without_upstream
-from reglab.lab.exercises.replicated import ODD_SECRET_CHOICES, odd_secret
+from reglab.lab.exercises.replicated import ODD_SECRET_CHOICES, odd_fixed, odd_secret
 from reglab.lab.exercises.security import (
     ATTEMPTS,
     break_certificate,
@@ -48,8 +48,8 @@ __all__ = [
     "break_endpoint", "events_delivered", "scanner_fetch",
     "ATTEMPTS", "ODD_SECRET_CHOICES", "blobs_collected", "break_certificate",
     "collect_while_live", "image_whole", "pull_fresh",
-    "gateway_in_certificate", "leftover_volumes", "md5_user", "odd_secret", "pull_events",
-    "remove_user",
+    "gateway_in_certificate", "leftover_volumes", "md5_user", "odd_fixed", "odd_secret",
+    "pull_events", "remove_user",
     "pushed", "served_without_upstream", "shared_credentials", "token_access",
     "user_can_log_in", "why_refused",
     "mirror_logs_in", "rotate_password",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from reglab.base.errors import ReglabError
+from reglab.base.wait import WaitTimeout, poll
 from reglab.lab.exercises.verdict import letter, verdict
 from reglab.lab.measure import split_upload
 from reglab.registry.login import Credentials
@@ -38,7 +40,50 @@ def odd_secret(
         choice == happened,
         "the upload's state travels in its Location URL, signed with http.secret; a replica "
         "with another secret cannot verify it and answers BLOB_UPLOAD_INVALID. The front does "
-        "not retry: the replica answered, and a PATCH is not idempotent",
+        "not retry: a registry's 404 is none of its retry-on reasons (a failed connection, no "
+        "answer, a timeout, 502-504), and X-Reglab-Use pinned the request to odd",
         "the upload's state (where it is, how far it got) travels in its URL, signed: who can "
         "check that signature?",
+    )
+
+
+def odd_fixed(swarm: SwarmRegistry, credentials: Credentials, repository: str = "team/odd") -> bool:
+    """09, diagnose then fix (in a terminal): the odd registry made a true replica, so an
+    upload whose chunk goes to it commits. The check makes that upload (replica1, odd,
+    replica1) once the front sees odd up."""
+    container = swarm.odd_container()
+    if container is None or container.status != "running":
+        return verdict(
+            False, "", f"{swarm.odd} is not running: docker start {swarm.odd} (or the cell above)"
+        )
+    try:
+        poll(
+            "the front to see odd up",
+            lambda: True if any(r.name == "odd" for r in swarm.replicas_seen(odd=True)
+                                if r.status == "UP") else None,
+            timeout=30,
+            interval=0.5,
+        )  # fmt: skip
+    except WaitTimeout:
+        return verdict(
+            False, "", f"the front does not see odd up: what does docker logs {swarm.odd} say?"
+        )
+    data = b"one chunk for the repaired odd replica\n" * 1024
+    try:
+        digest, steps = split_upload(
+            swarm, credentials.as_tuple(), repository, data, ("replica1", "odd", "replica1")
+        )
+    except ReglabError as exc:
+        return verdict(False, "", f"the upload could not start: {exc.problem[:120]}")
+    for step in steps:
+        said = f" {step.error}" if step.error else ""
+        print(f"{step.request:<6} on {step.replica:<9} -> {step.status}{said}")
+    return verdict(
+        steps[-1].request == "PUT" and steps[-1].status == 201,
+        f"committed {digest[:19]}...: odd now signs and checks upload states with the "
+        "replicas' http.secret. The registry reads its configuration when it starts: a new "
+        "file needed a restart (a running registry never rereads it)",
+        "odd still refuses the chunk. Which value must every replica share? Compare "
+        "workdir/swarm/odd.yml with workdir/swarm/registry.yml (the replicas' file), and "
+        "remember when a registry reads its file",
     )
