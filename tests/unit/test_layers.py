@@ -1,6 +1,6 @@
 """The package's shape: sub-packages by concern, each importing only those below it.
 
-A newcomer can then read reglab bottom-up (base, auth, engine, images, registry, swarm), and
+A newcomer can then read reglab bottom-up (base, auth, engine, images, registry, swarm, node), and
 the notebook layer (``lab``) and the command line (``cli``) never leak into the core.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "reglab"
 #: Bottom to top: a module may import its own sub-package and those before it, never after.
-LAYERS = ["base", "auth", "engine", "images", "registry", "swarm", "lab", "cli"]
+LAYERS = ["base", "auth", "engine", "images", "registry", "swarm", "node", "lab", "cli"]
 
 
 def _imports(path: Path) -> set[str]:
