@@ -19,7 +19,14 @@ from typing import Any
 
 import docker.errors
 import pytest
-from common import MakeRegistry, free_port, remove_test_stack, strict
+from common import (
+    MakeRegistry,
+    engine_control,
+    free_port,
+    remove_test_stack,
+    restart_our_engine,
+    strict,
+)
 from docker import DockerClient
 
 import reglab
@@ -30,6 +37,7 @@ from reglab.base.wait import NotYet, poll
 from reglab.engine import transfer
 from reglab.images import build as images
 from reglab.registry.config import Stage
+from reglab.swarm import cluster
 
 #: Every container the suite creates is named with this prefix.
 TEST_PREFIX = "reglab-test"
@@ -155,9 +163,35 @@ def remove_leftovers(started: float) -> list[str]:
             if stack.startswith(TEST_PREFIX) and _created_before(service.attrs, started):
                 remove_test_stack(engine, stack)
                 removed.append(f"stack {stack}")
-        if swarm.leave_swarm(engine):
+        try:
+            if swarm.leave_swarm(engine):
+                removed.append("the swarm reglab made")
+        except swarm.StaleBridge:  # left; the stale bridge is ended with the session
             removed.append("the swarm reglab made")
     return removed
+
+
+def end_stale_bridge(alone: bool) -> str:
+    """An empty docker_gwbridge the engine will not remove (reglab.swarm.StaleBridge: its count
+    is stale until it restarts) is the engine's, not a test's: when this session is the only
+    one and this project started the engine, it is restarted and the bridge removed. Returns
+    what was done, for the report ("" when there is no such bridge)."""
+    engine = reglab.connect(timeout=10)
+    if swarm.swarm_state(engine) != "inactive" or cluster.endpoints(engine, swarm.GWBRIDGE) != {}:
+        return ""
+    try:
+        engine.api.remove_network(swarm.GWBRIDGE)
+        return ""  # not stale after all: removed (the leftover report then has no bridge)
+    except docker.errors.APIError:
+        pass
+    if not alone:
+        return f"{swarm.GWBRIDGE} kept by the engine's stale count: the outer session ends it"
+    try:
+        restart_our_engine()
+    except (engine_control.NotOurs, OSError) as exc:  # not ours, or not root: its owner's call
+        return f"{swarm.GWBRIDGE} kept by the engine's stale count ({exc}): restart the engine"
+    reglab.connect(timeout=60).api.remove_network(swarm.GWBRIDGE)
+    return f"{swarm.GWBRIDGE} was kept by the engine's stale count: restarted our engine, removed"
 
 
 def only_test_session() -> bool:
@@ -194,7 +228,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             f"FAILED: {skipped} test(s) skipped; in CI every test must run", red=True
         )
         session.exitstatus = 1
-    before, after = session.config.stash.get(BEFORE, None), engine_state()
+    before, ended = session.config.stash.get(BEFORE, None), ""
+    if before is not None and f"network {swarm.GWBRIDGE}" not in before:
+        ended = end_stale_bridge(session.config.stash.get(ALONE, False))
+        if ended and reporter:
+            reporter.write_line(ended, yellow=True)
+    after = engine_state()
+    if ended.startswith(f"{swarm.GWBRIDGE} kept"):  # the engine's, and named above
+        after = (after or set()) - {f"network {swarm.GWBRIDGE}"}
     # Images the suite builds once and keeps: the workshop's own.
     kept = {f"image {ref}" for ref in images.WORKSHOP_IMAGES}
     left = sorted((after or set()) - (before or set()) - kept) if before is not None else []

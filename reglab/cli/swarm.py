@@ -6,7 +6,7 @@ import argparse
 
 from reglab.base import settings
 from reglab.engine.connection import connect
-from reglab.swarm import SwarmRegistry, front, gc
+from reglab.swarm import StaleBridge, SwarmRegistry, front, gc
 from reglab.swarm.names import StackNames
 
 
@@ -51,13 +51,18 @@ def run(args: argparse.Namespace) -> int:
     elif args.action == "gc":
         _collect(registry, args.dry_run, args.delete_untagged)
     else:
-        left = registry.down(purge=args.purge)
+        try:
+            left, stale = registry.down(purge=args.purge), None
+        except StaleBridge as exc:  # left, and the engine keeps an empty docker_gwbridge
+            left, stale = True, exc
         print(f"removed the stack {registry.name} and {registry.relay}")
         if args.purge:
             print(f"deleted the store's volume {registry.volume}")
         else:
             print(f"images kept in the volume {registry.volume} (--purge deletes it)")
         print("left the swarm reglab created" if left else "the engine's swarm is left as it was")
+        if stale is not None:
+            print(stale)
     return 0
 
 

@@ -40,6 +40,20 @@ def cli(command: str) -> None:
     print(f"$ {command}")
 
 
+def image_names_removal(refs: list[str]) -> str:
+    """The line that removes every image name at the registry addresses of ``refs`` (the
+    names this notebook made, and any a learner typed there): ``docker images`` picks them by
+    address, so the line removes what exists and does nothing when nothing does. (Double
+    quotes: an address may be a shell variable, such as ``$GATEWAY``.)"""
+    hosts = sorted({ref.split("/", 1)[0] for ref in refs})
+    filters = " ".join(
+        f'--filter "reference={host}/{path}"' for host in hosts for path in ("*", "*/*")
+    )
+    return (
+        f"docker images --format '{{{{.Repository}}}}:{{{{.Tag}}}}' {filters} | xargs -r docker rmi"
+    )
+
+
 @dataclass
 class Workshop:
     """Settings shared by a notebook's cells, and the actions they run."""
@@ -323,7 +337,10 @@ class Workshop:
         """
         ours = (f"127.0.0.1:{self.port}/", f"localhost:{self.port}/")
         typed = [t for image in self.engine.images.list() for t in image.tags if t.startswith(ours)]
-        for ref in dict.fromkeys([*self._refs, *typed]):
+        refs = list(dict.fromkeys([*self._refs, *sorted(typed)]))
+        if refs:
+            self.cli(image_names_removal(refs))
+        for ref in refs:
             transfer.remove(self.engine, ref)
         self._refs.clear()
         if self.registry is None:

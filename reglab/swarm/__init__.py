@@ -35,6 +35,7 @@ replica's cache counters) is the notebook layer's: :mod:`reglab.lab.measure`.
 from __future__ import annotations
 
 from reglab.swarm.cluster import (
+    StaleBridge,
     ensure_swarm,
     gwbridge_holders,
     init_step,
@@ -61,5 +62,6 @@ __all__ = [
     "BUCKET", "FRONT_PORT", "GWBRIDGE", "GWBRIDGE_LABEL", "HAPROXY_CFG", "MAX_REPLICAS",
     "RELAY_CFG", "STATS_PORT", "SWARM_LABEL", "TOKEN_REPLICAS", "VERSIONS", "Replica",
     "StackNames", "SwarmRegistry", "ensure_swarm", "gwbridge_holders", "init_step",
-    "leave_swarm", "replica_header", "served_by", "stack_file", "swarm_owned", "swarm_state",
+    "StaleBridge", "leave_swarm", "replica_header", "served_by", "stack_file", "swarm_owned",
+    "swarm_state",
 ]  # fmt: skip

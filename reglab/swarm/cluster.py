@@ -9,18 +9,16 @@ registry, a learner's own) keeps its endpoint, and the engine releases the ingre
 endpoint a moment after ``docker swarm leave``. So the bridge is removed only once
 :func:`gwbridge_holders` is empty, polled; if it never is, one line names what holds it.
 
-The ingress sandbox is the second trap. When ``docker swarm leave`` tears it down while the
-engine is still busy with the stack it just removed, the engine can lose count of the
-bridge's endpoints: it then refuses to remove a bridge with nothing on it, until it restarts
-(it recounts at start-up; seen on 20.10 about once in 25 leaves). reglab's stack publishes
-nothing through the routing mesh, so before leaving a swarm it made, reglab removes the
-``ingress`` network and waits until the bridge holds nothing at all: ``leave`` then has no
-endpoint of the bridge's to release.
+The engine itself is the second trap. Tearing the swarm's ingress sandbox down, it can lose
+count of the bridge's endpoints (on 20.10 without IPVS, about one leave in fifteen): it
+then refuses to remove a bridge with nothing on it, and recounts only when it starts again.
+No request of a client clears that, and restarting an engine is its owner's decision, so
+:func:`leave_swarm` then leaves the bridge, and raises :class:`StaleBridge` after the swarm is
+left: one line saying why the bridge stays and what removes it.
 """
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -213,7 +211,8 @@ def leave_swarm(engine: docker.DockerClient, timeout: float = 60.0) -> bool:
 
     Only once no container is on docker_gwbridge (polled): a container still joined to an
     overlay network (a task still stopping, a plain container joined to the
-    stack's network) would keep the bridge after the swarm is gone.
+    stack's network) would keep the bridge after the swarm is gone. Raises
+    :class:`StaleBridge` when the swarm is left but the engine will not remove the bridge.
     """
     if not swarm_owned(engine):
         return False
@@ -223,7 +222,6 @@ def leave_swarm(engine: docker.DockerClient, timeout: float = 60.0) -> bool:
         return False  # a stack is being removed (or deployed) by someone else: theirs to end
     labels = _node_labels(engine)
     wait_network_empty(engine, GWBRIDGE, timeout)
-    remove_ingress(engine, timeout)
     with docker_errors("cannot leave the swarm", error=EngineError):
         engine.swarm.leave(force=True)
     if labels.get(GWBRIDGE_LABEL) == "created":
@@ -231,42 +229,26 @@ def leave_swarm(engine: docker.DockerClient, timeout: float = 60.0) -> bool:
     return True
 
 
-def remove_ingress(engine: docker.DockerClient, timeout: float) -> None:
-    """Remove the swarm's ``ingress`` network and wait until its sandbox has left
-    docker_gwbridge (see the module's docstring: why, before leaving)."""
-    for network in engine.networks.list(filters={"driver": "overlay"}):
-        if network.attrs.get("Ingress"):
-            remove_when_released(
-                f"the network {network.name}",
-                functools.partial(engine.api.remove_network, network.id),
-                timeout,
-                f"docker network inspect {network.name}; then docker swarm leave --force",
-            )
-
-    def released() -> bool | None:
-        held = sorted(name for name, _ in (endpoints(engine, GWBRIDGE) or {}).values())
-        if held:
-            raise NotYet(f"still on {GWBRIDGE}: {', '.join(held)}")
-        return True
-
-    poll(
-        f"the ingress sandbox to leave {GWBRIDGE}",
-        released,
-        timeout=timeout,
-        interval=0.2,
-        fix=f"docker network inspect {GWBRIDGE}; then docker swarm leave --force",
-    )
-
-
 #: How long the engine may refuse to remove an empty docker_gwbridge before reglab calls its
 #: endpoint count stale (a refusal that outlives the last endpoint by a moment is normal).
 STALE_AFTER = 10.0
 
 
+class StaleBridge(EngineError):
+    """The swarm was left, but the engine refuses to remove an empty docker_gwbridge: its count
+    of the bridge's endpoints is stale (see the module's docstring)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"{GWBRIDGE} stays: the engine still counts an endpoint on it that no longer "
+            "exists, and recounts only when it starts",
+            f"after the engine's next restart: docker network rm {GWBRIDGE}",
+        )
+
+
 def remove_gwbridge(engine: docker.DockerClient, timeout: float) -> None:
     """Remove docker_gwbridge once nothing is on it. If the engine still refuses with nothing
-    on it for :data:`STALE_AFTER` seconds, its count is stale (see the module's docstring):
-    one line says so, and that only the engine's restart clears it."""
+    on it for :data:`STALE_AFTER` seconds, its count is stale: :class:`StaleBridge`."""
     wait_network_empty(engine, GWBRIDGE, timeout)
     empty_since: list[float] = []
 
@@ -283,12 +265,7 @@ def remove_gwbridge(engine: docker.DockerClient, timeout: float) -> None:
             elif not empty_since:
                 empty_since.append(now)
             elif now - empty_since[0] >= STALE_AFTER:
-                raise EngineError(
-                    f"the engine refuses to remove {GWBRIDGE} with nothing on it: its count "
-                    "of the bridge's endpoints is stale, and it recounts only when it starts",
-                    f"restart the Docker engine when nothing else uses it; then docker "
-                    f"network rm {GWBRIDGE}",
-                ) from None
+                raise StaleBridge() from None
             said = str(exc.explanation or exc)
             raise NotYet(said + (f"; held by {', '.join(held)}" if held else "")) from None
         return True

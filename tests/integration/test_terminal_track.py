@@ -284,6 +284,8 @@ def test_printed_commands_typed_in_a_terminal_do_what_the_cells_did(
         type_in_terminal(rest, port, env, tmp_path)
         type_in_terminal(cleanup, port, env, tmp_path)
         assert engine.containers.list(all=True, filters={"name": NAME}) == []
+        names = [t for image in engine.images.list() for t in image.tags if f":{port}/" in t]
+        assert names == [], "the typed clean-up left these image names"
         assert not any(n.name == NETWORK for n in engine.networks.list())
         assert reglab.swarm.swarm_state(engine) == "inactive"  # 09 left the swarm it made
         assert not any(p.name.endswith(f":{port}") for p in DOCKER_CERTS_D.glob("*"))

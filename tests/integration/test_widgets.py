@@ -371,26 +371,6 @@ def test_07_exercise_predicts_the_events_of_a_pull_and_the_table_follows(
         listener.stop()
 
 
-def test_08_exercise_predicts_what_the_access_list_allows(
-    engine: DockerClient, workshop: Workshop, capsys: pytest.CaptureFixture[str]
-) -> None:
-    users = {u: reglab.Credentials.generate(u) for u in ("admin", "alice", "bob")}
-    for credentials in users.values():
-        workshop.add_user(credentials)
-    reg = workshop.up("token")
-    for user, repository in (("bob", "team/app"), ("admin", "public/hello")):
-        workshop.tag("hello-world", reg.ref(repository))
-        transfer.push(engine, reg.ref(repository), auth=users[user].auth_config())
-    said(capsys)
-    assert not exercises.token_access(reg, users, {"e"})
-    assert "answer with letters" in said(capsys)
-    assert not exercises.token_access(reg, users, {"a", "b", "c"})  # alice may not push
-    out = said(capsys)
-    assert "(b) alice push team/app: refused" in out and "Not yet" in out
-    assert exercises.token_access(reg, users, ["A", "c"])
-    assert "✔ Correct" in said(capsys)
-
-
 def test_registry_browser_follows_the_token_flow_and_says_what_a_token_does_not_grant(
     engine: DockerClient, workshop: Workshop, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -76,10 +76,11 @@ def test_an_empty_bridge_the_engine_will_not_remove_is_one_line_on_its_stale_cou
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(cluster, "STALE_AFTER", 0.2)
-    with pytest.raises(EngineError) as stale:
+    with pytest.raises(cluster.StaleBridge) as stale:
         cluster.remove_gwbridge(SimpleNamespace(api=RefusingApi({})), timeout=5)
     message = str(stale.value)
-    assert "\n" not in message and "stale" in message and "restart the Docker engine" in message
+    assert isinstance(stale.value, EngineError) and "\n" not in message
+    assert "no longer exists" in message and "engine's next restart" in message
     # Something still listed on it is waited for, and named at the deadline, never "stale".
     held = SimpleNamespace(api=RefusingApi({"ingress-sbox": {"Name": "gateway_ingress-sbox"}}))
     with pytest.raises(WaitTimeout, match="held by gateway_ingress-sbox"):

@@ -27,13 +27,11 @@ from reglab.lab.exercises.mirror import mirror_logs_in, rotate_password
 from reglab.lab.exercises.operations import blobs_collected, pull_events, served_without_upstream
 from reglab.lab.exercises.replicated import ODD_SECRET_CHOICES, odd_fixed, odd_secret
 from reglab.lab.exercises.security import (
-    ATTEMPTS,
     break_certificate,
     gateway_in_certificate,
     md5_user,
     remove_user,
     shared_credentials,
-    token_access,
     user_can_log_in,
 )
 from reglab.lab.exercises.tokens import (
@@ -46,11 +44,11 @@ from reglab.lab.exercises.tokens import (
 __all__ = [
     "NEW_CASES", "break_rule_order", "predict_access", "rule_order_fixed",
     "break_endpoint", "events_delivered", "scanner_fetch",
-    "ATTEMPTS", "ODD_SECRET_CHOICES", "blobs_collected", "break_certificate",
+    "ODD_SECRET_CHOICES", "blobs_collected", "break_certificate",
     "collect_while_live", "image_whole", "pull_fresh",
     "gateway_in_certificate", "leftover_volumes", "md5_user", "odd_fixed", "odd_secret",
     "pull_events", "remove_user",
-    "pushed", "served_without_upstream", "shared_credentials", "token_access",
+    "pushed", "served_without_upstream", "shared_credentials",
     "user_can_log_in", "why_refused",
     "mirror_logs_in", "rotate_password",
 ]  # fmt: skip

@@ -1,4 +1,4 @@
-"""Notebooks 03, 04 and 08: who may talk to the registry (TLS, basic auth, token auth)."""
+"""Notebooks 03 and 04: who may talk to the registry (TLS, basic auth)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from collections.abc import Iterable
 from reglab.auth.certs import Certificate
 from reglab.auth.htpasswd import Htpasswd, password_variable
 from reglab.base.errors import ClientError, ReglabError, TLSVerificationFailed, docker_errors
-from reglab.lab.access import can
 from reglab.lab.exercises.verdict import verdict
 from reglab.lab.workshop import Workshop
 from reglab.registry.client import RegistryClient
@@ -166,37 +165,4 @@ def user_can_log_in(registry: Registry, credentials: Credentials) -> bool:
         status == 200,
         f"{credentials.user}'s line is bcrypt now, and GET /v2/ answers 200",
         f"GET /v2/ answers {status} for {credentials.user}: is it the same password?",
-    )
-
-
-# --- 08 -------------------------------------------------------------------------------------
-
-#: The four attempts of notebook 08's exercise: (who, action, repository).
-ATTEMPTS = {
-    "a": ("alice", "pull", "team/app"),
-    "b": ("alice", "push", "team/app"),
-    "c": (None, "pull", "public/hello"),
-    "d": (None, "pull", "team/app"),
-}
-
-
-def token_access(registry: Registry, users: dict[str, Credentials], answer: Iterable[str]) -> bool:
-    """08, predict: which of the four attempts does the access list allow? The check makes
-    each one through the token flow and shows what the registry said."""
-    chosen = {str(a).strip().lower() for a in answer}
-    if not chosen <= set(ATTEMPTS):
-        return verdict(False, "", 'answer with letters, for example answer = {"a", "d"}')
-    allowed = set()
-    for choice, (user, action, repository) in ATTEMPTS.items():
-        ok = can(registry, users[user] if user else None, action, repository)
-        said = "allowed" if ok else "refused"
-        print(f"({choice}) {user or 'anonymous'} {action} {repository}: {said}")
-        if ok:
-            allowed.add(choice)
-    return verdict(
-        chosen == allowed,
-        "alice's rule for team/* allows pull only; the anonymous rule matches public/* only, "
-        "and for team/app no rule matches the empty account: nothing is allowed",
-        "for each attempt, find the FIRST rule whose account and name match; only its actions "
-        'count (the anonymous account is "")',
     )
