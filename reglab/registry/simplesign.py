@@ -1,0 +1,66 @@
+"""Who vouches for an image, as skopeo, podman and CRI-O read it: GnuPG "simple signing".
+
+A signature here is a GnuPG signature over a small JSON document naming the image (its
+reference and its manifest's digest). It is not stored in the registry: it sits in a
+*lookaside* store, a folder or web server laid out by repository and digest, which
+``registries.d`` names for each registry. ``policy.json`` then says, per registry, what a pull
+requires: ``signedBy`` a key, or ``reject``. (containers-policy.json(5), containers-registries.d(5),
+containers-signature(5).) The Docker engine reads none of these files: the workshop's gate does
+the same check in front of the registry.
+
+Debian's skopeo signs and verifies this way (its sigstore support is disabled by a Debian
+patch). These functions write what skopeo reads; pure, no GnuPG here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import PurePosixPath
+from typing import Any
+
+import yaml
+
+from reglab.registry.referrers import DIGEST
+
+#: What a policy says for anything it does not name: nothing is trusted by default.
+REJECT = [{"type": "reject"}]
+
+
+def signed_by(key_path: str) -> dict[str, str]:
+    """A requirement: a valid signature by a key in the GnuPG keyring file ``key_path``."""
+    return {"type": "signedBy", "keyType": "GPGKeys", "keyPath": key_path}
+
+
+def policy(registry: str, key_paths: list[str]) -> str:
+    """``policy.json``: images of ``registry`` (``host:port``, or ``host:port/repository``)
+    need a signature by one of ``key_paths``; every other image is rejected (the safe default:
+    a policy that trusts what it does not name would pass an image from a typo'd registry).
+    Several keys are several requirements, any one of which passes (a key being rotated in)."""
+    if not key_paths:
+        raise ValueError("a policy that requires signatures needs at least one key")
+    document: dict[str, Any] = {
+        "default": REJECT,
+        "transports": {"docker": {registry: [signed_by(path) for path in key_paths]}},
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+def registries_d(registry: str, lookaside: str) -> str:
+    """A ``registries.d`` file: signatures of ``registry``'s images are read from, and written
+    to, the lookaside store at ``lookaside`` (a ``file://`` or ``http(s)://`` URL)."""
+    entry = {"lookaside": lookaside, "lookaside-staging": lookaside}
+    return yaml.safe_dump({"docker": {registry: entry}}, sort_keys=False)
+
+
+def lookaside_path(repository: str, digest: str, index: int = 1) -> str:
+    """Where signature number ``index`` (from 1) of ``repository@digest`` sits under the
+    lookaside store: ``REPOSITORY@ALG=HEX/signature-N`` (the registry's host is not part of
+    it; the store is per registry)."""
+    match = DIGEST.match(digest)
+    if match is None or index < 1:
+        raise ValueError(f"not a digest and a signature number from 1: {digest!r}, {index}")
+    path = PurePosixPath(repository.strip("/"))
+    return f"{path}@{match['alg']}={match['hex']}/signature-{index}"
+
+
+__all__ = ["REJECT", "lookaside_path", "policy", "registries_d", "signed_by"]
