@@ -21,10 +21,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from reglab.base.settings import NODE_CONFIG_DIR
 from reglab.node.hosts import CRI_REGISTRY_SECTION
 
 #: Where the node's files are inside its container.
-CONFIG_DIR = "/etc/reglab-node"
+CONFIG_DIR = NODE_CONFIG_DIR
 HOSTS_DIR = f"{CONFIG_DIR}/certs.d"
 SOCKET = "/run/reglab-node/containerd.sock"
 #: Kubernetes' own pause image (what kubeadm configures): what a node without a mirror asks for.
