@@ -15,7 +15,7 @@ from docker import DockerClient
 import reglab
 from reglab.base.errors import RegistryError
 from reglab.engine import transfer
-from reglab.images import ensure_images
+from reglab.images.build import ensure_images
 from reglab.node.container import Node
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
