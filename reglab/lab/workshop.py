@@ -351,7 +351,7 @@ class Workshop:
         self.down()
         if self.registry.config.data_volume:
             volume = self.registry.config.data_volume
-            print(f"registry {self.name} removed; its data stays on volume {volume}")
+            print(f"registry {self.name} removed; its data is on the volume {volume}")
         elif self.registry.config.stage.persistent:
             data = self.style.show(self.registry.config.paths.data)
             print(f"registry {self.name} removed; its data stays in {data}")

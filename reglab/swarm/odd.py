@@ -43,8 +43,9 @@ def odd_commands(names: Named, folder: Path, style: PathStyle) -> list[str]:
     registry_yml = style.show(folder / "registry.yml")
     odd_yml = style.show(folder / "odd.yml")
     return [
-        f'(umask 077; sed "s/^  secret: .*/  secret: another-$RANDOM$RANDOM$RANDOM/" '
-        f"{registry_yml} > {odd_yml})",
+        # another secret from the kernel's random numbers (od and tr: any shell, not bash only)
+        f'(umask 077; sed "s/^  secret: .*/  secret: $(od -An -N32 -tx1 /dev/urandom '
+        f"| tr -d ' \\n')/\" {registry_yml} > {odd_yml})",
         odd_spec(names, folder).shell(style),
     ]
 
