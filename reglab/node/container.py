@@ -65,6 +65,10 @@ class Node:
             name=self.name,
             labels=owner_labels(),
             network="host",
+            # containerd mounts each snapshot to unpack a layer into it, even with the native
+            # snapshotter: "failed to mount .../tmpmounts/...: operation not permitted" without
+            # it. Less than --privileged (what kind's nodes run with).
+            cap_add=("SYS_ADMIN",),
             mounts=(Mount(self.folder, NODE_CONFIG_DIR, read_only=True),),
         )
 
