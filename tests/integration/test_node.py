@@ -58,3 +58,30 @@ def test_a_plain_http_registry_needs_its_hosts_toml_then_serves_the_node(
     found = node.pull(ref)
     assert found.digest_for(f"{registry.address}/hello-world") == digest
     assert node.remove_image(ref) and node.image(ref) is None
+
+
+def test_a_tls_registry_is_pulled_only_once_the_node_trusts_its_ca_and_with_its_login(
+    engine: DockerClient, make_registry: MakeRegistry, node: Node
+) -> None:
+    """The auth stage: HTTPS with the workshop CA and a bcrypt login. containerd needs the CA
+    in hosts.toml (not Docker's certs.d) and the login from the pull secret (CRI AuthConfig)."""
+    user = reglab.Credentials.generate("kube")
+    registry = make_registry("auth", users=[user])
+    digest = pushed(engine, registry, "team/app", username=user.user, password=user.password)
+    ref = registry.ref("team/app")
+    node.trust(registry.address, registry.config.paths.ca_cert)
+    with pytest.raises(RegistryError, match="401|unauthorized|authorization failed"):
+        node.pull(ref, ("kube", "not-the-password"))
+    found = node.pull(ref, user.as_tuple())
+    assert found.digest_for(f"{registry.address}/team/app") == digest
+
+
+def test_the_registry_mirrors_docker_io_for_the_node_and_sees_ns(
+    engine: DockerClient, make_registry: MakeRegistry, node: Node
+) -> None:
+    registry = make_registry("local")
+    digest = pushed(engine, registry, "library/hello-world")
+    node.mirror(registry.address)  # plain HTTP: no CA
+    found = node.pull("docker.io/library/hello-world:latest")
+    assert found.digest_for("docker.io/library/hello-world") == digest
+    assert "ns=docker.io" in registry.logs(tail=2000)
