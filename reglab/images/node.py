@@ -3,9 +3,10 @@
 ``reglab-containerd:1`` is Debian's containerd, debootstrapped like the other Debian images;
 ``reglab-node:1`` adds ``crictl``, built with Go from cri-tools at a pinned version (Debian has
 no package of it): the command that makes the kubelet's CRI calls from a terminal. The node's
-``config.toml`` and its ``hosts.toml`` folder are mounted from the working folder at run time
-(:mod:`reglab.node.container`), so one image serves every set-up; crictl finds its own
-settings there too (``CRI_CONFIG_FILE``).
+``config.toml`` (:mod:`reglab.images.nodeconfig`) and crictl's settings are in the image, as a
+node's distribution ships them (kind's node image too); only the ``hosts.toml`` folder,
+``certs.d``, is mounted from the working folder at run time (:mod:`reglab.node.container`):
+what a learner changes is what a cluster's operator changes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from reglab.base import settings
 from reglab.base.progress import ProgressCallback
 from reglab.images import gobuild
 from reglab.images.context import BuildContext, source_digest
+from reglab.images.nodeconfig import NodeConfig, crictl_yaml
 
 #: The Debian packages of the node's base.
 CONTAINERD_PACKAGES = ["containerd"]
@@ -23,13 +25,18 @@ CRICTL_PROGRAM = gobuild.GoProgram("crictl", "sigs.k8s.io/cri-tools/cmd/crictl",
 NODE_DOCKERFILE = f"""\
 FROM {settings.CONTAINERD_IMAGE}
 COPY crictl /usr/local/bin/crictl
+COPY config.toml crictl.yaml {settings.NODE_CONFIG_DIR}/
 ENV CRI_CONFIG_FILE={settings.NODE_CONFIG_DIR}/crictl.yaml
 ENTRYPOINT ["containerd", "--config", "{settings.NODE_CONFIG_DIR}/config.toml"]
 """.encode()
 
 
 def node_sources() -> list[bytes]:
-    return [NODE_DOCKERFILE, f"{CRICTL_PROGRAM}".encode()]
+    return [NODE_DOCKERFILE, f"{CRICTL_PROGRAM}".encode(), *_files().values()]
+
+
+def _files() -> dict[str, bytes]:
+    return {"config.toml": NodeConfig().toml().encode(), "crictl.yaml": crictl_yaml().encode()}
 
 
 def build_node_image(
@@ -38,6 +45,8 @@ def build_node_image(
     """``reglab-node:1``: crictl (built here, cached) on Debian's containerd."""
     context = BuildContext(NODE_DOCKERFILE)
     context.add_file(gobuild.build(CRICTL_PROGRAM), "crictl")
+    for name, data in _files().items():
+        context.add_bytes(data, name)
     return context.build(client, settings.NODE_IMAGE, progress, source_digest(node_sources()))
 
 

@@ -1,21 +1,24 @@
 """The node: a container running Debian's containerd with CRI, as a Kubernetes node's image
 side, and crictl to make the kubelet's calls in it.
 
-Its configuration lives in the working folder, ``node/`` (``config.toml``, ``crictl.yaml``
-and ``certs.d/``), mounted read-only at :data:`~reglab.base.settings.NODE_CONFIG_DIR`: a
-``hosts.toml`` written there is read at the node's next pull, as on a real node. The node
-shares the host's network, so ``127.0.0.1:PORT`` is the same registry for the node as for the
-learner's engine (a kind node would use its cluster's network instead).
+Its containerd configuration is in its image (:mod:`reglab.images.nodeconfig`); the folder of
+``hosts.toml`` files, ``node/certs.d`` in the working folder, is mounted read-only at
+``/etc/reglab-node/certs.d``: a file written there is read at the node's next pull, with no
+restart, as on a real node. The node shares the host's network, and its ``/etc/hosts`` names
+this machine :data:`REGISTRY_HOST`: the node reaches the workshop's registry by a DNS name,
+as a cluster's nodes do, where the learner's engine uses ``127.0.0.1``. (containerd, like
+Docker, speaks plain HTTP to ``127.0.0.1`` and ``localhost`` on its own; a name gets HTTPS.)
 
-Every action is a :class:`~reglab.engine.spec.Step`-like pair: what a terminal types
-(``docker exec NODE crictl ...``, the files written) and what reglab does, which is the same.
+Every action is a :class:`~reglab.engine.spec.Step`: the lines a terminal types
+(``docker exec NODE crictl ...``, ``printf ... > hosts.toml``) and what reglab does, the same.
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +28,19 @@ import docker.errors
 from reglab.base.errors import ConfigError, RegistryError, docker_errors
 from reglab.base.files import write_atomic
 from reglab.base.labels import owner_labels
-from reglab.base.settings import NODE_CONFIG_DIR, NODE_IMAGE
+from reglab.base.settings import NODE_IMAGE
+from reglab.base.shell import PathStyle
 from reglab.base.wait import NotYet, poll
-from reglab.engine.spec import ContainerSpec, Mount
-from reglab.node.config import NodeConfig, crictl_yaml
+from reglab.engine.spec import ContainerSpec, Mount, Step
+from reglab.images.nodeconfig import HOSTS_DIR
 from reglab.node.hosts import HostsFile, mirror, plain_http, registry_address, trust
+
+#: The name the node's /etc/hosts gives this machine (``.test`` is reserved for names that
+#: resolve nowhere else, RFC 2606): the node pulls ``registry.reglab.test:PORT/...``.
+REGISTRY_HOST = "registry.reglab.test"
+#: crictl reads a pull secret's login from this variable (``crictl pull --creds`` would put
+#: it on the command line, in the shell's history).
+CREDS_VARIABLE = "CRICTL_CREDS"
 
 
 @dataclass(frozen=True)
@@ -51,12 +62,15 @@ class Pulled:
 
 @dataclass
 class Node:
-    """One node container and its folder of configuration."""
+    """One node container and its folder of ``hosts.toml`` files (``FOLDER/certs.d``)."""
 
     engine: docker.DockerClient
     name: str
     folder: Path
-    config: NodeConfig = field(default_factory=NodeConfig)
+
+    @property
+    def hosts_dir(self) -> Path:
+        return self.folder / "certs.d"
 
     # --- what runs ------------------------------------------------------------------------
     def spec(self) -> ContainerSpec:
@@ -67,9 +81,10 @@ class Node:
             network="host",
             # containerd mounts each snapshot to unpack a layer into it, even with the native
             # snapshotter: "failed to mount .../tmpmounts/...: operation not permitted" without
-            # it. Less than --privileged (what kind's nodes run with).
+            # it. Less than --privileged (what kind's nodes run with, to run pods too).
             cap_add=("SYS_ADMIN",),
-            mounts=(Mount(self.folder, NODE_CONFIG_DIR, read_only=True),),
+            extra_hosts=((REGISTRY_HOST, "127.0.0.1"),),
+            mounts=(Mount(self.hosts_dir, HOSTS_DIR, read_only=True),),
         )
 
     @property
@@ -79,39 +94,49 @@ class Node:
         except docker.errors.NotFound:
             return None
 
-    def write_config(self) -> None:
-        (self.folder / "certs.d").mkdir(parents=True, exist_ok=True)
-        write_atomic(self.folder / "config.toml", self.config.toml().encode(), 0o644)
-        write_atomic(self.folder / "crictl.yaml", crictl_yaml(self.config.socket).encode(), 0o644)
-
-    def up(self, timeout: float = 60.0) -> None:
-        """Start the node (a previous one of the same name is replaced); return once its CRI
+    def up(self, style: PathStyle | None = None, timeout: float = 60.0) -> Step[None]:
+        """Start the node (a previous one of the same name is replaced); done once its CRI
         answers ``crictl info``."""
-        self.write_config()
-        self.down()
-        with docker_errors(f"cannot start the node {self.name}", error=RegistryError):
-            self.engine.containers.run(**self.spec().run_kwargs())
+        lines = [f"mkdir -p {_show(style, self.hosts_dir)}"]
+        if self.container is not None:
+            lines.append(f"docker rm -f {self.name}")
+        lines.append(self.spec().shell(style))
 
-        def answers() -> bool | None:
-            container = self.container
-            if container is not None:
-                container.reload()
-                if container.status == "exited":
-                    logs = container.logs(tail=5).decode(errors="replace").strip()
-                    raise RegistryError(
-                        f"the node {self.name} exited: {logs.splitlines()[-1:] or ['']}",
-                        f"docker logs {self.name}",
-                    )
-            code, out = self.crictl("info")
-            if code != 0:
-                raise NotYet(out.strip().splitlines()[-1] if out.strip() else f"exit {code}")
-            return True
+        def start() -> None:
+            self.hosts_dir.mkdir(parents=True, exist_ok=True)
+            self._remove()
+            with docker_errors(f"cannot start the node {self.name}", error=RegistryError):
+                self.engine.containers.run(**self.spec().run_kwargs())
+            poll(
+                f"the node {self.name}'s CRI to answer",
+                self._answers,
+                timeout=timeout,
+                interval=0.3,
+            )
 
-        poll(f"the node {self.name}'s CRI to answer", answers, timeout=timeout, interval=0.3)
+        return Step(lines, start)
 
-    def down(self) -> bool:
-        """Remove the node's container (its images go with it: they live in the container);
-        False when there was none."""
+    def _answers(self) -> bool:
+        container = self.container
+        if container is not None:
+            container.reload()
+            if container.status == "exited":
+                said = container.logs(tail=5).decode(errors="replace").strip().splitlines()
+                raise RegistryError(
+                    f"the node {self.name} exited: {said[-1] if said else '(no output)'}",
+                    f"docker logs {self.name}",
+                )
+        code, out = self.crictl("info")
+        if code != 0:
+            raise NotYet(out.strip().splitlines()[-1] if out.strip() else f"exit {code}")
+        return True
+
+    def down(self) -> Step[bool]:
+        """Remove the node's container: its images and containerd's state live in it, so
+        nothing of the node is left (its ``hosts.toml`` files stay in the working folder)."""
+        return Step([f"docker rm -f {self.name}"], self._remove)
+
+    def _remove(self) -> bool:
         container = self.container
         if container is None:
             return False
@@ -127,53 +152,95 @@ class Node:
         result = container.exec_run(["crictl", *args], environment=env or {})
         return int(result.exit_code), result.output.decode(errors="replace")
 
+    def crictl_line(self, *args: str, login: bool = False) -> str:
+        """The ``docker exec`` line of a crictl call; with ``login``, the pull secret's login
+        from the terminal's ``CRICTL_CREDS`` (``-e NAME`` passes the variable, not its value)."""
+        env = f"-e {CREDS_VARIABLE} " if login else ""
+        return f"docker exec {env}{self.name} crictl " + " ".join(shlex.quote(a) for a in args)
+
     # --- the registry settings a node reads -------------------------------------------------
-    def hosts_file(self, file: HostsFile) -> Path:
-        """Write one ``hosts.toml`` under the node's ``certs.d``; return its path."""
-        path = self.folder / "certs.d" / file.path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, file.toml().encode(), 0o644)
-        return path
+    def write_hosts(self, file: HostsFile, style: PathStyle | None = None) -> Step[Path]:
+        """One ``hosts.toml`` under the node's ``certs.d`` (made ready, then renamed in)."""
+        path = self.hosts_dir / file.path
+        text = file.toml()
+        printed = " ".join(shlex.quote(line) for line in text.rstrip("\n").split("\n"))
 
-    def _ca_in_node(self, namespace: str, ca: Path) -> str:
-        """Copy the CA file next to the namespace's ``hosts.toml``; its path as the node sees
-        it (a certificate, never a key)."""
-        target = self.folder / "certs.d" / namespace / "ca.crt"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(ca, target)
-        return f"{NODE_CONFIG_DIR}/certs.d/{namespace}/ca.crt"
+        def write() -> Path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return write_atomic(path, text.encode(), 0o644)
 
-    def trust(self, address: str, ca: Path | None) -> Path:
-        """The registry at ``address``: HTTPS verified with ``ca``, or plain HTTP without."""
+        lines = [f"mkdir -p {_show(style, path.parent)}"]
+        lines.append(f"printf '%s\\n' {printed} > {_show(style, path)}")
+        return Step(lines, write)
+
+    def trust(
+        self, address: str, ca: Path | None = None, style: PathStyle | None = None
+    ) -> Step[Path]:
+        """The registry at ``address``: HTTPS verified with the CA file ``ca``, or plain HTTP
+        without one. The CA is copied next to its ``hosts.toml``, where the node reads it."""
         address = registry_address(address)
         if ca is None:
-            return self.hosts_file(plain_http(address))
-        return self.hosts_file(trust(address, self._ca_in_node(address, ca)))
+            return self.write_hosts(plain_http(address), style)
+        step = self.write_hosts(trust(address, f"{HOSTS_DIR}/{address}/ca.crt"), style)
+        return self._with_ca(step, address, ca, style)
 
-    def mirror(self, via: str, ca: Path | None = None, upstream: str = "docker.io") -> Path:
-        """Pulls of ``upstream``'s images go to the registry at ``via`` first."""
+    def mirror(
+        self,
+        via: str,
+        ca: Path | None = None,
+        upstream: str = "docker.io",
+        style: PathStyle | None = None,
+    ) -> Step[Path]:
+        """Pulls of ``upstream``'s images go to the registry at ``via``, and only there (no
+        fallback to the upstream: nothing leaves this machine)."""
         upstream = registry_address(upstream)
-        ca_path = self._ca_in_node(upstream, ca) if ca is not None else None
-        return self.hosts_file(mirror(via, upstream, ca_path))
+        node_ca = f"{HOSTS_DIR}/{upstream}/ca.crt" if ca is not None else None
+        step = self.write_hosts(mirror(via, upstream, node_ca, fallback=False), style)
+        if ca is None:
+            return step
+        return self._with_ca(step, upstream, ca, style)
 
-    def forget(self, namespace: str) -> None:
-        """Remove the settings of one registry host (the node asks it over HTTPS again)."""
-        shutil.rmtree(self.folder / "certs.d" / registry_address(namespace), ignore_errors=True)
+    def _with_ca(
+        self, step: Step[Path], namespace: str, ca: Path, style: PathStyle | None
+    ) -> Step[Path]:
+        target = self.hosts_dir / namespace / "ca.crt"
+        copy = f"cp {_show(style, ca)} {_show(style, target)}"
+
+        def write() -> Path:
+            check_certificate(ca)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(target, ca.read_bytes(), 0o644)
+            return step.action()
+
+        return Step([step.lines[0], copy, *step.lines[1:]], write)
+
+    def forget(self, namespace: str, style: PathStyle | None = None) -> Step[None]:
+        """Remove the settings of one registry host: the node asks it over HTTPS again, with
+        only the system's CAs."""
+        folder = self.hosts_dir / registry_address(namespace)
+        return Step(
+            [f"rm -r {_show(style, folder)}"], lambda: shutil.rmtree(folder, ignore_errors=True)
+        )
 
     # --- the kubelet's calls ------------------------------------------------------------------
-    def pull(self, ref: str, login: tuple[str, str] | None = None) -> Pulled:
+    def pull(self, ref: str, login: tuple[str, str] | None = None) -> Step[Pulled]:
         """CRI ``PullImage``, as the kubelet makes it (with a pull secret's login); one line
         naming the registry's answer when it fails."""
-        env = {"CRICTL_CREDS": f"{login[0]}:{login[1]}"} if login else None
-        code, out = self.crictl("pull", ref, env=env)
-        if code != 0:
-            raise pull_error(ref, out)
-        found = self.image(ref)
-        if found is None:
-            raise RegistryError(
-                f"the node pulled {ref} but does not list it", f"docker logs {self.name}"
-            )
-        return found
+        registry_of(ref)
+
+        def pull() -> Pulled:
+            env = {CREDS_VARIABLE: f"{login[0]}:{login[1]}"} if login else None
+            code, out = self.crictl("pull", ref, env=env)
+            if code != 0:
+                raise pull_error(ref, out)
+            found = self.image(ref)
+            if found is None:
+                raise RegistryError(
+                    f"the node pulled {ref} but does not list it", f"docker logs {self.name}"
+                )
+            return found
+
+        return Step([self.crictl_line("pull", ref, login=login is not None)], pull)
 
     def image(self, ref: str) -> Pulled | None:
         """CRI ``ImageStatus``: what the node holds for ``ref``, None if nothing."""
@@ -183,10 +250,41 @@ class Node:
         status = json.loads(out).get("status") or {}
         return Pulled(ref, str(status.get("id", "")), tuple(status.get("repoDigests") or ()))
 
-    def remove_image(self, ref: str) -> bool:
+    def remove_image(self, ref: str) -> Step[bool]:
         """CRI ``RemoveImage``; False when the node had no such image."""
-        code, _ = self.crictl("rmi", ref)
-        return code == 0
+        return Step([self.crictl_line("rmi", ref)], lambda: self.crictl("rmi", ref)[0] == 0)
+
+
+def _show(style: PathStyle | None, path: Path) -> str:
+    return style.show(path) if style is not None else shlex.quote(str(path))
+
+
+def registry_of(ref: str) -> str:
+    """The registry a reference names; one line when it names none (a node would ask Docker
+    Hub: ``hello-world`` is ``docker.io/library/hello-world``)."""
+    first, slash, _ = ref.partition("/")
+    if not slash or not ("." in first or ":" in first or first == "localhost"):
+        raise ConfigError(
+            f"{ref!r} names no registry: a node would ask docker.io for it",
+            f"write the registry first, e.g. {REGISTRY_HOST}:5000/{ref}",
+        )
+    return first
+
+
+def check_certificate(path: Path) -> None:
+    """One line when ``path`` is not a PEM certificate (a key, a typo, an empty file): the
+    node would otherwise fail each pull with a TLS error far from the cause."""
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the CA file {path}: {exc.strerror}", "name a CA file that exists"
+        ) from None
+    if b"-----BEGIN CERTIFICATE-----" not in text:
+        raise ConfigError(
+            f"{path} is not a certificate (no BEGIN CERTIFICATE)",
+            "give the CA's certificate, e.g. workdir/certs/ca.crt, never its key",
+        )
 
 
 #: What containerd says when a pull fails, and what the learner does about it: the last line
@@ -198,6 +296,8 @@ PULL_ERRORS = (
      "the node does not trust the registry's CA: reglab node trust ADDRESS --ca CA_FILE"),
     ("401 Unauthorized",
      "the registry wants a login: a pull secret (reglab node pull REF --user NAME)"),
+    ("connection refused",
+     "nothing answers at that address: is the registry running, on that port?"),
     ("not found",
      "check the reference: the registry has no such repository or tag"),
 )  # fmt: skip
@@ -210,4 +310,13 @@ def pull_error(ref: str, output: str) -> RegistryError:
     return RegistryError(f"the node could not pull {ref}: {said[-300:]}", fix)
 
 
-__all__ = ["Node", "PULL_ERRORS", "Pulled", "pull_error"]
+__all__ = [
+    "CREDS_VARIABLE",
+    "Node",
+    "PULL_ERRORS",
+    "Pulled",
+    "REGISTRY_HOST",
+    "check_certificate",
+    "pull_error",
+    "registry_of",
+]

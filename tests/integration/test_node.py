@@ -13,10 +13,11 @@ from common import MakeRegistry
 from docker import DockerClient
 
 import reglab
-from reglab.base.errors import RegistryError
+from reglab.base.errors import ConfigError, RegistryError
 from reglab.engine import transfer
 from reglab.images.build import ensure_images
-from reglab.node.container import Node
+from reglab.node.container import REGISTRY_HOST, Node
+from reglab.registry.token import TokenServer
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -29,12 +30,12 @@ def node_image(engine: DockerClient) -> None:
 @pytest.fixture
 def node(engine: DockerClient, node_image: None, tmp_path: Path) -> Iterator[Node]:
     made = Node(engine, f"reglab-test-node-{uuid.uuid4().hex[:6]}", tmp_path / "node")
-    made.up()
+    made.up().run()
     try:
         yield made
     finally:
-        made.down()
-    assert made.container is None
+        made.down().run()
+    assert made.container is None  # its images and containerd's state went with it
 
 
 def pushed(engine: DockerClient, registry: reglab.Registry, repository: str, **auth: str) -> str:
@@ -46,18 +47,31 @@ def pushed(engine: DockerClient, registry: reglab.Registry, repository: str, **a
         transfer.remove(engine, ref)
 
 
-def test_a_plain_http_registry_needs_its_hosts_toml_then_serves_the_node(
+def test_loopback_is_plain_http_to_containerd_without_any_hosts_toml(
+    engine: DockerClient, make_registry: MakeRegistry, node: Node
+) -> None:
+    """containerd (docker.RegistryHosts' isLocalHost) tries plain HTTP for 127.0.0.1 and
+    localhost on its own, as the Docker engine does: the mistake shows only elsewhere."""
+    registry = make_registry("local")
+    digest = pushed(engine, registry, "hello-world")
+    found = node.pull(registry.ref("hello-world")).run()
+    assert found.digest_for(f"{registry.address}/hello-world") == digest
+
+
+def test_a_plain_http_registry_by_name_needs_its_hosts_toml_then_serves_the_node(
     engine: DockerClient, make_registry: MakeRegistry, node: Node
 ) -> None:
     registry = make_registry("local")
     digest = pushed(engine, registry, "hello-world")
-    ref = registry.ref("hello-world")
+    address = f"{REGISTRY_HOST}:{registry.config.port}"  # the name the node's /etc/hosts gives
+    ref = f"{address}/hello-world:latest"
     with pytest.raises(RegistryError, match="server gave HTTP response to HTTPS client"):
-        node.pull(ref)  # the classic mistake: containerd asks every host over HTTPS
-    node.trust(registry.address, None)
-    found = node.pull(ref)
-    assert found.digest_for(f"{registry.address}/hello-world") == digest
-    assert node.remove_image(ref) and node.image(ref) is None
+        node.pull(ref).run()  # the classic mistake: containerd asks a named host over HTTPS
+    written = node.trust(address, None).run()
+    assert written == node.hosts_dir / address / "hosts.toml"
+    found = node.pull(ref).run()
+    assert found.digest_for(f"{address}/hello-world") == digest
+    assert node.remove_image(ref).run() and node.image(ref) is None
 
 
 def test_a_tls_registry_is_pulled_only_once_the_node_trusts_its_ca_and_with_its_login(
@@ -66,14 +80,17 @@ def test_a_tls_registry_is_pulled_only_once_the_node_trusts_its_ca_and_with_its_
     """The auth stage: HTTPS with the workshop CA and a bcrypt login. containerd needs the CA
     in hosts.toml (not Docker's certs.d) and the login from the pull secret (CRI AuthConfig)."""
     user = reglab.Credentials.generate("kube")
-    registry = make_registry("auth", users=[user])
+    registry = make_registry("auth", users=[user], extra_names=(REGISTRY_HOST,))
     digest = pushed(engine, registry, "team/app", username=user.user, password=user.password)
-    ref = registry.ref("team/app")
-    node.trust(registry.address, registry.config.paths.ca_cert)
-    with pytest.raises(RegistryError, match="401|unauthorized|authorization failed"):
-        node.pull(ref, ("kube", "not-the-password"))
-    found = node.pull(ref, user.as_tuple())
-    assert found.digest_for(f"{registry.address}/team/app") == digest
+    address = f"{REGISTRY_HOST}:{registry.config.port}"  # a name: HTTPS, as on a cluster
+    ref = f"{address}/team/app:latest"
+    with pytest.raises(RegistryError, match="certificate signed by unknown authority"):
+        node.pull(ref, user.as_tuple()).run()  # HTTPS, but the node knows no workshop CA
+    node.trust(address, registry.config.paths.ca_cert).run()
+    with pytest.raises(RegistryError, match="401 Unauthorized"):
+        node.pull(ref, ("kube", "not-the-password")).run()
+    found = node.pull(ref, user.as_tuple()).run()
+    assert found.digest_for(f"{address}/team/app") == digest
 
 
 def test_the_registry_mirrors_docker_io_for_the_node_and_sees_ns(
@@ -81,7 +98,47 @@ def test_the_registry_mirrors_docker_io_for_the_node_and_sees_ns(
 ) -> None:
     registry = make_registry("local")
     digest = pushed(engine, registry, "library/hello-world")
-    node.mirror(registry.address)  # plain HTTP: no CA
-    found = node.pull("docker.io/library/hello-world:latest")
+    node.mirror(registry.address).run()  # plain HTTP: no CA
+    found = node.pull("docker.io/library/hello-world:latest").run()
     assert found.digest_for("docker.io/library/hello-world") == digest
     assert "ns=docker.io" in registry.logs(tail=2000)
+    stopped = registry.container
+    assert stopped is not None
+    stopped.stop(timeout=5)  # the mirror down: the pull fails here, at once
+    node.remove_image("docker.io/library/hello-world:latest").run()
+    with pytest.raises(RegistryError, match="connection refused"):
+        node.pull("docker.io/library/hello-world:latest").run()
+
+
+def test_a_node_by_digest_and_through_token_auth_gets_the_registrys_digest(
+    engine: DockerClient, make_registry: MakeRegistry, node: Node
+) -> None:
+    """The token stage: containerd follows the registry's Bearer challenge to the token server
+    with the pull secret's login; a wrong password is refused by the token server."""
+    users = [reglab.Credentials.generate(u) for u in ("admin", "alice", "bob")]
+    registry = make_registry("token", users=users, extra_names=(REGISTRY_HOST,))
+    admin, alice = users[0], users[1]
+    digest = pushed(engine, registry, "team/app", username=admin.user, password=admin.password)
+    address = f"{REGISTRY_HOST}:{registry.config.port}"
+    by_digest = f"{address}/team/app@{digest}"
+    node.trust(address, registry.config.paths.ca_cert).run()
+    found = node.pull(by_digest, alice.as_tuple()).run()
+    assert found.digest_for(f"{address}/team/app") == digest
+    server = TokenServer(registry.config, engine).container
+    assert server is not None
+    said = server.logs().decode()
+    assert '"POST /auth HTTP/1.1" 200' in said  # OAuth2's password grant, as containerd asks
+    with pytest.raises(RegistryError, match="401 Unauthorized"):
+        node.pull(by_digest, ("alice", "wrong")).run()
+
+
+def test_bad_input_is_one_line(node: Node, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="names no registry"):
+        node.pull("hello-world:latest")
+    key = tmp_path / "ca.key"
+    key.write_text("-----BEGIN PRIVATE KEY-----\n")
+    with pytest.raises(ConfigError, match="is not a certificate"):
+        node.trust("r.test:5000", key).run()
+    assert not (node.hosts_dir / "r.test:5000").exists()  # nothing half-written
+    with pytest.raises(ConfigError, match="not a registry address"):
+        node.trust("https://r.test:5000/v2/")

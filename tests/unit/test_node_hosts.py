@@ -56,6 +56,13 @@ def test_a_mirror_of_docker_hub_pulls_and_resolves_only_and_falls_back_to_the_hu
     assert other.path == "quay.io/hosts.toml" and other.server == "https://quay.io"
 
 
+def test_a_mirror_without_fallback_is_its_own_server() -> None:
+    """Air-gapped: when the mirror cannot answer, nothing is asked of the upstream."""
+    read = tomllib.loads(mirror("r:1", fallback=False).toml())
+    assert read["server"] == "http://r:1"
+    assert DOCKER_HUB_SERVER not in mirror("r:1", ca="/ca.crt", fallback=False).toml()
+
+
 def test_skip_verify_is_written_only_when_asked_for() -> None:
     for file in (trust("r:1", "/ca.crt"), plain_http("r:1"), mirror("r:1", ca="/ca.crt")):
         assert "skip_verify" not in file.toml()

@@ -1,4 +1,4 @@
-"""The node's own containerd: its whole ``config.toml``, as reglab runs it in a container.
+"""The node's own containerd: its whole ``config.toml``, baked into the node's image.
 
 A Kubernetes node's containerd is configured by its distribution; the workshop's node is a
 container (as kind's nodes are) running Debian's containerd with the few settings a node's
@@ -13,7 +13,8 @@ image side needs, each for a reason:
 - ``sandbox_image``: the ``pause`` image every pod starts with. A node that cannot pull it
   cannot start a pod, whatever the pod's own image; an air-gapped cluster must mirror it.
 
-Pure: the text of the file (:func:`containerd_toml`), read back in unit tests.
+Pure: the text of the file (:meth:`NodeConfig.toml`), read back in unit tests. (It sits with
+the images because the image holds it; :mod:`reglab.node` writes only ``hosts.toml`` files.)
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ import json
 from dataclasses import dataclass
 
 from reglab.base.settings import NODE_CONFIG_DIR
-from reglab.node.hosts import CRI_REGISTRY_SECTION
+
+#: Where containerd's CRI plugin reads ``config_path``, by configuration version: 2 for
+#: containerd 1.6 and 1.7 (Debian 12 and 13 ship 1.6), 3 for containerd 2.x.
+CRI_REGISTRY_SECTION = {
+    2: 'plugins."io.containerd.grpc.v1.cri".registry',
+    3: 'plugins."io.containerd.cri.v1.images".registry',
+}
 
 #: Where the node's files are inside its container.
 CONFIG_DIR = NODE_CONFIG_DIR
@@ -77,4 +84,12 @@ def crictl_yaml(socket: str = SOCKET) -> str:
     return f"runtime-endpoint: {endpoint}\nimage-endpoint: {endpoint}\ntimeout: 30\n"
 
 
-__all__ = ["CONFIG_DIR", "HOSTS_DIR", "NodeConfig", "PAUSE_IMAGE", "SOCKET", "crictl_yaml"]
+__all__ = [
+    "CONFIG_DIR",
+    "CRI_REGISTRY_SECTION",
+    "HOSTS_DIR",
+    "NodeConfig",
+    "PAUSE_IMAGE",
+    "SOCKET",
+    "crictl_yaml",
+]
