@@ -77,7 +77,7 @@ def helpers() -> dict[str, ContainerSpec]:
         "untrust": trust.delete_spec(),
         "swarm relay": relay_spec(StackNames("reg", 5055), WORKDIR / "swarm"),
         "swarm odd registry": odd_spec(StackNames("reg", 5055), WORKDIR / "swarm"),
-        "node": Node(None, "reglab-node", WORKDIR / "node").spec(),  # type: ignore[arg-type]
+        "node": Node(None, "reglab-node", WORKDIR / "node").spec(),
         "odd values": one_off(
             "img:1", ("sh", "-c", "echo 'a b' \"$x\""), env={"A": "x y", "B": "it's"}
         ),  # fmt: skip
