@@ -11,13 +11,15 @@ what a learner changes is what a cluster's operator changes.
 
 from __future__ import annotations
 
+import json
+
 import docker
 
 from reglab.base import settings
 from reglab.base.progress import ProgressCallback
 from reglab.images import gobuild
 from reglab.images.context import BuildContext, source_digest
-from reglab.images.nodeconfig import NodeConfig, crictl_yaml
+from reglab.images.nodeconfig import POD, NodeConfig, crictl_yaml
 
 #: The Debian packages of the node's base.
 CONTAINERD_PACKAGES = ["containerd"]
@@ -25,7 +27,7 @@ CRICTL_PROGRAM = gobuild.GoProgram("crictl", "sigs.k8s.io/cri-tools/cmd/crictl",
 NODE_DOCKERFILE = f"""\
 FROM {settings.CONTAINERD_IMAGE}
 COPY crictl /usr/local/bin/crictl
-COPY config.toml crictl.yaml {settings.NODE_CONFIG_DIR}/
+COPY config.toml crictl.yaml pod.json {settings.NODE_CONFIG_DIR}/
 ENV CRI_CONFIG_FILE={settings.NODE_CONFIG_DIR}/crictl.yaml
 ENTRYPOINT ["containerd", "--config", "{settings.NODE_CONFIG_DIR}/config.toml"]
 """.encode()
@@ -36,7 +38,11 @@ def node_sources() -> list[bytes]:
 
 
 def _files() -> dict[str, bytes]:
-    return {"config.toml": NodeConfig().toml().encode(), "crictl.yaml": crictl_yaml().encode()}
+    return {
+        "config.toml": NodeConfig().toml().encode(),
+        "crictl.yaml": crictl_yaml().encode(),
+        "pod.json": json.dumps(POD, indent=1).encode(),
+    }
 
 
 def build_node_image(

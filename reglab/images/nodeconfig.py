@@ -35,6 +35,13 @@ CRI_REGISTRY_SECTION = {
 CONFIG_DIR = NODE_CONFIG_DIR
 HOSTS_DIR = f"{CONFIG_DIR}/certs.d"
 SOCKET = "/run/reglab-node/containerd.sock"
+#: A pod's sandbox as the kubelet asks CRI for it (``RunPodSandbox``), in crictl's JSON: the
+#: node's network (no CNI needed). Enough to see whether a pod gets past its sandbox image.
+POD_FILE = f"{CONFIG_DIR}/pod.json"
+POD = {
+    "metadata": {"name": "hello", "namespace": "default", "uid": "reglab-hello", "attempt": 1},
+    "linux": {"security_context": {"namespace_options": {"network": 2}}},  # 2: NODE
+}
 #: Kubernetes' own pause image (what kubeadm configures): what a node without a mirror asks for.
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 
@@ -87,6 +94,8 @@ def crictl_yaml(socket: str = SOCKET) -> str:
 __all__ = [
     "CONFIG_DIR",
     "CRI_REGISTRY_SECTION",
+    "POD",
+    "POD_FILE",
     "HOSTS_DIR",
     "NodeConfig",
     "PAUSE_IMAGE",

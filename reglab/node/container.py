@@ -16,6 +16,7 @@ Every action is a :class:`~reglab.engine.spec.Step`: the lines a terminal types
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import shutil
 from dataclasses import dataclass
@@ -25,14 +26,16 @@ from typing import Any
 import docker
 import docker.errors
 
+from reglab.auth.htpasswd import password_variable
 from reglab.base.errors import ConfigError, RegistryError, docker_errors
 from reglab.base.files import write_atomic
 from reglab.base.labels import owner_labels
+from reglab.base.refs import named_registry, parse_reference
 from reglab.base.settings import NODE_IMAGE
 from reglab.base.shell import PathStyle
 from reglab.base.wait import NotYet, poll
 from reglab.engine.spec import ContainerSpec, Mount, Step
-from reglab.images.nodeconfig import HOSTS_DIR
+from reglab.images.nodeconfig import HOSTS_DIR, POD_FILE
 from reglab.node.hosts import HostsFile, mirror, plain_http, registry_address, trust
 
 #: The name the node's /etc/hosts gives this machine (``.test`` is reserved for names that
@@ -50,6 +53,12 @@ class Pulled:
     ref: str
     image_id: str
     repo_digests: tuple[str, ...]
+
+    @property
+    def digest(self) -> str | None:
+        """The manifest digest the node recorded for the reference it pulled."""
+        host, repository, _ = parse_reference(self.ref)
+        return self.digest_for(f"{host}/{repository}")
 
     def digest_for(self, repository: str) -> str | None:
         """The manifest digest the node recorded for ``repository`` (``host/name``)."""
@@ -152,11 +161,14 @@ class Node:
         result = container.exec_run(["crictl", *args], environment=env or {})
         return int(result.exit_code), result.output.decode(errors="replace")
 
-    def crictl_line(self, *args: str, login: bool = False) -> str:
-        """The ``docker exec`` line of a crictl call; with ``login``, the pull secret's login
-        from the terminal's ``CRICTL_CREDS`` (``-e NAME`` passes the variable, not its value)."""
-        env = f"-e {CREDS_VARIABLE} " if login else ""
-        return f"docker exec {env}{self.name} crictl " + " ".join(shlex.quote(a) for a in args)
+    def crictl_line(self, *args: str, creds: str | None = None) -> str:
+        """The ``docker exec`` line of a crictl call; with ``creds`` (as typed, such as
+        ``"moby:$PASSWORD_MOBY"``), the pull secret's login in ``CRICTL_CREDS`` for that one
+        command (``-e NAME`` passes the variable: no password on docker's command line)."""
+        call = f"docker exec {self.name} crictl "
+        if creds is not None:
+            call = f"{CREDS_VARIABLE}={creds} docker exec -e {CREDS_VARIABLE} {self.name} crictl "
+        return call + " ".join(shlex.quote(a) for a in args)
 
     # --- the registry settings a node reads -------------------------------------------------
     def write_hosts(self, file: HostsFile, style: PathStyle | None = None) -> Step[Path]:
@@ -203,11 +215,11 @@ class Node:
     def _with_ca(
         self, step: Step[Path], namespace: str, ca: Path, style: PathStyle | None
     ) -> Step[Path]:
+        check_certificate(ca)  # before any line is shown or file written
         target = self.hosts_dir / namespace / "ca.crt"
         copy = f"cp {_show(style, ca)} {_show(style, target)}"
 
         def write() -> Path:
-            check_certificate(ca)
             target.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(target, ca.read_bytes(), 0o644)
             return step.action()
@@ -223,10 +235,15 @@ class Node:
         )
 
     # --- the kubelet's calls ------------------------------------------------------------------
-    def pull(self, ref: str, login: tuple[str, str] | None = None) -> Step[Pulled]:
+    def pull(
+        self, ref: str, login: tuple[str, str] | None = None, shown: str | None = None
+    ) -> Step[Pulled]:
         """CRI ``PullImage``, as the kubelet makes it (with a pull secret's login); one line
-        naming the registry's answer when it fails."""
+        naming the registry's answer when it fails. ``shown``: the login as the line types it
+        (default: ``"USER:$PASSWORD_USER"``, never the password)."""
         registry_of(ref)
+        if login is not None and shown is None:
+            shown = f'"{login[0]}:${password_variable(login[0])}"'
 
         def pull() -> Pulled:
             env = {CREDS_VARIABLE: f"{login[0]}:{login[1]}"} if login else None
@@ -240,7 +257,7 @@ class Node:
                 )
             return found
 
-        return Step([self.crictl_line("pull", ref, login=login is not None)], pull)
+        return Step([self.crictl_line("pull", ref, creds=shown if login else None)], pull)
 
     def image(self, ref: str) -> Pulled | None:
         """CRI ``ImageStatus``: what the node holds for ``ref``, None if nothing."""
@@ -250,9 +267,30 @@ class Node:
         status = json.loads(out).get("status") or {}
         return Pulled(ref, str(status.get("id", "")), tuple(status.get("repoDigests") or ()))
 
+    def run_pod(self) -> Step[str | None]:
+        """CRI ``RunPodSandbox`` of the image's ``pod.json``, as the kubelet starts a pod: the
+        first thing it needs is the sandbox (``pause``) image. None when the pod started (it is
+        then removed again), else containerd's reason, on one line."""
+
+        def run() -> str | None:
+            code, out = self.crictl("runp", POD_FILE)
+            if code == 0:
+                pod = out.strip().splitlines()[-1]
+                self.crictl("stopp", pod)
+                self.crictl("rmp", pod)
+                return None
+            return cause(out)
+
+        return Step([self.crictl_line("runp", POD_FILE)], run)
+
     def remove_image(self, ref: str) -> Step[bool]:
         """CRI ``RemoveImage``; False when the node had no such image."""
         return Step([self.crictl_line("rmi", ref)], lambda: self.crictl("rmi", ref)[0] == 0)
+
+
+def node_of(engine: docker.DockerClient, name: str, workdir: Path) -> Node:
+    """The node of the registry ``name`` (``NAME-node``), its files in ``WORKDIR/node``."""
+    return Node(engine, f"{name}-node", Path(workdir) / "node")
 
 
 def _show(style: PathStyle | None, path: Path) -> str:
@@ -262,13 +300,13 @@ def _show(style: PathStyle | None, path: Path) -> str:
 def registry_of(ref: str) -> str:
     """The registry a reference names; one line when it names none (a node would ask Docker
     Hub: ``hello-world`` is ``docker.io/library/hello-world``)."""
-    first, slash, _ = ref.partition("/")
-    if not slash or not ("." in first or ":" in first or first == "localhost"):
+    named = named_registry(ref)
+    if named is None:
         raise ConfigError(
             f"{ref!r} names no registry: a node would ask docker.io for it",
             f"write the registry first, e.g. {REGISTRY_HOST}:5000/{ref}",
         )
-    return first
+    return named
 
 
 def check_certificate(path: Path) -> None:
@@ -303,9 +341,26 @@ PULL_ERRORS = (
 )  # fmt: skip
 
 
-def pull_error(ref: str, output: str) -> RegistryError:
+#: The wrapping containerd puts around the cause, each naming the reference again.
+_WRAPPING = re.compile(
+    r"^(pulling image: |run pod sandbox: )?(rpc error: code = \w+ desc = )?"
+    r'(failed to pull and unpack image "[^"]*": )?(failed to resolve reference "[^"]*": )?'
+)
+
+
+def cause(output: str) -> str:
+    """crictl's last line of error, as containerd's cause without its wrapping."""
     lines = [line for line in output.strip().splitlines() if line.strip()]
     said = lines[-1] if lines else "(no output)"
+    found = re.search(r'msg="((?:[^"\\]|\\.)*)"', said)
+    if found:
+        said = found.group(1).replace('\\"', '"')
+    return _WRAPPING.sub("", said)
+
+
+def pull_error(ref: str, output: str) -> RegistryError:
+    """One line from crictl's error: containerd's cause, and the fix."""
+    said = cause(output)
     fix = next((fix for needle, fix in PULL_ERRORS if needle in said), "see what crictl said")
     return RegistryError(f"the node could not pull {ref}: {said[-300:]}", fix)
 
@@ -316,7 +371,9 @@ __all__ = [
     "PULL_ERRORS",
     "Pulled",
     "REGISTRY_HOST",
+    "cause",
     "check_certificate",
+    "node_of",
     "pull_error",
     "registry_of",
 ]
