@@ -332,6 +332,8 @@ PULL_ERRORS = (
      "the registry speaks plain HTTP: its hosts.toml names http:// (reglab node trust ADDRESS)"),
     ("certificate signed by unknown authority",
      "the node does not trust the registry's CA: reglab node trust ADDRESS --ca CA_FILE"),
+    ("400 Bad Request",
+     "plain HTTP to a TLS port? hosts.toml says http://: reglab node trust ADDRESS --ca CA"),
     ("401 Unauthorized",
      "the registry wants a login: a pull secret (reglab node pull REF --user NAME)"),
     ("connection refused",
