@@ -4,6 +4,9 @@ against the real containerd and the real registry."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -142,3 +145,46 @@ def test_bad_input_is_one_line(node: Node, tmp_path: Path) -> None:
     assert not (node.hosts_dir / "r.test:5000").exists()  # nothing half-written
     with pytest.raises(ConfigError, match="not a registry address"):
         node.trust("https://r.test:5000/v2/")
+
+
+def run(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reglab", *args],
+        input=stdin, capture_output=True, text=True, timeout=120, cwd=cwd,
+        env={**os.environ, "REGLAB_NAME": "reglab-test-cli", "REGLAB_WORKDIR": ""},
+    )  # fmt: skip
+
+
+def test_the_node_commands_print_their_lines_and_do_what_they_say(
+    engine: DockerClient, make_registry: MakeRegistry, node_image: None, tmp_path: Path
+) -> None:
+    """reglab node up, trust (with the CA), pull (with a login from stdin), down: each prints
+    the lines a terminal types; the pull prints the registry's digest; down leaves nothing."""
+    user = reglab.Credentials.generate("kube")
+    registry = make_registry("auth", users=[user], extra_names=(REGISTRY_HOST,))
+    digest = pushed(engine, registry, "team/app", username=user.user, password=user.password)
+    named = f"{REGISTRY_HOST}:{registry.config.port}"
+    ca = registry.config.paths.ca_cert
+    try:
+        up = run("node", "up", "--workdir", "workdir", cwd=tmp_path)
+        assert up.returncode == 0, up.stderr
+        assert "$ docker run -d --name reglab-test-cli-node " in up.stdout
+        trust = run("node", "trust", named, "--ca", str(ca), "--workdir", "workdir", cwd=tmp_path)
+        assert trust.returncode == 0, trust.stderr
+        written = tmp_path / "workdir" / "node" / "certs.d" / named
+        assert (written / "ca.crt").read_bytes() == ca.read_bytes()
+        assert f'> "workdir/node/certs.d/{named}/hosts.toml"' in trust.stdout  # relative
+        ref = f"{named}/team/app:latest"
+        pull = run("node", "pull", ref, "--user", user.user, "--password-stdin",
+                   "--workdir", "workdir", cwd=tmp_path, stdin=f"{user.password}\n")  # fmt: skip
+        assert pull.returncode == 0, pull.stderr
+        assert f"{ref}: digest {digest}" in pull.stdout
+        assert f'CRICTL_CREDS="kube:$PASSWORD_KUBE" docker exec -e CRICTL_CREDS' in pull.stdout
+        assert user.password not in pull.stdout + pull.stderr
+        wrong = run("node", "pull", ref, "--workdir", "workdir", cwd=tmp_path)
+        assert wrong.returncode == 1 and "401 Unauthorized" in wrong.stderr
+        assert len(wrong.stderr.strip().splitlines()) == 1  # one line, no traceback
+    finally:
+        down = run("node", "down", "--workdir", "workdir", cwd=tmp_path)
+    assert down.returncode == 0 and "$ docker rm -f reglab-test-cli-node" in down.stdout
+    assert not engine.containers.list(all=True, filters={"name": "reglab-test-cli-node"})
