@@ -179,7 +179,7 @@ def test_the_node_commands_print_their_lines_and_do_what_they_say(
                    "--workdir", "workdir", cwd=tmp_path, stdin=f"{user.password}\n")  # fmt: skip
         assert pull.returncode == 0, pull.stderr
         assert f"{ref}: digest {digest}" in pull.stdout
-        assert f'CRICTL_CREDS="kube:$PASSWORD_KUBE" docker exec -e CRICTL_CREDS' in pull.stdout
+        assert 'CRICTL_CREDS="kube:$PASSWORD_KUBE" docker exec -e CRICTL_CREDS' in pull.stdout
         assert user.password not in pull.stdout + pull.stderr
         wrong = run("node", "pull", ref, "--workdir", "workdir", cwd=tmp_path)
         assert wrong.returncode == 1 and "401 Unauthorized" in wrong.stderr
