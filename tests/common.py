@@ -17,6 +17,7 @@ from typing import Any
 import docker
 
 from reglab.base import ports
+from reglab.base.settings import NODE_IMAGE
 from reglab.base.versions import VERSIONS
 from reglab.images.context import BuildContext
 from reglab.registry.container import Container, Registry
@@ -174,6 +175,9 @@ def _wait_after(command: str, following: str = "") -> list[str]:
     ):
         published = re.search(r"-p [\d.]+:(\d+):5000\b", command)
         return [f"ready {published.group(1)}" if published else "ready"]
+    node = re.search(rf"--name (\S+) .*\s{re.escape(NODE_IMAGE)}$", command)
+    if command.startswith("docker run -d") and node:
+        return [f"ready_node {node.group(1)}"]
     started = re.match(r"docker (?:re)?start (\S+)$", command.strip())
     if started is None or following.strip() == f"docker wait {started.group(1)}":
         return []
@@ -198,6 +202,13 @@ def shell_script(commands: list[Typed], port: int, state: Path) -> str:
         "    sleep 0.05",
         "  done",
         '  echo "the registry on port $p never answered" >&2; return 1',
+        "}",
+        "ready_node() {  # a node answers once its CRI does (crictl info), up to 30 s",
+        "  for _ in $(seq 300); do",
+        '    docker exec "$1" crictl info >/dev/null 2>&1 && return 0',
+        "    sleep 0.1",
+        "  done",
+        '  echo "the node $1 never answered" >&2; return 1',
         "}",
         "ready_container() {  # the port a (re)started container publishes, if it publishes one",
         "  local p",

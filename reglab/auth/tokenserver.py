@@ -178,6 +178,10 @@ class Issuer:
             name, _, password = base64.b64decode(value).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
             return None
+        return self.check(name, password)
+
+    def check(self, name: str, password: str) -> str | None:
+        """``name`` when the password is right, else None."""
         users = load_users(self.users_path)  # read per request: users added later count
         return name if check_password(users, name, password) else None
 
@@ -189,13 +193,30 @@ def handler(issuer: Issuer) -> type[BaseHTTPRequestHandler]:
             if url.path != "/auth":
                 return self._answer(404, {"errors": [{"code": "NOT_FOUND"}]})
             query = parse_qs(url.query)
-            if query.get("service", [issuer.service])[0] != issuer.service:
-                return self._answer(400, {"errors": [{"code": "UNKNOWN_SERVICE"}]})
             account = issuer.authenticate(self.headers.get("Authorization"))
+            self._issue(query.get("service", [issuer.service])[0], account, query.get("scope", []))
+
+        def do_POST(self) -> None:  # noqa: N802 (the http.server API)
+            """The OAuth2 password grant of the token spec (distribution's docs, "oauth"):
+            containerd, so every Kubernetes node, asks here first when it has a login, and
+            falls back to GET only on 400, 401, 404 or 405. docker_auth serves it too."""
+            if urlparse(self.path).path != "/auth":
+                return self._answer(404, {"errors": [{"code": "NOT_FOUND"}]})
+            length = int(self.headers.get("Content-Length") or 0)
+            form = parse_qs(self.rfile.read(min(length, 65536)).decode(errors="replace"))
+            if form.get("grant_type", [""])[0] != "password":
+                return self._answer(400, {"error": "unsupported_grant_type"})
+            name, password = form.get("username", [""])[0], form.get("password", [""])[0]
+            scopes = " ".join(form.get("scope", [])).split()  # space-separated, as OAuth2's
+            self._issue(form.get("service", [""])[0], issuer.check(name, password), scopes)
+
+        def _issue(self, service: str, account: str | None, scopes: list[str]) -> None:
+            if service != issuer.service:
+                return self._answer(400, {"errors": [{"code": "UNKNOWN_SERVICE"}]})
             if account is None:  # a wrong password or unknown user: no token at all
                 self.log_message("refused: wrong user or password")
                 return self._answer(401, {"errors": [{"code": "UNAUTHORIZED"}]})
-            body = issuer.token(account, query.get("scope", []))
+            body = issuer.token(account, scopes)
             granted = [
                 f"{a['name']}:{','.join(a['actions'])}" for a in decode(body["token"])[1]["access"]
             ]

@@ -11,15 +11,20 @@ def parse_reference(name: str) -> tuple[str, str, str]:
     ``library/``: ``hello-world`` is ``docker.io/library/hello-world:latest``.
     """
     name = name.split("@", 1)[0]
-    first, _, rest = name.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        host, remainder = first, rest
-    else:
-        host, remainder = "docker.io", name
+    named = named_registry(name)
+    host, remainder = (named, name.partition("/")[2]) if named else ("docker.io", name)
     if host == "docker.io" and "/" not in remainder:
         remainder = f"library/{remainder}"
     repository, tag = split_ref(remainder)
     return host, repository, tag
+
+
+def named_registry(ref: str) -> str | None:
+    """The registry host ``ref`` names itself, None when it names none (Docker Hub's)."""
+    first, slash, _ = ref.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return None
 
 
 def split_ref(ref: str) -> tuple[str, str]:

@@ -46,6 +46,12 @@ S3_IMAGE = "reglab-seaweedfs:1"
 #: twice, so the two images share their only layer.
 REDIS_IMAGE = "reglab-redis:7"
 FRONT_IMAGE = "reglab-haproxy:2.6"
+#: Notebook 11's node: Debian's containerd (debootstrapped), then crictl built with Go on it.
+CONTAINERD_IMAGE = "reglab-containerd:1"
+NODE_IMAGE = "reglab-node:1"
+#: Where the node keeps its configuration in its container (config.toml, crictl.yaml, and
+#: certs.d/ mounted from the working folder): reglab.images.nodeconfig renders the first two.
+NODE_CONFIG_DIR = "/etc/reglab-node"
 
 _PORT_FIX = "give a port between 1 and 65535, e.g. 5000"
 

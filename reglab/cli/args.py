@@ -14,6 +14,7 @@ from reglab.base.errors import ConfigError, Problem
 from reglab.base.versions import registry_version
 from reglab.cli import conformance as conformance_command
 from reglab.cli import listen as listen_command
+from reglab.cli import node as node_command
 from reglab.cli import upgrade as upgrade_command
 from reglab.cli.login import add_login_options
 from reglab.images import recipes
@@ -293,6 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--purge", action="store_true", help="also delete the store's volume (every image)"
     )
+
+    p = sub.add_parser("node", help="a Kubernetes node's image side: containerd, CRI pulls (11)")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=_Parser)
+    node_command.add_actions(actions, common)
 
     p = sub.add_parser(
         "upgrade", help="check a 2.8 registry's configuration for registry 3; write the v3 file"

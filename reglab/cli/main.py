@@ -23,6 +23,7 @@ from reglab.base.progress import TextProgress
 from reglab.base.shell import PathStyle
 from reglab.cli import conformance as conformance_command
 from reglab.cli import listen as listen_command
+from reglab.cli import node as node_command
 from reglab.cli import swarm as swarm_command
 from reglab.cli import upgrade as upgrade_command
 from reglab.cli.args import build_parser
@@ -319,6 +320,7 @@ COMMANDS = {
     "gc": _gc,
     "user": _user,
     "swarm": swarm_command.run,
+    "node": node_command.run,
     "upgrade": upgrade_command.run,
     "conformance": conformance_command.run,
     "listen": listen_command.run,

@@ -93,6 +93,10 @@ class ContainerSpec:
     #: A restart policy's name (``unless-stopped``).
     restart: str | None = None
     network: str | None = None
+    #: ``--cap-add``: kernel capabilities beyond Docker's default set (the node's mounts).
+    cap_add: tuple[str, ...] = ()
+    #: ``--add-host NAME:ADDRESS``: names the container's /etc/hosts gives (a DNS name).
+    extra_hosts: tuple[tuple[str, str], ...] = ()
     entrypoint: tuple[str, ...] = ()
     #: True: a service left running (``-d``); False: a one-off, removed once it ran (``--rm``).
     detach: bool = True
@@ -118,6 +122,8 @@ class ContainerSpec:
             "user": invoker() if self.user == INVOKER else self.user,
             "restart_policy": {"Name": self.restart} if self.restart else None,
             "network": self.network,
+            "cap_add": list(self.cap_add) or None,
+            "extra_hosts": dict(self.extra_hosts) or None,
         }
 
     def _options(self, style: PathStyle | None) -> list[tuple[list[str], str]]:
@@ -138,6 +144,10 @@ class ContainerSpec:
             add("-p", f"{address}:{host_port}:{container_port}")
         if self.network:
             add("--network", self.network)
+        for capability in self.cap_add:
+            add("--cap-add", capability)
+        for host, address in self.extra_hosts:
+            add("--add-host", f"{host}:{address}")
         if self.restart:
             add("--restart", self.restart)
         if self.user:

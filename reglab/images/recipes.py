@@ -4,7 +4,8 @@ machine, and which stages (and so which notebooks) need it.
 Stages nest like the notebooks: the *foundation* (the local, persistent, tls, auth and mirror
 stages: notebooks 00-07) needs three images; *token* (notebook 08) adds the token server's two;
 *swarm* (notebook 09, whose front also routes to token servers) adds the store, the cache and
-the front. So a room makes only what its notebooks run, and notebook 00 needs neither
+the front; *node* (notebook 11) adds Debian's containerd and crictl. So a room makes only
+what its notebooks run, and notebook 00 needs neither
 debootstrap nor root. ``reglab.images.build.ensure_images`` walks this table in order (an
 image's base comes before it).
 """
@@ -22,14 +23,14 @@ from reglab.base import settings
 from reglab.base.errors import ConfigError, ImageError
 from reglab.base.progress import ProgressCallback
 from reglab.base.versions import DEFAULT_VERSION, V2, V3, VERSIONS, registry_version
-from reglab.images import debian, programs, services
+from reglab.images import debian, node, programs, services
 from reglab.images.context import source_digest
 
-FOUNDATION, TOKEN, SWARM = "foundation", "token", "swarm"
+FOUNDATION, TOKEN, SWARM, NODE = "foundation", "token", "swarm", "node"
 #: What ``--all`` asks for: every image (what the offline tarball holds).
 ALL = "all"
 #: The stages in the order they build on each other.
-LEVELS = (FOUNDATION, TOKEN, SWARM)
+LEVELS = (FOUNDATION, TOKEN, SWARM, NODE)
 #: Every stage name reglab knows (the registry's stages are the foundation's), and its level.
 STAGES = {
     FOUNDATION: FOUNDATION,
@@ -40,10 +41,11 @@ STAGES = {
     "mirror": FOUNDATION,
     TOKEN: TOKEN,
     SWARM: SWARM,
-    ALL: SWARM,
+    NODE: NODE,
+    ALL: NODE,
 }
 #: The notebooks past the foundation, by number.
-NOTEBOOK_STAGES = {"08": TOKEN, "09": SWARM}
+NOTEBOOK_STAGES = {"08": TOKEN, "09": SWARM, "11": NODE}
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,14 @@ RECIPES = (
     ),
     _debian(settings.REDIS_IMAGE, services.SERVICE_PACKAGES, SWARM, ['CMD ["redis-server"]']),
     _debian(settings.FRONT_IMAGE, services.SERVICE_PACKAGES, SWARM, ['CMD ["haproxy", "-v"]']),
+    _debian(settings.CONTAINERD_IMAGE, node.CONTAINERD_PACKAGES, NODE),
+    Recipe(
+        settings.NODE_IMAGE,
+        NODE,
+        lambda client, o: node.build_node_image(client, progress=o.progress),
+        node.node_sources,
+        host_packages=("golang",),
+    ),
 )
 #: Every image, in the order they are made.
 WORKSHOP_IMAGES = tuple(recipe.ref for recipe in RECIPES)

@@ -24,6 +24,24 @@ import yaml
 
 from reglab.node.hosts import CRI_REGISTRY_SECTION, registry_address
 
+
+class _Block(str):
+    """A multi-line string that YAML writes as a literal block (``|``), as people write it."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(
+    _Block, lambda dumper, text: dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|")
+)
+
+
+def _yaml(document: object) -> str:
+    return yaml.dump(document, Dumper=_Dumper, sort_keys=False)
+
+
 #: Where kind's and most distributions' nodes keep the ``hosts.toml`` folders.
 CONFIG_PATH = "/etc/containerd/certs.d"
 
@@ -35,9 +53,9 @@ def kind_config(config_path: str = CONFIG_PATH, version: int = 2) -> str:
     cluster = {
         "kind": "Cluster",
         "apiVersion": "kind.x-k8s.io/v1alpha4",
-        "containerdConfigPatches": [patch],
+        "containerdConfigPatches": [_Block(patch)],
     }
-    return yaml.safe_dump(cluster, sort_keys=False)
+    return _yaml(cluster)
 
 
 def k3s_registries(
@@ -73,9 +91,9 @@ def local_registry_hosting(address: str, help_url: str | None = None) -> str:
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": "local-registry-hosting", "namespace": "kube-public"},
-        "data": {"localRegistryHosting.v1": yaml.safe_dump(hosting, sort_keys=False)},
+        "data": {"localRegistryHosting.v1": _Block(yaml.safe_dump(hosting, sort_keys=False))},
     }
-    return yaml.safe_dump(config_map, sort_keys=False)
+    return _yaml(config_map)
 
 
 def pull_secret(name: str, address: str, user: str, password: str) -> str:

@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reglab.base.errors import ConfigError
+from reglab.images.nodeconfig import CRI_REGISTRY_SECTION
 
 #: What containerd may ask a host for: finding a digest by tag, fetching, pushing.
 PULL = ("pull", "resolve")
@@ -91,15 +92,21 @@ def plain_http(address: str) -> HostsFile:
     return HostsFile(address, url, (Host(url, ALL),))
 
 
-def mirror(via: str, upstream: str = "docker.io", ca: str | None = None) -> HostsFile:
+def mirror(
+    via: str, upstream: str = "docker.io", ca: str | None = None, fallback: bool = True
+) -> HostsFile:
     """Send pulls of ``upstream``'s images (``docker.io/library/NAME``) to the registry at
-    ``via`` first (HTTPS verified with ``ca``; plain HTTP without), then to the upstream
-    itself when the mirror cannot answer. Only ``pull`` and ``resolve``: nothing is pushed to a
-    mirror."""
+    ``via`` first (HTTPS verified with ``ca``; plain HTTP without). With ``fallback`` the file
+    names the upstream as ``server``, which containerd asks when the mirror cannot answer (a
+    connected cluster's choice); without, the mirror is the server too, so a pull never leaves
+    for the upstream (an air-gapped cluster's, and this workshop's: nothing leaves the
+    machine). Only ``pull`` and ``resolve``: nothing is pushed to a mirror."""
     via = registry_address(via)
-    server = DOCKER_HUB_SERVER if upstream == "docker.io" else f"https://{upstream}"
     url = f"https://{via}" if ca else f"http://{via}"
-    return HostsFile(registry_address(upstream), server, (Host(url, PULL, ca=ca),))
+    server = DOCKER_HUB_SERVER if upstream == "docker.io" else f"https://{upstream}"
+    return HostsFile(
+        registry_address(upstream), server if fallback else url, (Host(url, PULL, ca=ca),)
+    )
 
 
 def registry_address(address: str) -> str:
@@ -118,14 +125,6 @@ def registry_address(address: str) -> str:
             "give host:port, for example 127.0.0.1:5000",
         )
     return text
-
-
-#: Where containerd's CRI plugin reads ``config_path``, by configuration version: 2 for
-#: containerd 1.6 and 1.7 (Debian 12 and 13 ship 1.6), 3 for containerd 2.x.
-CRI_REGISTRY_SECTION = {
-    2: 'plugins."io.containerd.grpc.v1.cri".registry',
-    3: 'plugins."io.containerd.cri.v1.images".registry',
-}
 
 
 def containerd_config(config_path: str, version: int = 2) -> str:

@@ -128,6 +128,13 @@ def test_refused_fails_when_auth_is_off(make_registry: MakeRegistry) -> None:
             f'digest = "{WRONG_DIGEST}"',
             "CheckFailed",
         ),
+        # the node never pulls: it holds nothing to check against the registry's digest
+        (
+            "11-kubernetes-nodes.ipynb",
+            "pulled = nodes.pull(ws, node, ref)",
+            "pulled = None",
+            "CheckFailed",
+        ),
         # the registry is not restarted: the queued events are delivered after all
         (
             "07-registry-events.ipynb",

@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from reglab.base.wait import poll
 from reglab.engine.network import NETWORK, remove_project_network
 from reglab.engine.trust import DOCKER_CERTS_D
 from reglab.lab import checks, measure
+from reglab.node.container import REGISTRY_HOST, Node
 from reglab.registry import gc
 from reglab.registry.client import read_all
 
@@ -236,6 +238,31 @@ def facts_10(port: int, workdir: Path, hello_digest: str | None) -> None:
             assert api.manifest_digest(repository, digest) == digest
 
 
+def facts_11(port: int, workdir: Path, hello_digest: str | None) -> None:
+    """The typed node: its hosts.toml files as typed (HTTPS with the copied CA for the
+    registry's name; docker.io and registry.k8s.io sent to it), and the image the typed
+    crictl pull with the typed login fetched, by the registry's digest."""
+    engine = reglab.connect()
+    node = Node(engine, f"{NAME}-node", workdir / "node")
+    container = node.container
+    assert container is not None and container.status == "running"
+    named = f"{REGISTRY_HOST}:{port}"
+    folder = workdir / "node" / "certs.d"
+    tls = tomllib.loads((folder / named / "hosts.toml").read_text())
+    assert tls["server"] == f"https://{named}"
+    assert tls["host"][f"https://{named}"]["ca"].endswith(f"/certs.d/{named}/ca.crt")
+    assert (folder / named / "ca.crt").read_bytes() == (workdir / "certs" / "ca.crt").read_bytes()
+    for upstream in ("docker.io", "registry.k8s.io"):  # no fallback: the registry is the server
+        assert tomllib.loads((folder / upstream / "hosts.toml").read_text())["server"] == (
+            f"http://{named}"
+        )
+    moby = ("moby", PASSWORDS["PASSWORD_MOBY"])
+    team = digest_of(f"https://127.0.0.1:{port}", "team/hello", workdir / "certs" / "ca.crt", moby)
+    held = node.image(f"{named}/team/hello:latest")
+    assert held is not None and held.digest == team  # pulled with the typed login
+    assert node.image("docker.io/library/hello-world:latest") is None  # the typed crictl rmi
+
+
 #: The facts to check, and the checkpoint cell after which they hold (None: the last cell
 #: before the clean-up; later cells, such as an exercise, may change them on purpose).
 #: (Each takes the port, the typed working folder and the digest the notebook's checks saw.)
@@ -251,6 +278,7 @@ FACTS: dict[str, tuple[Facts, str | None]] = {
     "08-token-auth.ipynb": (facts_08, None),
     "09-swarm-replicas.ipynb": (facts_09, None),
     "10-upgrade-to-v3.ipynb": (facts_10, None),
+    "11-kubernetes-nodes.ipynb": (facts_11, None),
 }
 
 

@@ -76,6 +76,10 @@ def ubuntu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
+#: The node notebook's two images, made last (the node on Debian's containerd).
+NODE = (settings.CONTAINERD_IMAGE, settings.NODE_IMAGE)
+
+
 @pytest.mark.parametrize(
     ("stage", "refs"),
     [
@@ -85,7 +89,9 @@ def ubuntu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         ("07", FOUNDATION),
         ("token", TOKEN),
         ("08-token-auth", TOKEN),
-        ("swarm", [ref for ref in recipes.WORKSHOP_IMAGES if ref != V2.image]),
+        ("swarm", [ref for ref in recipes.WORKSHOP_IMAGES if ref not in (V2.image, *NODE)]),
+        ("node", [ref for ref in recipes.WORKSHOP_IMAGES if ref != V2.image]),
+        ("11", [ref for ref in recipes.WORKSHOP_IMAGES if ref != V2.image]),
         ("all", list(recipes.WORKSHOP_IMAGES)),
     ],
 )
@@ -112,6 +118,7 @@ def test_an_unknown_stage_is_one_line_naming_the_known_ones() -> None:
     [
         ("08-token-auth", "token"),
         ("09", "swarm"),
+        ("11-kubernetes-nodes", "node"),
         ("00-preflight", "foundation"),
         ("tls", "foundation"),
     ],

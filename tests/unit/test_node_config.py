@@ -8,7 +8,7 @@ import tomllib
 
 import yaml
 
-from reglab.node.config import HOSTS_DIR, PAUSE_IMAGE, SOCKET, NodeConfig, crictl_yaml
+from reglab.images.nodeconfig import HOSTS_DIR, PAUSE_IMAGE, SOCKET, NodeConfig, crictl_yaml
 
 
 def test_the_node_has_its_own_root_state_and_socket_and_reads_hosts_toml() -> None:

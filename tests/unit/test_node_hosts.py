@@ -18,6 +18,7 @@ from reglab.node import (
     registry_address,
     trust,
 )
+from reglab.node.container import pull_error
 
 
 def test_a_tls_registry_is_trusted_with_the_ca_file_and_may_be_pushed_to() -> None:
@@ -56,6 +57,13 @@ def test_a_mirror_of_docker_hub_pulls_and_resolves_only_and_falls_back_to_the_hu
     assert other.path == "quay.io/hosts.toml" and other.server == "https://quay.io"
 
 
+def test_a_mirror_without_fallback_is_its_own_server() -> None:
+    """Air-gapped: when the mirror cannot answer, nothing is asked of the upstream."""
+    read = tomllib.loads(mirror("r:1", fallback=False).toml())
+    assert read["server"] == "http://r:1"
+    assert DOCKER_HUB_SERVER not in mirror("r:1", ca="/ca.crt", fallback=False).toml()
+
+
 def test_skip_verify_is_written_only_when_asked_for() -> None:
     for file in (trust("r:1", "/ca.crt"), plain_http("r:1"), mirror("r:1", ca="/ca.crt")):
         assert "skip_verify" not in file.toml()
@@ -90,3 +98,18 @@ def test_an_address_that_is_not_host_port_is_one_line(address: str) -> None:
 @pytest.mark.parametrize("address", ["127.0.0.1:5000", "registry.example", "[::1]:5000", "[::1]"])
 def test_host_and_host_port_are_registry_addresses(address: str) -> None:
     assert registry_address(f" {address} ") == address
+
+
+def test_a_failed_pull_is_containerds_cause_without_its_wrapping() -> None:
+    said = (
+        'time="2026-12-01T06:56:57Z" level=fatal msg="pulling image: failed to pull and unpack '
+        'image \\"r.test:5/x:1\\": failed to resolve reference \\"r.test:5/x:1\\": failed to do '
+        'request: Head \\"http://r.test:5/v2/x/manifests/1\\": dial tcp 127.0.0.1:5: connect: '
+        'connection refused"'
+    )
+    error = pull_error("r.test:5/x:1", f"warning\n{said}\n")
+    assert error.problem == (
+        "the node could not pull r.test:5/x:1: failed to do request: Head "
+        '"http://r.test:5/v2/x/manifests/1": dial tcp 127.0.0.1:5: connect: connection refused'
+    )
+    assert "is the registry running" in (error.fix or "")

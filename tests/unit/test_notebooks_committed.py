@@ -29,6 +29,7 @@ def test_there_is_a_preflight_the_stages_day_two_and_tokens() -> None:
         "08",
         "09",
         "10",
+        "11",
     ]
 
 

@@ -17,6 +17,7 @@ from reglab.base.shell import PathStyle
 from reglab.engine.oneoff import one_off
 from reglab.engine.spec import ContainerSpec, Mount, Step, invoker
 from reglab.engine.trust import EngineTrust
+from reglab.node.container import Node
 from reglab.registry import gc
 from reglab.registry.config import LOGIN_FILE, RegistryConfig, Stage
 from reglab.registry.container import Registry
@@ -76,6 +77,7 @@ def helpers() -> dict[str, ContainerSpec]:
         "untrust": trust.delete_spec(),
         "swarm relay": relay_spec(StackNames("reg", 5055), WORKDIR / "swarm"),
         "swarm odd registry": odd_spec(StackNames("reg", 5055), WORKDIR / "swarm"),
+        "node": Node(None, "reglab-node", WORKDIR / "node").spec(),
         "odd values": one_off(
             "img:1", ("sh", "-c", "echo 'a b' \"$x\""), env={"A": "x y", "B": "it's"}
         ),  # fmt: skip
@@ -99,7 +101,8 @@ def parse(line: str) -> dict[str, Any]:
     found: dict[str, Any] = {
         "image": None, "command": None, "detach": False, "remove": False, "name": None,
         "entrypoint": None, "labels": {}, "ports": {}, "volumes": {}, "environment": {},
-        "user": None, "restart_policy": None, "network": None,
+        "user": None, "restart_policy": None, "network": None, "cap_add": None,
+        "extra_hosts": None,
     }  # fmt: skip
     rest = iter(words[2:])
     for word in rest:
@@ -128,6 +131,11 @@ def parse(line: str) -> dict[str, Any]:
         elif word == "--env-file":  # as docker reads it: NAME=VALUE lines, taken as they are
             lines = Path(value).read_text().splitlines()
             found["environment"].update(line.split("=", 1) for line in lines if "=" in line)
+        elif word == "--cap-add":
+            found["cap_add"] = [*(found["cap_add"] or []), value]
+        elif word == "--add-host":
+            host, _, address = value.partition(":")
+            found["extra_hosts"] = {**(found["extra_hosts"] or {}), host: address}
         elif word == "--entrypoint":
             found["entrypoint"] = [value]
         else:

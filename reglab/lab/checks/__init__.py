@@ -7,7 +7,8 @@ step is broken. They live by stage:
 
 - :mod:`~reglab.lab.checks.day_one`: 00 to 04, and the general ones (``same``, ...);
 - :mod:`~reglab.lab.checks.day_two`: 05 to 08;
-- :mod:`~reglab.lab.checks.replicated`: 09.
+- :mod:`~reglab.lab.checks.replicated`: 09;
+- :mod:`~reglab.lab.checks.nodes`: 11.
 """
 
 from reglab.lab.checks.day_one import (
@@ -33,6 +34,7 @@ from reglab.lab.checks.day_two import (
     refused_for,
 )
 from reglab.lab.checks.failed import CheckFailed
+from reglab.lab.checks.nodes import node_holds
 from reglab.lab.checks.replicated import (
     bucket_grew,
     no_failed_requests,
@@ -43,7 +45,8 @@ from reglab.lab.checks.replicated import (
 __all__ = [
     "CheckFailed", "access_as_written", "blobs_gone", "bucket_grew", "container_says",
     "events_exactly_once", "file_exists", "htpasswd_matches", "image_absent", "image_present",
-    "images_intact", "mirror_serves", "no_failed_requests", "push_refused", "reclaimed",
+    "images_intact", "mirror_serves", "no_failed_requests", "node_holds", "push_refused",
+    "reclaimed",
     "refused", "refused_for", "registry_answers", "registry_serves", "replicas_agree", "same",
     "tls_verified", "upload_committed",
 ]  # fmt: skip

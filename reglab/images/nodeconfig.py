@@ -1,4 +1,4 @@
-"""The node's own containerd: its whole ``config.toml``, as reglab runs it in a container.
+"""The node's own containerd: its whole ``config.toml``, baked into the node's image.
 
 A Kubernetes node's containerd is configured by its distribution; the workshop's node is a
 container (as kind's nodes are) running Debian's containerd with the few settings a node's
@@ -13,7 +13,8 @@ image side needs, each for a reason:
 - ``sandbox_image``: the ``pause`` image every pod starts with. A node that cannot pull it
   cannot start a pod, whatever the pod's own image; an air-gapped cluster must mirror it.
 
-Pure: the text of the file (:func:`containerd_toml`), read back in unit tests.
+Pure: the text of the file (:meth:`NodeConfig.toml`), read back in unit tests. (It sits with
+the images because the image holds it; :mod:`reglab.node` writes only ``hosts.toml`` files.)
 """
 
 from __future__ import annotations
@@ -21,12 +22,26 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from reglab.node.hosts import CRI_REGISTRY_SECTION
+from reglab.base.settings import NODE_CONFIG_DIR
+
+#: Where containerd's CRI plugin reads ``config_path``, by configuration version: 2 for
+#: containerd 1.6 and 1.7 (Debian 12 and 13 ship 1.6), 3 for containerd 2.x.
+CRI_REGISTRY_SECTION = {
+    2: 'plugins."io.containerd.grpc.v1.cri".registry',
+    3: 'plugins."io.containerd.cri.v1.images".registry',
+}
 
 #: Where the node's files are inside its container.
-CONFIG_DIR = "/etc/reglab-node"
+CONFIG_DIR = NODE_CONFIG_DIR
 HOSTS_DIR = f"{CONFIG_DIR}/certs.d"
 SOCKET = "/run/reglab-node/containerd.sock"
+#: A pod's sandbox as the kubelet asks CRI for it (``RunPodSandbox``), in crictl's JSON: the
+#: node's network (no CNI needed). Enough to see whether a pod gets past its sandbox image.
+POD_FILE = f"{CONFIG_DIR}/pod.json"
+POD = {
+    "metadata": {"name": "hello", "namespace": "default", "uid": "reglab-hello", "attempt": 1},
+    "linux": {"security_context": {"namespace_options": {"network": 2}}},  # 2: NODE
+}
 #: Kubernetes' own pause image (what kubeadm configures): what a node without a mirror asks for.
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 
@@ -76,4 +91,14 @@ def crictl_yaml(socket: str = SOCKET) -> str:
     return f"runtime-endpoint: {endpoint}\nimage-endpoint: {endpoint}\ntimeout: 30\n"
 
 
-__all__ = ["CONFIG_DIR", "HOSTS_DIR", "NodeConfig", "PAUSE_IMAGE", "SOCKET", "crictl_yaml"]
+__all__ = [
+    "CONFIG_DIR",
+    "CRI_REGISTRY_SECTION",
+    "POD",
+    "POD_FILE",
+    "HOSTS_DIR",
+    "NodeConfig",
+    "PAUSE_IMAGE",
+    "SOCKET",
+    "crictl_yaml",
+]
