@@ -9,15 +9,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from common import free_port
 from cryptography.hazmat.primitives.asymmetric import rsa
 from docker import DockerClient
 from test_cli import assert_one_line_error, run
 
 import reglab
-from reglab.auth.tokenserver import jwk, sign
+from reglab.auth.tokenserver import decode, jwk, sign
 from reglab.engine import transfer
 from reglab.lab import checks
+from reglab.registry.config import TOKEN_SERVICE
 
 pytestmark = pytest.mark.docker
 
@@ -146,3 +148,25 @@ def test_bad_users_and_access_lists_are_one_line_and_change_nothing(
     assert acl.read_text() == "- match: {account: bob}\n  actions: [pull]\n"  # untouched
     assert engine.containers.list(all=True, filters={"name": name}) == []
     assert_one_line_error(run("up", "tls", "--acl", str(acl), *args), "only applies to the token")
+
+
+def test_the_token_server_answers_oauth2s_password_grant_as_docker_auth_does(
+    token_registry: tuple[reglab.Registry, list[str]],
+) -> None:
+    """POST /auth with a form (distribution's docs, "oauth"): what containerd, and so every
+    Kubernetes node, asks first when it has a login (tests/integration/test_node.py pulls
+    through it). The scope is one space-separated field; other grants are refused."""
+    registry, _ = token_registry
+    realm, ca = registry.config.realm, str(registry.config.paths.ca_cert)
+    form = {"grant_type": "password", "service": TOKEN_SERVICE, "client_id": "test",
+            "username": "alice", "password": "alice-pw",
+            "scope": "repository:team/app:pull,push repository:other:pull"}  # fmt: skip
+    answer = requests.post(realm, data=form, verify=ca, timeout=10)
+    assert answer.status_code == 200, answer.text
+    access = decode(answer.json()["access_token"])[1]["access"]
+    assert access == [{"type": "repository", "name": "team/app", "actions": ["pull"]}]
+    wrong = requests.post(realm, data={**form, "password": "nope"}, verify=ca, timeout=10)
+    assert wrong.status_code == 401
+    refresh = requests.post(realm, data={**form, "grant_type": "refresh_token"}, verify=ca,
+                            timeout=10)  # fmt: skip
+    assert refresh.status_code == 400 and refresh.json() == {"error": "unsupported_grant_type"}
