@@ -25,7 +25,7 @@ from reglab.registry.answers import MANIFEST_TYPES
 from reglab.registry.client import RegistryClient
 from reglab.registry.config import RegistryConfig, Stage
 from reglab.registry.container import Registry
-from reglab.registry.disk import SmallDisk, volume_spec
+from reglab.registry.disk import SmallDisk, file_bytes_script, volume_file_bytes_spec
 
 #: The repository (and local image name) of notebook 05's versions.
 APP = "reglab-app"
@@ -107,14 +107,10 @@ def disk_usage(ws: Workshop, disk: SmallDisk) -> tuple[int, int]:
 def blob_bytes(ws: Workshop, registry: Registry) -> int:
     """Bytes of every blob the registry stores (what garbage collection can free)."""
     source = registry.data_source()
-    blobs = f"/var/lib/registry/{gc.BLOBS}"
     if isinstance(source, str):
-        ws.cli(volume_spec(source, "/var/lib/registry", "du", "-sb", blobs).shell(ws.style))
-    else:
-        # No blobs/ folder until the first blob: du's error means 0 bytes.
-        ws.cli(
-            f"du -sb {ws.style.show(registry.config.paths.storage / 'blobs')} 2>/dev/null || echo 0"
-        )
+        ws.cli(volume_file_bytes_spec(source, gc.BLOBS).shell(ws.style))
+    else:  # the same sum, of the files in registry-data
+        ws.cli(file_bytes_script(ws.style.show(registry.config.paths.storage / "blobs")))
     total = gc.stored_blob_bytes(registry)
     print(f"blobs stored: {total:,} bytes")
     return total

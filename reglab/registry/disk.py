@@ -116,12 +116,24 @@ def volume_spec(volume: str, mount: str, *command: str) -> ContainerSpec:
     return one_off(TOOLS_IMAGE, command, mounts=(Mount(volume, mount, read_only=True),))
 
 
+def file_bytes_script(where: str) -> str:
+    """A shell line that prints the bytes of every file below ``where`` (0 when it is not
+    there): the sum of the files' own sizes, as reglab counts them (``du -sb`` would add each
+    folder's size too; ``wc -c`` counts what ``cat`` reads, a workshop's few megabytes).
+    ``where`` as the shell should read it (quoted when it needs to be)."""
+    return f"[ ! -d {where} ] && echo 0 || find {where} -type f -exec cat {{}} + | wc -c"
+
+
+def volume_file_bytes_spec(volume: str, folder: str) -> ContainerSpec:
+    """The one-off that prints the bytes of every file below ``folder`` of a named volume."""
+    script = file_bytes_script(f"{KEEPER_MOUNT}/{folder}")
+    return volume_spec(volume, KEEPER_MOUNT, "sh", "-c", script)
+
+
 def volume_file_bytes(engine: docker.DockerClient, volume: str, folder: str) -> int:
     """Bytes of every file below ``folder`` of a named volume."""
-    where = f"{KEEPER_MOUNT}/{folder}"
-    script = f"[ ! -d {where} ] || find {where} -type f -exec busybox stat -c %s {{}} +"
-    spec = volume_spec(volume, KEEPER_MOUNT, "sh", "-c", script)
-    return sum(int(n) for n in run_once(engine, spec, **_reading(volume)).split())
+    spec = volume_file_bytes_spec(volume, folder)
+    return int(run_once(engine, spec, **_reading(volume)).split()[-1])
 
 
 def _reading(volume: str) -> dict[str, Any]:
@@ -136,4 +148,10 @@ def _check_owned(labels: dict[str, str] | None, what: str) -> None:
         )
 
 
-__all__ = ["SmallDisk", "volume_file_bytes", "volume_spec"]
+__all__ = [
+    "SmallDisk",
+    "file_bytes_script",
+    "volume_file_bytes",
+    "volume_file_bytes_spec",
+    "volume_spec",
+]

@@ -21,7 +21,7 @@ from reglab.node.container import Node
 from reglab.registry import gc
 from reglab.registry.config import LOGIN_FILE, RegistryConfig, Stage
 from reglab.registry.container import Registry
-from reglab.registry.disk import SmallDisk, volume_spec
+from reglab.registry.disk import SmallDisk, file_bytes_script, volume_file_bytes_spec
 from reglab.registry.login import Credentials
 from reglab.registry.mirror import login_step, mirror_config
 from reglab.registry.token import TokenServer
@@ -70,7 +70,7 @@ def helpers() -> dict[str, ContainerSpec]:
         "token server": TokenServer(config("token"), engine=None).spec(),
         "disk keeper": disk.keeper_spec(),
         "disk usage": disk.usage_spec(),
-        "blob bytes": volume_spec("reg-disk", "/var/lib/registry", "du", "-sb", "/var/lib/x"),
+        "blob bytes": volume_file_bytes_spec("reg-disk", "docker/registry/v2/blobs"),
         "collector": gc.collector_spec(stored, delete_untagged=True),
         "collector, dry run": gc.collector_spec(stored, dry_run=True),
         "trust": trust.copy_spec(),
@@ -291,3 +291,17 @@ def test_the_user_step_lines_and_its_action_make_the_same_user(tmp_path: Path) -
         assert entry.startswith("moby:$2") and entry.split("$")[2] == "05"
         verify = ["htpasswd", "-vb", str(paths.htpasswd), "moby", "s3cret pw"]
         assert subprocess.run(verify, capture_output=True).returncode == 0
+
+
+def test_the_typed_blob_sum_is_the_sum_reglab_counts(tmp_path: Path) -> None:
+    """The line notebook 05 prints adds the files' sizes, as gc.blob_bytes does (du -sb would
+    add each folder's size too), and prints 0 before the first blob."""
+    blobs = tmp_path / "blobs"
+    script = file_bytes_script(shlex.quote(str(blobs)))
+    empty = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True)
+    assert empty.stdout.strip() == "0"
+    for n, size in enumerate((1, 4097, 70000)):
+        (blobs / "sha256" / f"{n:02x}").mkdir(parents=True)
+        (blobs / "sha256" / f"{n:02x}" / "data").write_bytes(b"x" * size)
+    summed = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True)
+    assert int(summed.stdout) == 1 + 4097 + 70000
