@@ -23,6 +23,7 @@ from reglab.lab.exercises.verdict import letter, verdict
 from reglab.lab.workshop import Workshop
 from reglab.node import cluster
 from reglab.node.container import REGISTRY_HOST, Node, Pulled, node_of
+from reglab.node.hosts import ALL, Host, HostsFile
 from reglab.registry.container import Registry
 from reglab.registry.login import Credentials
 
@@ -110,6 +111,12 @@ def try_pull(
     return None
 
 
+def try_wrong_password(ws: Workshop, node: Node, ref: str, login: Credentials) -> str | None:
+    """A pull with ``login``'s user and a wrong password (typed as it is: it is no secret)."""
+    wrong = "not-the-password"
+    return try_pull(ws, node, ref, Credentials(login.user, wrong), f"{login.user}:{wrong}")
+
+
 def remove_image(ws: Workshop, node: Node, ref: str) -> None:
     node.remove_image(ref).run(ws.cli)
 
@@ -169,6 +176,15 @@ def real_cluster(ws: Workshop) -> None:
     print(cluster.local_registry_hosting(host))
     print("# containerd 2.x: configuration version 3")
     print(cluster.kind_config(version=3))
+
+
+def skip_verify_file(ws: Workshop) -> str:
+    """The ``hosts.toml`` that turns verification off for the registry: shown, never written."""
+    url = f"https://{address(ws)}"
+    text = HostsFile(address(ws), url, (Host(url, ALL, skip_verify=True),)).toml()
+    print(f"# certs.d/{address(ws)}/hosts.toml (not written: the last resort)")
+    print(text.rstrip("\n"))
+    return text
 
 
 def pull_secret(ws: Workshop, login: Credentials) -> str:
@@ -238,5 +254,5 @@ __all__ = [
     "PLAIN_HTTP_CHOICES", "REGISTRY_HOST", "address", "cleanup", "forget", "requests_with",
     "mirror", "mirror_down", "predicted_plain_http", "pull", "pull_secret", "reads_hosts_toml",
     "real_cluster", "remove_image", "run_pod", "sandbox_image", "sandbox_served", "setup",
-    "show_file", "trust", "try_pull", "up",
+    "show_file", "skip_verify_file", "trust", "try_pull", "try_wrong_password", "up",
 ]  # fmt: skip

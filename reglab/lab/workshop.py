@@ -166,9 +166,8 @@ class Workshop:
 
     def _token_server_commands(self, config: RegistryConfig) -> None:
         """The token stage's server: its signing certificate (once), then its container."""
-        if not self.shown_signing:  # TokenServer.start() issues it (or finds it valid)
-            for command in config.paths.signing_certificate_step(self.style).lines:
-                self.cli(command)
+        if not self.shown_signing:  # issued as the lines issue it; the server then reuses it
+            config.paths.signing_certificate_step(self.style).run(self.cli)
             self.shown_signing = True
         server = TokenServer(config, self.engine)
         if server.container is not None:
@@ -176,10 +175,9 @@ class Workshop:
         self.cli(server.docker_run_command(self.style))
 
     def _certificate_commands(self, config: RegistryConfig) -> None:
-        """The certificate's lines only: Registry.start() issues it, or reissues it, or finds
-        it valid, as the lines would."""
-        for command in config.paths.certificate_step(config.cert_names, self.style).lines:
-            self.cli(command)
+        """The certificate's lines, and a certificate issued as they issue it (for exactly the
+        stage's names); Registry.start() then finds it valid."""
+        config.paths.certificate_step(config.cert_names, self.style).run(self.cli)
         self.shown_certificate = config.cert_names
 
     def network(self) -> str:

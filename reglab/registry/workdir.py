@@ -177,20 +177,33 @@ class Workdir:
         cert.write(self.server_cert, self.server_key)
         return cert
 
-    def signing_certificate(self) -> Certificate:
-        """The token-signing certificate: reused while valid and issued by this CA, else
-        issued (the CA is made first when missing)."""
+    def _ca_or_new(self) -> CA:
+        """The workshop CA, made first when its files are missing (as the openssl lines do)."""
         ca = self._ca()
-        if self.token_cert.exists() and self.token_key.exists() and ca is not None:
+        if ca is None:
+            ca = CA.create()
+            ca.write(self.ca_cert, self.ca_key)
+        return ca
+
+    def issue_server_certificate(self, names: tuple[str, ...]) -> Certificate:
+        """A new server certificate for exactly ``names`` from the workshop CA, whatever was
+        there: what the openssl lines of :meth:`certificate_commands` do when typed."""
+        cert = self._ca_or_new().issue_cert(*names)
+        cert.write(self.server_cert, self.server_key)
+        return cert
+
+    def signing_certificate(self, reissue: bool = False) -> Certificate:
+        """The token-signing certificate: reused while valid and issued by this CA (unless
+        ``reissue``, as the typed openssl lines always do), else issued (the CA is made first
+        when missing)."""
+        ca = self._ca()
+        if self.token_cert.exists() and self.token_key.exists() and ca is not None and not reissue:
             cert = Certificate.load(self.token_cert, self.token_key)
             if cert.issuer == ca.certificate.subject:
                 cert.check()
                 self._write_jwks(cert)
                 return cert
-        if ca is None:
-            ca = CA.create()
-            ca.write(self.ca_cert, self.ca_key)
-        cert = ca.issue_signing_cert(TOKEN_SIGNER)
+        cert = self._ca_or_new().issue_signing_cert(TOKEN_SIGNER)
         cert.write(self.token_cert, self.token_key)
         self._write_jwks(cert)
         return cert
@@ -215,12 +228,18 @@ class Workdir:
         return Step(lines, add)
 
     def signing_certificate_step(self, style: PathStyle) -> Step[Certificate]:
-        """The signing certificate: openssl's lines, and :meth:`signing_certificate`."""
-        return Step(self.signing_certificate_commands(style), self.signing_certificate)
+        """The signing certificate: openssl's lines, and a new one issued as they do."""
+        return Step(
+            self.signing_certificate_commands(style), lambda: self.signing_certificate(True)
+        )
 
     def certificate_step(self, names: tuple[str, ...], style: PathStyle) -> Step[Certificate]:
-        """The server certificate: openssl's lines, and :meth:`server_certificate`."""
-        return Step(self.certificate_commands(names, style), lambda: self.server_certificate(names))
+        """The server certificate: openssl's lines, and a new one for exactly ``names``, as
+        they issue it (a certificate with more names, say 06's, is replaced: the typed lines
+        would replace it too)."""
+        return Step(
+            self.certificate_commands(names, style), lambda: self.issue_server_certificate(names)
+        )
 
     def signing_certificate_commands(self, style: PathStyle) -> list[str]:
         """openssl lines that do what :meth:`signing_certificate` does (the CA's lines come

@@ -11,7 +11,9 @@ import pytest
 
 from reglab.auth.certs import CA, Certificate
 from reglab.base.errors import CertificateError
+from reglab.base.shell import PathStyle
 from reglab.engine.trust import docker_ca_path, install_ca_for_docker, uninstall_ca_for_docker
+from reglab.registry.workdir import Workdir
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +123,17 @@ def test_install_ca_not_writable_says_the_exact_command(
     monkeypatch.setattr("reglab.engine.trust.write_atomic", refuse)
     with pytest.raises(CertificateError, match=r"sudo mkdir -p .*5443.* && sudo cp"):
         install_ca_for_docker(tmp_path / "ca.crt", "10.0.0.1", 5443, tmp_path / "certs.d")
+
+
+def test_the_certificate_step_issues_what_its_openssl_lines_issue(tmp_path: Path) -> None:
+    """Typed, the lines always issue a certificate for exactly the stage's names: so does the
+    step (a certificate with more names, such as notebook 06's, is replaced, by the same CA)."""
+    paths = Workdir(tmp_path / "w")
+    wider = paths.server_certificate(("localhost", "127.0.0.1", "reglab-registry"))
+    assert wider.covers("reglab-registry")
+    style = PathStyle.here(paths.root)
+    cert = paths.certificate_step(("localhost", "127.0.0.1"), style).run()
+    assert not cert.covers("reglab-registry") and cert.covers("127.0.0.1")
+    assert Certificate.load(paths.server_cert).covers("127.0.0.1")
+    assert cert.issuer == CA.load(paths.ca_cert, paths.ca_key).certificate.subject  # same CA
+    assert paths.server_certificate(("localhost", "127.0.0.1")).fingerprint == cert.fingerprint
