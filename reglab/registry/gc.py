@@ -22,10 +22,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from reglab.base.errors import ClientError, ConfigError, RegistryError
+from reglab.base.errors import AuthenticationRequired, ClientError, ConfigError, RegistryError
 from reglab.base.versions import V3, RegistryVersion
 from reglab.engine.oneoff import one_off, run_once
 from reglab.engine.spec import ContainerSpec, Mount
+from reglab.registry import attach
 from reglab.registry.client import RegistryClient
 from reglab.registry.container import Registry
 from reglab.registry.disk import volume_file_bytes
@@ -137,6 +138,9 @@ class Collection:
     #: For each watched blob, what HEAD answered: before the sweep, after it (the same registry
     #: process, read-only), and after the restart.
     watched: dict[str, tuple[int, int, int]] = dataclasses.field(default_factory=dict)
+    #: Attachments (SBOMs, signatures) whose image was gone, deleted before the sweep (with
+    #: a dry run: that would be); None when the registry asked for a login reglab lacked.
+    orphans: tuple[str, ...] | None = ()
 
     @property
     def reclaimed(self) -> int:
@@ -175,6 +179,7 @@ def collect(
     """
     config = registry.config
     collector = collector_spec(registry, dry_run, delete_untagged)
+    orphans = _prune(registry, dry_run)
     before = stored_blob_bytes(registry)
     if not dry_run:  # no push may land while blobs are swept
         Registry(dataclasses.replace(config, read_only=True), registry.engine).start()
@@ -199,7 +204,17 @@ def collect(
         for i, (_, digest) in enumerate(watch)
     }
     after = stored_blob_bytes(registry)
-    return Collection(before, after, eligible, dry_run, manifests, watched)
+    return Collection(before, after, eligible, dry_run, manifests, watched, orphans)
+
+
+def _prune(registry: Registry, dry_run: bool) -> tuple[str, ...] | None:
+    """The attachments of deleted images, deleted through the API while it still takes
+    deletes (before the read-only restart); None when it asks for a login."""
+    try:
+        with registry.client() as api:
+            return attach.prune_orphans(api, dry_run)
+    except AuthenticationRequired:
+        return None
 
 
 def eligible_blobs(output: str) -> tuple[str, ...]:
