@@ -15,6 +15,7 @@ from reglab.base.versions import registry_version
 from reglab.cli import conformance as conformance_command
 from reglab.cli import listen as listen_command
 from reglab.cli import node as node_command
+from reglab.cli import supply as supply_command
 from reglab.cli import upgrade as upgrade_command
 from reglab.cli.login import add_login_options
 from reglab.images import recipes
@@ -228,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common(p, port=False, running=True)
     add_login_options(p)
+
+    supply_command.add_commands(sub, common)
 
     p = sub.add_parser("gc", help="collect garbage safely: read-only meanwhile, bytes reclaimed")
     common(p, port=False, running=True)

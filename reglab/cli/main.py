@@ -24,6 +24,7 @@ from reglab.base.shell import PathStyle
 from reglab.cli import conformance as conformance_command
 from reglab.cli import listen as listen_command
 from reglab.cli import node as node_command
+from reglab.cli import supply as supply_command
 from reglab.cli import swarm as swarm_command
 from reglab.cli import upgrade as upgrade_command
 from reglab.cli.args import build_parser
@@ -321,6 +322,8 @@ COMMANDS = {
     "user": _user,
     "swarm": swarm_command.run,
     "node": node_command.run,
+    "sbom": lambda args: supply_command.sbom(args, _running_config(args)),
+    "referrers": lambda args: supply_command.referrers(args, _running_config(args)),
     "upgrade": upgrade_command.run,
     "conformance": conformance_command.run,
     "listen": listen_command.run,

@@ -32,6 +32,7 @@ from reglab.registry.referrers import (
     index_bytes,
     read_index,
     with_referrer,
+    without,
 )
 
 #: The OCI image spec's empty descriptor: the config of an artifact that has none.
@@ -150,6 +151,10 @@ def _settle_index(api: RegistryClient, repository: str, tag: str) -> None:
         missing = [d for d in _tagged(api, repository, tag) if d["digest"] not in listed]
         if not missing:
             return
+        # The registry refuses an index naming a manifest it lacks (MANIFEST_BLOB_UNKNOWN):
+        # an entry whose attachment someone deleted without detaching it is dropped.
+        gone = {str(d) for d in listed if d and not _exists(api, repository, str(d))}
+        index = without(index, gone)
         for entry in missing:
             index = with_referrer(index, entry)
         _put(api, repository, tag, index_bytes(index), INDEX_TYPE)
@@ -219,6 +224,19 @@ def referrers(api: RegistryClient, repository: str, reference: str) -> Referrers
     return Referrers(subject, tuple(index["manifests"]), f"the fall-back tag {tag}")
 
 
+def detach(api: RegistryClient, repository: str, reference: str, attachment: str) -> None:
+    """Remove one attachment: out of the fall-back index first, then its manifest (and with
+    it its own tag). In the other order the index names a manifest that is gone, and the
+    registry refuses every later write of it (``MANIFEST_BLOB_UNKNOWN``): ``oras attach``
+    then fails for that image."""
+    tag = fallback_tag(subject_of(api, repository, reference)["digest"])
+    data = _index_at(api, repository, tag)
+    if data is not None:
+        _put(api, repository, tag, index_bytes(without(read_index(data), {attachment})), INDEX_TYPE)
+    if _exists(api, repository, attachment):
+        api.delete_manifest(repository, attachment)
+
+
 #: A fall-back index's tag (:func:`fallback_tag` for a SHA-256 subject), or an attachment's.
 FALLBACK_TAG = re.compile(r"^sha256-(?P<hex>[0-9a-f]{64})(?P<own>\.[0-9a-f]{16})?$")
 
@@ -284,5 +302,5 @@ def fetch(api: RegistryClient, repository: str, attachment: str) -> bytes:
 
 __all__ = [
     "EMPTY", "EMPTY_TYPE", "FALLBACK_TAG", "Referrers", "SPDX_JSON", "artifact_manifest",
-    "attach", "fetch", "prune_orphans", "referrers", "subject_of",
+    "attach", "detach", "fetch", "prune_orphans", "referrers", "subject_of",
 ]  # fmt: skip

@@ -55,8 +55,12 @@ class Workdir:
 
     root: Path
 
-    #: What reglab creates in a working folder; purge removes these and nothing else.
-    ENTRIES = ("registry-data", "certs", "ca", "auth", "trust", "mirror", "swarm")
+    #: What reglab and the notebooks create in a working folder; purge removes these, and
+    #: refuses a folder holding anything else.
+    ENTRIES = (
+        "registry-data", "certs", "ca", "auth", "trust", "mirror", "swarm", "upgrade", "node",
+        "sbom",
+    )  # fmt: skip
 
     @property
     def data(self) -> Path:

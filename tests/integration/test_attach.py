@@ -6,6 +6,9 @@ and what garbage collection does to attachments, live and orphaned."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -59,6 +62,15 @@ def test_an_attachment_is_listed_by_the_fallback_tag_where_the_api_answers_404(
         )
         assert again == sbom  # the same file attached twice: one entry
         assert len(attach.referrers(api, "hello-world", "latest").descriptors) == 1
+        other = attach.attach(api, "hello-world", "latest", b"x", "test/x", "a/b")
+        api.delete_manifest("hello-world", other)  # deleted, not detached: the index names it
+        third = attach.attach(api, "hello-world", "latest", b"y", "test/y", "a/b")  # still works
+        listed = [d["digest"] for d in attach.referrers(api, "hello-world", "latest").descriptors]
+        assert listed == [sbom, third]  # the deleted one dropped from the index
+        attach.detach(api, "hello-world", "latest", third)
+        assert [
+            d["digest"] for d in attach.referrers(api, "hello-world", "latest").descriptors
+        ] == [sbom]
 
 
 def test_two_attachments_at_once_are_both_listed(
@@ -134,3 +146,49 @@ def test_attach_writes_nothing_for_a_missing_image(
     with registry.client() as api, pytest.raises(ClientError):
         attach.referrers(api, "nothing-here", "latest")
     assert not (registry.config.paths.storage / "repositories" / "nothing-here").exists()
+
+
+def test_reglab_sbom_attaches_syfts_sbom_and_its_typed_lines_do_the_same(
+    engine: DockerClient, make_registry: MakeRegistry, tmp_path: Path
+) -> None:
+    """reglab sbom: syft's SPDX of the image, attached; its lines typed in bash (syft, oras
+    attach, oras tag) attach the same file again, which oras discover and reglab referrers
+    both list."""
+    registry = make_registry("persistent", workdir=tmp_path / "workdir")
+    digest = pushed(engine, registry, "hello-world")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "REGLAB_NAME": registry.config.name}  # fmt: skip
+    made = subprocess.run([sys.executable, "-m", "reglab", "sbom", "hello-world"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    sbom_file = tmp_path / "workdir" / "sbom" / "hello-world-latest.spdx.json"
+    assert json.loads(sbom_file.read_text())["spdxVersion"].startswith("SPDX-")
+    attached = made.stdout.splitlines()[-1].removeprefix("attached as ")
+    with registry.client() as api:
+        assert attach.fetch(api, "hello-world", attached) == sbom_file.read_bytes()
+        attach.detach(api, "hello-world", "latest", attached)  # the typed lines attach again
+    typed = [line[2:] for line in made.stdout.splitlines() if line.startswith("$ ")]
+    script = "set -euo pipefail\n" + "\n".join(typed) + "\n"
+    again = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, timeout=300)  # fmt: skip
+    assert again.returncode == 0, script + again.stderr
+    with registry.client() as api:
+        found = attach.referrers(api, "hello-world", "latest")
+        oras_digest = next(d["digest"] for d in found.of_type(attach.SPDX_JSON)
+                           if d["digest"] != attached)  # fmt: skip
+        assert attach.fetch(api, "hello-world", oras_digest) == sbom_file.read_bytes()
+        tags = api.tags("hello-world")
+    assert f"{fallback_tag(digest)}.{oras_digest[7:23]}" in tags  # oras tag: its own tag
+    listed = subprocess.run(
+        ["oras", "discover", "--plain-http", "--format", "json", registry.ref("hello-world")],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert oras_digest in listed.stdout  # oras reads the same fall-back index
+    referrers = subprocess.run([sys.executable, "-m", "reglab", "referrers", "hello-world"],
+                               env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert f"from the fall-back tag {fallback_tag(digest)}" in referrers.stdout
+    assert oras_digest in referrers.stdout
+    wrong = subprocess.run([sys.executable, "-m", "reglab", "sbom", "nothing:1"], cwd=tmp_path,
+                           env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert wrong.returncode == 1 and len(wrong.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "workdir" / "sbom" / "nothing-1.spdx.json").exists()
