@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from reglab.base.settings import NODE_CONFIG_DIR
 
 #: Where containerd's CRI plugin reads ``config_path``, by configuration version: 2 for
-#: containerd 1.6 and 1.7 (Debian 12 and 13 ship 1.6), 3 for containerd 2.x.
+#: containerd 1.6 and 1.7 (Debian 12 ships 1.6.20), 3 for containerd 2.x (which also
+#: migrates a version 2 file when it starts).
 CRI_REGISTRY_SECTION = {
     2: 'plugins."io.containerd.grpc.v1.cri".registry',
     3: 'plugins."io.containerd.cri.v1.images".registry',
@@ -42,7 +43,8 @@ POD = {
     "metadata": {"name": "hello", "namespace": "default", "uid": "reglab-hello", "attempt": 1},
     "linux": {"security_context": {"namespace_options": {"network": 2}}},  # 2: NODE
 }
-#: Kubernetes' own pause image (what kubeadm configures): what a node without a mirror asks for.
+#: Kubernetes' own pause image (kubeadm's default for Kubernetes 1.31-1.33): what a node
+#: without a mirror asks for.
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 
 
@@ -58,7 +60,7 @@ class NodeConfig:
     snapshotter: str = "native"
 
     def toml(self) -> str:
-        """containerd's ``config.toml``, configuration version 2 (Debian 12 and 13 ship
+        """containerd's ``config.toml``, configuration version 2 (Debian 12 ships
         containerd 1.6; 2.x reads version 3, where the CRI sections are split)."""
         cri = 'plugins."io.containerd.grpc.v1.cri"'
         q = json.dumps  # a TOML basic string is a JSON string for these values

@@ -167,14 +167,15 @@ def real_cluster(ws: Workshop) -> None:
     """The same settings on a real cluster: kind's patch, k3s's file, the KEP-1755 ConfigMap,
     and the CRI section names of containerd 1.6/1.7 and 2.x."""
     host = address(ws)
-    ca = f"{cluster.CONFIG_PATH}/{host}/ca.crt"
     print("# kind: containerdConfigPatches in the cluster's config (then certs.d on each node)")
     print(cluster.kind_config())
-    print("# k3s: /etc/rancher/k3s/registries.yaml on every node")
-    print(cluster.k3s_registries(host, ca_file=ca, login=("moby", "PASSWORD")))
+    print("# k3s: /etc/rancher/k3s/registries.yaml on every node (read when k3s starts)")
+    print(
+        cluster.k3s_registries(host, "/etc/rancher/k3s/reglab-ca.crt", login=("moby", "PASSWORD"))
+    )
     print("# every cluster: where tools find the local registry (KEP-1755)")
-    print(cluster.local_registry_hosting(host))
-    print("# containerd 2.x: configuration version 3")
+    print(cluster.local_registry_hosting(f"127.0.0.1:{ws.port}", from_runtime=host))
+    print("# a node whose config.toml says version = 3 (kind's nodes still say version = 2)")
     print(cluster.kind_config(version=3))
 
 
@@ -219,9 +220,9 @@ def predicted_plain_http(answer: object) -> bool:
     """Exercise 1: what does the node say when it pulls the plain-HTTP registry by name?"""
     return verdict(
         letter(answer) == "b",
-        "containerd asks every registry over HTTPS unless its hosts.toml says http:// (it "
-        "makes an exception only for localhost and 127.0.0.1); the registry answers the TLS "
-        "hello in plain HTTP",
+        "containerd asks every registry over HTTPS unless its hosts.toml says http:// (its only "
+        "exception is localhost and loopback addresses, and it never resolves a name to "
+        "decide); the registry answers the TLS hello in plain HTTP",
         "Docker needed insecure-registries for this in notebook 01; the node reads none of "
         "Docker's settings. Which protocol does it try first?",
     )

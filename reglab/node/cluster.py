@@ -82,9 +82,15 @@ def k3s_registries(
     return yaml.safe_dump(document, sort_keys=False)
 
 
-def local_registry_hosting(address: str, help_url: str | None = None) -> str:
-    """KEP-1755's ConfigMap: where the cluster's local registry is, for tools to read."""
+def local_registry_hosting(
+    address: str, from_runtime: str | None = None, help_url: str | None = None
+) -> str:
+    """KEP-1755's ConfigMap: where the cluster's local registry is, for tools to read:
+    ``host`` as seen from outside the cluster (a developer's ``docker push``), and
+    ``hostFromContainerRuntime`` when the nodes' runtime knows it by another name."""
     hosting: dict[str, str] = {"host": registry_address(address)}
+    if from_runtime:
+        hosting["hostFromContainerRuntime"] = registry_address(from_runtime)
     if help_url:
         hosting["help"] = help_url
     config_map = {

@@ -7,7 +7,8 @@ Its containerd configuration is in its image (:mod:`reglab.images.nodeconfig`); 
 restart, as on a real node. The node shares the host's network, and its ``/etc/hosts`` names
 this machine :data:`REGISTRY_HOST`: the node reaches the workshop's registry by a DNS name,
 as a cluster's nodes do, where the learner's engine uses ``127.0.0.1``. (containerd, like
-Docker, speaks plain HTTP to ``127.0.0.1`` and ``localhost`` on its own; a name gets HTTPS.)
+Docker, reaches ``localhost`` and loopback addresses over plain HTTP on its own, never
+resolving a name to decide: a name gets HTTPS.)
 
 Every action is a :class:`~reglab.engine.spec.Step`: the lines a terminal types
 (``docker exec NODE crictl ...``, ``printf ... > hosts.toml``) and what reglab does, the same.
@@ -193,7 +194,7 @@ class Node:
         address = registry_address(address)
         if ca is None:
             return self.write_hosts(plain_http(address), style)
-        step = self.write_hosts(trust(address, f"{HOSTS_DIR}/{address}/ca.crt"), style)
+        step = self.write_hosts(trust(address, "ca.crt"), style)  # beside it
         return self._with_ca(step, address, ca, style)
 
     def mirror(
@@ -206,7 +207,7 @@ class Node:
         """Pulls of ``upstream``'s images go to the registry at ``via``, and only there (no
         fallback to the upstream: nothing leaves this machine)."""
         upstream = registry_address(upstream)
-        node_ca = f"{HOSTS_DIR}/{upstream}/ca.crt" if ca is not None else None
+        node_ca = "ca.crt" if ca is not None else None  # beside the file
         step = self.write_hosts(mirror(via, upstream, node_ca, fallback=False), style)
         if ca is None:
             return step

@@ -9,10 +9,15 @@ containerd's ``docs/hosts.md``.
 
 Three files cover what a workshop registry needs, each rendered here from data:
 
-- :func:`trust`: a TLS registry signed by a private CA (``ca = ...``). Without it, a pull
-  fails with ``x509: certificate signed by unknown authority``.
+- :func:`trust`: a TLS registry signed by a private CA (``ca = "ca.crt"``, beside the file: a
+  relative path, so the folder works wherever it is copied, kind's nodes included). Without
+  it, a pull fails with ``x509: certificate signed by unknown authority``. The CA is written
+  at the top of the file too: containerd adds ``server`` as one more host, with the file's
+  top-level settings only, and a 404 from the ``[host]`` (a missing tag) makes it ask that
+  one next, which without the CA reports a certificate error instead of "not found".
 - :func:`plain_http`: a registry without TLS. containerd asks every host over HTTPS unless its
-  file says ``http://``; without it: ``http: server gave HTTP response to HTTPS client``.
+  file says ``http://`` (``localhost`` and loopback addresses excepted: it never resolves a
+  name to decide); without it: ``http: server gave HTTP response to HTTPS client``.
 - :func:`mirror`: another registry in front of an upstream (``docker.io``), for ``pull`` and
   ``resolve`` only. containerd adds ``?ns=docker.io`` to each request it sends a mirror.
 
@@ -65,6 +70,8 @@ class HostsFile:
     namespace: str
     server: str
     hosts: tuple[Host, ...] = ()
+    #: The CA at the top level: what ``server`` (asked last) verifies with.
+    ca: str | None = None
 
     @property
     def path(self) -> str:
@@ -72,17 +79,21 @@ class HostsFile:
         return f"{self.namespace}/hosts.toml"
 
     def toml(self) -> str:
-        parts = [f"server = {_quote(self.server)}\n"]
+        top = f"server = {_quote(self.server)}\n"
+        if self.ca is not None:
+            top += f"ca = {_quote(self.ca)}\n"
+        parts = [top]
         parts += [host.toml() for host in self.hosts]
         return "\n".join(parts)
 
 
-def trust(address: str, ca: str) -> HostsFile:
+def trust(address: str, ca: str = "ca.crt") -> HostsFile:
     """A TLS registry at ``address`` (``host:port``) whose certificate the CA file ``ca`` (a
-    path on the node) signed: pulls and pushes, verified."""
+    path on the node, or relative to the file's folder) signed: pulls and pushes, verified,
+    by the ``[host]`` and by ``server`` alike."""
     address = registry_address(address)
     url = f"https://{address}"
-    return HostsFile(address, url, (Host(url, ALL, ca=ca),))
+    return HostsFile(address, url, (Host(url, ALL, ca=ca),), ca=ca)
 
 
 def plain_http(address: str) -> HostsFile:
@@ -104,8 +115,9 @@ def mirror(
     via = registry_address(via)
     url = f"https://{via}" if ca else f"http://{via}"
     server = DOCKER_HUB_SERVER if upstream == "docker.io" else f"https://{upstream}"
+    top_ca = ca if not fallback else None  # the upstream keeps the system's CAs
     return HostsFile(
-        registry_address(upstream), server if fallback else url, (Host(url, PULL, ca=ca),)
+        registry_address(upstream), server if fallback else url, (Host(url, PULL, ca=ca),), top_ca
     )
 
 

@@ -94,6 +94,9 @@ def test_a_tls_registry_is_pulled_only_once_the_node_trusts_its_ca_and_with_its_
         node.pull(ref, ("kube", "not-the-password")).run()
     found = node.pull(ref, user.as_tuple()).run()
     assert found.digest_for(f"{address}/team/app") == digest
+    # A missing tag is "not found": server, asked after the [host]'s 404, has the CA too.
+    with pytest.raises(RegistryError, match="not found"):
+        node.pull(f"{address}/team/app:missing", user.as_tuple()).run()
 
 
 def test_the_registry_mirrors_docker_io_for_the_node_and_sees_ns(

@@ -52,10 +52,16 @@ def test_k3s_registries_yaml_mirrors_trusts_and_logs_in() -> None:
 
 
 def test_the_local_registry_hosting_config_map_is_kep_1755s() -> None:
-    config_map = yaml.safe_load(local_registry_hosting("localhost:5001", "https://example/help"))
+    config_map = yaml.safe_load(
+        local_registry_hosting("localhost:5001", "kind-registry:5000", "https://example/help")
+    )
     assert config_map["metadata"] == {"name": "local-registry-hosting", "namespace": "kube-public"}
     hosting = yaml.safe_load(config_map["data"]["localRegistryHosting.v1"])
-    assert hosting == {"host": "localhost:5001", "help": "https://example/help"}
+    assert hosting == {
+        "host": "localhost:5001",  # from outside the cluster
+        "hostFromContainerRuntime": "kind-registry:5000",  # the nodes' name for it
+        "help": "https://example/help",
+    }
 
 
 def test_a_pull_secret_holds_the_login_as_docker_config_json() -> None:

@@ -27,6 +27,7 @@ def test_a_tls_registry_is_trusted_with_the_ca_file_and_may_be_pushed_to() -> No
     read = tomllib.loads(file.toml())
     assert read == {
         "server": "https://127.0.0.1:5000",
+        "ca": "/etc/containerd/certs.d/127.0.0.1:5000/ca.crt",  # for server, asked last
         "host": {
             "https://127.0.0.1:5000": {
                 "capabilities": ["pull", "resolve", "push"],
@@ -34,6 +35,11 @@ def test_a_tls_registry_is_trusted_with_the_ca_file_and_may_be_pushed_to() -> No
             }
         },
     }
+
+
+def test_the_ca_is_beside_the_file_by_default() -> None:
+    read = tomllib.loads(trust("r.test:5000").toml())
+    assert read["ca"] == read["host"]["https://r.test:5000"]["ca"] == "ca.crt"
 
 
 def test_a_plain_http_registry_is_named_http_or_containerd_asks_it_over_https() -> None:
