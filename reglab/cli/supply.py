@@ -48,7 +48,12 @@ def _show(line: str) -> None:
 def sbom(args: argparse.Namespace, config: RegistryConfig) -> int:
     target = _target(args, config)
     login = login_for(target.registry.config, args)
-    style = PathStyle.here(target.registry.config.workdir, args.settings.workdir_from_env)
+    workdir = target.registry.config.workdir
+    # "$REGLAB_WORKDIR" in the typed lines only when that is the registry's own folder
+    from_env = (
+        args.settings.workdir_from_env and args.settings.workdir.resolve() == workdir.resolve()
+    )
+    style = PathStyle.here(workdir, from_env)
     out = target.registry.config.workdir / "sbom" / target.file_name
     ensure_oras()  # for the typed lines
     file = sbom_step(target, out, login, style).run(_show)

@@ -5,8 +5,9 @@ reference and its manifest's digest). It is not stored in the registry: it sits 
 *lookaside* store, a folder or web server laid out by repository and digest, which
 ``registries.d`` names for each registry. ``policy.json`` then says, per registry, what a pull
 requires: ``signedBy`` a key, or ``reject``. (containers-policy.json(5), containers-registries.d(5),
-containers-signature(5).) The Docker engine reads none of these files: the workshop's gate does
-the same check in front of the registry.
+containers-signature(5).) The Docker engine reads none of these files: the workshop's gate
+(:mod:`reglab.auth.gate`, which owns the store's layout, :func:`lookaside_path`) does the same
+check in front of the registry.
 
 Debian's skopeo signs and verifies this way (its sigstore support is disabled by a Debian
 patch). These functions write what skopeo reads; pure, no GnuPG here.
@@ -15,12 +16,11 @@ patch). These functions write what skopeo reads; pure, no GnuPG here.
 from __future__ import annotations
 
 import json
-from pathlib import PurePosixPath
 from typing import Any
 
 import yaml
 
-from reglab.registry.referrers import DIGEST
+from reglab.auth.gate import lookaside_path
 
 #: What a policy says for anything it does not name: nothing is trusted by default.
 REJECT = [{"type": "reject"}]
@@ -50,17 +50,6 @@ def registries_d(registry: str, lookaside: str) -> str:
     to, the lookaside store at ``lookaside`` (a ``file://`` or ``http(s)://`` URL)."""
     entry = {"lookaside": lookaside, "lookaside-staging": lookaside}
     return yaml.safe_dump({"docker": {registry: entry}}, sort_keys=False)
-
-
-def lookaside_path(repository: str, digest: str, index: int = 1) -> str:
-    """Where signature number ``index`` (from 1) of ``repository@digest`` sits under the
-    lookaside store: ``REPOSITORY@ALG=HEX/signature-N`` (the registry's host is not part of
-    it; the store is per registry)."""
-    match = DIGEST.match(digest)
-    if match is None or index < 1:
-        raise ValueError(f"not a digest and a signature number from 1: {digest!r}, {index}")
-    path = PurePosixPath(repository.strip("/"))
-    return f"{path}@{match['alg']}={match['hex']}/signature-{index}"
 
 
 __all__ = ["REJECT", "lookaside_path", "policy", "registries_d", "signed_by"]

@@ -156,7 +156,8 @@ def test_reglab_sbom_attaches_syfts_sbom_and_its_typed_lines_do_the_same(
     both list."""
     registry = make_registry("persistent", workdir=tmp_path / "workdir")
     digest = pushed(engine, registry, "hello-world")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("REGLAB_")}  # a terminal
+    env = {**clean, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "REGLAB_NAME": registry.config.name}  # fmt: skip
     made = subprocess.run([sys.executable, "-m", "reglab", "sbom", "hello-world"], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
