@@ -17,7 +17,7 @@ from typing import Any
 import docker
 
 from reglab.base import ports
-from reglab.base.settings import NODE_IMAGE
+from reglab.base.settings import NODE_IMAGE, TOKEN_IMAGE
 from reglab.base.versions import VERSIONS
 from reglab.images.context import BuildContext
 from reglab.registry.container import Container, Registry
@@ -175,6 +175,11 @@ def _wait_after(command: str, following: str = "") -> list[str]:
     ):
         published = re.search(r"-p [\d.]+:(\d+):5000\b", command)
         return [f"ready {published.group(1)}" if published else "ready"]
+    token = re.search(
+        rf"-p [\d.]+:(\d+):5001\b.*\s{re.escape(TOKEN_IMAGE)}(\s|$)", command, re.DOTALL
+    )
+    if command.startswith("docker run -d") and token:  # a login right after needs it up
+        return [f"ready {token.group(1)}"]
     node = re.search(rf"--name (\S+) .*\s{re.escape(NODE_IMAGE)}$", command)
     if command.startswith("docker run -d") and node:
         return [f"ready_node {node.group(1)}"]

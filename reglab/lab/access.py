@@ -20,7 +20,7 @@ from reglab.auth.htpasswd import password_variable
 from reglab.auth.tokenserver import decode, jwk, sign
 from reglab.base.errors import ClientError, ReglabError
 from reglab.base.files import write_atomic
-from reglab.lab.workshop import Workshop
+from reglab.lab.workshop import Workshop, printf_line
 from reglab.registry.answers import MANIFEST_TYPES
 from reglab.registry.config import TOKEN_SERVICE
 from reglab.registry.container import Registry
@@ -31,8 +31,7 @@ from reglab.registry.token import check_acl
 def write_acl(ws: Workshop, text: str) -> None:
     """Write ``auth/acl.yml`` (checked first: a rule that does not parse changes nothing)."""
     path = ws.config("token").paths.acl
-    lines = " ".join(shlex.quote(line) for line in text.strip("\n").splitlines())
-    ws.cli(f"printf '%s\\n' {lines} > {ws.style.show(path)}")
+    ws.cli(printf_line(text, ws.style.show(path)))
     staged = path.with_suffix(".new")
     write_atomic(staged, text.encode(), mode=0o644)
     try:

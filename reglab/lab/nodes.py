@@ -18,6 +18,7 @@ from pathlib import Path
 from reglab.base.errors import ReglabError
 from reglab.base.refs import parse_reference
 from reglab.images.nodeconfig import PAUSE_IMAGE
+from reglab.lab.access import write_acl
 from reglab.lab.checks.failed import CheckFailed
 from reglab.lab.exercises.verdict import letter, verdict
 from reglab.lab.workshop import Workshop
@@ -26,6 +27,7 @@ from reglab.node.container import REGISTRY_HOST, Node, Pulled, node_of
 from reglab.node.hosts import ALL, Host, HostsFile
 from reglab.registry.container import Registry
 from reglab.registry.login import Credentials
+from reglab.registry.token import DEFAULT_ACL, TokenServer
 
 
 def setup() -> Workshop:
@@ -147,6 +149,27 @@ def mirror_down(ws: Workshop, node: Node, registry: Registry, ref: str) -> str |
         registry.wait_ready()
 
 
+def example_access_list(ws: Workshop) -> None:
+    """Write reglab's example access list (notebook 08's first) to ``auth/acl.yml``, whatever
+    an earlier notebook left there: ``alice`` may pull ``team/*``, ``bob`` push there."""
+    write_acl(ws, DEFAULT_ACL)
+
+
+def token_grants(ws: Workshop, registry: Registry, user: str) -> list[str]:
+    """What the token server last granted ``user`` (its log's ``token for USER: ...`` line)."""
+    server = TokenServer(registry.config, ws.engine)
+    ws.cli(f"docker logs {server.name} 2>&1 | grep 'token for {user}:' | tail -1")
+    container = server.container
+    said = container.logs().decode(errors="replace") if container is not None else ""
+    lines = [line for line in said.splitlines() if f"token for {user}:" in line]
+    if not lines:
+        print(f"(no token for {user} in the log)")
+        return []
+    print(lines[-1].split(" ", 1)[-1][:200])
+    granted = lines[-1].split(f"token for {user}:", 1)[1].split()
+    return [] if granted == ["nothing"] else granted
+
+
 def run_pod(ws: Workshop, node: Node) -> str | None:
     """Start a pod's sandbox as the kubelet does; containerd's reason when it cannot."""
     said = node.run_pod().run(ws.cli)
@@ -245,15 +268,16 @@ def sandbox_served(node: Node, registry: Registry) -> bool:
     digest = held.digest if held else None
     return verdict(
         digest == served,
-        f"the node pulled {PAUSE_IMAGE} through your registry ({served[:19]}...); the pod "
+        f"the node pulled {PAUSE_IMAGE} through your registry ({served}); the pod "
         f"now stops at {said[:80] if said else 'nothing'}",
         "the node holds another pause image than your registry's: pull it again",
     )
 
 
 __all__ = [
-    "PLAIN_HTTP_CHOICES", "REGISTRY_HOST", "address", "cleanup", "forget", "requests_with",
-    "mirror", "mirror_down", "predicted_plain_http", "pull", "pull_secret", "reads_hosts_toml",
-    "real_cluster", "remove_image", "run_pod", "sandbox_image", "sandbox_served", "setup",
-    "show_file", "skip_verify_file", "trust", "try_pull", "try_wrong_password", "up",
+    "PLAIN_HTTP_CHOICES", "REGISTRY_HOST", "address", "cleanup", "example_access_list",
+    "forget", "mirror", "mirror_down", "predicted_plain_http", "pull", "pull_secret",
+    "reads_hosts_toml", "real_cluster", "remove_image", "requests_with", "run_pod",
+    "sandbox_image", "sandbox_served", "setup", "show_file", "skip_verify_file", "token_grants",
+    "trust", "try_pull", "try_wrong_password", "up",
 ]  # fmt: skip

@@ -10,6 +10,7 @@ command that does the same, so learners see both.
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import docker
 from reglab.auth.certs import Certificate
 from reglab.auth.htpasswd import DEFAULT_COST
 from reglab.base.errors import ReglabError
+from reglab.base.files import write_atomic
 from reglab.base.labels import OWNER_LABEL
 from reglab.base.refs import is_local_name
 from reglab.base.settings import Settings
@@ -32,12 +34,19 @@ from reglab.lab.display import for_display, one_line_errors
 from reglab.registry.config import RegistryConfig, Stage
 from reglab.registry.container import Registry
 from reglab.registry.login import Credentials, login, login_command, logout
-from reglab.registry.token import TokenServer
+from reglab.registry.token import DEFAULT_ACL, TokenServer
 
 
 def cli(command: str) -> None:
     """Show the equivalent command line."""
     print(f"$ {command}")
+
+
+def printf_line(text: str, shown_path: str) -> str:
+    """The line that writes ``text`` to a file: ``printf '%s\\n' 'LINE' ... > PATH`` (each line
+    single-quoted: nothing in it is expanded)."""
+    lines = " ".join(shlex.quote(line) for line in text.strip("\n").splitlines())
+    return f"printf '%s\\n' {lines} > {shown_path}"
 
 
 def image_names_removal(refs: list[str]) -> str:
@@ -169,6 +178,11 @@ class Workshop:
         if not self.shown_signing:  # issued as the lines issue it; the server then reuses it
             config.paths.signing_certificate_step(self.style).run(self.cli)
             self.shown_signing = True
+        acl = config.paths.acl
+        if not acl.exists():  # the server would start on reglab's example list: typed too
+            self.cli(f"mkdir -p {self.style.show(acl.parent)}")
+            self.cli(printf_line(DEFAULT_ACL, self.style.show(acl)))
+            write_atomic(acl, DEFAULT_ACL.encode(), 0o644)
         server = TokenServer(config, self.engine)
         if server.container is not None:
             self.cli(f"docker rm -f {server.name}")

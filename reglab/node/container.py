@@ -335,6 +335,8 @@ PULL_ERRORS = (
      "the node does not trust the registry's CA: reglab node trust ADDRESS --ca CA_FILE"),
     ("400 Bad Request",
      "plain HTTP to a TLS port? hosts.toml says http://: reglab node trust ADDRESS --ca CA"),
+    ("insufficient_scope",
+     "the token grants no pull: the access list (auth/acl.yml) decides, user by repository"),
     ("401 Unauthorized",
      "the registry wants a login: a pull secret (reglab node pull REF --user NAME)"),
     ("connection refused",

@@ -170,7 +170,9 @@ def attach_step(
         )
     lines += [
         f"SUBJECT=$(oras resolve {tls} {target.ref})",
-        f"DIGEST=$(oras attach {tls} --artifact-type {artifact_type} "
+        # --disable-path-validation: oras refuses an absolute file path unless told (the
+        # path is the file's title), and "$REGLAB_WORKDIR" may be one.
+        f"DIGEST=$(oras attach {tls} --disable-path-validation --artifact-type {artifact_type} "
         f"--format go-template='{{{{.digest}}}}' {target.ref} {where}:{artifact_type})",
         f'oras tag {tls} {target.registry.address}/{target.repository}@"$DIGEST" '
         '"sha256-${SUBJECT#sha256:}.$(echo "${DIGEST#sha256:}" | cut -c1-16)"',

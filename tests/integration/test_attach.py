@@ -157,8 +157,11 @@ def test_reglab_sbom_attaches_syfts_sbom_and_its_typed_lines_do_the_same(
     registry = make_registry("persistent", workdir=tmp_path / "workdir")
     digest = pushed(engine, registry, "hello-world")
     clean = {k: v for k, v in os.environ.items() if not k.startswith("REGLAB_")}  # a terminal
+    # REGLAB_WORKDIR names the registry's folder, absolute: the lines then say
+    # "$REGLAB_WORKDIR/...", which oras takes only with --disable-path-validation
     env = {**clean, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "REGLAB_NAME": registry.config.name}  # fmt: skip
+           "REGLAB_NAME": registry.config.name,
+           "REGLAB_WORKDIR": str(tmp_path / "workdir")}  # fmt: skip
     made = subprocess.run([sys.executable, "-m", "reglab", "sbom", "hello-world"], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert made.returncode == 0, made.stderr
@@ -169,6 +172,7 @@ def test_reglab_sbom_attaches_syfts_sbom_and_its_typed_lines_do_the_same(
         assert attach.fetch(api, "hello-world", attached) == sbom_file.read_bytes()
         attach.detach(api, "hello-world", "latest", attached)  # the typed lines attach again
     typed = [line[2:] for line in made.stdout.splitlines() if line.startswith("$ ")]
+    assert '"$REGLAB_WORKDIR/sbom/hello-world-latest.spdx.json"' in typed[1]
     script = "set -euo pipefail\n" + "\n".join(typed) + "\n"
     again = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True,
                            text=True, timeout=300)  # fmt: skip

@@ -19,6 +19,8 @@ import reglab
 from reglab.base.errors import ConfigError, RegistryError
 from reglab.engine import transfer
 from reglab.images.build import ensure_images
+from reglab.images.nodeconfig import PAUSE_IMAGE
+from reglab.lab import nodes
 from reglab.node.container import REGISTRY_HOST, Node
 from reglab.registry.token import TokenServer
 
@@ -41,8 +43,14 @@ def node(engine: DockerClient, node_image: None, tmp_path: Path) -> Iterator[Nod
     assert made.container is None  # its images and containerd's state went with it
 
 
-def pushed(engine: DockerClient, registry: reglab.Registry, repository: str, **auth: str) -> str:
-    ref = registry.ref(repository)
+def pushed(
+    engine: DockerClient,
+    registry: reglab.Registry,
+    repository: str,
+    tag: str = "latest",
+    **auth: str,
+) -> str:
+    ref = registry.ref(repository, tag)
     transfer.tag(engine, "hello-world", ref)
     try:
         return transfer.push(engine, ref, auth=auth or None)
@@ -191,3 +199,25 @@ def test_the_node_commands_print_their_lines_and_do_what_they_say(
         down = run("node", "down", "--workdir", "workdir", cwd=tmp_path)
     assert down.returncode == 0 and "$ docker rm -f reglab-test-cli-node" in down.stdout
     assert not engine.containers.list(all=True, filters={"name": "reglab-test-cli-node"})
+
+
+def test_11_exercises_say_not_yet_then_correct(
+    engine: DockerClient,
+    make_registry: MakeRegistry,
+    node: Node,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Exercise 1 (predict) by letter; exercise 2 (diagnose and fix): Not yet while the
+    registry lacks pause:3.10, Correct once the learner pushed an image under that name and the
+    pod's sandbox got past its image (the node holds it with the registry's digest)."""
+    assert not nodes.predicted_plain_http("c") and "Not yet" in capsys.readouterr().out
+    assert nodes.predicted_plain_http(" (B) ") and "Correct" in capsys.readouterr().out
+    registry = make_registry("local")
+    node.mirror(registry.address, upstream="registry.k8s.io").run()
+    assert not nodes.sandbox_served(node, registry)
+    assert "no pause:3.10 yet" in capsys.readouterr().out
+    served = pushed(engine, registry, "pause", tag="3.10")  # the learner's fix, by hand
+    assert nodes.sandbox_served(node, registry)
+    assert "Correct" in capsys.readouterr().out
+    held = node.image(PAUSE_IMAGE)
+    assert held is not None and held.digest == served

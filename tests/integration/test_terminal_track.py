@@ -241,7 +241,8 @@ def facts_10(port: int, workdir: Path, hello_digest: str | None) -> None:
 def facts_11(port: int, workdir: Path, hello_digest: str | None) -> None:
     """The typed node: its hosts.toml files as typed (HTTPS with the copied CA for the
     registry's name; docker.io and registry.k8s.io sent to it), and the image the typed
-    crictl pull with the typed login fetched, by the registry's digest."""
+    crictl pull fetched with alice's typed login through the token server, by the registry's
+    digest."""
     engine = reglab.connect()
     node = Node(engine, f"{NAME}-node", workdir / "node")
     container = node.container
@@ -256,10 +257,10 @@ def facts_11(port: int, workdir: Path, hello_digest: str | None) -> None:
         assert tomllib.loads((folder / upstream / "hosts.toml").read_text())["server"] == (
             f"http://{named}"
         )
-    moby = ("moby", PASSWORDS["PASSWORD_MOBY"])
-    team = digest_of(f"https://127.0.0.1:{port}", "team/hello", workdir / "certs" / "ca.crt", moby)
+    alice = ("alice", PASSWORDS["PASSWORD_ALICE"])  # the token stage: alice may pull team/*
+    team = digest_of(f"https://127.0.0.1:{port}", "team/hello", workdir / "certs" / "ca.crt", alice)
     held = node.image(f"{named}/team/hello:latest")
-    assert held is not None and held.digest == team  # pulled with the typed login
+    assert held is not None and held.digest == team  # pulled with the typed login, by token
     assert node.image("docker.io/library/hello-world:latest") is None  # the typed crictl rmi
 
 

@@ -17,7 +17,7 @@ def node_holds(node: Node, ref: str, digest: str) -> None:
             f"the node holds {ref} as {found.digest}, not the registry's {digest}",
             "pull it again: the registry's tag moved since",
         )
-    ok(f"the node holds {ref} with the registry's digest {digest[:19]}...")
+    ok(f"the node holds {ref} with the registry's digest {digest}")
 
 
 __all__ = ["node_holds"]
