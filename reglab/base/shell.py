@@ -67,3 +67,16 @@ class PathStyle:
         if expands:  # a variable the shell must expand: double quotes
             return f'"{text}"'
         return shlex.quote(text)
+
+
+def show_path(path: Path, style: PathStyle | None) -> str:
+    """``path`` as a typed line writes it: in the terminal's ``style``, else absolute and
+    quoted (a caller with no terminal in mind, such as a test)."""
+    return style.show(path) if style is not None else shlex.quote(str(path))
+
+
+def printf_line(text: str, shown_path: str) -> str:
+    """The line that writes ``text`` to a file: ``printf '%s\\n' 'LINE' ... > PATH`` (each line
+    single-quoted: nothing in it is expanded)."""
+    lines = " ".join(shlex.quote(line) for line in text.strip("\n").splitlines())
+    return f"printf '%s\\n' {lines} > {shown_path}"

@@ -20,7 +20,8 @@ from reglab.auth.htpasswd import password_variable
 from reglab.auth.tokenserver import decode, jwk, sign
 from reglab.base.errors import ClientError, ReglabError
 from reglab.base.files import write_atomic
-from reglab.lab.workshop import Workshop, printf_line
+from reglab.base.shell import printf_line
+from reglab.lab.workshop import Workshop
 from reglab.registry.answers import MANIFEST_TYPES
 from reglab.registry.config import TOKEN_SERVICE
 from reglab.registry.container import Registry

@@ -10,7 +10,6 @@ command that does the same, so learners see both.
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from reglab.base.files import write_atomic
 from reglab.base.labels import OWNER_LABEL
 from reglab.base.refs import is_local_name
 from reglab.base.settings import Settings
-from reglab.base.shell import PathStyle
+from reglab.base.shell import PathStyle, printf_line
 from reglab.engine import transfer
 from reglab.engine.connection import EngineInfo, connect
 from reglab.engine.network import NETWORK, project_network, remove_project_network
@@ -40,13 +39,6 @@ from reglab.registry.token import DEFAULT_ACL, TokenServer
 def cli(command: str) -> None:
     """Show the equivalent command line."""
     print(f"$ {command}")
-
-
-def printf_line(text: str, shown_path: str) -> str:
-    """The line that writes ``text`` to a file: ``printf '%s\\n' 'LINE' ... > PATH`` (each line
-    single-quoted: nothing in it is expanded)."""
-    lines = " ".join(shlex.quote(line) for line in text.strip("\n").splitlines())
-    return f"printf '%s\\n' {lines} > {shown_path}"
 
 
 def image_names_removal(refs: list[str]) -> str:

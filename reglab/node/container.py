@@ -33,7 +33,7 @@ from reglab.base.files import write_atomic
 from reglab.base.labels import owner_labels
 from reglab.base.refs import named_registry, parse_reference
 from reglab.base.settings import NODE_IMAGE
-from reglab.base.shell import PathStyle
+from reglab.base.shell import PathStyle, printf_line, show_path
 from reglab.base.wait import NotYet, poll
 from reglab.engine.spec import ContainerSpec, Mount, Step
 from reglab.images.nodeconfig import HOSTS_DIR, POD_FILE
@@ -107,7 +107,7 @@ class Node:
     def up(self, style: PathStyle | None = None, timeout: float = 60.0) -> Step[None]:
         """Start the node (a previous one of the same name is replaced); done once its CRI
         answers ``crictl info``."""
-        lines = [f"mkdir -p {_show(style, self.hosts_dir)}"]
+        lines = [f"mkdir -p {show_path(self.hosts_dir, style)}"]
         if self.container is not None:
             lines.append(f"docker rm -f {self.name}")
         lines.append(self.spec().shell(style))
@@ -176,14 +176,13 @@ class Node:
         """One ``hosts.toml`` under the node's ``certs.d`` (made ready, then renamed in)."""
         path = self.hosts_dir / file.path
         text = file.toml()
-        printed = " ".join(shlex.quote(line) for line in text.rstrip("\n").split("\n"))
 
         def write() -> Path:
             path.parent.mkdir(parents=True, exist_ok=True)
             return write_atomic(path, text.encode(), 0o644)
 
-        lines = [f"mkdir -p {_show(style, path.parent)}"]
-        lines.append(f"printf '%s\\n' {printed} > {_show(style, path)}")
+        lines = [f"mkdir -p {show_path(path.parent, style)}"]
+        lines.append(printf_line(text, show_path(path, style)))
         return Step(lines, write)
 
     def trust(
@@ -218,7 +217,7 @@ class Node:
     ) -> Step[Path]:
         check_certificate(ca)  # before any line is shown or file written
         target = self.hosts_dir / namespace / "ca.crt"
-        copy = f"cp {_show(style, ca)} {_show(style, target)}"
+        copy = f"cp {show_path(ca, style)} {show_path(target, style)}"
 
         def write() -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -232,7 +231,7 @@ class Node:
         only the system's CAs."""
         folder = self.hosts_dir / registry_address(namespace)
         return Step(
-            [f"rm -r {_show(style, folder)}"], lambda: shutil.rmtree(folder, ignore_errors=True)
+            [f"rm -r {show_path(folder, style)}"], lambda: shutil.rmtree(folder, ignore_errors=True)
         )
 
     # --- the kubelet's calls ------------------------------------------------------------------
@@ -292,10 +291,6 @@ class Node:
 def node_of(engine: docker.DockerClient, name: str, workdir: Path) -> Node:
     """The node of the registry ``name`` (``NAME-node``), its files in ``WORKDIR/node``."""
     return Node(engine, f"{name}-node", Path(workdir) / "node")
-
-
-def _show(style: PathStyle | None, path: Path) -> str:
-    return style.show(path) if style is not None else shlex.quote(str(path))
 
 
 def registry_of(ref: str) -> str:

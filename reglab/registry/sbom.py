@@ -13,7 +13,6 @@ own reglab gives it; reglab attaches through the HTTP API itself (:func:`.attach
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from reglab.auth.htpasswd import password_variable
 from reglab.base.errors import ConfigError, RegistryError
 from reglab.base.files import write_atomic
 from reglab.base.refs import named_registry, split_ref
-from reglab.base.shell import PathStyle
+from reglab.base.shell import PathStyle, show_path
 from reglab.engine.spec import Step
 from reglab.images import gobuild
 from reglab.registry import attach
@@ -101,7 +100,7 @@ def _tls_options(target: Target, style: PathStyle | None) -> tuple[dict[str, str
     if not config.stage.tls:
         return {"SYFT_REGISTRY_INSECURE_USE_HTTP": "true"}, "--plain-http"
     ca = config.paths.ca_cert
-    shown = style.show(ca) if style else shlex.quote(str(ca))
+    shown = show_path(ca, style)
     return {"SYFT_REGISTRY_CA_CERT": str(ca)}, f"--ca-file {shown}"
 
 
@@ -123,7 +122,7 @@ def sbom_step(
         env["SYFT_REGISTRY_AUTH_PASSWORD"] = login[1]
         shown_env["SYFT_REGISTRY_AUTH_USERNAME"] = login[0]
         shown_env["SYFT_REGISTRY_AUTH_PASSWORD"] = f'"${password_variable(login[0])}"'
-    where = style.show(out) if style else shlex.quote(str(out))
+    where = show_path(out, style)
     words = " ".join(f"{k}={v}" for k, v in shown_env.items())
     line = f"{words} syft registry:{target.ref} -q -o spdx-json={where}"
 
@@ -147,7 +146,7 @@ def sbom_step(
         staged.replace(out)
         return out
 
-    return Step([f"mkdir -p {style.show(out.parent) if style else out.parent}", line], make)
+    return Step([f"mkdir -p {show_path(out.parent, style)}", line], make)
 
 
 def attach_step(
@@ -161,7 +160,7 @@ def attach_step(
     attachment, its own tag, the fall-back index kept complete); typed, ``oras attach`` and
     ``oras tag``, which do the same for one writer at a time."""
     _, tls = _tls_options(target, style)
-    where = style.show(file) if style else shlex.quote(str(file))
+    where = show_path(file, style)
     lines = []
     if login is not None:
         lines.append(
