@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import re
 import shlex
 import socket
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -255,3 +257,46 @@ def remove_test_stack(engine: docker.DockerClient, name: str) -> None:
     # (StaleBridge: left, the engine keeping an empty docker_gwbridge; conftest ends that)
     with contextlib.suppress(ConfigError, StaleBridge):  # nothing deployed, no swarm of reglab's
         registry.down(purge=True, leave=found)
+
+
+class Signer:
+    """A GnuPG home with one signing key (no passphrase), as a CI signer would have."""
+
+    def __init__(self, home: Path, name: str) -> None:
+        self.home = home
+        home.mkdir(mode=0o700, parents=True)
+        self.gpg("--quick-gen-key", f"{name} <{name}@reglab.test>", "ed25519", "sign", "never")
+        listed = self.gpg("--with-colons", "--list-keys").decode()
+        self.fingerprint = next(
+            line.split(":")[9] for line in listed.splitlines() if line.startswith("fpr:")
+        )
+
+    def gpg(self, *args: str, data: bytes | None = None) -> bytes:
+        done = subprocess.run(
+            ["gpg", "--batch", "--yes", "--passphrase", "", "--pinentry-mode", "loopback", *args],
+            input=data, capture_output=True, check=True,
+            env={**os.environ, "GNUPGHOME": str(self.home)},
+        )  # fmt: skip
+        return done.stdout
+
+    def sign(self, reference: str, digest: str) -> bytes:
+        """A simple-signing signature of ``reference`` at ``digest``, as skopeo makes it."""
+        payload = {
+            "critical": {
+                "identity": {"docker-reference": reference},
+                "image": {"docker-manifest-digest": digest},
+                "type": "atomic container signature",
+            },
+            "optional": {"creator": "test"},
+        }
+        return self.gpg("--sign", data=json.dumps(payload).encode())
+
+    def public_key(self, armor: bool = False) -> bytes:
+        return self.gpg("--export", *(["--armor"] if armor else []))
+
+    def secret_key(self) -> bytes:
+        return self.gpg("--export-secret-keys", "--armor")
+
+    def close(self) -> None:
+        subprocess.run(["gpgconf", "--kill", "gpg-agent"], check=False,
+                       env={**os.environ, "GNUPGHOME": str(self.home)})  # fmt: skip

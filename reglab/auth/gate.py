@@ -50,6 +50,14 @@ DIGEST = re.compile(r"^(?P<alg>[a-z0-9]+(?:[+._-][a-z0-9]+)*):(?P<hex>[a-zA-Z0-9
 SIGNATURE_TYPE = "atomic container signature"
 #: How many signatures of one image are read at most (signature-1 ... signature-N).
 MAX_SIGNATURES = 16
+#: What the gate asks for when it looks a tag up itself: every manifest type an image may be.
+#: (Without it a 2.8 registry answers a schema 1 conversion: another manifest, another digest.)
+MANIFEST_TYPES = ", ".join([
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+])  # fmt: skip
 #: The biggest manifest the gate reads to check (the registry's own limit is 4 MiB).
 MANIFEST_LIMIT = 4 << 20
 
@@ -165,13 +173,26 @@ def handler(policy: Policy, upstream: str) -> type[BaseHTTPRequestHandler]:
                 for connection in self._connections:
                     connection.close()
 
-        def _ask(self, method: str, path: str, body: bytes | None = None) -> Any:
-            """The same request, sent to the registry; its response (not yet read)."""
+        def _ask(
+            self, method: str, path: str, body: bytes | None = None, lookup: bool = False
+        ) -> Any:
+            """The same request, sent to the registry; its response (not yet read). A
+            ``lookup`` is the gate's own question about a tag: every manifest type accepted."""
             connection = http.client.HTTPConnection(host, port, timeout=300)
             self._connections.append(connection)
             skip = {"host", "content-length", "connection", "transfer-encoding"}
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
+            # A header sent several times (the Docker engine sends one Accept per manifest
+            # type) is passed on whole, joined as HTTP allows: with only the last type, a
+            # 2.8 registry answers a schema 1 conversion, another manifest, another digest.
+            headers: dict[str, str] = {}
+            for key, value in self.headers.items():
+                if key.lower() not in skip:
+                    headers[key] = f"{headers[key]}, {value}" if key in headers else value
             headers["Host"] = self.headers.get("Host", f"{host}:{port}")
+            if lookup:
+                drop = ("content-type", "accept")
+                headers = {k: v for k, v in headers.items() if k.lower() not in drop}
+                headers["Accept"] = MANIFEST_TYPES
             if body is not None:
                 headers["Content-Length"] = str(len(body))
             connection.request(method, path, body=body, headers=headers)
@@ -250,7 +271,7 @@ def handler(policy: Policy, upstream: str) -> type[BaseHTTPRequestHandler]:
             match = MANIFEST_PATH.match(urlparse(self.path).path)
             body = self._body()
             if match is not None and policy.is_immutable(match["name"], match["reference"]):
-                current = self._ask("HEAD", self.path)
+                current = self._ask("HEAD", self.path, lookup=True)
                 current.read()
                 now = current.getheader("Docker-Content-Digest")
                 new = f"sha256:{hashlib.sha256(body or b'').hexdigest()}"
@@ -276,7 +297,7 @@ def handler(policy: Policy, upstream: str) -> type[BaseHTTPRequestHandler]:
             tags = json.loads(listed.read() or b"{}").get("tags") or []
             held = []
             for tag in (t for t in tags if policy.is_immutable(name, t)):
-                answer = self._ask("HEAD", f"/v2/{name}/manifests/{tag}")
+                answer = self._ask("HEAD", f"/v2/{name}/manifests/{tag}", lookup=True)
                 answer.read()
                 if answer.getheader("Docker-Content-Digest") == reference:
                     held.append(tag)

@@ -14,6 +14,7 @@ mirror                  2       5002 (``reglab up mirror``, notebook 06)
 copy                    3       5003 (notebook 06's second registry, filled by skopeo sync)
 swarm front statistics  4       5004 (notebook 09)
 events listener         5       5005 (``reglab listen``, notebook 07)
+signature gate          6       5006 (``reglab up local --require-signed``, notebook 12)
 ======================= ======= ==========================================================
 """
 
@@ -28,6 +29,7 @@ MIRROR = 2
 COPY = 3
 SWARM_STATS = 4
 LISTENER = 5
+GATE = 6
 
 OFFSETS = {
     "registry": REGISTRY,
@@ -36,6 +38,7 @@ OFFSETS = {
     "copy": COPY,
     "swarm front statistics": SWARM_STATS,
     "events listener": LISTENER,
+    "signature gate": GATE,
 }
 
 _HIGHEST = 65535
@@ -73,6 +76,10 @@ class Ports:
     @property
     def listener(self) -> int:
         return companion(self.registry, LISTENER)
+
+    @property
+    def gate(self) -> int:
+        return companion(self.registry, GATE)
 
     def all(self) -> dict[str, int]:
         """Service name to port, for every service (the README's table, a preflight)."""

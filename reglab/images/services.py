@@ -1,6 +1,7 @@
 """The images of the services later notebooks run, built on the foundation's: the token server
-(notebook 08, on the debootstrapped Python base) and the S3 store (notebook 09, on
-reglab-tools). Each carries the hash of reglab's files it is made from (``*_sources``).
+(notebook 08, on the debootstrapped Python base), the signature gate (notebook 12, on the same)
+and the S3 store (notebook 09, on reglab-tools). Each carries the hash of reglab's files it is
+made from (``*_sources``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ PYTHON_PACKAGES = [
     "python3-bcrypt",
     "python3-yaml",
     "python3-cffi-backend",  # provides what the two above need; debootstrap skips virtual packages
+    "gpgv",  # the signature gate's check (reglab/auth/gate.py)
 ]
+GATE_DOCKERFILE = f"""\
+FROM {settings.PYTHON_IMAGE}
+COPY reglab/ /srv/reglab/
+ENV PYTHONPATH=/srv
+ENTRYPOINT ["python3", "-m", "reglab.auth.gate"]
+""".encode()
 #: The Debian packages of notebook 09's cache and front (one file system, two images).
 SERVICE_PACKAGES = ["redis-server", "haproxy"]
 
@@ -85,6 +93,23 @@ def token_source(name: str = "tokenserver.py") -> bytes:
 def token_sources() -> list[bytes]:
     """What the token image is made from: its Dockerfile and the server's two files."""
     return [TOKEN_DOCKERFILE, *(token_source(name) for name in TOKEN_FILES)]
+
+
+def gate_sources() -> list[bytes]:
+    """What the gate image is made from: its Dockerfile and the gate's one file."""
+    return [GATE_DOCKERFILE, token_source("gate.py")]
+
+
+def build_gate_image(
+    client: docker.DockerClient, *, progress: ProgressCallback | None = None
+) -> str:
+    """``reglab-gate``: reglab's signature gate (gate.py: the standard library and ``gpgv``)
+    on the debootstrapped Python base."""
+    context = BuildContext(GATE_DOCKERFILE)
+    context.add_bytes(b"", "reglab/__init__.py")
+    context.add_bytes(b"", "reglab/auth/__init__.py")
+    context.add_bytes(token_source("gate.py"), "reglab/auth/gate.py")
+    return context.build(client, settings.GATE_IMAGE, progress, source_digest(gate_sources()))
 
 
 def s3_sources() -> list[bytes]:

@@ -40,6 +40,7 @@ from reglab.registry.config import (
     Stage,
     notify_url_of,
 )
+from reglab.registry.gate import remove_gate
 from reglab.registry.status import RegistryStatus, owned_registries
 from reglab.registry.token import TokenServer, remove_token_server
 
@@ -203,6 +204,7 @@ class Registry:
         if purge:
             self.config.paths.check_purgeable()  # before anything is removed
         remove_token_server(self.engine, self.config.name)  # the token stage's, if any
+        remove_gate(self.engine, self.config.name)  # the signature gate, if any
         container = self.container
         if container is not None:
             if not is_owned(container.labels):

@@ -10,12 +10,15 @@ containers-signature(5).) The Docker engine reads none of these files: the works
 check in front of the registry.
 
 Debian's skopeo signs and verifies this way (its sigstore support is disabled by a Debian
-patch). These functions write what skopeo reads; pure, no GnuPG here.
+patch). These functions write what skopeo reads, and :class:`SignFiles` says where in the
+working folder; pure, no GnuPG here (that is :mod:`.signing`).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -31,16 +34,16 @@ def signed_by(key_path: str) -> dict[str, str]:
     return {"type": "signedBy", "keyType": "GPGKeys", "keyPath": key_path}
 
 
-def policy(registry: str, key_paths: list[str]) -> str:
+def policy(registry: str, key_path: str) -> str:
     """``policy.json``: images of ``registry`` (``host:port``, or ``host:port/repository``)
-    need a signature by one of ``key_paths``; every other image is rejected (the safe default:
-    a policy that trusts what it does not name would pass an image from a typo'd registry).
-    Several keys are several requirements, any one of which passes (a key being rotated in)."""
-    if not key_paths:
-        raise ValueError("a policy that requires signatures needs at least one key")
+    need a signature by a key of the file ``key_path``; every other image is rejected (the
+    safe default: a policy that trusts what it does not name would pass an image from a
+    typo'd registry). One requirement, one key file: the requirements of a scope must *all*
+    be met (containers-policy.json(5)), so several trusted keys (one being rotated in) are
+    several keys in that file, any of which signs."""
     document: dict[str, Any] = {
         "default": REJECT,
-        "transports": {"docker": {registry: [signed_by(path) for path in key_paths]}},
+        "transports": {"docker": {registry: [signed_by(key_path)]}},
     }
     return json.dumps(document, indent=2) + "\n"
 
@@ -52,4 +55,43 @@ def registries_d(registry: str, lookaside: str) -> str:
     return yaml.safe_dump({"docker": {registry: entry}}, sort_keys=False)
 
 
-__all__ = ["REJECT", "lookaside_path", "policy", "registries_d", "signed_by"]
+@dataclass(frozen=True)
+class SignFiles:
+    """The signing files of one working folder (``WORKDIR/sign``)."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, workdir: Path) -> SignFiles:
+        return cls(Path(workdir) / "sign")
+
+    @property
+    def gnupg(self) -> Path:
+        return self.root / "gnupg"
+
+    @property
+    def lookaside(self) -> Path:
+        return self.root / "lookaside"
+
+    @property
+    def registries_d(self) -> Path:
+        return self.root / "registries.d"
+
+    @property
+    def policy(self) -> Path:
+        return self.root / "policy.json"
+
+    @property
+    def ca_dir(self) -> Path:
+        return self.root / "ca"
+
+    @property
+    def trust(self) -> Path:
+        return self.root / "trust"
+
+    @property
+    def trusted(self) -> Path:
+        return self.trust / "trusted.gpg"
+
+
+__all__ = ["REJECT", "SignFiles", "lookaside_path", "policy", "registries_d", "signed_by"]

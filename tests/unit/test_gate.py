@@ -8,7 +8,6 @@ import hashlib
 import http.client
 import json
 import os
-import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,46 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from common import Signer
 
 from reglab.auth.gate import Policy, handler, lookaside_path, payload_problem, repository_of
 
 DIGEST = "sha256:" + "ab" * 32
 OTHER = "sha256:" + "cd" * 32
-
-
-class Signer:
-    """A GnuPG home with one signing key (no passphrase), as a CI signer would have."""
-
-    def __init__(self, home: Path, name: str) -> None:
-        self.home = home
-        home.mkdir(mode=0o700, parents=True)
-        self.gpg("--quick-gen-key", f"{name} <{name}@reglab.test>", "ed25519", "sign", "never")
-
-    def gpg(self, *args: str, data: bytes | None = None) -> bytes:
-        done = subprocess.run(
-            ["gpg", "--batch", "--yes", "--passphrase", "", "--pinentry-mode", "loopback", *args],
-            input=data, capture_output=True, check=True,
-            env={**os.environ, "GNUPGHOME": str(self.home)},
-        )  # fmt: skip
-        return done.stdout
-
-    def sign(self, reference: str, digest: str) -> bytes:
-        payload = {
-            "critical": {
-                "identity": {"docker-reference": reference},
-                "image": {"docker-manifest-digest": digest},
-                "type": "atomic container signature",
-            },
-            "optional": {"creator": "test"},
-        }
-        return self.gpg("--sign", data=json.dumps(payload).encode())
-
-    def public_key(self) -> bytes:
-        return self.gpg("--export")
-
-    def close(self) -> None:
-        subprocess.run(["gpgconf", "--kill", "gpg-agent"], check=False,
-                       env={**os.environ, "GNUPGHOME": str(self.home)})  # fmt: skip
 
 
 @pytest.fixture(scope="module")

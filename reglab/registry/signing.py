@@ -1,0 +1,314 @@
+"""Who vouches for an image: signing and checking it with GnuPG simple signing, through skopeo,
+each step also written as the line a terminal types.
+
+Debian's skopeo signs with GnuPG (its sigstore support is disabled by a Debian patch):
+``skopeo copy --sign-by FINGERPRINT`` of an image onto itself writes the same manifest again
+and a signature of its digest into the *lookaside* store that ``registries.d`` names
+(:mod:`.simplesign` writes those files). A check is a copy under a ``policy.json`` that
+requires a signature by a key: skopeo refuses an unsigned image with "A signature was
+required, but no signature exists". The registry's side, for clients that read no policy (the
+Docker engine), is the gate (:mod:`reglab.auth.gate`, started by :mod:`.gate`).
+
+Keys are files, as people keep them: a secret key to sign with (``gpg --export-secret-keys``,
+without a passphrase: an unattended signer's), a public key to check with (``gpg --export``,
+armored or not; several keys in one file are several trusted keys). In the working folder::
+
+    sign/gnupg/              the signer's GnuPG home (the secret key imported)
+    sign/lookaside/          the signatures: REPOSITORY@sha256=HEX/signature-N
+    sign/registries.d/       where skopeo reads and writes them, per registry
+    sign/policy.json         the policy a check runs under
+    sign/ca/ca.crt           the workshop CA alone (skopeo's --cert-dir reads every *.key too)
+    sign/trust/trusted.gpg   the keys the gate trusts (a folder: a key rotated in is seen)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from reglab.base.errors import ConfigError, RegistryError
+from reglab.base.files import write_atomic
+from reglab.base.shell import PathStyle, printf_line, show_path
+from reglab.engine.spec import Step
+from reglab.registry import attach, simplesign
+from reglab.registry.sbom import Target
+from reglab.registry.simplesign import SignFiles
+
+#: How an armored OpenPGP key file begins (anything else is read as binary packets).
+ARMOR = b"-----BEGIN PGP "
+
+
+@dataclass(frozen=True)
+class Key:
+    """An OpenPGP key file, as ``gpg --import-options show-only`` reads it."""
+
+    path: Path
+    fingerprints: tuple[str, ...]
+    secret: bool
+
+    @property
+    def fingerprint(self) -> str:
+        return self.fingerprints[0]
+
+    @property
+    def armored(self) -> bool:
+        return self.path.read_bytes().lstrip().startswith(ARMOR)
+
+
+def _gpg(*args: str, home: Path, data: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    gpg = shutil.which("gpg")
+    if gpg is None:
+        raise ConfigError("gpg is not installed", "install GnuPG: apt-get install gnupg")
+    return subprocess.run(
+        [gpg, "--batch", "--homedir", str(home), *args],
+        input=data, capture_output=True, check=False, timeout=60,
+    )  # fmt: skip
+
+
+def stop_agent(home: Path) -> None:
+    """End the gpg-agent an import or a signature started for ``home`` (it would outlive
+    the folder)."""
+    if home.is_dir() and shutil.which("gpgconf"):
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
+                       capture_output=True, check=False, timeout=30)  # fmt: skip
+
+
+def read_key(path: Path, secret: bool) -> Key:
+    """The key file ``path``, checked to hold a secret key (``secret``: to sign with) or public
+    keys only (to trust); one line naming the problem and the fix otherwise."""
+    path = Path(path)
+    kind = "secret key to sign with" if secret else "public key to trust"
+    export = "gpg --export-secret-keys --armor" if secret else "gpg --export --armor"
+    if not path.is_file():
+        raise ConfigError(f"no key file at {path}", f"give a {kind}: {export} FPR > FILE")
+    with tempfile.TemporaryDirectory(prefix="reglab-gpg-") as home:
+        done = _gpg("--with-colons", "--import-options", "show-only", "--import", str(path),
+                    home=Path(home))  # fmt: skip
+        stop_agent(Path(home))
+    rows = [line.split(":") for line in done.stdout.decode(errors="replace").splitlines()]
+    kinds = {row[0] for row in rows if row[0] in ("pub", "sec")}
+    # A fingerprint after each primary key (the next "fpr" row after its "pub" or "sec").
+    fingerprints, wanted = [], False
+    for row in rows:
+        if row[0] in ("pub", "sec"):
+            wanted = True
+        elif row[0] == "fpr" and wanted:
+            fingerprints.append(row[9])
+            wanted = False
+    if not fingerprints:
+        raise ConfigError(f"{path} is not an OpenPGP key", f"give a {kind}: {export} FPR > FILE")
+    if secret and "sec" not in kinds:
+        raise ConfigError(f"{path} holds a public key, and signing needs the secret key",
+                          "export it: gpg --export-secret-keys --armor FPR > FILE")  # fmt: skip
+    if not secret and "sec" in kinds:
+        raise ConfigError(
+            f"{path} holds a secret key: what checks a signature needs only the public key",
+            "give the public key (gpg --export --armor FPR > FILE); keep the secret one apart",
+        )
+    return Key(path, tuple(fingerprints), "sec" in kinds)
+
+
+def image_digest(target: Target) -> str:
+    """The digest the registry serves for the image; one line when it has no such image."""
+    with target.registry.client() as api:
+        return str(attach.subject_of(api, target.repository, target.tag)["digest"])
+
+
+def _without_login(target: Target, what: str) -> None:
+    """skopeo here reads no password: a registry that asks for one is named, in one line."""
+    config = target.registry.config
+    if config.stage.auth or config.stage.token:
+        raise ConfigError(
+            f"reglab {what} speaks to registries without a login, and {config.name} is the "
+            f"{config.stage.value} stage",
+            "use the local, persistent or tls stage (or skopeo itself, with --creds)",
+        )
+
+
+def _tls(target: Target, files: SignFiles, style: PathStyle | None, side: str) -> str:
+    """skopeo's option for one side of a copy (``src`` or ``dest``): plain HTTP, or a
+    folder with the workshop CA alone."""
+    if not target.registry.config.stage.tls:
+        return f"--{side}-tls-verify=false"
+    return f"--{side}-cert-dir {show_path(files.ca_dir, style)}"
+
+
+def _ca_step(target: Target, files: SignFiles, style: PathStyle | None) -> Step[None]:
+    """The workshop CA, alone in ``sign/ca`` (a TLS stage's only)."""
+    if not target.registry.config.stage.tls:
+        return Step([], lambda: None)
+    ca = target.registry.config.paths.ca_cert
+
+    def copy() -> None:
+        write_atomic(files.ca_dir / "ca.crt", ca.read_bytes(), 0o644)
+
+    shown = show_path(files.ca_dir, style)
+    return Step([f"mkdir -p {shown}", f"cp {show_path(ca, style)} {shown}/"], copy)
+
+
+def registries_step(target: Target, files: SignFiles, style: PathStyle | None) -> Step[Path]:
+    """``sign/registries.d/reglab.yaml``: this registry's signatures in ``sign/lookaside``
+    (a ``file://`` URL, absolute as the format wants)."""
+    address = target.registry.address
+    text = simplesign.registries_d(address, files.lookaside.resolve().as_uri())
+    path = files.registries_d / "reglab.yaml"
+
+    def write() -> Path:
+        files.lookaside.mkdir(parents=True, exist_ok=True)
+        return write_atomic(path, text.encode(), 0o644)
+
+    return Step(
+        [f"mkdir -p {show_path(files.lookaside, style)} {show_path(files.registries_d, style)}",
+         printf_line(text, show_path(path, style))],
+        write,
+    )  # fmt: skip
+
+
+def _skopeo(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    skopeo = shutil.which("skopeo")
+    if skopeo is None:
+        raise ConfigError("skopeo is not installed", "install it: apt-get install skopeo")
+    return subprocess.run([skopeo, *argv], env={**os.environ, **(env or {})},
+                          capture_output=True, text=True, check=False, timeout=300)  # fmt: skip
+
+
+def skopeo_problem(done: subprocess.CompletedProcess[str]) -> str:
+    """skopeo's own words, without its log prefix: ``time=... level=fatal msg="..."``."""
+    said = (done.stderr or done.stdout).strip().splitlines()
+    last = said[-1] if said else "no output"
+    if 'msg="' in last:
+        last = last.split('msg="', 1)[1].rstrip('"')
+    return last.replace('\\"', '"')
+
+
+def sign_step(
+    target: Target, key: Key, files: SignFiles, style: PathStyle | None = None
+) -> Step[str]:
+    """Sign the image as the registry serves it with ``key``: the key imported into
+    ``sign/gnupg``, then ``skopeo copy --sign-by`` of the image onto itself. Returns the
+    digest signed (the signature is ``sign/lookaside/REPOSITORY@sha256=HEX/signature-N``)."""
+    if not key.secret:
+        raise ConfigError(f"{key.path} holds no secret key", "gpg --export-secret-keys FPR > FILE")
+    _without_login(target, "sign")
+    ca = _ca_step(target, files, style)
+    registries = registries_step(target, files, style)
+    home = show_path(files.gnupg, style)
+    ref = f"docker://{target.ref}"
+    options = f"{_tls(target, files, style, 'src')} {_tls(target, files, style, 'dest')}"
+    line = (
+        f"GNUPGHOME={home} skopeo copy --registries.d {show_path(files.registries_d, style)} "
+        f"{options} --sign-by {key.fingerprint} {ref} {ref}"
+    )
+    lines = [
+        *ca.lines, *registries.lines, f"mkdir -p -m 700 {home}",
+        f"gpg --homedir {home} --batch --import {show_path(key.path, style)}", line,
+    ]  # fmt: skip
+
+    def sign() -> str:
+        image_digest(target)  # one line if it is not there
+        ca.action()
+        registries.action()
+        files.gnupg.mkdir(mode=0o700, parents=True, exist_ok=True)
+        imported = _gpg("--import", str(key.path), home=files.gnupg)
+        if imported.returncode != 0:
+            raise ConfigError(f"gpg could not import {key.path}",
+                              f"check it: gpg --show-keys {key.path}")  # fmt: skip
+        tls = ["--src-tls-verify=false", "--dest-tls-verify=false"]
+        if target.registry.config.stage.tls:
+            tls = ["--src-cert-dir", str(files.ca_dir), "--dest-cert-dir", str(files.ca_dir)]
+        done = _skopeo(
+            ["copy", "--registries.d", str(files.registries_d), *tls,
+             "--sign-by", key.fingerprint, ref, ref],
+            env={"GNUPGHOME": str(files.gnupg)},
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RegistryError(f"skopeo could not sign {target.ref}: {skopeo_problem(done)}",
+                                "check the image and the key (gpg --show-keys FILE)")  # fmt: skip
+        return image_digest(target)
+
+    return Step(lines, sign)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a check under the policy said: accepted, or skopeo's refusal."""
+
+    accepted: bool
+    said: str
+
+
+def verify_step(
+    target: Target, key: Key, files: SignFiles, style: PathStyle | None = None
+) -> Step[Verdict]:
+    """Check the image under a policy that trusts ``key`` only (and rejects every other
+    registry): ``skopeo copy`` into a throwaway folder, which refuses what no trusted key
+    signed."""
+    if key.secret:
+        raise ConfigError(f"{key.path} holds a secret key", "give the public key: gpg --export")
+    _without_login(target, "verify")
+    ca = _ca_step(target, files, style)
+    registries = registries_step(target, files, style)
+    text = simplesign.policy(target.registry.address, str(key.path.resolve()))
+    ref = f"docker://{target.ref}"
+    policy = show_path(files.policy, style)
+    tls = _tls(target, files, style, "src")
+    lines = [
+        *ca.lines, *registries.lines, printf_line(text, policy),
+        f"skopeo --policy {policy} copy --registries.d {show_path(files.registries_d, style)} "
+        f'{tls} {ref} dir:"$(mktemp -d)"',
+    ]  # fmt: skip
+
+    def check() -> Verdict:
+        image_digest(target)
+        ca.action()
+        registries.action()
+        write_atomic(files.policy, text.encode(), 0o644)
+        options = ["--src-tls-verify=false"]
+        if target.registry.config.stage.tls:
+            options = ["--src-cert-dir", str(files.ca_dir)]
+        with tempfile.TemporaryDirectory(prefix="reglab-verify-") as into:
+            done = _skopeo(
+                ["--policy", str(files.policy), "copy", "--registries.d",
+                 str(files.registries_d), *options, ref, f"dir:{into}"],
+            )  # fmt: skip
+        if done.returncode == 0:
+            return Verdict(True, f"{target.ref}: signed by a trusted key ({key.fingerprint})")
+        problem = skopeo_problem(done)
+        if "rejected" not in problem and "signature" not in problem.lower():
+            raise RegistryError(f"skopeo could not read {target.ref}: {problem}",
+                                "check that the image is in the registry")  # fmt: skip
+        return Verdict(False, problem)
+
+    return Step(lines, check)
+
+
+def trust_step(key: Key, files: SignFiles, style: PathStyle | None = None) -> Step[Path]:
+    """``sign/trust/trusted.gpg``: the keys of ``key`` (public only) as the gate's keyring,
+    binary (``gpgv`` reads no armor). Replaced whole, in place: the gate reads it at its next
+    request, so a key taken out no longer vouches for anything."""
+    if key.secret:
+        raise ConfigError(f"{key.path} holds a secret key", "give the public key: gpg --export")
+    target = show_path(files.trusted, style)
+    source = show_path(key.path, style)
+    copy = f"gpg --dearmor < {source} > {target}" if key.armored else f"cp {source} {target}"
+
+    def write() -> Path:
+        data = key.path.read_bytes()
+        if key.armored:
+            with tempfile.TemporaryDirectory(prefix="reglab-gpg-") as home:
+                done = _gpg("--dearmor", home=Path(home), data=data)
+            data = done.stdout
+        files.trust.mkdir(parents=True, exist_ok=True)
+        return write_atomic(files.trusted, data, 0o644)
+
+    return Step([f"mkdir -p {show_path(files.trust, style)}", copy], write)
+
+
+__all__ = [
+    "Key", "SignFiles", "Verdict", "image_digest", "read_key", "registries_step", "sign_step",
+    "skopeo_problem", "stop_agent", "trust_step", "verify_step",
+]  # fmt: skip
