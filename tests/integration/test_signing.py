@@ -176,7 +176,8 @@ def test_the_gate_lets_the_engine_pull_signed_images_only(
     gate = Gate(registry.config, engine, immutable=("app:1",)).start()
     try:
         pulled = f"{gate.address}/app:1"
-        cleanup_images.append(pulled)
+        # by digest too: once the name moves to another image, the pulled one keeps its digest
+        cleanup_images += [pulled, f"{gate.address}/app@{signed}"]
         image = engine.images.pull(pulled)
         assert f"{gate.address}/app@{signed}" in image.attrs["RepoDigests"]  # that digest
 
@@ -200,6 +201,7 @@ def test_the_gate_lets_the_engine_pull_signed_images_only(
         # Rotation: the release key out, the stranger's in; then both.
         signing.trust_step(signing.read_key(keys["stranger.pub"], secret=False), files).run()
         assert "no trusted key made it" in refused("1")
+        cleanup_images.append(f"{gate.address}/other:1")
         engine.images.pull(f"{gate.address}/other:1")
         signing.trust_step(signing.read_key(keys["both.gpg"], secret=False), files).run()
         assert engine.images.pull(pulled).id == image.id
