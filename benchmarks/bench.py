@@ -11,6 +11,7 @@ median is reported. The last line is machine-readable:
           gc_s_per_1000_blobs=S mirror_pull_ratio=R event_p99_ms=N event_outage_lost=N
           token_push_ratio=R tokens_per_s=N lb_pull_ratio=R failover_errors=N
           failover_requests=N failover_resumed=N lb_rps_1=N lb_rps_3=N node_pull_ratio=R
+          gate_pull_ratio=R
 
 (ratios = reglab / CLI). On registry 3 (the default), the push and pull rows are measured on
 2.8 too, in the same run: ``push_ratio_v2``, ``pull_ratio_v2``, ``auth_push_ratio_v2`` and
@@ -46,6 +47,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the tests' helpers: random images, fr
 
 import day_two
 import node_bench
+import supply_bench
 from common import (
     build_random_image,
     free_port,
@@ -409,6 +411,9 @@ class Bench:
     def node(self) -> float:
         return node_bench.node(self)
 
+    def gate(self) -> float:
+        return supply_bench.gate(self)
+
     def swarm_paths(self) -> float:
         return self.swarm_bench.paths()
 
@@ -421,7 +426,7 @@ class Bench:
 
 STEPS = (
     "push", "pull", "ready", "auth_push", "token_push", "cost_curve", "notebooks", "gc",
-    "mirror", "events", "swarm", "node",
+    "mirror", "events", "swarm", "node", "gate",
 )  # fmt: skip
 #: Steps run only when named with --only: what the swarm's extra time is made of.
 EXTRA_STEPS = ("swarm_paths",)
@@ -507,6 +512,7 @@ def main() -> int:
         "swarm": "lb_pull_ratio",
         "swarm_paths": "lb_paths_ratio",
         "node": "node_pull_ratio",
+        "gate": "gate_pull_ratio",
     }
     names = {  # each 2.8 key right after its own
         key: value
