@@ -15,6 +15,7 @@ every machine.
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,19 @@ class PathStyle:
         # Quoted like the other forms, so a path reads the same whichever form it takes.
         return (f"$PWD/{text}", True) if mount else (text, True)
 
+    def expanded(self, path: Path) -> str | None:
+        """``path`` (of the working folder) as an absolute path the shell fills in, unquoted
+        (``$PWD/workdir/...``, ``$REGLAB_WORKDIR/...``); None when the folder is written as it
+        is."""
+        try:
+            inner = Path(path).relative_to(self.workdir).as_posix()
+        except ValueError:
+            return None
+        root, expands = self._root(mount=True)
+        if not expands:
+            return None
+        return root if inner == "." else f"{root}/{inner}"
+
     def show(self, path: Path, mount_to: str | None = None) -> str:
         """``path`` as typed in a command; with ``mount_to``, as ``-v`` wants ``SOURCE:TARGET``."""
         path = Path(path)
@@ -69,14 +83,41 @@ class PathStyle:
         return shlex.quote(text)
 
 
+def absolute_in_shell(path: Path, style: PathStyle | None) -> str:
+    """``path`` as an absolute path the shell fills in, for inside double quotes: a file's
+    contents that must name it absolutely (a ``file://`` URL) still type the same on every
+    machine: ``$PWD/workdir/sign/lookaside``, ``$REGLAB_WORKDIR/sign/lookaside``, else the
+    absolute path itself."""
+    expanded = style.expanded(path) if style is not None else None
+    if expanded is not None:
+        return expanded
+    if style is not None and style.cwd is not None:  # below the terminal's folder: $PWD/...
+        try:
+            inner = Path(path).resolve().relative_to(style.cwd).as_posix()
+        except ValueError:
+            inner = None
+        if inner is not None and not _SAFE_IN_DOUBLE_QUOTES & set(inner):
+            return f"$PWD/{inner}"
+    return re.sub(r'([\\"$`])', r"\\\1", str(Path(path).resolve()))
+
+
 def show_path(path: Path, style: PathStyle | None) -> str:
     """``path`` as a typed line writes it: in the terminal's ``style``, else absolute and
     quoted (a caller with no terminal in mind, such as a test)."""
     return style.show(path) if style is not None else shlex.quote(str(path))
 
 
-def printf_line(text: str, shown_path: str) -> str:
+def printf_line(text: str, shown_path: str, expand: dict[str, str] | None = None) -> str:
     """The line that writes ``text`` to a file: ``printf '%s\\n' 'LINE' ... > PATH`` (each line
-    single-quoted: nothing in it is expanded)."""
-    lines = " ".join(shlex.quote(line) for line in text.strip("\n").splitlines())
-    return f"printf '%s\\n' {lines} > {shown_path}"
+    single-quoted: nothing in it is expanded). ``expand`` maps text to the shell expression
+    typed instead (:func:`absolute_in_shell`): a line holding it goes in double quotes."""
+    words = []
+    for line in text.strip("\n").splitlines():
+        found = next((key for key in (expand or {}) if key in line), None)
+        if found is None:
+            words.append(shlex.quote(line))
+            continue
+        head, _, tail = line.partition(found)
+        quoted = [re.sub(r'([\\"$`])', r"\\\1", part) for part in (head, tail)]
+        words.append(f'"{quoted[0]}{(expand or {})[found]}{quoted[1]}"')
+    return f"printf '%s\\n' {' '.join(words)} > {shown_path}"

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from reglab.base.errors import ConfigError, RegistryError
 from reglab.base.files import write_atomic
-from reglab.base.shell import PathStyle, printf_line, show_path
+from reglab.base.shell import PathStyle, absolute_in_shell, printf_line, show_path
 from reglab.engine.spec import Step
 from reglab.registry import attach, simplesign
 from reglab.registry.sbom import Target
@@ -154,8 +154,13 @@ def registries_step(target: Target, files: SignFiles, style: PathStyle | None) -
     """``sign/registries.d/reglab.yaml``: this registry's signatures in ``sign/lookaside``
     (a ``file://`` URL, absolute as the format wants)."""
     address = target.registry.address
-    text = simplesign.registries_d(address, files.lookaside.resolve().as_uri())
+    store = str(files.lookaside.resolve())
+    text = simplesign.registries_d(address, f"file://{store}")
     path = files.registries_d / "reglab.yaml"
+    # The file names the store absolutely (file://); the typed line lets the shell fill it in.
+    typed = printf_line(
+        text, show_path(path, style), {store: absolute_in_shell(files.lookaside, style)}
+    )
 
     def write() -> Path:
         files.lookaside.mkdir(parents=True, exist_ok=True)
@@ -163,7 +168,7 @@ def registries_step(target: Target, files: SignFiles, style: PathStyle | None) -
 
     return Step(
         [f"mkdir -p {show_path(files.lookaside, style)} {show_path(files.registries_d, style)}",
-         printf_line(text, show_path(path, style))],
+         typed],
         write,
     )  # fmt: skip
 
@@ -252,12 +257,14 @@ def verify_step(
     _without_login(target, "verify")
     ca = _ca_step(target, files, style)
     registries = registries_step(target, files, style)
-    text = simplesign.policy(target.registry.address, str(key.path.resolve()))
+    key_path = str(key.path.resolve())
+    text = simplesign.policy(target.registry.address, key_path)
     ref = f"docker://{target.ref}"
     policy = show_path(files.policy, style)
+    written = printf_line(text, policy, {key_path: absolute_in_shell(key.path, style)})
     tls = _tls(target, files, style, "src")
     lines = [
-        *ca.lines, *registries.lines, printf_line(text, policy),
+        *ca.lines, *registries.lines, written,
         f"skopeo --policy {policy} copy --registries.d {show_path(files.registries_d, style)} "
         f'{tls} {ref} dir:"$(mktemp -d)"',
     ]  # fmt: skip
