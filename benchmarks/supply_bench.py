@@ -40,7 +40,7 @@ def gate(bench: Bench) -> float:
     try:
         target = Target.parse(registry, "bench/signed:latest")
         signing.sign_step(target, signing.read_key(key, secret=True), files).run()
-        signing.trust_step(signing.read_key(public, secret=False), files).run()
+        signing.trust_step([signing.read_key(public, secret=False)], files).run()
         front.start()
 
         def forget() -> None:

@@ -21,6 +21,7 @@ import docker
 from reglab.base import ports
 from reglab.base.settings import NODE_IMAGE, TOKEN_IMAGE
 from reglab.base.versions import VERSIONS
+from reglab.engine import transfer
 from reglab.images.context import BuildContext
 from reglab.registry.container import Container, Registry
 
@@ -300,3 +301,31 @@ class Signer:
     def close(self) -> None:
         subprocess.run(["gpgconf", "--kill", "gpg-agent"], check=False,
                        env={**os.environ, "GNUPGHOME": str(self.home)})  # fmt: skip
+
+
+# --- supply chain: images pushed, commands typed -----------------------------------------------
+def push(engine: docker.DockerClient, registry: Registry, source: str, ref: str) -> str:
+    """``source`` pushed as ``repository:tag`` of the registry; its digest."""
+    full = registry.ref(*ref.split(":"))
+    transfer.tag(engine, source, full)
+    try:
+        return transfer.push(engine, full)
+    finally:
+        transfer.remove(engine, full)
+
+
+def terminal(registry: Registry) -> dict[str, str]:
+    """A terminal's environment: no REGLAB_ settings but the registry's name and folder."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("REGLAB_")}
+    return {**clean, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            "REGLAB_NAME": registry.config.name}  # fmt: skip
+
+
+def reglab_cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "reglab", *args], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
+def typed(output: str) -> str:
+    lines = [line[2:] for line in output.splitlines() if line.startswith("$ ")]
+    return "set -euo pipefail\n" + "\n".join(lines) + "\n"

@@ -13,19 +13,27 @@ that repository. Otherwise the answer is ``403`` with the registry API's ``DENIE
 ``docker pull`` shows as ``denied: MESSAGE``. Blobs pass through: they are reached by digest
 only, from a manifest that passed.
 
+cosign's key pairs count too (``--cosign-keys``, a file of PEM public keys): cosign 3 stores a
+signature as an OCI 1.1 referrer of the image, a Sigstore bundle whose DSSE envelope signs an
+in-toto statement naming the image's digest; on a registry without the referrers API (2.8 and
+3.1) it is listed by the fall-back tag ``sha256-HEX``. The gate reads that index, each bundle,
+and checks the ECDSA signature over the envelope (DSSE's pre-authentication encoding) with
+``cryptography``. No transparency log is consulted: the keys are the trust, as with GnuPG.
+
 Key rotation is the keyring: a key taken out of it no longer vouches for anything, old
 signatures included, at the next request. Immutable tags (``--immutable 'prod/*:v*'``,
 patterns over ``REPOSITORY:TAG``) refuse a ``PUT`` that would point the tag at another
 manifest (the same manifest again is allowed) and a ``DELETE`` of the tag or of the manifest
 it names.
 
-Only the standard library and ``gpgv`` (Debian's package): its container runs this file as
-it is (``python3 -m reglab.auth.gate --help``).
+Only the standard library, ``gpgv`` and (for cosign keys) ``cryptography``, Debian's
+packages: its container runs this file as it is (``python3 -m reglab.auth.gate --help``).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import fnmatch
 import hashlib
 import http.client
@@ -34,6 +42,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path, PurePosixPath
@@ -58,6 +67,11 @@ MANIFEST_TYPES = ", ".join([
     "application/vnd.docker.distribution.manifest.list.v2+json",
     "application/vnd.docker.distribution.manifest.v2+json",
 ])  # fmt: skip
+#: What a cosign 3 signature is, as an artifact, and what its statement says it is.
+BUNDLE_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+COSIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
+#: How many referrers of one image are read at most when looking for a cosign bundle.
+MAX_BUNDLES = 16
 #: The biggest manifest the gate reads to check (the registry's own limit is 4 MiB).
 MANIFEST_LIMIT = 4 << 20
 
@@ -117,6 +131,66 @@ def payload_problem(payload: bytes, repository: str, digest: str) -> str | None:
     return None
 
 
+#: A GET of a path of the registry: its status and body (the gate's own questions).
+Fetch = Callable[[str], tuple[int, bytes]]
+
+
+def fallback_tag(digest: str) -> str:
+    """OCI 1.1's referrers fall-back tag of ``digest``: ``sha256-HEX``."""
+    match = DIGEST.match(digest)
+    if match is None:
+        raise ValueError(f"not a digest: {digest!r}")
+    return f"{match['alg'][:32]}-{match['hex'][:64]}"
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE's pre-authentication encoding: what an envelope's signature signs."""
+    kind = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+
+
+def cosign_keys(path: Path) -> list[Any]:
+    """The ECDSA public keys of a PEM file (one or more ``PUBLIC KEY`` blocks)."""
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    text = path.read_bytes() if path.is_file() else b""
+    blocks = re.findall(rb"-----BEGIN PUBLIC KEY-----.+?-----END PUBLIC KEY-----", text, re.S)
+    return [load_pem_public_key(block) for block in blocks]
+
+
+def bundle_problem(bundle: bytes, digest: str, keys: list[Any]) -> str | None:
+    """Why a cosign bundle does not vouch for ``digest``; None when a key of ``keys`` signed
+    a statement naming it."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    try:
+        envelope = json.loads(bundle)["dsseEnvelope"]
+        payload = base64.b64decode(envelope["payload"])
+        signed = pae(str(envelope["payloadType"]), payload)
+        signatures = [base64.b64decode(s["sig"]) for s in envelope["signatures"]]
+        statement = json.loads(payload)
+    except (ValueError, KeyError, TypeError):
+        return "it is not a cosign bundle with a DSSE envelope"
+    trusted = False
+    for signature in signatures:
+        for key in keys:
+            try:
+                key.verify(signature, signed, ec.ECDSA(hashes.SHA256()))
+                trusted = True
+            except (InvalidSignature, TypeError, ValueError):
+                continue
+    if not trusted:
+        return "no trusted key made it"
+    subjects = [s.get("digest", {}).get("sha256") for s in statement.get("subject") or []]
+    if f"sha256:{subjects[0] if subjects else ''}" != digest:
+        return f"it signs sha256:{subjects[0] if subjects else '?'}, not {digest}"
+    if statement.get("predicateType") != COSIGN_PREDICATE:
+        return f"it is a {statement.get('predicateType')!r} statement, not a cosign signature"
+    return None
+
+
 @dataclass(frozen=True)
 class Policy:
     """What the gate enforces: signatures by the keys of ``keyring`` found in ``lookaside``,
@@ -126,9 +200,51 @@ class Policy:
     keyring: Path
     immutable: tuple[str, ...] = ()
     gpgv: str = "gpgv"
+    #: A PEM file of trusted cosign public keys (absent: no cosign key is trusted).
+    cosign: Path | None = None
 
-    def unsigned(self, repository: str, digest: str) -> str | None:
-        """Why ``repository@digest`` may not be served; None when a trusted key signed it."""
+    def unsigned(self, repository: str, digest: str, fetch: Fetch | None = None) -> str | None:
+        """Why ``repository@digest`` may not be served; None when a trusted key signed it
+        (GnuPG in the lookaside store; cosign in the registry, asked through ``fetch``)."""
+        problem = self.gpg_problem(repository, digest)
+        if problem is None or self.cosign is None or fetch is None:
+            return problem
+        keys = cosign_keys(self.cosign)
+        if not keys:
+            return problem
+        also = self.cosign_problem(repository, digest, fetch, keys)
+        return None if also is None else f"{problem}; {also}"
+
+    def cosign_problem(
+        self, repository: str, digest: str, fetch: Fetch, keys: list[Any]
+    ) -> str | None:
+        """Why no cosign bundle among the image's referrers vouches for it; None when one does."""
+        status, body = fetch(f"/v2/{repository}/manifests/{fallback_tag(digest)}")
+        if status != 200:
+            return "no cosign signature (no referrers)"
+        try:
+            entries = json.loads(body).get("manifests") or []
+        except ValueError:
+            return "its referrers index is not JSON"
+        seen: list[str] = []
+        bundles = [e for e in entries if e.get("artifactType") == BUNDLE_TYPE][:MAX_BUNDLES]
+        for entry in bundles:
+            status, body = fetch(f"/v2/{repository}/manifests/{entry.get('digest')}")
+            layers = (json.loads(body).get("layers") or []) if status == 200 else []
+            layer = next((x for x in layers if x.get("mediaType") == BUNDLE_TYPE), None)
+            if layer is None:
+                continue
+            status, bundle = fetch(f"/v2/{repository}/blobs/{layer['digest']}")
+            if status != 200 or f"sha256:{hashlib.sha256(bundle).hexdigest()}" != layer["digest"]:
+                continue
+            problem = bundle_problem(bundle, digest, keys)
+            if problem is None:
+                return None
+            seen.append(f"cosign {entry.get('digest', '?')[:19]}: {problem}")
+        return "; ".join(seen) if seen else "no cosign signature among its referrers"
+
+    def gpg_problem(self, repository: str, digest: str) -> str | None:
+        """Why no GnuPG signature in the lookaside store vouches for it; None when one does."""
         seen: list[str] = []
         for index in range(1, MAX_SIGNATURES + 1):
             path = self.lookaside / lookaside_path(repository, digest, index)
@@ -198,6 +314,11 @@ def handler(policy: Policy, upstream: str) -> type[BaseHTTPRequestHandler]:
             connection.request(method, path, body=body, headers=headers)
             return connection.getresponse()
 
+        def _fetch(self, path: str) -> tuple[int, bytes]:
+            """A GET of the gate's own (a cosign bundle), with the client's credentials."""
+            response = self._ask("GET", path, lookup=True)
+            return response.status, response.read(MANIFEST_LIMIT)
+
         def _body(self) -> bytes | None:
             length = self.headers.get("Content-Length")
             if length is not None:
@@ -260,7 +381,7 @@ def handler(policy: Policy, upstream: str) -> type[BaseHTTPRequestHandler]:
             digest = response.getheader("Docker-Content-Digest") or (
                 f"sha256:{hashlib.sha256(body).hexdigest()}"
             )
-            problem = policy.unsigned(match["name"], digest)
+            problem = policy.unsigned(match["name"], digest, self._fetch)
             if problem is not None:
                 return self._refuse(problem)
             self._relay(response, body if self.command == "GET" else None)
@@ -317,13 +438,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--upstream", required=True, help="the registry, http://HOST:PORT")
     parser.add_argument("--lookaside", required=True, type=Path, help="the signatures' store")
     parser.add_argument("--keyring", required=True, type=Path, help="trusted keys (gpg --export)")
+    parser.add_argument("--cosign-keys", type=Path, help="trusted cosign public keys (PEM)")
     parser.add_argument("--immutable", action="append", default=[], metavar="REPO:TAG-PATTERN",
                         help="tags that may not move, e.g. 'prod/*:v*' (repeatable)")  # fmt: skip
     args = parser.parse_args(argv)
-    if not args.keyring.is_file():
-        print(f"gate: no keyring at {args.keyring}", file=sys.stderr)
-        return 2
-    policy = Policy(args.lookaside, args.keyring, tuple(args.immutable))
+    policy = Policy(args.lookaside, args.keyring, tuple(args.immutable), cosign=args.cosign_keys)
     address, _, port = args.listen.rpartition(":")
     server = ThreadingHTTPServer((address or "0.0.0.0", int(port)), handler(policy, args.upstream))
     print(f"gate: {args.listen} -> {args.upstream}, keys {args.keyring}", file=sys.stderr)

@@ -188,10 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--require-signed",
         type=Path,
+        action="append",
         metavar="KEYFILE",
         help="(local, persistent) put reglab's signature gate in front, at REGLAB_PORT + "
-        f"{ports.GATE}: a pull there needs a signature by a key of KEYFILE (public keys, "
-        "gpg --export); copied to sign/trust/trusted.gpg",
+        f"{ports.GATE}: a pull there needs a signature by a key of KEYFILE (GnuPG public keys, "
+        "gpg --export, or cosign.pub); copied to sign/trust; repeatable",
     )
     p.add_argument(
         "--immutable",

@@ -37,7 +37,7 @@ from reglab.registry import gc, mirror, signing
 from reglab.registry import token as tokenauth
 from reglab.registry.config import RegistryConfig, Stage, check_notify_url, check_ttl
 from reglab.registry.container import Registry, owned_registries
-from reglab.registry.gate import Gate
+from reglab.registry.gate import Gate, remove_gate
 from reglab.registry.login import Credentials
 from reglab.registry.preflight import preflight
 from reglab.registry.status import image_version, registry_workdir
@@ -198,9 +198,11 @@ def _up(args: argparse.Namespace) -> int:
     style = PathStyle.here(cfg.workdir, args.settings.workdir_from_env)
     gate_lines: list[str] = []
     gate: Gate | None = None
-    if gated is not None:
-        gate, key = gated
-        trust = signing.trust_step(key, gate.files, style)
+    if gated is None:  # "reglab up" replaces: a gate of an earlier --require-signed goes
+        remove_gate(registry.engine, cfg.name)
+    else:
+        gate, keys = gated
+        trust = signing.trust_step(keys, gate.files, style)
         trust.run()
         gate.start(timeout=args.timeout)
         gate_lines = [*trust.lines, gate.docker_run_command(style)]
@@ -217,7 +219,7 @@ def _up(args: argparse.Namespace) -> int:
         commands.insert(0, server.docker_run_command(style))
     if gate is not None:
         print(f"gate {gate.name} answers at {gate.url}: a manifest is served there only when "
-              f"a key of {style.show(gate.files.trusted)} signed it")  # fmt: skip
+              f"a key of {style.show(gate.files.trust)} signed it")  # fmt: skip
         for pattern in gate.immutable:
             print(f"immutable there: {pattern}")
         commands += gate_lines
@@ -227,9 +229,9 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _gate(args: argparse.Namespace, cfg: RegistryConfig) -> tuple[Gate, signing.Key] | None:
+def _gate(args: argparse.Namespace, cfg: RegistryConfig) -> tuple[Gate, list[signing.Key]] | None:
     """The gate ``--require-signed`` asks for and the keys it is to trust, or None."""
-    if args.require_signed is None:
+    if not args.require_signed:
         if args.immutable:
             raise ConfigError(
                 "--immutable needs --require-signed",
@@ -237,7 +239,7 @@ def _gate(args: argparse.Namespace, cfg: RegistryConfig) -> tuple[Gate, signing.
             )
         return None
     gate = Gate(cfg, connect(), tuple(args.immutable))
-    return gate, signing.read_key(args.require_signed, secret=False)
+    return gate, [signing.read_key(path, secret=False) for path in args.require_signed]
 
 
 def _user(args: argparse.Namespace) -> int:

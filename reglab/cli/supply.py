@@ -9,9 +9,11 @@
 it to the image; it prints the lines a terminal types (syft, oras) and the attachment's
 digest. ``referrers`` lists what is attached, and says whether the registry's referrers API
 or the fall-back tag answered. ``sign`` signs the image with GnuPG through skopeo (the
-signature in ``WORKDIR/sign/lookaside``); ``verify`` checks it under a policy that trusts the
-given key only, and exits 1 when skopeo refuses it. REF is ``REPOSITORY[:TAG]`` of the
-registry named by ``--name`` (default ``REGLAB_NAME``), or the same with its address in front.
+signature in ``WORKDIR/sign/lookaside``), or with cosign when the key is cosign's (the
+signature then a referrer of the image, in the registry); ``verify`` checks it with the given
+public key only (skopeo under a policy, or ``cosign verify``), and exits 1 when it is
+refused. REF is ``REPOSITORY[:TAG]`` of the registry named by ``--name`` (default
+``REGLAB_NAME``), or the same with its address in front.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 from reglab.base.shell import PathStyle
 from reglab.cli.login import add_login_options, login_for
 from reglab.engine.connection import connect
-from reglab.registry import attach, signing
+from reglab.registry import attach, cosign, keys, signing
 from reglab.registry.config import RegistryConfig
 from reglab.registry.container import Registry
 from reglab.registry.sbom import Target, attach_step, ensure_oras, sbom_step
@@ -42,9 +44,9 @@ def add_commands(sub: Any, common: Callable[..., None]) -> None:
     common(p, port=False, running=True)
     add_login_options(p)
     for name, key, what in (
-        ("sign", "the secret key (gpg --export-secret-keys --armor FPR > FILE)",
+        ("sign", "the secret key (gpg --export-secret-keys --armor FPR > FILE, or cosign.key)",
          "sign an image with GnuPG (skopeo copy --sign-by)"),
-        ("verify", "the public key(s) to trust (gpg --export --armor FPR > FILE)",
+        ("verify", "the public key(s) to trust (gpg --export --armor FPR > FILE, or cosign.pub)",
          "check an image's signature under a policy that trusts one key file"),
     ):  # fmt: skip
         p = sub.add_parser(name, help=what)
@@ -88,8 +90,12 @@ def sign(args: argparse.Namespace, config: RegistryConfig) -> int:
     key = signing.read_key(args.key, secret=True)  # a bad key: one line, nothing done
     target = _target(args, config)
     signing.image_digest(target)  # no such image: one line, before any line is printed
-    files = SignFiles.of(target.registry.config.workdir)
-    digest = signing.sign_step(target, key, files, _style(args, target)).run(_show)
+    style = _style(args, target)
+    if key.kind == keys.COSIGN:
+        digest = cosign.sign_step(target, key, style).run(_show)
+    else:
+        files = SignFiles.of(target.registry.config.workdir)
+        digest = signing.sign_step(target, key, files, style).run(_show)
     print(f"signed {target.ref} ({digest}) with {key.fingerprint}")
     return 0
 
@@ -98,8 +104,12 @@ def verify(args: argparse.Namespace, config: RegistryConfig) -> int:
     key = signing.read_key(args.key, secret=False)
     target = _target(args, config)
     signing.image_digest(target)
-    files = SignFiles.of(target.registry.config.workdir)
-    verdict = signing.verify_step(target, key, files, _style(args, target)).run(_show)
+    style = _style(args, target)
+    if key.kind == keys.COSIGN:
+        verdict = cosign.verify_step(target, key, style).run(_show)
+    else:
+        files = SignFiles.of(target.registry.config.workdir)
+        verdict = signing.verify_step(target, key, files, style).run(_show)
     print(verdict.said if verdict.accepted else f"refused: {verdict.said}")
     return 0 if verdict.accepted else 1
 

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,6 +103,19 @@ def build(program: GoProgram) -> Path:
     return target
 
 
+def install_beside_python(program: GoProgram) -> Path:
+    """The program, built once (cached) and copied beside reglab's Python, where a terminal
+    that runs ``reglab`` finds it too (its typed lines call it by name)."""
+    target = Path(sys.executable).parent / program.name
+    built = build(program)
+    if not target.is_file() or target.read_bytes() != built.read_bytes():
+        partial = target.with_name(f".{target.name}.partial")
+        shutil.copyfile(built, partial)
+        partial.chmod(0o755)
+        partial.replace(target)
+    return target
+
+
 def _module_dir(go: Path, program: GoProgram, env: dict[str, str]) -> Path:
     """Download the program's module and return its folder in the module cache."""
     result = subprocess.run(
@@ -118,4 +132,4 @@ def _module_dir(go: Path, program: GoProgram, env: dict[str, str]) -> Path:
     return Path(json.loads(result.stdout)["Dir"])
 
 
-__all__ = ["GO_MINIMUM", "GoProgram", "build", "cache_dir", "find_go"]
+__all__ = ["GO_MINIMUM", "GoProgram", "build", "cache_dir", "find_go", "install_beside_python"]

@@ -123,7 +123,9 @@ class Registry:
         """Start the stage's registry (replacing reglab's previous one); return when it answers."""
         cfg = self.config
         self.prepare()
-        self.remove()
+        # A signature gate in front stays (a collection's restart must not open the door);
+        # it reaches plain HTTP only, so it goes when the registry turns to TLS.
+        self.remove(keep_gate=not cfg.stage.tls)
         problem = port_problem(self.engine, cfg.port)
         if problem:
             raise PortInUse(problem.what, problem.fix)
@@ -140,7 +142,9 @@ class Registry:
             ):
                 self.engine.containers.run(**cfg.spec().run_kwargs())
         except RegistryError as exc:
-            self.remove()  # a container created but not started would block the next try
+            self.remove(
+                keep_gate=not cfg.stage.tls
+            )  # a container created but not started would block the next try
             if any(s in exc.problem for s in ("address already in use", "already allocated")):
                 raise PortInUse(
                     f"port {cfg.port} is already in use",
@@ -193,9 +197,10 @@ class Registry:
             return ""
         return bytes(container.logs(tail=tail)).decode(errors="replace")
 
-    def remove(self, purge: bool = False) -> bool:
-        """Remove the container (reglab's only) and its anonymous volume; with ``purge`` also
-        the working folder's data.
+    def remove(self, purge: bool = False, keep_gate: bool = False) -> bool:
+        """Remove the container (reglab's only) and its anonymous volume, its token server and
+        its signature gate (unless ``keep_gate``); with ``purge`` also the working folder's
+        data.
 
         Returns True when a container was removed. Data in ``registry-data/`` stays unless
         ``purge``: that is the point of the persistent stage. A container of this name that
@@ -204,7 +209,8 @@ class Registry:
         if purge:
             self.config.paths.check_purgeable()  # before anything is removed
         remove_token_server(self.engine, self.config.name)  # the token stage's, if any
-        remove_gate(self.engine, self.config.name)  # the signature gate, if any
+        if not keep_gate:
+            remove_gate(self.engine, self.config.name)  # the signature gate, if any
         container = self.container
         if container is not None:
             if not is_owned(container.labels):

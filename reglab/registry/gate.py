@@ -6,7 +6,8 @@ running after the command that started it. It reads two folders of the working f
 (:class:`reglab.registry.simplesign.SignFiles`), mounted read-only::
 
     sign/lookaside/          the signatures (skopeo writes them there: reglab sign)
-    sign/trust/trusted.gpg   the keys it trusts; replaced in place, it is read at each request
+    sign/trust/trusted.gpg   the GnuPG keys it trusts, and cosign.pub cosign's: replaced in
+                             place, they are read at each request
 
 It shares this machine's network (``--network host``) and listens on ``127.0.0.1`` only, at
 the registry's port + 6 (:mod:`reglab.base.ports`): the registry publishes its port on
@@ -103,6 +104,7 @@ class Gate:
         arguments = [
             "--listen", self.address, "--upstream", f"http://127.0.0.1:{self.config.port}",
             "--lookaside", "/lookaside", "--keyring", "/trust/trusted.gpg",
+            "--cosign-keys", "/trust/cosign.pub",
         ]  # fmt: skip
         for pattern in self.immutable:
             arguments += ["--immutable", pattern]
@@ -126,9 +128,9 @@ class Gate:
     def start(self, timeout: float = 30.0) -> Gate:
         """Start (or replace) the gate; return once a request through it reaches the
         registry. The trusted keys must be in place (:func:`.signing.trust_step`)."""
-        if not self.files.trusted.is_file():
+        if not (self.files.trusted.is_file() or self.files.cosign_keys.is_file()):
             raise ConfigError(
-                f"the gate has no trusted keys ({self.files.trusted} is missing)",
+                f"the gate has no trusted keys (nothing in {self.files.trust})",
                 "reglab up local --require-signed PUBLIC-KEY-FILE",
             )
         self.remove()

@@ -21,7 +21,6 @@ from pathlib import Path
 
 from reglab.auth.htpasswd import password_variable
 from reglab.base.errors import ConfigError, RegistryError
-from reglab.base.files import write_atomic
 from reglab.base.refs import named_registry, split_ref
 from reglab.base.shell import PathStyle, show_path
 from reglab.engine.spec import Step
@@ -87,11 +86,7 @@ def tool(name: str) -> Path:
 def ensure_oras() -> Path:
     """``oras``, built once (cached) and copied beside reglab, where a terminal that runs
     ``reglab`` finds it too."""
-    target = Path(sys.executable).parent / "oras"
-    built = gobuild.build(ORAS_PROGRAM)
-    if not target.is_file() or target.read_bytes() != built.read_bytes():
-        write_atomic(target, built.read_bytes(), 0o755)
-    return target
+    return gobuild.install_beside_python(ORAS_PROGRAM)
 
 
 def _tls_options(target: Target, style: PathStyle | None) -> tuple[dict[str, str], str]:

@@ -9,16 +9,15 @@ requires a signature by a key: skopeo refuses an unsigned image with "A signatur
 required, but no signature exists". The registry's side, for clients that read no policy (the
 Docker engine), is the gate (:mod:`reglab.auth.gate`, started by :mod:`.gate`).
 
-Keys are files, as people keep them: a secret key to sign with (``gpg --export-secret-keys``,
-without a passphrase: an unattended signer's), a public key to check with (``gpg --export``,
-armored or not; several keys in one file are several trusted keys). In the working folder::
+Keys are files, as people keep them (:mod:`.keys`). In the working folder::
 
     sign/gnupg/              the signer's GnuPG home (the secret key imported)
     sign/lookaside/          the signatures: REPOSITORY@sha256=HEX/signature-N
     sign/registries.d/       where skopeo reads and writes them, per registry
     sign/policy.json         the policy a check runs under
     sign/ca/ca.crt           the workshop CA alone (skopeo's --cert-dir reads every *.key too)
-    sign/trust/trusted.gpg   the keys the gate trusts (a folder: a key rotated in is seen)
+    sign/trust/trusted.gpg   the GnuPG keys the gate trusts (a folder: a key rotated in is seen)
+    sign/trust/cosign.pub    the cosign keys it trusts
 """
 
 from __future__ import annotations
@@ -34,82 +33,10 @@ from reglab.base.errors import ConfigError, RegistryError
 from reglab.base.files import write_atomic
 from reglab.base.shell import PathStyle, absolute_in_shell, printf_line, show_path
 from reglab.engine.spec import Step
-from reglab.registry import attach, simplesign
+from reglab.registry import attach, keys, simplesign
+from reglab.registry.keys import Key, read_key, stop_agent, trust_step
 from reglab.registry.sbom import Target
 from reglab.registry.simplesign import SignFiles
-
-#: How an armored OpenPGP key file begins (anything else is read as binary packets).
-ARMOR = b"-----BEGIN PGP "
-
-
-@dataclass(frozen=True)
-class Key:
-    """An OpenPGP key file, as ``gpg --import-options show-only`` reads it."""
-
-    path: Path
-    fingerprints: tuple[str, ...]
-    secret: bool
-
-    @property
-    def fingerprint(self) -> str:
-        return self.fingerprints[0]
-
-    @property
-    def armored(self) -> bool:
-        return self.path.read_bytes().lstrip().startswith(ARMOR)
-
-
-def _gpg(*args: str, home: Path, data: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    gpg = shutil.which("gpg")
-    if gpg is None:
-        raise ConfigError("gpg is not installed", "install GnuPG: apt-get install gnupg")
-    return subprocess.run(
-        [gpg, "--batch", "--homedir", str(home), *args],
-        input=data, capture_output=True, check=False, timeout=60,
-    )  # fmt: skip
-
-
-def stop_agent(home: Path) -> None:
-    """End the gpg-agent an import or a signature started for ``home`` (it would outlive
-    the folder)."""
-    if home.is_dir() and shutil.which("gpgconf"):
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
-                       capture_output=True, check=False, timeout=30)  # fmt: skip
-
-
-def read_key(path: Path, secret: bool) -> Key:
-    """The key file ``path``, checked to hold a secret key (``secret``: to sign with) or public
-    keys only (to trust); one line naming the problem and the fix otherwise."""
-    path = Path(path)
-    kind = "secret key to sign with" if secret else "public key to trust"
-    export = "gpg --export-secret-keys --armor" if secret else "gpg --export --armor"
-    if not path.is_file():
-        raise ConfigError(f"no key file at {path}", f"give a {kind}: {export} FPR > FILE")
-    with tempfile.TemporaryDirectory(prefix="reglab-gpg-") as home:
-        done = _gpg("--with-colons", "--import-options", "show-only", "--import", str(path),
-                    home=Path(home))  # fmt: skip
-        stop_agent(Path(home))
-    rows = [line.split(":") for line in done.stdout.decode(errors="replace").splitlines()]
-    kinds = {row[0] for row in rows if row[0] in ("pub", "sec")}
-    # A fingerprint after each primary key (the next "fpr" row after its "pub" or "sec").
-    fingerprints, wanted = [], False
-    for row in rows:
-        if row[0] in ("pub", "sec"):
-            wanted = True
-        elif row[0] == "fpr" and wanted:
-            fingerprints.append(row[9])
-            wanted = False
-    if not fingerprints:
-        raise ConfigError(f"{path} is not an OpenPGP key", f"give a {kind}: {export} FPR > FILE")
-    if secret and "sec" not in kinds:
-        raise ConfigError(f"{path} holds a public key, and signing needs the secret key",
-                          "export it: gpg --export-secret-keys --armor FPR > FILE")  # fmt: skip
-    if not secret and "sec" in kinds:
-        raise ConfigError(
-            f"{path} holds a secret key: what checks a signature needs only the public key",
-            "give the public key (gpg --export --armor FPR > FILE); keep the secret one apart",
-        )
-    return Key(path, tuple(fingerprints), "sec" in kinds)
 
 
 def image_digest(target: Target) -> str:
@@ -218,7 +145,7 @@ def sign_step(
         ca.action()
         registries.action()
         files.gnupg.mkdir(mode=0o700, parents=True, exist_ok=True)
-        imported = _gpg("--import", str(key.path), home=files.gnupg)
+        imported = keys.gpg("--import", str(key.path), home=files.gnupg)
         if imported.returncode != 0:
             raise ConfigError(f"gpg could not import {key.path}",
                               f"check it: gpg --show-keys {key.path}")  # fmt: skip
@@ -291,28 +218,6 @@ def verify_step(
         return Verdict(False, problem)
 
     return Step(lines, check)
-
-
-def trust_step(key: Key, files: SignFiles, style: PathStyle | None = None) -> Step[Path]:
-    """``sign/trust/trusted.gpg``: the keys of ``key`` (public only) as the gate's keyring,
-    binary (``gpgv`` reads no armor). Replaced whole, in place: the gate reads it at its next
-    request, so a key taken out no longer vouches for anything."""
-    if key.secret:
-        raise ConfigError(f"{key.path} holds a secret key", "give the public key: gpg --export")
-    target = show_path(files.trusted, style)
-    source = show_path(key.path, style)
-    copy = f"gpg --dearmor < {source} > {target}" if key.armored else f"cp {source} {target}"
-
-    def write() -> Path:
-        data = key.path.read_bytes()
-        if key.armored:
-            with tempfile.TemporaryDirectory(prefix="reglab-gpg-") as home:
-                done = _gpg("--dearmor", home=Path(home), data=data)
-            data = done.stdout
-        files.trust.mkdir(parents=True, exist_ok=True)
-        return write_atomic(files.trusted, data, 0o644)
-
-    return Step([f"mkdir -p {show_path(files.trust, style)}", copy], write)
 
 
 __all__ = [

@@ -93,5 +93,9 @@ class SignFiles:
     def trusted(self) -> Path:
         return self.trust / "trusted.gpg"
 
+    @property
+    def cosign_keys(self) -> Path:
+        return self.trust / "cosign.pub"
+
 
 __all__ = ["REJECT", "SignFiles", "lookaside_path", "policy", "registries_d", "signed_by"]

@@ -6,16 +6,14 @@ and rotated-out ones are denied, and an immutable tag neither moves nor goes."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import docker.errors
 import pytest
-from common import MakeRegistry, Signer
+from common import MakeRegistry, Signer, push, reglab_cli, terminal, typed
 from docker import DockerClient
 
 import reglab
@@ -54,16 +52,6 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
         signer.close()
 
 
-def push(engine: DockerClient, registry: reglab.Registry, source: str, ref: str) -> str:
-    """``source`` pushed as ``repository:tag`` of the registry; its digest."""
-    full = registry.ref(*ref.split(":"))
-    transfer.tag(engine, source, full)
-    try:
-        return transfer.push(engine, full)
-    finally:
-        transfer.remove(engine, full)
-
-
 def sign(registry: reglab.Registry, ref: str, key: Path) -> str:
     files = SignFiles.of(registry.config.workdir)
     try:
@@ -71,23 +59,6 @@ def sign(registry: reglab.Registry, ref: str, key: Path) -> str:
         return signing.sign_step(target, signing.read_key(key, secret=True), files).run()
     finally:
         signing.stop_agent(files.gnupg)
-
-
-def terminal(registry: reglab.Registry) -> dict[str, str]:
-    """A terminal's environment: no REGLAB_ settings but the registry's name and folder."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("REGLAB_")}
-    return {**clean, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-            "REGLAB_NAME": registry.config.name}  # fmt: skip
-
-
-def reglab_cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "reglab", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
-
-
-def typed(output: str) -> str:
-    lines = [line[2:] for line in output.splitlines() if line.startswith("$ ")]
-    return "set -euo pipefail\n" + "\n".join(lines) + "\n"
 
 
 def test_sign_and_verify_with_skopeo_and_their_typed_lines_do_the_same(
@@ -172,7 +143,7 @@ def test_the_gate_lets_the_engine_pull_signed_images_only(
     sign(registry, "app:1", keys["release.key"])  # signature says nothing of app's
     sign(registry, "other:1", keys["stranger.key"])
     files = SignFiles.of(registry.config.workdir)
-    signing.trust_step(signing.read_key(keys["release.pub"], secret=False), files).run()
+    signing.trust_step([signing.read_key(keys["release.pub"], secret=False)], files).run()
     gate = Gate(registry.config, engine, immutable=("app:1",)).start()
     try:
         pulled = f"{gate.address}/app:1"
@@ -199,11 +170,11 @@ def test_the_gate_lets_the_engine_pull_signed_images_only(
         assert f"it signs {signed}, not {other}" in refused("moved")
         assert any("is not signed" in line for line in gate.denials())  # the gate's log says
         # Rotation: the release key out, the stranger's in; then both.
-        signing.trust_step(signing.read_key(keys["stranger.pub"], secret=False), files).run()
+        signing.trust_step([signing.read_key(keys["stranger.pub"], secret=False)], files).run()
         assert "no trusted key made it" in refused("1")
         cleanup_images.append(f"{gate.address}/other:1")
         engine.images.pull(f"{gate.address}/other:1")
-        signing.trust_step(signing.read_key(keys["both.gpg"], secret=False), files).run()
+        signing.trust_step([signing.read_key(keys["both.gpg"], secret=False)], files).run()
         assert engine.images.pull(pulled).id == image.id
         # Immutable: no push moves app:1, no delete removes it (by tag or by digest).
         transfer.tag(engine, "reglab-tools:1", pulled)

@@ -33,9 +33,10 @@ def test_every_service_has_its_own_port() -> None:
     assert len(set(ports.OFFSETS.values())) == len(ports.OFFSETS)
     plan = ports.Ports(5000)
     assert (
-        plan.registry, plan.token_server, plan.mirror, plan.copy, plan.swarm_stats, plan.listener
-    ) == (5000, 5001, 5002, 5003, 5004, 5005)  # fmt: skip
-    assert set(plan.all().values()) == {5000, 5001, 5002, 5003, 5004, 5005}
+        plan.registry, plan.token_server, plan.mirror, plan.copy, plan.swarm_stats, plan.listener,
+        plan.gate,
+    ) == (5000, 5001, 5002, 5003, 5004, 5005, 5006)  # fmt: skip
+    assert set(plan.all().values()) == {5000, 5001, 5002, 5003, 5004, 5005, 5006}
 
 
 def test_ports_stay_distinct_and_in_range_at_the_top() -> None:

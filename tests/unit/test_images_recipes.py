@@ -76,8 +76,9 @@ def ubuntu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-#: The node notebook's two images, made last (the node on Debian's containerd).
+#: The node notebook's two images (the node on Debian's containerd), then the gate, last.
 NODE = (settings.CONTAINERD_IMAGE, settings.NODE_IMAGE)
+SUPPLY = (settings.GATE_IMAGE,)
 
 
 @pytest.mark.parametrize(
@@ -89,9 +90,11 @@ NODE = (settings.CONTAINERD_IMAGE, settings.NODE_IMAGE)
         ("07", FOUNDATION),
         ("token", TOKEN),
         ("08-token-auth", TOKEN),
-        ("swarm", [ref for ref in recipes.WORKSHOP_IMAGES if ref not in (V2.image, *NODE)]),
-        ("node", [ref for ref in recipes.WORKSHOP_IMAGES if ref != V2.image]),
-        ("11", [ref for ref in recipes.WORKSHOP_IMAGES if ref != V2.image]),
+        ("swarm", [r for r in recipes.WORKSHOP_IMAGES if r not in (V2.image, *NODE, *SUPPLY)]),
+        ("node", [ref for ref in recipes.WORKSHOP_IMAGES if ref not in (V2.image, *SUPPLY)]),
+        ("11", [ref for ref in recipes.WORKSHOP_IMAGES if ref not in (V2.image, *SUPPLY)]),
+        ("supply", [ref for ref in recipes.WORKSHOP_IMAGES if ref != V2.image]),
+        ("12-supply-chain", [ref for ref in recipes.WORKSHOP_IMAGES if ref != V2.image]),
         ("all", list(recipes.WORKSHOP_IMAGES)),
     ],
 )
@@ -119,6 +122,7 @@ def test_an_unknown_stage_is_one_line_naming_the_known_ones() -> None:
         ("08-token-auth", "token"),
         ("09", "swarm"),
         ("11-kubernetes-nodes", "node"),
+        ("12-supply-chain", "supply"),
         ("00-preflight", "foundation"),
         ("tls", "foundation"),
     ],
