@@ -60,7 +60,6 @@ def gate(bench: Bench) -> float:
         transfer.tag(bench.engine, through, bench.source)  # the source image, for later steps
     finally:
         front.remove()
-        signing.stop_agent(files.gnupg)
         signer.close()
         for ref in (direct, through, f"{front.address}/bench/signed@{pushed}"):
             transfer.remove(bench.engine, ref)

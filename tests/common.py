@@ -19,7 +19,7 @@ from typing import Any
 import docker
 
 from reglab.base import ports
-from reglab.base.settings import NODE_IMAGE, TOKEN_IMAGE
+from reglab.base.settings import GATE_IMAGE, NODE_IMAGE, TOKEN_IMAGE
 from reglab.base.versions import VERSIONS
 from reglab.engine import transfer
 from reglab.images.context import BuildContext
@@ -183,6 +183,9 @@ def _wait_after(command: str, following: str = "") -> list[str]:
     )
     if command.startswith("docker run -d") and token:  # a login right after needs it up
         return [f"ready {token.group(1)}"]
+    gate = re.search(rf"\s{re.escape(GATE_IMAGE)} .*--listen 127\.0\.0\.1:(\d+)", command, re.S)
+    if command.startswith("docker run -d") and gate:  # a pull through it comes next
+        return [f"ready {gate.group(1)}"]
     node = re.search(rf"--name (\S+) .*\s{re.escape(NODE_IMAGE)}$", command)
     if command.startswith("docker run -d") and node:
         return [f"ready_node {node.group(1)}"]

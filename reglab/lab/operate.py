@@ -207,6 +207,12 @@ def collect(
         ws.cli(line)
     done = gc.collect(registry, dry_run, delete_untagged, watch or [])
     verb = "would" if dry_run else "did"
+    if done.orphans:  # attachments whose image is gone: deleted first, by reglab
+        print(
+            f"attachments whose image is gone, deleted before the collection: {len(done.orphans)}"
+        )
+        for digest in done.orphans:
+            print(f"  {digest}")
     if done.manifests:
         print(f"the collector {verb} unlink {len(done.manifests)} untagged manifest(s)")
         for digest in done.manifests:

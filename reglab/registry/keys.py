@@ -11,11 +11,13 @@ key) and ``cosign.pub`` (ECDSA, PEM), as ``cosign generate-key-pair`` writes the
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +69,26 @@ def gpg(*args: str, home: Path, data: bytes | None = None) -> subprocess.Complet
     )  # fmt: skip
 
 
+#: A GnuPG home for one step, as a terminal makes it: short-lived, under /tmp. gpg-agent's
+#: socket lives in the home when /run/user/UID does not exist (root in a container, CI), and a
+#: socket path may not pass 107 bytes: a home deep in a working folder breaks every signature.
+HOME_VARIABLE = "GPGHOME"
+OPEN_HOME = f"{HOME_VARIABLE}=$(mktemp -d)"
+CLOSE_HOME = f'gpgconf --homedir "${HOME_VARIABLE}" --kill gpg-agent; rm -rf "${HOME_VARIABLE}"'
+
+
+@contextlib.contextmanager
+def gnupg_home() -> Iterator[Path]:
+    """A GnuPG home for one step (:data:`OPEN_HOME`), its agent ended and the folder removed
+    after it (:data:`CLOSE_HOME`)."""
+    home = Path(tempfile.mkdtemp(prefix="reglab-gpg-", dir="/tmp"))
+    try:
+        yield home
+    finally:
+        stop_agent(home)
+        shutil.rmtree(home, ignore_errors=True)
+
+
 def stop_agent(home: Path) -> None:
     """End the gpg-agent an import or a signature started for ``home`` (it would outlive
     the folder)."""
@@ -87,10 +109,9 @@ def read_key(path: Path, secret: bool) -> Key:
     head = path.read_bytes()[:4096].lstrip()
     if COSIGN_SECRET.match(head) or head.startswith(PEM_PUBLIC):
         return _cosign_key(path, secret)
-    with tempfile.TemporaryDirectory(prefix="reglab-gpg-") as home:
+    with gnupg_home() as home:
         done = gpg("--with-colons", "--import-options", "show-only", "--import", str(path),
-                    home=Path(home))  # fmt: skip
-        stop_agent(Path(home))
+                   home=home)  # fmt: skip
     rows = [line.split(":") for line in done.stdout.decode(errors="replace").splitlines()]
     kinds = {row[0] for row in rows if row[0] in ("pub", "sec")}
     # A fingerprint after each primary key (the next "fpr" row after its "pub" or "sec").
@@ -191,11 +212,11 @@ def _binary(key: Key) -> bytes:
     data = key.path.read_bytes()
     if not key.armored:
         return data
-    with tempfile.TemporaryDirectory(prefix="reglab-gpg-") as home:
-        return gpg("--dearmor", home=Path(home), data=data).stdout
+    with gnupg_home() as home:
+        return gpg("--dearmor", home=home, data=data).stdout
 
 
 __all__ = [
-    "ARMOR", "COSIGN", "COSIGN_SECRET", "GPG", "Key", "PEM_PUBLIC", "gpg", "read_key",
-    "stop_agent", "trust_step",
+    "ARMOR", "CLOSE_HOME", "COSIGN", "COSIGN_SECRET", "GPG", "HOME_VARIABLE", "Key", "OPEN_HOME",
+    "PEM_PUBLIC", "gnupg_home", "gpg", "read_key", "stop_agent", "trust_step",
 ]  # fmt: skip

@@ -11,10 +11,10 @@ Docker engine), is the gate (:mod:`reglab.auth.gate`, started by :mod:`.gate`).
 
 Keys are files, as people keep them (:mod:`.keys`). In the working folder::
 
-    sign/gnupg/              the signer's GnuPG home (the secret key imported)
     sign/lookaside/          the signatures: REPOSITORY@sha256=HEX/signature-N
     sign/registries.d/       where skopeo reads and writes them, per registry
     sign/policy.json         the policy a check runs under
+    sign/checked/            the image last checked (skopeo copies what it checks)
     sign/ca/ca.crt           the workshop CA alone (skopeo's --cert-dir reads every *.key too)
     sign/trust/trusted.gpg   the GnuPG keys the gate trusts (a folder: a key rotated in is seen)
     sign/trust/cosign.pub    the cosign keys it trusts
@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from reglab.base.files import write_atomic
 from reglab.base.shell import PathStyle, absolute_in_shell, printf_line, show_path
 from reglab.engine.spec import Step
 from reglab.registry import attach, keys, simplesign
-from reglab.registry.keys import Key, read_key, stop_agent, trust_step
+from reglab.registry.keys import Key, read_key, trust_step
 from reglab.registry.sbom import Target
 from reglab.registry.simplesign import SignFiles
 
@@ -120,43 +119,51 @@ def skopeo_problem(done: subprocess.CompletedProcess[str]) -> str:
 def sign_step(
     target: Target, key: Key, files: SignFiles, style: PathStyle | None = None
 ) -> Step[str]:
-    """Sign the image as the registry serves it with ``key``: the key imported into
-    ``sign/gnupg``, then ``skopeo copy --sign-by`` of the image onto itself. Returns the
+    """Sign the image as the registry serves it with ``key``: the key imported into a GnuPG
+    home for this step (:func:`.keys.gnupg_home`), then ``skopeo copy --sign-by`` of the
+    image onto itself. Returns the
     digest signed (the signature is ``sign/lookaside/REPOSITORY@sha256=HEX/signature-N``)."""
     if not key.secret:
         raise ConfigError(f"{key.path} holds no secret key", "gpg --export-secret-keys FPR > FILE")
     _without_login(target, "sign")
     ca = _ca_step(target, files, style)
     registries = registries_step(target, files, style)
-    home = show_path(files.gnupg, style)
+    home = f'"${keys.HOME_VARIABLE}"'
     ref = f"docker://{target.ref}"
     options = f"{_tls(target, files, style, 'src')} {_tls(target, files, style, 'dest')}"
+    # The fingerprint is read from the key, not copied here: the line signs with whatever
+    # key the file holds (the first "fpr" row is the primary key's).
+    fingerprint = (
+        f"FPR=$(gpg --homedir {home} --batch --with-colons --list-secret-keys "
+        "| awk -F: '$1 == \"fpr\" {print $10; exit}')"
+    )
     line = (
         f"GNUPGHOME={home} skopeo copy --registries.d {show_path(files.registries_d, style)} "
-        f"{options} --sign-by {key.fingerprint} {ref} {ref}"
+        f'{options} --sign-by "$FPR" {ref} {ref}'
     )
     lines = [
-        *ca.lines, *registries.lines, f"mkdir -p -m 700 {home}",
-        f"gpg --homedir {home} --batch --import {show_path(key.path, style)}", line,
+        *ca.lines, *registries.lines, keys.OPEN_HOME,
+        f"gpg --homedir {home} --batch --import {show_path(key.path, style)}", fingerprint,
+        line, keys.CLOSE_HOME,
     ]  # fmt: skip
 
     def sign() -> str:
         image_digest(target)  # one line if it is not there
         ca.action()
         registries.action()
-        files.gnupg.mkdir(mode=0o700, parents=True, exist_ok=True)
-        imported = keys.gpg("--import", str(key.path), home=files.gnupg)
-        if imported.returncode != 0:
-            raise ConfigError(f"gpg could not import {key.path}",
-                              f"check it: gpg --show-keys {key.path}")  # fmt: skip
         tls = ["--src-tls-verify=false", "--dest-tls-verify=false"]
         if target.registry.config.stage.tls:
             tls = ["--src-cert-dir", str(files.ca_dir), "--dest-cert-dir", str(files.ca_dir)]
-        done = _skopeo(
-            ["copy", "--registries.d", str(files.registries_d), *tls,
-             "--sign-by", key.fingerprint, ref, ref],
-            env={"GNUPGHOME": str(files.gnupg)},
-        )  # fmt: skip
+        with keys.gnupg_home() as gnupg:
+            imported = keys.gpg("--import", str(key.path), home=gnupg)
+            if imported.returncode != 0:
+                raise ConfigError(f"gpg could not import {key.path}",
+                                  f"check it: gpg --show-keys {key.path}")  # fmt: skip
+            done = _skopeo(
+                ["copy", "--registries.d", str(files.registries_d), *tls,
+                 "--sign-by", key.fingerprint, ref, ref],
+                env={"GNUPGHOME": str(gnupg)},
+            )  # fmt: skip
         if done.returncode != 0:
             raise RegistryError(f"skopeo could not sign {target.ref}: {skopeo_problem(done)}",
                                 "check the image and the key (gpg --show-keys FILE)")  # fmt: skip
@@ -177,8 +184,8 @@ def verify_step(
     target: Target, key: Key, files: SignFiles, style: PathStyle | None = None
 ) -> Step[Verdict]:
     """Check the image under a policy that trusts ``key`` only (and rejects every other
-    registry): ``skopeo copy`` into a throwaway folder, which refuses what no trusted key
-    signed."""
+    registry): ``skopeo copy`` into ``sign/checked`` (the image last checked, replaced each
+    time), which refuses what no trusted key signed."""
     if key.secret:
         raise ConfigError(f"{key.path} holds a secret key", "give the public key: gpg --export")
     _without_login(target, "verify")
@@ -190,10 +197,11 @@ def verify_step(
     policy = show_path(files.policy, style)
     written = printf_line(text, policy, {key_path: absolute_in_shell(key.path, style)})
     tls = _tls(target, files, style, "src")
+    checked = show_path(files.checked, style)
     lines = [
-        *ca.lines, *registries.lines, written,
+        *ca.lines, *registries.lines, written, f"rm -rf {checked}",
         f"skopeo --policy {policy} copy --registries.d {show_path(files.registries_d, style)} "
-        f'{tls} {ref} dir:"$(mktemp -d)"',
+        f"{tls} {ref} dir:{checked}",
     ]  # fmt: skip
 
     def check() -> Verdict:
@@ -204,11 +212,11 @@ def verify_step(
         options = ["--src-tls-verify=false"]
         if target.registry.config.stage.tls:
             options = ["--src-cert-dir", str(files.ca_dir)]
-        with tempfile.TemporaryDirectory(prefix="reglab-verify-") as into:
-            done = _skopeo(
-                ["--policy", str(files.policy), "copy", "--registries.d",
-                 str(files.registries_d), *options, ref, f"dir:{into}"],
-            )  # fmt: skip
+        shutil.rmtree(files.checked, ignore_errors=True)
+        done = _skopeo(
+            ["--policy", str(files.policy), "copy", "--registries.d",
+             str(files.registries_d), *options, ref, f"dir:{files.checked}"],
+        )  # fmt: skip
         if done.returncode == 0:
             return Verdict(True, f"{target.ref}: signed by a trusted key ({key.fingerprint})")
         problem = skopeo_problem(done)
@@ -222,5 +230,5 @@ def verify_step(
 
 __all__ = [
     "Key", "SignFiles", "Verdict", "image_digest", "read_key", "registries_step", "sign_step",
-    "skopeo_problem", "stop_agent", "trust_step", "verify_step",
+    "skopeo_problem", "trust_step", "verify_step",
 ]  # fmt: skip

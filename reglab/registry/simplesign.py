@@ -66,10 +66,6 @@ class SignFiles:
         return cls(Path(workdir) / "sign")
 
     @property
-    def gnupg(self) -> Path:
-        return self.root / "gnupg"
-
-    @property
     def lookaside(self) -> Path:
         return self.root / "lookaside"
 
@@ -80,6 +76,10 @@ class SignFiles:
     @property
     def policy(self) -> Path:
         return self.root / "policy.json"
+
+    @property
+    def checked(self) -> Path:
+        return self.root / "checked"
 
     @property
     def ca_dir(self) -> Path:

@@ -59,7 +59,7 @@ class Workdir:
     #: refuses a folder holding anything else.
     ENTRIES = (
         "registry-data", "certs", "ca", "auth", "trust", "mirror", "swarm", "upgrade", "node",
-        "sbom", "sign",
+        "sbom", "sign", "keys",
     )  # fmt: skip
 
     @property

@@ -135,6 +135,13 @@ def test_refused_fails_when_auth_is_off(make_registry: MakeRegistry) -> None:
             "pulled = None",
             "CheckFailed",
         ),
+        # app:1 is never signed: skopeo refuses it under the policy
+        (
+            "12-supply-chain.ipynb",
+            'signed = supply.sign(ws, reg, "app:1", release.secret)',
+            "signed = None",
+            "CheckFailed",
+        ),
         # the registry is not restarted: the queued events are delivered after all
         (
             "07-registry-events.ipynb",

@@ -54,11 +54,8 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
 
 def sign(registry: reglab.Registry, ref: str, key: Path) -> str:
     files = SignFiles.of(registry.config.workdir)
-    try:
-        target = Target.parse(registry, ref)
-        return signing.sign_step(target, signing.read_key(key, secret=True), files).run()
-    finally:
-        signing.stop_agent(files.gnupg)
+    target = Target.parse(registry, ref)
+    return signing.sign_step(target, signing.read_key(key, secret=True), files).run()
 
 
 def test_sign_and_verify_with_skopeo_and_their_typed_lines_do_the_same(
@@ -69,36 +66,34 @@ def test_sign_and_verify_with_skopeo_and_their_typed_lines_do_the_same(
     push(engine, registry, "reglab-tools:1", "app:2")
     env = terminal(registry)
     folder = ["--workdir", "workdir"]
+    homes = set(Path("/tmp").glob("reglab-gpg-*"))
     made = reglab_cli("sign", "app:1", "--key", str(keys["release.key"]), *folder, env=env,
                       cwd=tmp_path)  # fmt: skip
-    gnupg = tmp_path / "workdir" / "sign" / "gnupg"
-    try:
-        assert made.returncode == 0, made.stderr
-        assert f"({signed})" in made.stdout.splitlines()[-1]
-        lookaside = tmp_path / "workdir" / "sign" / "lookaside"
-        assert (lookaside / lookaside_path("app", signed)).is_file()
-        ok = reglab_cli("verify", "app:1", "--key", str(keys["release.pub"]), *folder, env=env,
-                        cwd=tmp_path)  # fmt: skip
-        assert ok.returncode == 0 and "signed by a trusted key" in ok.stdout, ok.stderr
-        unsigned = reglab_cli("verify", "app:2", "--key", str(keys["release.pub"]), *folder,
-                              env=env, cwd=tmp_path)  # fmt: skip
-        assert unsigned.returncode == 1
-        assert "A signature was required, but no signature exists" in unsigned.stdout
-        stranger = reglab_cli("verify", "app:1", "--key", str(keys["stranger.pub"]), *folder,
-                              env=env, cwd=tmp_path)  # fmt: skip
-        assert stranger.returncode == 1 and "refused: " in stranger.stdout
-        # The lines sign printed, typed for the other image, sign it; verify's then pass it.
-        script = typed(made.stdout).replace("/app:1", "/app:2")
-        done = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=300)  # fmt: skip
-        assert done.returncode == 0, script + done.stderr
-        script = typed(unsigned.stdout)
-        done = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=300)  # fmt: skip
-        assert done.returncode == 0, script + done.stderr  # now signed: skopeo accepts it
-        assert '"workdir/sign/policy.json"' in script  # relative, as a terminal types it
-    finally:
-        signing.stop_agent(gnupg)
+    assert made.returncode == 0, made.stderr
+    assert f"({signed})" in made.stdout.splitlines()[-1]
+    lookaside = tmp_path / "workdir" / "sign" / "lookaside"
+    assert (lookaside / lookaside_path("app", signed)).is_file()
+    ok = reglab_cli("verify", "app:1", "--key", str(keys["release.pub"]), *folder, env=env,
+                    cwd=tmp_path)  # fmt: skip
+    assert ok.returncode == 0 and "signed by a trusted key" in ok.stdout, ok.stderr
+    unsigned = reglab_cli("verify", "app:2", "--key", str(keys["release.pub"]), *folder,
+                          env=env, cwd=tmp_path)  # fmt: skip
+    assert unsigned.returncode == 1
+    assert "A signature was required, but no signature exists" in unsigned.stdout
+    stranger = reglab_cli("verify", "app:1", "--key", str(keys["stranger.pub"]), *folder,
+                          env=env, cwd=tmp_path)  # fmt: skip
+    assert stranger.returncode == 1 and "refused: " in stranger.stdout
+    # The lines sign printed, typed for the other image, sign it; verify's then pass it.
+    script = typed(made.stdout).replace("/app:1", "/app:2")
+    done = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, script + done.stderr
+    script = typed(unsigned.stdout)
+    done = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, script + done.stderr  # now signed: skopeo accepts it
+    assert '"workdir/sign/policy.json"' in script  # relative, as a terminal types it
+    assert set(Path("/tmp").glob("reglab-gpg-*")) <= homes  # each step's GnuPG home went
 
 
 def test_bad_keys_and_references_are_one_line_and_nothing_is_written(

@@ -11,6 +11,7 @@ lines run, and nothing of the run may be left.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -28,6 +29,7 @@ from docker import DockerClient
 from notebook_runner import NOTEBOOKS, execute, remove_port_tags
 
 import reglab
+from reglab.auth.gate import BUNDLE_TYPE, lookaside_path
 from reglab.base.ports import Ports
 from reglab.base.versions import V2
 from reglab.base.wait import poll
@@ -35,7 +37,7 @@ from reglab.engine.network import NETWORK, remove_project_network
 from reglab.engine.trust import DOCKER_CERTS_D
 from reglab.lab import checks, measure
 from reglab.node.container import REGISTRY_HOST, Node
-from reglab.registry import gc
+from reglab.registry import attach, gc
 from reglab.registry.client import read_all
 
 pytestmark = pytest.mark.docker
@@ -264,6 +266,34 @@ def facts_11(port: int, workdir: Path, hello_digest: str | None) -> None:
     assert node.image("docker.io/library/hello-world:latest") is None  # the typed crictl rmi
 
 
+def facts_12(port: int, workdir: Path, hello_digest: str | None) -> None:
+    """The typed supply chain: syft's SBOM, oras's attachments and cosign's signature listed
+    on app:1, app:2's orphan gone, the typed signatures in the lookaside store, and the typed
+    gate serving app:1 (re-signed by the new key) while it trusts the new key only."""
+    document = json.loads((workdir / "sbom" / "app-1.spdx.json").read_text())
+    assert "busybox" in [p["name"] for p in document["packages"]]
+    registry = reglab.Registry.attach(reglab.connect(), NAME, workdir)
+    with registry.client() as api:
+        app = api.manifest_digest("app", "1")
+        found = attach.referrers(api, "app", "1")
+        assert sorted(d["artifactType"] for d in found.descriptors) == [
+            attach.SPDX_JSON,
+            BUNDLE_TYPE,
+            "text/plain",
+        ]
+        assert "2" not in api.tags("app")  # deleted, its note collected
+    store = workdir / "sign" / "lookaside"
+    # signed three times: as app:1 and app:release by the release key, then by release-2027
+    assert (store / lookaside_path("app", app, 3)).is_file()
+    trust = workdir / "sign" / "trust"
+    assert not (trust / "cosign.pub").exists()  # rotated out
+    new_key = subprocess.run(["gpg", "--dearmor"], input=(workdir / "keys" / "release-2027.pub")
+                             .read_bytes(), capture_output=True, check=True).stdout  # fmt: skip
+    assert (trust / "trusted.gpg").read_bytes() == new_key
+    with reglab.RegistryClient(f"http://127.0.0.1:{Ports(port).gate}") as through:
+        assert through.manifest_digest("app", "1") == app  # the gate lets it through
+
+
 #: The facts to check, and the checkpoint cell after which they hold (None: the last cell
 #: before the clean-up; later cells, such as an exercise, may change them on purpose).
 #: (Each takes the port, the typed working folder and the digest the notebook's checks saw.)
@@ -280,6 +310,7 @@ FACTS: dict[str, tuple[Facts, str | None]] = {
     "09-swarm-replicas.ipynb": (facts_09, None),
     "10-upgrade-to-v3.ipynb": (facts_10, None),
     "11-kubernetes-nodes.ipynb": (facts_11, None),
+    "12-supply-chain.ipynb": (facts_12, None),
 }
 
 

@@ -30,6 +30,7 @@ def test_there_is_a_preflight_the_stages_day_two_and_tokens() -> None:
         "09",
         "10",
         "11",
+        "12",
     ]
 
 
@@ -70,6 +71,9 @@ def test_committed_notebooks_hold_no_password() -> None:
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:
             text = cell.source + json.dumps(cell.get("outputs", []))
+            # cosign's key password: empty, or the terminal's own variable (never a literal)
+            for empty in ("COSIGN_PASSWORD= ", 'COSIGN_PASSWORD=\\"${COSIGN_PASSWORD:-}\\"'):
+                text = text.replace(empty, "")
             assert "password=" not in text.replace(" ", "").lower() or cell.cell_type == "markdown"
             assert (
                 'Credentials("' not in cell.source.replace("'", '"') or "generate" in cell.source

@@ -8,7 +8,8 @@ step is broken. They live by stage:
 - :mod:`~reglab.lab.checks.day_one`: 00 to 04, and the general ones (``same``, ...);
 - :mod:`~reglab.lab.checks.day_two`: 05 to 08;
 - :mod:`~reglab.lab.checks.replicated`: 09;
-- :mod:`~reglab.lab.checks.nodes`: 11.
+- :mod:`~reglab.lab.checks.nodes`: 11;
+- :mod:`~reglab.lab.checks.supply`: 12.
 """
 
 from reglab.lab.checks.day_one import (
@@ -41,12 +42,14 @@ from reglab.lab.checks.replicated import (
     replicas_agree,
     upload_committed,
 )
+from reglab.lab.checks.supply import attached, collected, pulled_through
 
 __all__ = [
-    "CheckFailed", "access_as_written", "blobs_gone", "bucket_grew", "container_says",
+    "CheckFailed", "access_as_written", "attached", "blobs_gone", "bucket_grew", "collected",
+    "container_says",
     "events_exactly_once", "file_exists", "htpasswd_matches", "image_absent", "image_present",
-    "images_intact", "mirror_serves", "no_failed_requests", "node_holds", "push_refused",
-    "reclaimed",
+    "images_intact", "mirror_serves", "no_failed_requests", "node_holds", "pulled_through",
+    "push_refused", "reclaimed",
     "refused", "refused_for", "registry_answers", "registry_serves", "replicas_agree", "same",
     "tls_verified", "upload_committed",
 ]  # fmt: skip

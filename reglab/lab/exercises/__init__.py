@@ -17,7 +17,8 @@ The notebooks call ``exercises.NAME(...)``; the exercises live by stage:
 - :mod:`~reglab.lab.exercises.gc`: 05's diagnosis (a collection run on the live registry);
 - :mod:`~reglab.lab.exercises.mirror`: 06's diagnosis (a mirror's stale upstream login);
 - :mod:`~reglab.lab.exercises.tokens`: 08's new cases and its diagnosis (a rule order);
-- :mod:`~reglab.lab.exercises.replicated`: 09 (replicas behind a front).
+- :mod:`~reglab.lab.exercises.replicated`: 09 (replicas behind a front);
+- :mod:`~reglab.lab.exercises.supply`: 12 (attachments, key rotation, an image the gate refuses).
 """
 
 from reglab.lab.exercises.events import break_endpoint, events_delivered, scanner_fetch
@@ -33,6 +34,14 @@ from reglab.lab.exercises.security import (
     remove_user,
     shared_credentials,
     user_can_log_in,
+)
+from reglab.lab.exercises.supply import (
+    REFERRERS_CHOICES,
+    ROTATION_CHOICES,
+    gate_serves,
+    predicted_referrers,
+    predicted_rotation,
+    teammate_image,
 )
 from reglab.lab.exercises.tokens import (
     NEW_CASES,
@@ -51,4 +60,6 @@ __all__ = [
     "pushed", "served_without_upstream", "shared_credentials",
     "user_can_log_in", "why_refused",
     "mirror_logs_in", "rotate_password",
+    "REFERRERS_CHOICES", "ROTATION_CHOICES", "gate_serves", "predicted_referrers",
+    "predicted_rotation", "teammate_image",
 ]  # fmt: skip
