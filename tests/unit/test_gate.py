@@ -4,6 +4,7 @@ a stand-in upstream (the real registry and Docker engine: tests/integration)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
 import json
@@ -16,8 +17,20 @@ from typing import Any
 
 import pytest
 from common import Signer
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 
-from reglab.auth.gate import Policy, handler, lookaside_path, payload_problem, repository_of
+from reglab.auth.gate import (
+    BUNDLE_TYPE,
+    COSIGN_PREDICATE,
+    Policy,
+    bundle_problem,
+    handler,
+    lookaside_path,
+    pae,
+    payload_problem,
+    repository_of,
+)
 
 DIGEST = "sha256:" + "ab" * 32
 OTHER = "sha256:" + "cd" * 32
@@ -176,3 +189,46 @@ def test_the_gate_denies_unsigned_manifests_passes_signed_ones_and_blobs_and_hol
         for server in (gate, upstream):
             server.shutdown()
             server.server_close()
+
+
+def cosign_bundle(key: ec.EllipticCurvePrivateKey, digest: str, predicate: str) -> bytes:
+    """A bundle as cosign 3 writes one: a DSSE envelope over an in-toto statement."""
+    statement = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"digest": {"sha256": digest.removeprefix("sha256:")}}],
+        "predicateType": predicate,
+        "predicate": {},
+    }
+    payload = json.dumps(statement).encode()
+    kind = "application/vnd.in-toto+json"
+    signature = key.sign(pae(kind, payload), ec.ECDSA(hashes.SHA256()))
+    envelope = {
+        "payload": base64.b64encode(payload).decode(),
+        "payloadType": kind,
+        "signatures": [{"sig": base64.b64encode(signature).decode()}],
+    }
+    return json.dumps({"mediaType": BUNDLE_TYPE, "dsseEnvelope": envelope}).encode()
+
+
+def test_a_cosign_bundle_vouches_for_its_digest_by_a_trusted_key_only() -> None:
+    signer, stranger = (
+        ec.generate_private_key(ec.SECP256R1()),
+        ec.generate_private_key(ec.SECP256R1()),
+    )
+    trusted = [signer.public_key()]
+    good = cosign_bundle(signer, DIGEST, COSIGN_PREDICATE)
+    assert bundle_problem(good, DIGEST, trusted) is None
+    # the same bundle offered for another image: tampered
+    assert bundle_problem(good, OTHER, trusted) == f"it signs {DIGEST}, not {OTHER}"
+    assert bundle_problem(good, DIGEST, [stranger.public_key()]) == "no trusted key made it"
+    attestation = cosign_bundle(signer, DIGEST, "https://slsa.dev/provenance/v1")
+    assert "not a cosign signature" in str(bundle_problem(attestation, DIGEST, trusted))
+    assert (
+        bundle_problem(b"{}", DIGEST, trusted) == "it is not a cosign bundle with a DSSE envelope"
+    )
+    # the envelope's payload changed after signing: the signature no longer holds
+    forged = json.loads(good)
+    statement = json.loads(base64.b64decode(forged["dsseEnvelope"]["payload"]))
+    statement["subject"][0]["digest"]["sha256"] = OTHER.removeprefix("sha256:")
+    forged["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+    assert bundle_problem(json.dumps(forged).encode(), OTHER, trusted) == "no trusted key made it"
