@@ -9,9 +9,16 @@ registry, takes the digest it answers (``Docker-Content-Digest``) and looks for 
 ``NAME@DIGEST`` in the lookaside store, laid out as skopeo writes it
 (``NAME@sha256=HEX/signature-N``, containers-signature(5)). A signature counts when ``gpgv``
 finds it made by a key of the trusted keyring **and** the JSON it signs names that digest and
-that repository. Otherwise the answer is ``403`` with the registry API's ``DENIED`` code, which
-``docker pull`` shows as ``denied: MESSAGE``. Blobs pass through: they are reached by digest
-only, from a manifest that passed.
+that repository (and, for a pull by tag, that tag: skopeo's default, ``matchRepoDigestOrExact``).
+Otherwise the answer is ``403`` with the registry API's ``DENIED`` code, which ``docker pull``
+shows as ``denied: MESSAGE``. Blobs pass through unchecked: the engine asks for them by the
+digests a manifest that passed lists. Each manifest is checked by its own digest, so a
+multi-platform index and each platform manifest need a signature each (``cosign sign
+--recursive`` makes them).
+
+A path the registry would read otherwise than the gate (percent-encoded, ``//``, ``.`` or
+``..`` segments) is refused, not passed on: the registry's router decodes ``%72elease`` to
+``release``, which the gate's own match would not see.
 
 cosign's key pairs count too (``--cosign-keys``, a file of PEM public keys): cosign 3 stores a
 signature as an OCI 1.1 referrer of the image, a Sigstore bundle whose DSSE envelope signs an
@@ -24,7 +31,12 @@ Key rotation is the keyring: a key taken out of it no longer vouches for anythin
 signatures included, at the next request. Immutable tags (``--immutable 'prod/*:v*'``,
 patterns over ``REPOSITORY:TAG``) refuse a ``PUT`` that would point the tag at another
 manifest (the same manifest again is allowed) and a ``DELETE`` of the tag or of the manifest
-it names.
+it names. No blob is deleted through the gate (a layer of an immutable tag would go with it):
+garbage collection removes what no manifest uses.
+
+Limits: the gate reads at most :data:`MAX_BUNDLES` cosign bundles of an image (anyone who may
+push can add referrers, and so make an image's check slower or, past that many, refused: a
+denial of service, never a pass), and :data:`MAX_SIGNATURES` GnuPG signatures.
 
 Only the standard library, ``gpgv`` and (for cosign keys) ``cryptography``, Debian's
 packages: its container runs this file as it is (``python3 -m reglab.auth.gate --help``).
@@ -38,6 +50,7 @@ import fnmatch
 import hashlib
 import http.client
 import json
+import posixpath
 import re
 import subprocess
 import sys
@@ -54,6 +67,8 @@ MANIFEST_PATH = re.compile(
     r"^/v2/(?P<name>[a-z0-9]+(?:(?:[._]|__|-+|/)[a-z0-9]+)*)"
     r"/manifests/(?P<reference>[A-Za-z0-9_][A-Za-z0-9._:=+-]*)$"
 )
+#: ``/v2/NAME/blobs/DIGEST``: a layer or a config (``blobs/uploads/...`` is an upload).
+BLOB_PATH = re.compile(r"^/v2/.+/blobs/(?!uploads/)[^/]+$")
 DIGEST = re.compile(r"^(?P<alg>[a-z0-9]+(?:[+._-][a-z0-9]+)*):(?P<hex>[a-zA-Z0-9=_-]+)$")
 #: What a simple-signing payload says it is.
 SIGNATURE_TYPE = "atomic container signature"
@@ -100,21 +115,31 @@ def verify(signature: bytes, keyring: Path, gpgv: str = "gpgv") -> bytes | None:
     return done.stdout if done.returncode == 0 else None
 
 
-def repository_of(reference: str) -> str:
-    """The repository a signed ``docker-reference`` names, without its registry host, tag or
-    digest (a gate may sit at another address than the one the signer used)."""
+def identity_of(reference: str) -> tuple[str, str | None]:
+    """The repository and tag (None for none) a signed ``docker-reference`` names, without its
+    registry host or digest (a gate may sit at another address than the one the signer used)."""
     name = reference.split("@", 1)[0]
     first, slash, rest = name.partition("/")
     if slash and ("." in first or ":" in first or first == "localhost"):
         name = rest
     head, colon, tag = name.rpartition(":")
-    return head if colon and "/" not in tag else name
+    return (head, tag) if colon and "/" not in tag else (name, None)
 
 
-def payload_problem(payload: bytes, repository: str, digest: str) -> str | None:
-    """Why a (good) signature's payload does not vouch for ``repository@digest``; None when
-    it does. The digest is what ties a signature to bytes: a tag moved to another manifest
-    keeps its name and loses its signature."""
+def repository_of(reference: str) -> str:
+    """The repository a signed ``docker-reference`` names (:func:`identity_of`)."""
+    return identity_of(reference)[0]
+
+
+def payload_problem(
+    payload: bytes, repository: str, digest: str, tag: str | None = None
+) -> str | None:
+    """Why a (good) signature's payload does not vouch for ``repository@digest``, asked for
+    as ``tag`` (None: by digest); None when it does. The digest is what ties a signature to
+    bytes: a tag moved to another manifest keeps its name and loses its signature. As
+    containers-policy.json(5)'s default ``matchRepoDigestOrExact``: asked for by digest, the
+    repository must match; asked for by tag, the signed name must be that very tag (a
+    signature of ``app:debug`` does not vouch for the same bytes tagged ``app:prod``)."""
     try:
         critical = json.loads(payload)["critical"]
         kind = critical["type"]
@@ -126,8 +151,11 @@ def payload_problem(payload: bytes, repository: str, digest: str) -> str | None:
         return f"its payload is a {kind!r}, not an {SIGNATURE_TYPE!r}"
     if signed_digest != digest:
         return f"it signs {signed_digest}, not {digest}"
-    if repository_of(str(reference)) != repository:
+    signed_repository, signed_tag = identity_of(str(reference))
+    if signed_repository != repository:
         return f"it names {reference}, not the repository {repository}"
+    if tag is not None and signed_tag != tag:
+        return f"it names {reference}, not {repository}:{tag}"
     return None
 
 
@@ -203,10 +231,14 @@ class Policy:
     #: A PEM file of trusted cosign public keys (absent: no cosign key is trusted).
     cosign: Path | None = None
 
-    def unsigned(self, repository: str, digest: str, fetch: Fetch | None = None) -> str | None:
-        """Why ``repository@digest`` may not be served; None when a trusted key signed it
-        (GnuPG in the lookaside store; cosign in the registry, asked through ``fetch``)."""
-        problem = self.gpg_problem(repository, digest)
+    def unsigned(
+        self, repository: str, digest: str, fetch: Fetch | None = None, tag: str | None = None
+    ) -> str | None:
+        """Why ``repository@digest`` (asked for as ``tag``, or by digest) may not be served;
+        None when a trusted key signed it: GnuPG in the lookaside store (for that tag, as
+        :func:`payload_problem` says), or cosign in the registry, asked through ``fetch``
+        (cosign signs the digest alone: any tag of the repository with it passes)."""
+        problem = self.gpg_problem(repository, digest, tag)
         if problem is None or self.cosign is None or fetch is None:
             return problem
         keys = cosign_keys(self.cosign)
@@ -243,7 +275,7 @@ class Policy:
             seen.append(f"cosign {entry.get('digest', '?')[:19]}: {problem}")
         return "; ".join(seen) if seen else "no cosign signature among its referrers"
 
-    def gpg_problem(self, repository: str, digest: str) -> str | None:
+    def gpg_problem(self, repository: str, digest: str, tag: str | None = None) -> str | None:
         """Why no GnuPG signature in the lookaside store vouches for it; None when one does."""
         seen: list[str] = []
         for index in range(1, MAX_SIGNATURES + 1):
@@ -252,7 +284,7 @@ class Policy:
                 break
             payload = verify(path.read_bytes(), self.keyring, self.gpgv)
             problem = "no trusted key made it" if payload is None else None
-            problem = problem or payload_problem(payload or b"", repository, digest)
+            problem = problem or payload_problem(payload or b"", repository, digest, tag)
             if problem is None:
                 return None
             seen.append(f"signature-{index}: {problem}")
@@ -370,7 +402,20 @@ def handler(policy: Policy, upstream: str) -> type[BaseHTTPRequestHandler]:
         def _forward(self) -> None:
             self._relay(self._ask(self.command, self.path, self._body()))
 
+        def _unclean(self) -> bool:
+            """Refuse a path the registry would read otherwise than the gate: percent-encoded
+            (the registry decodes ``%72elease`` to ``release``), or with ``//``, ``.`` or
+            ``..`` segments. No client of the workshop sends one."""
+            path = urlparse(self.path).path
+            trimmed = path.rstrip("/") or "/"
+            if "%" not in path and posixpath.normpath(trimmed) == trimmed:
+                return False
+            self._refuse(f"the gate takes no encoded or unclean paths: {path[:120]}")
+            return True
+
         def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+            if self._unclean():
+                return None
             match = MANIFEST_PATH.match(urlparse(self.path).path)
             if match is None:
                 return self._forward()
@@ -381,7 +426,9 @@ def handler(policy: Policy, upstream: str) -> type[BaseHTTPRequestHandler]:
             digest = response.getheader("Docker-Content-Digest") or (
                 f"sha256:{hashlib.sha256(body).hexdigest()}"
             )
-            problem = policy.unsigned(match["name"], digest, self._fetch)
+            reference = match["reference"]
+            tag = None if DIGEST.match(reference) else reference
+            problem = policy.unsigned(match["name"], digest, self._fetch, tag)
             if problem is not None:
                 return self._refuse(problem)
             self._relay(response, body if self.command == "GET" else None)
@@ -389,6 +436,8 @@ def handler(policy: Policy, upstream: str) -> type[BaseHTTPRequestHandler]:
         do_HEAD = do_GET  # noqa: N815
 
         def do_PUT(self) -> None:  # noqa: N802
+            if self._unclean():
+                return None
             match = MANIFEST_PATH.match(urlparse(self.path).path)
             body = self._body()
             if match is not None and policy.is_immutable(match["name"], match["reference"]):
@@ -402,6 +451,11 @@ def handler(policy: Policy, upstream: str) -> type[BaseHTTPRequestHandler]:
             self._relay(self._ask("PUT", self.path, body))
 
         def do_DELETE(self) -> None:  # noqa: N802
+            if self._unclean():
+                return None
+            if BLOB_PATH.match(urlparse(self.path).path):  # a layer of an immutable tag, too
+                return self._refuse("blobs are not deleted through the gate: garbage collection "
+                                    "removes what no manifest uses")  # fmt: skip
             match = MANIFEST_PATH.match(urlparse(self.path).path)
             if match is not None:
                 name, reference = match["name"], match["reference"]
@@ -424,7 +478,11 @@ def handler(policy: Policy, upstream: str) -> type[BaseHTTPRequestHandler]:
                     held.append(tag)
             return held
 
-        do_POST = do_PATCH = _forward  # noqa: N815 (uploads pass through)
+        def _upload(self) -> None:
+            if not self._unclean():
+                self._forward()
+
+        do_POST = do_PATCH = _upload  # noqa: N815 (uploads pass through)
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             print(f"{self.address_string()} {format % args}", file=sys.stderr, flush=True)

@@ -26,7 +26,7 @@ from reglab.base.errors import ClientError, RegistryError, docker_errors
 from reglab.base.files import write_atomic
 from reglab.lab.workshop import Workshop
 from reglab.registry import attach as attachments
-from reglab.registry import cosign, keys, signing
+from reglab.registry import cosign, gc, keys, signing
 from reglab.registry.client import RegistryClient
 from reglab.registry.container import Registry
 from reglab.registry.gate import Gate
@@ -161,6 +161,22 @@ def referrers(ws: Workshop, registry: Registry, ref: str) -> dict[str, str]:
     for entry in sorted(found.descriptors, key=lambda e: str(e.get("artifactType", ""))):
         print(f"  {entry['digest']}  {entry.get('artifactType', '?')}")
     return {str(e["digest"]): str(e.get("artifactType", "")) for e in found.descriptors}
+
+
+def collect(ws: Workshop, registry: Registry) -> gc.Collection:
+    """``reglab gc --delete-untagged``: the attachments whose image is gone deleted first (and
+    their fall-back index), then notebook 05's safe collection, untagged manifests too."""
+    ws.cli(f"reglab gc --delete-untagged --name {registry.config.name}")
+    done = gc.collect(registry, delete_untagged=True)
+    print(f"attachments whose image is gone, deleted first: {len(done.orphans or ())}")
+    for digest in done.orphans or ():
+        print(f"  {digest}")
+    print(f"untagged manifests the collector unlinked: {len(done.manifests)}")
+    for digest in done.manifests:
+        print(f"  {digest}")
+    print(f"blobs deleted: {len(done.eligible)}; bytes of blobs: before {done.before:,}, "
+          f"after {done.after:,}")  # fmt: skip
+    return done
 
 
 def delete_through(ws: Workshop, front: Gate, repository: str, reference: str) -> int:
@@ -362,7 +378,7 @@ def _remove_volume(ws: Workshop, volume: str) -> None:
 
 
 __all__ = [
-    "KeyPair", "OCI_MANIFEST", "attach", "attach_untagged", "cleanup", "cosign_key",
+    "KeyPair", "OCI_MANIFEST", "attach", "attach_untagged", "cleanup", "collect", "cosign_key",
     "delete_through", "denials",
     "fresh_start", "gate", "gpg_key", "kept_untagged", "referrers", "referrers_api", "sbom",
     "setup", "sign", "status_of", "trust", "try_copy", "verify", "write_note",

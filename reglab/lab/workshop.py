@@ -249,6 +249,12 @@ class Workshop:
         if is_local_name(target):  # never clean up hello-world
             self._refs.append(target)
 
+    def track(self, ref: str) -> None:
+        """An image name this notebook made otherwise than by ``tag`` (a build): the clean-up
+        removes it too."""
+        if ref not in self._refs:
+            self._refs.append(ref)
+
     def push(self, ref: str, credentials: Credentials | None = None) -> str:
         return self._transfer("push", ref, credentials)
 

@@ -24,7 +24,7 @@ from reglab.base.shell import PathStyle, show_path
 from reglab.engine.spec import Step
 from reglab.images import gobuild
 from reglab.registry.keys import COSIGN, Key
-from reglab.registry.sbom import Target
+from reglab.registry.sbom import Target, tls_options
 from reglab.registry.signing import Verdict, image_digest
 
 COSIGN_PROGRAM = gobuild.GoProgram(
@@ -70,28 +70,30 @@ def _said(done: subprocess.CompletedProcess[str]) -> str:
 
 def sign_step(target: Target, key: Key, style: PathStyle | None = None) -> Step[str]:
     """``cosign sign --key cosign.key ADDRESS/REPOSITORY@DIGEST``: the digest the registry
-    serves for the tag is what is signed (cosign warns when given a tag: it may move).
-    Returns that digest."""
+    serves for the tag is what is signed (cosign warns when given a tag: it may move). Typed,
+    ``oras resolve`` looks the digest up first, so the line signs what the tag names in that
+    terminal's registry. Returns the digest."""
     if key.kind != COSIGN or not key.secret:
         raise ConfigError(f"{key.path} is not cosign's secret key", "give cosign.key")
     digest = image_digest(target)
-    by_digest = f"{target.registry.address}/{target.repository}@{digest}"
-    options = _registry_options(target, None)
-    shown = _registry_options(target, style)
-    words = ["sign", "--key", "KEY", "--tlog-upload=false", "--use-signing-config=false", "--yes"]
-    line = " ".join([PASSWORD, "cosign", *words, *shown, by_digest]).replace(
-        "KEY", show_path(key.path, style)
-    )
+    name = f"{target.registry.address}/{target.repository}"
+    flags = ["--tlog-upload=false", "--use-signing-config=false", "--yes"]
+    _, oras_tls = tls_options(target, style)
+    lines = [
+        f"SIGNED=$(oras resolve {oras_tls} {target.ref})",
+        " ".join([PASSWORD, "cosign", "sign", "--key", show_path(key.path, style), *flags,
+                  *_registry_options(target, style), f'{name}@"$SIGNED"']),
+    ]  # fmt: skip
 
     def sign() -> str:
-        argv = [w if w != "KEY" else str(key.path) for w in words] + [*options, by_digest]
-        done = _run(argv)
+        argv = ["sign", "--key", str(key.path), *flags, *_registry_options(target, None)]
+        done = _run([*argv, f"{name}@{digest}"])
         if done.returncode != 0:
             raise RegistryError(f"cosign could not sign {target.ref}: {_said(done)}",
                                 "check the key's password (COSIGN_PASSWORD)")  # fmt: skip
         return digest
 
-    return Step([line], sign)
+    return Step(lines, sign)
 
 
 def verify_step(target: Target, key: Key, style: PathStyle | None = None) -> Step[Verdict]:
@@ -100,13 +102,14 @@ def verify_step(target: Target, key: Key, style: PathStyle | None = None) -> Ste
     if key.kind != COSIGN or key.secret:
         raise ConfigError(f"{key.path} is not a cosign public key", "give cosign.pub")
     image_digest(target)  # one line when there is no such image
-    words = ["verify", "--key", "KEY", "--insecure-ignore-tlog=true", "--output", "text"]
-    line = " ".join(["cosign", *words, *_registry_options(target, style), target.ref])
-    line = line.replace(" KEY ", f" {show_path(key.path, style)} ")
+    flags = ["--insecure-ignore-tlog=true", "--output", "text"]
+    shown = show_path(key.path, style)
+    line = " ".join(["cosign", "verify", "--key", shown, *flags,
+                     *_registry_options(target, style), target.ref])  # fmt: skip
 
     def check() -> Verdict:
-        argv = [w if w != "KEY" else str(key.path) for w in words]
-        done = _run([*argv, *_registry_options(target, None), target.ref])
+        argv = ["verify", "--key", str(key.path), *flags, *_registry_options(target, None)]
+        done = _run([*argv, target.ref])
         if done.returncode == 0:
             return Verdict(True, f"{target.ref}: signed by a trusted cosign key")
         said = _said(done)

@@ -89,7 +89,7 @@ def ensure_oras() -> Path:
     return gobuild.install_beside_python(ORAS_PROGRAM)
 
 
-def _tls_options(target: Target, style: PathStyle | None) -> tuple[dict[str, str], str]:
+def tls_options(target: Target, style: PathStyle | None) -> tuple[dict[str, str], str]:
     """syft's settings and oras's options for this registry: plain HTTP, or the workshop CA."""
     config = target.registry.config
     if not config.stage.tls:
@@ -107,7 +107,7 @@ def sbom_step(
 ) -> Step[Path]:
     """``syft registry:REF -o spdx-json=FILE``: the SBOM of the image as the registry serves
     it, written to ``out`` (whole, or not at all)."""
-    env, _ = _tls_options(target, style)
+    env, _ = tls_options(target, style)
     shown_env = {**NO_UPDATE_CHECK, **env}
     if "SYFT_REGISTRY_CA_CERT" in env:
         ca = target.registry.config.paths.ca_cert
@@ -154,7 +154,7 @@ def attach_step(
     """Attach ``file`` (an SPDX SBOM by default) to the image: reglab through the API (the
     attachment, its own tag, the fall-back index kept complete); typed, ``oras attach`` and
     ``oras tag``, which do the same for one writer at a time."""
-    _, tls = _tls_options(target, style)
+    _, tls = tls_options(target, style)
     where = show_path(file, style)
     lines = []
     if login is not None:
@@ -184,5 +184,5 @@ def attach_step(
 
 __all__ = [
     "NO_UPDATE_CHECK", "ORAS_PROGRAM", "Target", "attach_step", "ensure_oras", "sbom_step",
-    "tool",
+    "tls_options", "tool",
 ]  # fmt: skip

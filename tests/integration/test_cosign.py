@@ -60,7 +60,8 @@ def test_cosign_signs_into_the_registry_and_verify_and_its_typed_line_agree(
     made = reglab_cli("sign", "app:1", "--key", str(pairs["release.key"]), *folder, env=env,
                       cwd=tmp_path)  # fmt: skip
     assert made.returncode == 0, made.stderr
-    assert f"app@{signed}" in made.stdout  # signed by digest, not by tag
+    assert f"({signed})" in made.stdout.splitlines()[-1]
+    assert 'app@"$SIGNED"' in made.stdout  # signed by digest (oras resolve), not by tag
     with registry.client() as api:  # in the registry, as a referrer of the image
         found = attach.referrers(api, "app", "1")
         assert [d["artifactType"] for d in found.descriptors] == [BUNDLE_TYPE]
@@ -74,7 +75,7 @@ def test_cosign_signs_into_the_registry_and_verify_and_its_typed_line_agree(
                           env=env, cwd=tmp_path)  # fmt: skip
     assert unsigned.returncode == 1 and "refused: no signatures found" in unsigned.stdout
     # sign's typed line, for the other image, signs it; verify's typed line then accepts it.
-    script = typed(made.stdout).replace(f"app@{signed}", "app:2")
+    script = typed(made.stdout).replace("/app:1", "/app:2")
     done = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, script + done.stderr

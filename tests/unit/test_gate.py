@@ -86,6 +86,9 @@ def test_unsigned_wrong_key_other_digest_other_repository_and_rotated_out_are_re
     store(gate.lookaside, "team/app", DIGEST, stranger.sign("r:1/team/app:1", DIGEST),
           trusted.sign("r:1/team/app:1", DIGEST))  # fmt: skip
     assert gate.unsigned("team/app", DIGEST) is None
+    # asked for by tag, the signed name must be that tag (matchRepoDigestOrExact)
+    assert gate.unsigned("team/app", DIGEST, tag="1") is None
+    assert "not team/app:2" in str(gate.unsigned("team/app", DIGEST, tag="2"))
     keyring = tmp_path / "rotated.gpg"  # the release key taken out of the keyring
     keyring.write_bytes(b"")
     rotated = Policy(gate.lookaside, keyring)
@@ -178,6 +181,16 @@ def test_the_gate_denies_unsigned_manifests_passes_signed_ones_and_blobs_and_hol
         store(gate_policy.lookaside, "team/app", digest, trusted.sign("r:1/team/app:v1", digest))
         assert ask(gate, "GET", "/v2/team/app/manifests/v1") == (200, Upstream.manifest)
         assert ask(gate, "HEAD", "/v2/team/app/manifests/v1")[0] == 200
+        assert ask(gate, "GET", f"/v2/team/app/manifests/{digest}")[0] == 200  # by digest
+        other_tag = ask(gate, "GET", "/v2/team/app/manifests/dev")  # same bytes, other name
+        assert other_tag[0] == 403 and b"not team/app:dev" in other_tag[1]
+        # what the registry would decode or clean is refused, not passed on unchecked
+        for path in ("/v2/team/app/manifests/%64ev", "/v2/team//app/manifests/dev",
+                     "/v2/team/app/../app/manifests/dev"):  # fmt: skip
+            refused = ask(gate, "GET", path)
+            assert refused[0] == 403 and b"unclean paths" in refused[1], path
+        blob = ask(gate, "DELETE", f"/v2/team/app/blobs/{OTHER}")
+        assert blob[0] == 403 and b"garbage collection" in blob[1]
         assert ask(gate, "GET", f"/v2/team/app/blobs/{OTHER}") == (200, Upstream.blob)
         moved = ask(gate, "PUT", "/v2/team/app/manifests/v1", b'{"moved": true}')
         assert moved[0] == 403 and b"is immutable" in moved[1]

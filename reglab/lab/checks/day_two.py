@@ -57,14 +57,15 @@ def blobs_gone(registry: Endpoint, repository: str, digests: Iterable[str]) -> N
     ok(f"all {len(answers)} deleted blobs answer 404")
 
 
-def refused_for(error: str | None, expected: str) -> None:
-    """An operation that should have failed did, with ``expected`` in the registry's words."""
+def refused_for(error: str | None, expected: str, by: str = "the registry") -> None:
+    """An operation that should have failed did, with ``expected`` in the words of ``by``
+    (the registry; a gate in front of it; a client's own policy)."""
     if error is None or expected not in error:
         raise CheckFailed(
             f"expected a refusal with {expected!r}, got {error!r}",
             "run the cells above in order, from the top",
         )
-    ok(f"refused by the registry: {expected}")
+    ok(f"refused by {by}: {expected}")
 
 
 def mirror_serves(mirror: Endpoint, upstream_digest: str, repository: str = "hello-world") -> None:

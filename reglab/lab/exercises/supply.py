@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from reglab.engine import transfer
+from reglab.images.context import BuildContext
 from reglab.lab.exercises.verdict import letter, verdict
 from reglab.lab.workshop import Workshop
 from reglab.registry.container import Registry
@@ -49,13 +50,21 @@ def predicted_rotation(answer: object) -> bool:
     )
 
 
+#: The teammate's image: hello-world with a label of its own, so its digest is no other's.
+TEAMMATE_DOCKERFILE = "FROM hello-world\nLABEL org.reglab.signed-by=teammate\n"
+
+
 def teammate_image(
     ws: Workshop, registry: Registry, signer: Callable[[str], object], ref: str = "app:4"
 ) -> str:
-    """Exercise 2's set-up: a teammate pushes ``ref`` and signs it with their own key.
-    ``signer`` signs (``supply.sign``, given here so this module needs no notebook step)."""
+    """Exercise 2's set-up: a teammate builds and pushes ``ref`` (an image of its own) and
+    signs it with their own key. ``signer`` signs (``supply.sign``, given here so this module
+    needs no notebook step)."""
     address = registry.ref(*ref.split(":"))
-    ws.tag("hello-world", address)
+    shown = TEAMMATE_DOCKERFILE.replace("\n", "\\n")
+    ws.cli(f"printf '{shown}' | docker build -q -t {address} -")
+    BuildContext(TEAMMATE_DOCKERFILE.encode()).build(ws.engine, address)
+    ws.track(address)
     digest = ws.push(address)
     signer(ref)
     return digest
