@@ -19,21 +19,19 @@ local and persistent stages.
 
 from __future__ import annotations
 
-from typing import NoReturn
-
 import docker
 import docker.errors
 
-from reglab.base.errors import ConfigError, NotOwned, PortInUse, RegistryError, docker_errors
-from reglab.base.labels import is_owned, owner_labels
+from reglab.base.errors import ConfigError, PortInUse, RegistryError, docker_errors
+from reglab.base.labels import owner_labels
 from reglab.base.ports import Ports
 from reglab.base.settings import GATE_IMAGE
 from reglab.base.shell import PathStyle
-from reglab.base.wait import NotYet, WaitTimeout, poll
 from reglab.engine.connection import port_problem
 from reglab.engine.spec import INVOKER, ContainerSpec, Mount
 from reglab.engine.transfer import exists
 from reglab.registry.client import probe_status
+from reglab.registry.companion import Companion, remove_owned
 from reglab.registry.config import RegistryConfig
 from reglab.registry.simplesign import SignFiles
 
@@ -45,19 +43,13 @@ def gate_name(registry_name: str) -> str:
 def remove_gate(engine: docker.DockerClient, registry_name: str) -> bool:
     """Remove the gate of the registry ``registry_name`` if there is one (reglab's only);
     True when one went."""
-    try:
-        container = engine.containers.get(gate_name(registry_name))
-    except docker.errors.NotFound:
-        return False
-    if not is_owned(container.labels):
-        return False  # a learner's container of that name: not ours to remove
-    with docker_errors(f"cannot remove {gate_name(registry_name)}", error=RegistryError):
-        container.remove(force=True)
-    return True
+    return remove_owned(engine, gate_name(registry_name))
 
 
-class Gate:
+class Gate(Companion):
     """The signature gate of one plain-HTTP registry."""
+
+    what = "the gate"
 
     def __init__(
         self,
@@ -76,11 +68,10 @@ class Gate:
                     f"--immutable {pattern!r} names no tag",
                     "give REPOSITORY:TAG patterns, such as 'prod/*:v*'",
                 )
+        super().__init__(engine, gate_name(config.name))
         self.config = config
-        self.engine = engine
         self.immutable = immutable
         self.files = SignFiles.of(config.workdir)
-        self.name = gate_name(config.name)
         self.port = Ports(config.port).gate
 
     @property
@@ -90,13 +81,6 @@ class Gate:
     @property
     def url(self) -> str:
         return f"http://{self.address}"
-
-    @property
-    def container(self) -> docker.models.containers.Container | None:
-        try:
-            return self.engine.containers.get(self.name)
-        except docker.errors.NotFound:
-            return None
 
     def spec(self) -> ContainerSpec:
         """The gate's container, run by reglab and shown as its ``docker run`` line. It runs
@@ -152,40 +136,7 @@ class Gate:
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Poll ``GET /v2/`` through the gate until the registry's answer comes back."""
-
-        def answered() -> bool | None:
-            status = probe_status(f"{self.url}/v2/")
-            if status in (200, 401):
-                return True
-            container = self.container
-            if container is None or container.status in ("exited", "dead"):
-                self._fail("the gate stopped before answering")
-            raise NotYet(f"GET /v2/ through the gate answered {status}")
-
-        try:
-            poll(f"the gate to answer at {self.url}", answered, timeout=timeout, interval=0.02)
-        except WaitTimeout as exc:
-            self._fail(exc.problem)
-
-    def _fail(self, problem: str) -> NoReturn:
-        logs = self.logs(5)
-        last = " | ".join(line for line in logs.splitlines() if line.strip())[-300:]
-        raise RegistryError(
-            f"{problem}; last log lines: {last or '(none)'}", f"docker logs {self.name}"
-        )
-
-    def remove(self) -> bool:
-        container = self.container
-        if container is not None and not is_owned(container.labels):
-            raise NotOwned(
-                f"a container named {self.name} exists and was not created by reglab",
-                f"remove it yourself (docker rm -f {self.name}) or choose another --name",
-            )
-        return remove_gate(self.engine, self.config.name)
-
-    def logs(self, tail: int = 20) -> str:
-        container = self.container
-        return bytes(container.logs(tail=tail)).decode(errors="replace") if container else ""
+        self.wait_answering(self.url, lambda: probe_status(f"{self.url}/v2/"), (200, 401), timeout)
 
     def denials(self, tail: int = 50) -> list[str]:
         """What the gate refused lately, as its log says (``denied: ...`` lines)."""

@@ -18,7 +18,6 @@ it keeps running after the command that started it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NoReturn
 
 import docker
 import docker.errors
@@ -28,20 +27,19 @@ from reglab.auth.htpasswd import Htpasswd
 from reglab.base.errors import (
     ConfigError,
     HtpasswdError,
-    NotOwned,
     PortInUse,
     RegistryError,
     docker_errors,
 )
 from reglab.base.files import write_atomic
-from reglab.base.labels import is_owned, owner_labels
+from reglab.base.labels import owner_labels
 from reglab.base.settings import TOKEN_IMAGE
 from reglab.base.shell import PathStyle
-from reglab.base.wait import NotYet, WaitTimeout, poll
 from reglab.engine.connection import port_problem
 from reglab.engine.spec import INVOKER, ContainerSpec, Mount
 from reglab.engine.transfer import exists
 from reglab.registry.client import probe_status
+from reglab.registry.companion import Companion, remove_owned
 from reglab.registry.config import TOKEN_ISSUER, TOKEN_SERVICE, RegistryConfig
 from reglab.registry.workdir import Workdir
 
@@ -71,15 +69,7 @@ def token_server_name(config: RegistryConfig) -> str:
 def remove_token_server(engine: docker.DockerClient, registry_name: str) -> bool:
     """Remove the token server of the registry ``registry_name`` if there is one (reglab's
     only); True when one went."""
-    try:
-        container = engine.containers.get(f"{registry_name}-token")
-    except docker.errors.NotFound:
-        return False
-    if not is_owned(container.labels):
-        return False  # a learner's container of that name: not ours to remove
-    with docker_errors(f"cannot remove {registry_name}-token", error=RegistryError):
-        container.remove(force=True)
-    return True
+    return remove_owned(engine, f"{registry_name}-token")
 
 
 def check_acl(path: Path) -> list[Rule]:
@@ -107,26 +97,20 @@ def use_acl(paths: Workdir, source: Path | None) -> Path:
     return target
 
 
-class TokenServer:
+class TokenServer(Companion):
     """The token server of one token-stage registry."""
+
+    what = "the token server"
 
     def __init__(self, config: RegistryConfig, engine: docker.DockerClient) -> None:
         if not config.stage.token or config.token_port is None:
             raise ConfigError("a token server belongs to the token stage", "reglab up token")
+        super().__init__(engine, token_server_name(config))
         self.config = config
-        self.engine = engine
-        self.name = token_server_name(config)
 
     @property
     def url(self) -> str:
         return self.config.realm
-
-    @property
-    def container(self) -> docker.models.containers.Container | None:
-        try:
-            return self.engine.containers.get(self.name)
-        except docker.errors.NotFound:
-            return None
 
     def mounts(self) -> tuple[Mount, ...]:
         paths = self.config.paths
@@ -202,42 +186,12 @@ class TokenServer:
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Poll an anonymous token request (verified with the workshop CA) until it answers."""
         ca = str(self.config.paths.ca_cert)
-
-        def answered() -> bool | None:
-            status = probe_status(self.url, verify=ca, params={"service": TOKEN_SERVICE})
-            if status == 200:
-                return True
-            container = self.container
-            if container is None or container.status in ("exited", "dead"):
-                self._fail("the token server stopped before answering")
-            raise NotYet(f"a token request answered {status}")
-
-        try:
-            poll(f"the token server to answer at {self.url}", answered, timeout=timeout,
-                 interval=0.02)  # fmt: skip
-        except WaitTimeout as exc:
-            self._fail(exc.problem)
-
-    def _fail(self, problem: str) -> NoReturn:
-        container = self.container
-        logs = bytes(container.logs(tail=5)).decode(errors="replace") if container else ""
-        last = " | ".join(line for line in logs.splitlines() if line.strip())[-300:]
-        raise RegistryError(
-            f"{problem}; last log lines: {last or '(none)'}", f"docker logs {self.name}"
+        self.wait_answering(
+            self.url,
+            lambda: probe_status(self.url, verify=ca, params={"service": TOKEN_SERVICE}),
+            (200,),
+            timeout,
         )
-
-    def remove(self) -> bool:
-        container = self.container
-        if container is not None and not is_owned(container.labels):
-            raise NotOwned(
-                f"a container named {self.name} exists and was not created by reglab",
-                f"remove it yourself (docker rm -f {self.name}) or choose another --name",
-            )
-        return remove_token_server(self.engine, self.config.name)
-
-    def logs(self, tail: int = 20) -> str:
-        container = self.container
-        return bytes(container.logs(tail=tail)).decode(errors="replace") if container else ""
 
 
 __all__ = [
