@@ -25,7 +25,7 @@ from reglab.engine.spec import Step
 from reglab.images import gobuild
 from reglab.registry.keys import COSIGN, Key
 from reglab.registry.sbom import Target, tls_options
-from reglab.registry.signing import Verdict, image_digest
+from reglab.registry.signing import Verdict, image_digest, without_login
 
 COSIGN_PROGRAM = gobuild.GoProgram(
     "cosign",
@@ -44,13 +44,8 @@ def ensure_cosign() -> str:
 
 def _registry_options(target: Target, style: PathStyle | None) -> list[str]:
     """Plain HTTP, or the workshop CA."""
+    without_login(target, "sign and verify with cosign", "cosign itself, after cosign login")
     config = target.registry.config
-    if config.stage.auth or config.stage.token:
-        raise ConfigError(
-            f"reglab signs with cosign on registries without a login, and {config.name} is the "
-            f"{config.stage.value} stage",
-            "use the local, persistent or tls stage (or cosign itself, after cosign login)",
-        )
     if not config.stage.tls:
         return ["--allow-http-registry"]
     return ["--registry-cacert", show_path(config.paths.ca_cert, style)]

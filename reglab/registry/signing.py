@@ -44,14 +44,15 @@ def image_digest(target: Target) -> str:
         return str(attach.subject_of(api, target.repository, target.tag)["digest"])
 
 
-def _without_login(target: Target, what: str) -> None:
-    """skopeo here reads no password: a registry that asks for one is named, in one line."""
+def without_login(target: Target, what: str, own: str = "skopeo itself, with --creds") -> None:
+    """reglab passes skopeo and cosign no password: a registry that asks for one is named, in
+    one line, with what to use instead (``own``)."""
     config = target.registry.config
     if config.stage.auth or config.stage.token:
         raise ConfigError(
             f"reglab {what} speaks to registries without a login, and {config.name} is the "
             f"{config.stage.value} stage",
-            "use the local, persistent or tls stage (or skopeo itself, with --creds)",
+            f"use the local, persistent or tls stage (or {own})",
         )
 
 
@@ -125,7 +126,7 @@ def sign_step(
     digest signed (the signature is ``sign/lookaside/REPOSITORY@sha256=HEX/signature-N``)."""
     if not key.secret:
         raise ConfigError(f"{key.path} holds no secret key", "gpg --export-secret-keys FPR > FILE")
-    _without_login(target, "sign")
+    without_login(target, "sign")
     ca = _ca_step(target, files, style)
     registries = registries_step(target, files, style)
     home = f'"${keys.HOME_VARIABLE}"'
@@ -188,7 +189,7 @@ def verify_step(
     time), which refuses what no trusted key signed."""
     if key.secret:
         raise ConfigError(f"{key.path} holds a secret key", "give the public key: gpg --export")
-    _without_login(target, "verify")
+    without_login(target, "verify")
     ca = _ca_step(target, files, style)
     registries = registries_step(target, files, style)
     key_path = str(key.path.resolve())
@@ -230,5 +231,5 @@ def verify_step(
 
 __all__ = [
     "Key", "SignFiles", "Verdict", "image_digest", "read_key", "registries_step", "sign_step",
-    "skopeo_problem", "trust_step", "verify_step",
+    "skopeo_problem", "trust_step", "verify_step", "without_login",
 ]  # fmt: skip
